@@ -1,0 +1,288 @@
+"""Build the audit record of one decision, modelled on OPA's decision-log event.
+
+A record is a plain JSON object::
+
+    {decision_id, timestamp, path: "gpu/launch/decision", input, result: {effect, reasons},
+     policy: {revision, engine}, metrics, trigger: {event_id, source, action}, account_id, region,
+     instance_ids, chip_classes, attestation: {jti, kid, issuer, status}, action, mode, enforced,
+     fail_open, masked, erased, seq, prev_hash, hash}
+
+``masked`` and ``erased`` list the JSON pointers (into the record) that were masked or removed,
+as OPA does. Personal data is never stored in clear: ``end_customer.name``, ``end_customer_name``
+and ``end_use`` strings, and any string that looks like a compact JWS, become
+``{"sha256": HMAC-SHA256(salt, value)}``; any key named ``token`` is dropped wherever it is.
+The chain fields (``seq``, ``prev_hash``, ``hash``) are added by the stores (see ``chain``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import os
+from typing import Any
+
+import rfc8785
+
+from enforcer.model import CHIP_CLASSES, Decision
+
+#: OPA-style decision path of every record.
+DECISION_PATH = "gpu/launch/decision"
+#: A record larger than this (canonical bytes) has its ``input`` replaced by a digest.
+MAX_RECORD_BYTES = 256 * 1024
+#: Longest string kept in a record; longer strings are cut and marked.
+MAX_STRING_CHARS = 8192
+#: Deepest nesting kept in ``input``.
+MAX_DEPTH = 32
+#: Keys dropped wherever they occur (the raw attestation token must never be logged).
+ERASED_KEYS = frozenset({"token"})
+#: Keys whose string value is free text about the end customer, masked wherever they occur.
+MASKED_KEYS = frozenset({"end_use", "end_customer_name"})
+
+_INT_LIMIT = 2**53 - 1
+_PROCESS_SALT = os.urandom(32)
+
+
+class RecordError(ValueError):
+    """The decision cannot be turned into a record (e.g. a value that cannot be canonicalised)."""
+
+
+def mask_value(value: str, salt: bytes) -> dict[str, str]:
+    """Return the masked form of a personal-data string.
+
+    Parameters
+    ----------
+    value
+        The clear text.
+    salt
+        Secret salt (HMAC key); the same salt gives the same digest, so masked values can be
+        correlated without being revealed.
+
+    Returns
+    -------
+    dict
+        ``{"sha256": hex}`` where hex is HMAC-SHA256(salt, value).
+    """
+    return {"sha256": hmac.new(salt, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()}
+
+
+def _looks_like_jws(s: str) -> bool:
+    return s.startswith("eyJ") and len(s) > 40 and s.count(".") == 2 and " " not in s
+
+
+class _Cleaner:
+    """One pass over a JSON-like value: plain JSON types, bounded, personal data masked."""
+
+    __slots__ = ("erased", "masked", "path", "salt")
+
+    def __init__(self, salt: bytes, root: str) -> None:
+        self.salt = salt
+        self.path: list[str] = [root]
+        self.masked: list[str] = []
+        self.erased: list[str] = []
+
+    def _pointer(self, key: str | None = None) -> str:
+        parts = self.path if key is None else [*self.path, key]
+        return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+    def _mask(self, value: str, key: str | None = None) -> dict[str, str]:
+        self.masked.append(self._pointer(key))
+        return mask_value(value, self.salt)
+
+    def clean(self, value: Any, depth: int = 0) -> Any:
+        if value is None or value is True or value is False:
+            return value
+        t = type(value)
+        if t is str:
+            if _looks_like_jws(value):
+                return self._mask(value)
+            if len(value) > MAX_STRING_CHARS:
+                return value[:MAX_STRING_CHARS] + "…[truncated]"
+            return value
+        if t is int:
+            return value if -_INT_LIMIT <= value <= _INT_LIMIT else str(value)
+        if t is float:
+            return value if math.isfinite(value) else str(value)
+        if depth >= MAX_DEPTH:
+            return "[truncated: nested too deep]"
+        if isinstance(value, dict):
+            return self._clean_dict(value, depth)
+        if isinstance(value, (list, tuple)):
+            out = []
+            path = self.path
+            for i, v in enumerate(value):
+                path.append(str(i))
+                out.append(self.clean(v, depth + 1))
+                path.pop()
+            return out
+        if isinstance(value, (set, frozenset)):
+            return sorted(str(v) for v in value)
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, int):
+            return self.clean(int(value), depth)
+        if isinstance(value, float):
+            return self.clean(float(value), depth)
+        if isinstance(value, str):
+            return self.clean(str(value), depth)
+        if isinstance(value, bytes):
+            return {"sha256": hashlib.sha256(value).hexdigest(), "bytes": len(value)}
+        to_dict = getattr(value, "to_dict", None)
+        if callable(to_dict):
+            return self.clean(to_dict(), depth)
+        return str(value)
+
+    def _clean_dict(self, value: dict[Any, Any], depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        path = self.path
+        for k, v in value.items():
+            key = k if type(k) is str else str(k)
+            if key in ERASED_KEYS:
+                self.erased.append(self._pointer(key))
+                continue
+            if key in MASKED_KEYS and isinstance(v, str):
+                out[key] = self._mask(v, key)
+                continue
+            if key == "end_customer" and isinstance(v, dict) and isinstance(v.get("name"), str):
+                v = dict(v)
+                name = v.pop("name")
+                path.append(key)
+                cleaned = self._clean_dict(v, depth + 1)
+                cleaned["name"] = self._mask(name, "name")
+                path.pop()
+                out[key] = cleaned
+                continue
+            path.append(key)
+            out[key] = self.clean(v, depth + 1)
+            path.pop()
+        return out
+
+
+def canonical(value: Any) -> bytes:
+    """Return the RFC 8785 (JCS) canonical bytes of a JSON value.
+
+    Raises
+    ------
+    RecordError
+        When the value holds something JCS cannot represent.
+    """
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise RecordError(f"cannot canonicalise audit record: {exc}") from exc
+
+
+def event_key(decision: Decision) -> str | None:
+    """Return the idempotency key of a decision's trigger (``source:event_id``), or None.
+
+    Parameters
+    ----------
+    decision
+        The decision whose trigger is keyed.
+    """
+    req = decision.request
+    if not req.event_id:
+        return None
+    return f"{req.source}:{req.event_id}"
+
+
+def _chip_classes(decision: Decision) -> list[str]:
+    seen = {i.chip_class for i in decision.request.items if i.chip_class}
+    ordered = [c for c in CHIP_CLASSES if c in seen]
+    ordered.extend(sorted(seen.difference(CHIP_CLASSES)))  # type: ignore[arg-type]
+    return ordered
+
+
+def _attestation_summary(decision: Decision, input_doc: dict[str, Any] | None) -> dict[str, Any]:
+    src: Any = decision.attestation
+    if src is None and input_doc is not None:
+        src = input_doc.get("attestation")
+    if not isinstance(src, dict):
+        src = {}
+    out: dict[str, Any] = {}
+    for key in ("jti", "kid", "issuer", "status"):
+        v = src.get(key)
+        out[key] = v if v is None or isinstance(v, str) else str(v)
+    return out
+
+
+def build_record(decision: Decision, action: str | None = None, *, salt: bytes | None = None) -> dict[str, Any]:
+    """Build the audit record of ``decision`` (without the chain fields).
+
+    Parameters
+    ----------
+    decision
+        The decision to log.
+    action
+        What was done about it (e.g. ``"respond"``, ``"stop"``, ``"tag"``), None when nothing.
+    salt
+        Secret salt for masking personal data; None uses a random per-process salt (masked
+        values then cannot be correlated across processes).
+
+    Returns
+    -------
+    dict
+        A JSON-ready record; ``seq``, ``prev_hash`` and ``hash`` are not set.
+    """
+    key = _PROCESS_SALT if salt is None else salt
+    req = decision.request
+    raw_input: Any = decision.input if decision.input is not None else {"request": req.to_dict()}
+    cleaner = _Cleaner(key, "input")
+    clean_input = cleaner.clean(raw_input)
+    side = _Cleaner(key, "result")
+    result = side.clean({"effect": decision.effect, "reasons": [r.to_dict() for r in decision.reasons]})
+    side.path = ["metrics"]
+    metrics = side.clean(dict(decision.metrics))
+    side.path = ["trigger"]
+    trigger = side.clean({"event_id": req.event_id, "source": req.source, "action": req.action})
+    return {
+        "decision_id": str(decision.decision_id),
+        "timestamp": str(decision.timestamp),
+        "path": DECISION_PATH,
+        "input": clean_input,
+        "result": result,
+        "policy": {"revision": str(decision.policy_revision), "engine": str(decision.engine)},
+        "metrics": metrics,
+        "trigger": trigger,
+        "account_id": str(req.account_id),
+        "region": str(req.region),
+        "instance_ids": [str(i) for i in req.instance_ids],
+        "chip_classes": _chip_classes(decision),
+        "attestation": _attestation_summary(decision, decision.input),
+        "action": action,
+        "mode": decision.mode,
+        "enforced": bool(decision.enforced),
+        "fail_open": bool(decision.fail_open),
+        "masked": cleaner.masked + side.masked,
+        "erased": cleaner.erased + side.erased,
+    }
+
+
+def bound_record(record: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
+    """Replace an oversized ``input`` by its digest so the record fits MAX_RECORD_BYTES.
+
+    Parameters
+    ----------
+    record
+        The record (with chain fields except ``hash``).
+    body
+        Its canonical bytes.
+
+    Returns
+    -------
+    tuple
+        The (possibly reduced) record and its canonical bytes.
+    """
+    if len(body) <= MAX_RECORD_BYTES:
+        return record, body
+    input_bytes = canonical(record.get("input"))
+    reduced = dict(record)
+    reduced["input"] = {
+        "omitted": "input too large for the audit log",
+        "bytes": len(input_bytes),
+        "sha256": hashlib.sha256(input_bytes).hexdigest(),
+    }
+    new_body = canonical(reduced)
+    if len(new_body) > MAX_RECORD_BYTES:
+        raise RecordError(f"audit record too large ({len(new_body)} bytes) even without its input")
+    return reduced, new_body

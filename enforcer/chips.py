@@ -1,0 +1,229 @@
+"""Chip catalogue: instance type -> accelerators -> TPP, performance density, ECCN 3A090 class.
+
+The class is computed from chip specifications kept as data (``enforcer/data/chips.json``:
+dense TOPS per precision and applicable die area), by the rules of 15 CFR 774 Supp. 1, ECCN 3A090:
+
+- TPP = max over precisions of (dense TOPS x operand bit length); PD = TPP / applicable die area (mm2).
+- 3A090.a: TPP >= 4800, or TPP >= 1600 and PD >= 5.92.
+- 3A090.b: 2400 <= TPP < 4800 and 1.6 <= PD < 5.92, or TPP >= 1600 and 3.2 <= PD < 5.92.
+- otherwise not controlled (``none``); TPP in [1600, 4800) with an unpublished die area is ``indeterminate``.
+
+Instance -> accelerator data comes from ``DescribeInstanceTypes`` (GpuInfo, NeuronInfo,
+InferenceAcceleratorInfo) when an EC2 client is given, with the bundled table as fallback.
+Unknown accelerator names classify as ``unknown`` (treated as controlled), never ``none``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from enforcer.model import Accelerator, Classification
+
+TPP_A = 4800.0
+TPP_FLOOR = 1600.0
+TPP_B_LOW = 2400.0
+PD_A = 5.92
+PD_B_LOW = 1.6
+PD_B2_LOW = 3.2
+
+BITS = {"fp4": 4, "fp8": 8, "int8": 8, "fp16": 16, "fp32": 32}
+#: Restrictiveness order used to pick an instance's class from its accelerators.
+CLASS_RANK = {"3A090.a": 5, "3A090.b": 4, "indeterminate": 3, "unknown": 2, "none": 0}
+ACCEL_FIELDS = ("GpuInfo", "NeuronInfo", "InferenceAcceleratorInfo", "FpgaInfo", "MediaAcceleratorInfo")
+
+
+@dataclass(frozen=True, slots=True)
+class ChipSpec:
+    """Specification of one accelerator chip, with its computed TPP, PD and class."""
+
+    name: str
+    tpp: float | None
+    pd: float | None
+    chip_class: str
+
+
+def compute_tpp(dense_tops: dict[str, float | None]) -> float | None:
+    """Total processing performance: the max over precisions of dense TOPS x bit length.
+
+    Parameters
+    ----------
+    dense_tops
+        Dense (non-sparse) throughput per precision, e.g. ``{"fp16": 989.4, "fp8": 1978.9}``.
+
+    Returns
+    -------
+    float or None
+        None when no throughput figure is known.
+    """
+    values = [v * BITS[p] for p, v in dense_tops.items() if v is not None and p in BITS]
+    return round(max(values), 1) if values else None
+
+
+def classify_tpp_pd(tpp: float | None, pd: float | None, datacenter: bool = True) -> str:
+    """Apply the 3A090 thresholds to a TPP and performance density.
+
+    Parameters
+    ----------
+    tpp
+        Total processing performance, None when unknown.
+    pd
+        Performance density (TPP / applicable die area in mm2), None when the area is unpublished.
+    datacenter
+        Whether the IC is designed or marketed for data centres (all EC2 accelerators are).
+
+    Returns
+    -------
+    str
+        ``3A090.a``, ``3A090.b``, ``none`` or ``indeterminate``.
+    """
+    if tpp is None:
+        return "indeterminate"
+    if not datacenter:
+        return "3A090.a" if tpp >= TPP_A else "none"
+    if tpp >= TPP_A:
+        return "3A090.a"
+    if tpp < TPP_FLOOR:
+        return "none"
+    if pd is None:
+        return "indeterminate"
+    if pd >= PD_A:
+        return "3A090.a"
+    if (TPP_B_LOW <= tpp < TPP_A and PD_B_LOW <= pd < PD_A) or PD_B2_LOW <= pd < PD_A:
+        return "3A090.b"
+    return "none"
+
+
+def _load_json(name: str) -> Any:
+    return json.loads(resources.files("enforcer.data").joinpath(name).read_text())
+
+
+class ChipCatalog:
+    """Classifies instance types; thread-safe, caches every answer for the process lifetime.
+
+    Parameters
+    ----------
+    ec2_client
+        Optional boto3 EC2 client; when given, ``DescribeInstanceTypes`` is asked first and the
+        bundled table is the fallback for types AWS (or moto) does not know.
+    """
+
+    def __init__(self, ec2_client: Any = None) -> None:
+        raw = _load_json("chips.json")
+        self._aliases: dict[str, str] = raw["aliases"]
+        self._chips: dict[str, ChipSpec] = {}
+        for name, spec in raw["chips"].items():
+            tpp = compute_tpp(spec["dense_tops"])
+            area = spec["applicable_die_area_mm2"]
+            pd = round(tpp / area, 2) if tpp is not None and area else None
+            cls = "none" if spec["scope"] == "out_of_scope" else classify_tpp_pd(tpp, pd, spec["datacenter"])
+            self._chips[name] = ChipSpec(name, tpp, pd, cls)
+        self._types: dict[str, list[list[Any]]] = _load_json("instance_types.json")
+        self._ec2 = ec2_client
+        self._cache: dict[str, Classification] = {}
+        self._lock = threading.Lock()
+
+    # -- lookups ---------------------------------------------------------------------------
+    def chip(self, field: str, api_name: str) -> ChipSpec | None:
+        """Return the chip behind a DescribeInstanceTypes accelerator name, or None if unknown."""
+        target = self._aliases.get(f"{field}/{api_name}")
+        return self._chips.get(target) if target else None
+
+    def known_types(self) -> list[str]:
+        """Every instance type in the bundled table."""
+        return sorted(self._types)
+
+    def classify(self, instance_type: str) -> Classification:
+        """Classify one instance type (cached).
+
+        Parameters
+        ----------
+        instance_type
+            EC2 instance type such as ``p5.48xlarge`` (SageMaker ``ml.`` prefixes are accepted).
+
+        Returns
+        -------
+        Classification
+            With ``chip_class`` ``unknown`` for a type found neither in AWS nor in the bundled table.
+        """
+        key = instance_type.removeprefix("ml.")
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        devices, source = self._devices(key)
+        result = self._build(instance_type, devices, source)
+        with self._lock:
+            self._cache[key] = result
+        return result
+
+    # -- internals -------------------------------------------------------------------------
+    def _devices(self, itype: str) -> tuple[list[list[Any]] | None, str]:
+        if self._ec2 is not None:
+            described = self._describe(itype)
+            if described is not None:
+                return described, "DescribeInstanceTypes"
+        bundled = self._types.get(itype)
+        return (bundled, "bundled") if bundled is not None else (None, "none")
+
+    def _describe(self, itype: str) -> list[list[Any]] | None:
+        try:
+            resp = self._ec2.describe_instance_types(InstanceTypes=[itype])
+        except Exception:  # InvalidInstanceType, throttling, no network: fall back to the bundled table
+            return None
+        infos = resp.get("InstanceTypes") or []
+        return devices_from_type_info(infos[0]) if infos else None
+
+    def _build(self, itype: str, devices: list[list[Any]] | None, source: str) -> Classification:
+        if devices is None:
+            return Classification(itype, [], "unknown", 0.0, source)
+        accs: list[Accelerator] = []
+        for field, name, count in devices:
+            spec = self.chip(field, name)
+            if spec is None:
+                accs.append(Accelerator(name, count, None, None, "unknown"))
+            else:
+                accs.append(Accelerator(name, count, spec.tpp, spec.pd, spec.chip_class))
+        cls = max((a.chip_class for a in accs), key=CLASS_RANK.__getitem__, default="none")
+        total = round(sum((a.tpp or 0.0) * a.count for a in accs), 1)
+        return Classification(itype, accs, cls, total, source)
+
+
+def devices_from_type_info(info: dict[str, Any]) -> list[list[Any]]:
+    """Extract ``[field, name, count]`` rows from one ``DescribeInstanceTypes`` entry.
+
+    Fractional GPUs (g6f: ``Count`` 0 with ``GpuPartitionSize``) count as the partition size.
+    inf1/inf2 list their devices under both NeuronInfo and InferenceAcceleratorInfo; they count once.
+    """
+    rows: list[list[Any]] = []
+    for field in ACCEL_FIELDS:
+        block = info.get(field)
+        if not block or (field == "InferenceAcceleratorInfo" and info.get("NeuronInfo")):
+            continue
+        devices = (
+            block.get("Gpus")
+            or block.get("NeuronDevices")
+            or block.get("Accelerators")
+            or block.get("Fpgas")
+            or block.get("MediaAccelerators")
+            or []
+        )
+        for d in devices:
+            count = d.get("Count") or 0
+            if not count and d.get("GpuPartitionSize"):
+                count = (d.get("LogicalGpuCount") or 1) * d["GpuPartitionSize"]
+            rows.append([field, str(d.get("Name", "")), count])
+    return rows
+
+
+_default: ChipCatalog | None = None
+
+
+def default_catalog() -> ChipCatalog:
+    """The process-wide catalogue on bundled data (no AWS)."""
+    global _default
+    if _default is None:
+        _default = ChipCatalog()
+    return _default

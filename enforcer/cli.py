@@ -1,0 +1,184 @@
+"""The ``enforcer`` command. Sub-command groups live beside their libraries and are attached here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from enforcer.cli_common import CliState, fail, parse_now
+from enforcer.model import InputError
+
+ENGINE_OPTS = [
+    click.option("--engine", type=click.Choice(["embedded", "opa"]), envvar="ENFORCER_ENGINE", default="embedded",
+                 show_default=True, help="Policy engine."),
+    click.option("--opa-url", envvar="ENFORCER_OPA_URL", default=None, help="OPA server URL (engine opa)."),
+    click.option("--policy", "policy_dir", type=click.Path(path_type=Path), default=None,
+                 help="Policy directory (default: policies/)."),
+]
+
+
+def engine_options(fn: Any) -> Any:
+    """Attach ``--engine``, ``--opa-url`` and ``--policy`` to a deciding command."""
+    for opt in reversed(ENGINE_OPTS):
+        fn = opt(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--state", type=click.Path(path_type=Path), envvar="ENFORCER_STATE", default=".enforcer",
+              show_default=True, help="State directory (accounts, registry, audit log).")
+@click.version_option(package_name="gpu-launch-enforcer")
+@click.pass_context
+def cli(ctx: click.Context, state: Path) -> None:
+    """GPU launch enforcer: export-control decisions for cloud GPU launches."""
+    ctx.obj = CliState(state=state)
+
+
+# -- catalog -------------------------------------------------------------------------------
+@cli.group()
+def catalog() -> None:
+    """Chip catalogue: instance type -> accelerators -> ECCN 3A090 class."""
+
+
+@catalog.command("classify")
+@click.argument("instance_type")
+def catalog_classify(instance_type: str) -> None:
+    """Classify INSTANCE_TYPE and print JSON."""
+    from enforcer.chips import default_catalog
+
+    click.echo(json.dumps(default_catalog().classify(instance_type).to_dict(), indent=2))
+
+
+@catalog.command("list")
+@click.option("--class", "chip_class", default=None, help="Only this class (3A090.a, 3A090.b, indeterminate, none, unknown).")
+@click.option("--all", "show_all", is_flag=True, help="Include types without accelerators.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+def catalog_list(chip_class: str | None, show_all: bool, as_json: bool) -> None:
+    """List instance types with their accelerators and class."""
+    from enforcer.cli_views import catalog_table
+
+    catalog_table(chip_class, show_all, as_json)
+
+
+# -- accounts ------------------------------------------------------------------------------
+@cli.group()
+def account() -> None:
+    """Account directory (local file backend under the state directory)."""
+
+
+@account.command("add")
+@click.argument("account_id")
+@click.option("--country", required=True)
+@click.option("--hq-country")
+@click.option("--parent-hq-country")
+@click.option("--reseller")
+@click.option("--kyc", type=click.Choice(["verified", "pending", "none"]), default="none", show_default=True)
+@click.option("--name")
+@click.pass_obj
+def account_add(obj: CliState, account_id: str, country: str, hq_country: str | None,
+                parent_hq_country: str | None, reseller: str | None, kyc: str, name: str | None) -> None:
+    """Add or replace ACCOUNT_ID in the directory."""
+    from enforcer.accounts import LocalAccountDirectory, origin_from_dict
+
+    try:
+        origin = origin_from_dict({
+            "account_id": account_id, "country": country, "hq_country": hq_country or country,
+            "parent_hq_country": parent_hq_country or hq_country or country, "kyc": kyc,
+            "reseller": reseller, "name": name,
+        })
+    except InputError as exc:
+        fail(str(exc))
+    LocalAccountDirectory(obj.accounts_file).put(origin)
+    click.echo(json.dumps(origin.to_dict()))
+
+
+@account.command("list")
+@click.pass_obj
+def account_list(obj: CliState) -> None:
+    """List every account."""
+    from enforcer.accounts import LocalAccountDirectory
+    from enforcer.cli_views import accounts_table
+
+    accounts_table(LocalAccountDirectory(obj.accounts_file).list())
+
+
+@account.command("show")
+@click.argument("account_id")
+@click.pass_obj
+def account_show(obj: CliState, account_id: str) -> None:
+    """Show one account as JSON (exit 2 if unknown)."""
+    from enforcer.accounts import LocalAccountDirectory
+
+    origin = LocalAccountDirectory(obj.accounts_file).get(account_id)
+    if origin is None:
+        fail(f"account {account_id} is not in the directory")
+    click.echo(json.dumps(origin.to_dict(), indent=2))
+
+
+# -- policy --------------------------------------------------------------------------------
+@cli.group()
+def policy() -> None:
+    """Policy authoring: test, push to an OPA server."""
+
+
+@policy.command("test")
+@click.argument("policy_dir", required=False, type=click.Path(path_type=Path))
+@click.option("-v", "--verbose", is_flag=True, help="List every test, not only failures.")
+def policy_test(policy_dir: Path | None, verbose: bool) -> None:
+    """Run the Rego tests (test_ rules of *_test.rego) on the embedded engine, like `opa test`."""
+    from enforcer.cli_views import run_policy_tests
+
+    sys.exit(run_policy_tests(policy_dir, verbose))
+
+
+# -- decide --------------------------------------------------------------------------------
+@cli.command()
+@click.argument("event_file", type=click.Path(path_type=Path, allow_dash=True))
+@click.option("--now", default=None, help="Decision time (RFC 3339), for attestation validity.")
+@click.option("--mode", type=click.Choice(["enforce", "dryrun"]), default="enforce", show_default=True)
+@engine_options
+@click.pass_obj
+def decide(obj: CliState, event_file: Path, now: str | None, mode: str, engine: str, opa_url: str | None,
+           policy_dir: Path | None) -> None:
+    """Decide on one launch EVENT_FILE (JSON; - for stdin) and log the decision.
+
+    Exit 0 allow or audit, 3 deny, 2 bad input, 1 audit log failure (treated as deny).
+    """
+    from enforcer.cli_views import decide_command
+
+    sys.exit(decide_command(obj, event_file, parse_now(now), mode, engine, opa_url, policy_dir))
+
+
+def _attach_optional_groups() -> None:
+    """Attach groups whose modules are written by other parts (attestation, audit, cloud, replay)."""
+    import importlib
+
+    for module, attr in (
+        ("enforcer.cli_attest", "attest_group"),
+        ("enforcer.cli_attest", "reseller_group"),
+        ("enforcer.audit.cli", "audit_group"),
+        ("enforcer.cli_ops", "scp_group"),
+        ("enforcer.cli_ops", "replay_command"),
+        ("enforcer.cli_ops", "demo_command"),
+        ("enforcer.cli_ops", "policy_push_command"),
+    ):
+        try:
+            cmd = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            continue
+        if attr == "policy_push_command":
+            policy.add_command(cmd, "push")
+        else:
+            cli.add_command(cmd)
+
+
+_attach_optional_groups()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="enforcer")

@@ -1,0 +1,66 @@
+"""Shared CLI plumbing: the state directory, clock overrides and error reporting."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+DEFAULT_STATE = ".enforcer"
+
+
+@dataclass(slots=True)
+class CliState:
+    """Global CLI options, passed to every sub-command as ``click`` obj.
+
+    Layout under ``state``: ``accounts.json`` (account directory), ``registry/`` (resellers,
+    keys, attestations), ``audit/`` (decision log and checkpoints), ``keys/`` (local signing keys).
+    """
+
+    state: Path = field(default_factory=lambda: Path(os.environ.get("ENFORCER_STATE", DEFAULT_STATE)))
+
+    @property
+    def accounts_file(self) -> Path:
+        return self.state / "accounts.json"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.state / "registry"
+
+    @property
+    def audit_dir(self) -> Path:
+        return self.state / "audit"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.state / "keys"
+
+
+def parse_now(value: str | None) -> float:
+    """Parse an RFC 3339 timestamp (``--now``) into epoch seconds; None means the real clock.
+
+    Raises
+    ------
+    click.BadParameter
+        When the value is not RFC 3339.
+    """
+    if value is None:
+        return datetime.now(UTC).timestamp()
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.BadParameter(f"not an RFC 3339 timestamp: {value!r}") from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one clear line on stderr and exit with ``code`` (no traceback)."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)

@@ -1,0 +1,126 @@
+"""Bodies of the core CLI commands: rendering (rich tables) and exit-code mapping."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from enforcer.cli_common import CliState
+from enforcer.model import AccountOrigin, Decision, InputError
+
+EFFECT_STYLE = {"allow": "green", "deny": "bold red", "audit": "yellow"}
+EXIT_FOR_EFFECT = {"allow": 0, "audit": 0, "deny": 3}
+MAX_EVENT_BYTES = 1_048_576
+
+
+def catalog_table(chip_class: str | None, show_all: bool, as_json: bool) -> None:
+    """Print the bundled catalogue as a rich table (or JSON lines)."""
+    from enforcer.chips import default_catalog
+
+    cat = default_catalog()
+    table = Table(title="Instance types by ECCN 3A090 chip class")
+    for col in ("instance type", "accelerators", "class", "total TPP"):
+        table.add_column(col)
+    for itype in cat.known_types():
+        c = cat.classify(itype)
+        if not c.accelerators and not show_all:
+            continue
+        if chip_class and c.chip_class != chip_class:
+            continue
+        if as_json:
+            click.echo(json.dumps(c.to_dict()))
+            continue
+        accs = ", ".join(f"{a.count:g}x {a.model}" for a in c.accelerators) or "-"
+        table.add_row(itype, accs, c.chip_class, f"{c.total_tpp:,.0f}")
+    if not as_json:
+        Console().print(table)
+
+
+def accounts_table(accounts: list[AccountOrigin]) -> None:
+    """Print the account directory as a table."""
+    table = Table(title="Account directory")
+    for col in ("account", "name", "country", "HQ", "parent HQ", "KYC", "reseller"):
+        table.add_column(col)
+    for a in accounts:
+        table.add_row(a.account_id, a.name or "", a.country or "", a.hq_country or "",
+                      a.parent_hq_country or "", a.kyc, a.reseller or "")
+    Console().print(table)
+
+
+def run_policy_tests(policy_dir: Path | None, verbose: bool) -> int:
+    """Run the Rego tests and print results like ``opa test``; return the exit code."""
+    from enforcer.policy.embedded import EmbeddedEngine
+    from enforcer.policy.factory import default_policy_dir
+    from enforcer.policy.loader import load_bundle
+    from enforcer.policy.testing import run_tests
+
+    try:
+        bundle = load_bundle(policy_dir or default_policy_dir())
+        results = run_tests(bundle, EmbeddedEngine(bundle, with_tests=True))
+    except Exception as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    failed = [r for r in results if not r.passed]
+    for r in results:
+        if verbose or not r.passed:
+            status = "PASS" if r.passed else "FAIL"
+            click.echo(f"data.{r.package}.{r.name}: {status} ({r.duration_ms:.2f}ms){' ' + r.error if r.error else ''}")
+    if verbose or failed:
+        click.echo("-" * 80)
+    click.echo(f"PASS: {len(results) - len(failed)}/{len(results)}" + (f"\nFAIL: {len(failed)}/{len(results)}" if failed else ""))
+    return 1 if failed or not results else 0
+
+
+def read_event(path: Path) -> object:
+    """Read and parse one event file (``-`` for stdin), bounded in size."""
+    from enforcer.intake import parse_event_bytes
+
+    try:
+        raw = sys.stdin.buffer.read(MAX_EVENT_BYTES + 1) if str(path) == "-" else _read_bounded(path)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}", "BAD_INPUT") from exc
+    return parse_event_bytes(raw, MAX_EVENT_BYTES)
+
+
+def _read_bounded(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(MAX_EVENT_BYTES + 1)
+
+
+def decide_command(obj: CliState, event_file: Path, now: float, mode: str, engine: str,
+                   opa_url: str | None, policy_dir: Path | None) -> int:
+    """Body of ``enforcer decide``: returns the exit code."""
+    from enforcer.intake import normalise
+    from enforcer.model import Ignored
+    from enforcer.ports import AuditWriteError
+    from enforcer.wiring import local_enforcer
+
+    try:
+        request = normalise(read_event(event_file))
+    except InputError as exc:
+        click.echo(f"error: {exc.code}: {exc}", err=True)
+        return 2
+    if isinstance(request, Ignored):
+        click.echo(json.dumps(request.to_dict()))
+        return 0
+    try:
+        enforcer = local_enforcer(obj, mode=mode, engine=engine, opa_url=opa_url, policy_dir=policy_dir)
+    except InputError as exc:
+        click.echo(f"error: {exc.code}: {exc}", err=True)
+        return 2
+    try:
+        outcome = enforcer.enforce(request, now)
+    except AuditWriteError as exc:
+        click.echo(f"error: audit log write failed, launch treated as denied: {exc}", err=True)
+        return 1
+    decision: Decision = outcome.decision
+    doc = decision.to_dict()
+    if outcome.duplicate and outcome.receipt is not None:
+        doc["duplicate_of"] = outcome.receipt.decision_id
+    click.echo(json.dumps(doc, indent=2))
+    return EXIT_FOR_EFFECT[decision.effect]

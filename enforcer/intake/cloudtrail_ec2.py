@@ -1,0 +1,267 @@
+"""EC2 request shapes (CloudTrail ``requestParameters``; the same code reads CloudFormation properties).
+
+Every extractor takes the (unwrapped) request mapping, the path it sits at and the response
+mapping (None for CloudFormation), and returns the items it found with their source paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from enforcer.intake._registry import shape
+from enforcer.intake._util import (
+    Parsed,
+    as_list,
+    count,
+    first,
+    get,
+    instance_type,
+    largest,
+    obj,
+    objects,
+    opt_count,
+    opt_text,
+    ref_item,
+    requirements_ref,
+    template_ref,
+    text,
+    type_item,
+)
+from enforcer.model import Ignored, InputError, LaunchItem
+
+EC2 = "ec2.amazonaws.com"
+#: EC2's documented default when a launch names no type and no template.
+EC2_DEFAULT_TYPE = "m1.small"
+_INSTANCE_ID_MAX = 32
+
+
+def instance_id(value: Any, at: str) -> str:
+    """Validate an EC2 instance id (``i-`` followed by hex)."""
+    iid = text(value, at, _INSTANCE_ID_MAX)
+    if not iid.startswith("i-") or not iid[2:].isalnum() or not iid.isascii():
+        raise InputError(f"{at}: not an EC2 instance id")
+    return iid
+
+
+def fleet_configs(configs: Any, at: str, n: int) -> list[LaunchItem]:
+    """Items of EC2 Fleet / Spot Fleet ``LaunchTemplateConfigs`` (each override is an alternative)."""
+    items: list[LaunchItem] = []
+    for cpath, cfg in objects(configs, at):
+        spec_key, spec = first(cfg, "LaunchTemplateSpecification")
+        tref = None
+        if spec is not None:
+            if not isinstance(spec, Mapping):
+                raise InputError(f"{cpath}.{spec_key}: expected an object")
+            tref = template_ref(spec, f"{cpath}.LaunchTemplateSpecification")
+        needs_template = True
+        overrides = list(objects(get(cfg, "Overrides"), f"{cpath}.Overrides"))
+        if overrides:
+            needs_template = False
+        for opath, ov in overrides:
+            t = get(ov, "InstanceType")
+            if t is not None:
+                items.append(type_item(t, f"{opath}.InstanceType", n))
+                continue
+            reqs = get(ov, "InstanceRequirements")
+            if reqs is not None:
+                ref = requirements_ref(reqs, f"{opath}.InstanceRequirements")
+                if tref is not None:
+                    ref["launch_template"] = tref
+                items.append(ref_item(ref, f"{opath}.InstanceRequirements", n))
+                continue
+            needs_template = True  # an override without a type inherits the template's type
+        if needs_template:
+            if tref is None:
+                raise InputError(f"{cpath}: neither a launch template nor an instance type")
+            items.append(ref_item(tref, f"{cpath}.LaunchTemplateSpecification", n))
+    return items
+
+
+def _alternatives(out: Parsed) -> Parsed:
+    if len(out.items) > 1:
+        out.extra["alternatives"] = True  # items are alternatives for one capacity, not a sum
+    return out
+
+
+@shape(EC2, "RunInstances")
+def run_instances(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed:
+    """``RunInstances`` (and ``AWS::EC2::Instance``): type, template ref, count, launched instance ids."""
+    out = Parsed()
+    requested = None
+    for path, spec in objects(get(p, "instancesSet"), f"{at}.instancesSet"):
+        n = largest(opt_count(spec, "maxCount", path), opt_count(spec, "minCount", path))
+        requested = n + (requested or 0)
+    if requested is None:
+        requested = largest(opt_count(p, "maxCount", at), opt_count(p, "minCount", at))
+    launched: dict[str, int] = {}
+    if resp is not None:
+        rpath = "responseElements.instancesSet"
+        for path, inst in objects(get(resp, "instancesSet"), rpath):
+            iid = get(inst, "instanceId")
+            if iid is not None:
+                out.instance_ids.append(instance_id(iid, f"{path}.instanceId"))
+            t = get(inst, "instanceType")
+            if t is not None:
+                t = instance_type(t, f"{path}.instanceType")
+                launched[t] = launched.get(t, 0) + 1
+    tmpl = obj(p, "launchTemplate", at)
+    tref = template_ref(tmpl, f"{at}.launchTemplate") if tmpl is not None else None
+    market = obj(p, "instanceMarketOptions", at)
+    if market is not None:
+        mt = opt_text(market, "marketType", f"{at}.instanceMarketOptions", 64)
+        if mt is not None:
+            out.extra["market_type"] = mt
+    n = len(out.instance_ids) or requested
+    if launched:
+        rpath = "responseElements.instancesSet.items[].instanceType"
+        out.items = [LaunchItem(instance_type=t, count=c, path=rpath) for t, c in launched.items()]
+        if tref is not None:
+            out.extra["launch_template"] = tref
+    elif (t := get(p, "instanceType")) is not None:
+        out.items = [type_item(t, f"{at}.instanceType", n)]
+        if tref is not None:
+            out.extra["launch_template"] = tref
+    elif tref is not None:
+        out.items = [ref_item(tref, f"{at}.launchTemplate", n)]
+    else:
+        out.items = [LaunchItem(instance_type=EC2_DEFAULT_TYPE, count=n, path="default(ec2)")]
+    return out
+
+
+@shape(EC2, "CreateFleet", "ModifyFleet")
+def create_fleet(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed:
+    """EC2 Fleet (``CreateFleet``, ``ModifyFleet``, ``AWS::EC2::EC2Fleet``)."""
+    out = Parsed()
+    cap = obj(p, "TargetCapacitySpecification", at)
+    n = largest(opt_count(cap, "TotalTargetCapacity", f"{at}.TargetCapacitySpecification") if cap else None)
+    out.items = fleet_configs(get(p, "LaunchTemplateConfigs"), f"{at}.LaunchTemplateConfigs", n)
+    fleet_type = opt_text(p, "Type", at, 32)
+    if fleet_type is not None:
+        out.extra["fleet_type"] = fleet_type
+    fleet_id = opt_text(p, "FleetId", at, 64)
+    if fleet_id is not None:
+        out.extra["fleet_id"] = fleet_id
+    if resp is not None:
+        rpath = "responseElements.fleetInstanceSet"
+        for path, fi in objects(get(resp, "fleetInstanceSet"), rpath):
+            for i, iid in enumerate(as_list(get(fi, "instanceIds"))):
+                out.instance_ids.append(instance_id(iid, f"{path}.instanceIds[{i}]"))
+    if not out.items and fleet_id is not None:
+        out.items = [ref_item({"kind": "fleet", "id": fleet_id}, f"{at}.FleetId", n)]
+    return _alternatives(out)
+
+
+@shape(EC2, "RequestSpotFleet")
+def request_spot_fleet(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed:
+    """Spot Fleet (``RequestSpotFleet``, ``AWS::EC2::SpotFleet``)."""
+    key, cfg = first(p, "spotFleetRequestConfig", "SpotFleetRequestConfigData")
+    at = f"{at}.{key}"
+    if not isinstance(cfg, Mapping):
+        raise InputError(f"{at}: expected an object")
+    out = Parsed()
+    n = largest(opt_count(cfg, "targetCapacity", at))
+    lkey, specs = first(cfg, "launchSpecifications", "launchSpecification")
+    for path, spec in objects(specs, f"{at}.{lkey}"):
+        t = get(spec, "instanceType")
+        if t is not None:
+            out.items.append(type_item(t, f"{path}.instanceType", n))
+        elif (reqs := get(spec, "instanceRequirements")) is not None:
+            out.items.append(ref_item(requirements_ref(reqs, f"{path}.instanceRequirements"), path, n))
+        else:
+            raise InputError(f"{path}: launch specification without an instance type")
+    out.items += fleet_configs(get(cfg, "launchTemplateConfigs"), f"{at}.launchTemplateConfigs", n)
+    return _alternatives(out)
+
+
+@shape(EC2, "RequestSpotInstances")
+def request_spot_instances(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed:
+    """``RequestSpotInstances``: ``launchSpecification.instanceType`` x ``instanceCount``."""
+    n = largest(opt_count(p, "instanceCount", at))
+    spec = obj(p, "launchSpecification", at)
+    t = get(spec, "instanceType") if spec is not None else None
+    if t is None:
+        return Parsed([LaunchItem(instance_type=EC2_DEFAULT_TYPE, count=n, path="default(ec2)")])
+    return Parsed([type_item(t, f"{at}.launchSpecification.instanceType", n)])
+
+
+@shape(EC2, "ModifyInstanceAttribute")
+def modify_instance_attribute(
+    p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None
+) -> Parsed | Ignored:
+    """Resize of a stopped instance: ``instanceType.value`` (or ``attribute=instanceType, value``)."""
+    t, path = get(p, "instanceType"), f"{at}.instanceType"
+    if isinstance(t, Mapping):
+        t, path = get(t, "value"), f"{path}.value"
+    attr = get(p, "attribute")
+    if t is None and isinstance(attr, str) and attr.lower() == "instancetype":
+        t, path = get(p, "value"), f"{at}.value"
+    if t is None:
+        return Ignored("not an instance type change")
+    iid = instance_id(get(p, "instanceId"), f"{at}.instanceId")
+    return Parsed([type_item(t, path, 1)], instance_ids=[iid])
+
+
+@shape(EC2, "CreateCapacityReservation")
+def create_capacity_reservation(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed:
+    """``CreateCapacityReservation`` (and ``AWS::EC2::CapacityReservation``)."""
+    n = largest(opt_count(p, "InstanceCount", at))
+    return Parsed([type_item(get(p, "InstanceType"), f"{at}.InstanceType", n)])
+
+
+@shape(EC2, "CreateCapacityReservationFleet")
+def create_capacity_reservation_fleet(
+    p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None
+) -> Parsed:
+    """``CreateCapacityReservationFleet``: ``InstanceTypeSpecifications[].InstanceType``."""
+    n = largest(opt_count(p, "TotalTargetCapacity", at))
+    key, specs = first(p, "InstanceTypeSpecifications", "InstanceTypeSpecification")
+    items = [type_item(get(s, "InstanceType"), f"{path}.InstanceType", n) for path, s in objects(specs, f"{at}.{key}")]
+    return _alternatives(Parsed(items))
+
+
+@shape(EC2, "PurchaseCapacityBlock")
+def purchase_capacity_block(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed:
+    """``PurchaseCapacityBlock``: only an offering id; the resolver looks the type up."""
+    oid = text(get(p, "CapacityBlockOfferingId"), f"{at}.CapacityBlockOfferingId", 128)
+    out = Parsed([ref_item({"kind": "capacity_block_offering", "id": oid}, f"{at}.CapacityBlockOfferingId")])
+    platform = opt_text(p, "InstancePlatform", at, 64)
+    if platform is not None:
+        out.extra["instance_platform"] = platform
+    return out
+
+
+@shape(EC2, "AllocateHosts")
+def allocate_hosts(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed:
+    """Dedicated hosts: ``instanceType`` or ``instanceFamily`` x ``quantity``."""
+    n = largest(opt_count(p, "quantity", at))
+    t = get(p, "instanceType")
+    if t is not None:
+        return Parsed([type_item(t, f"{at}.instanceType", n)])
+    fam = instance_type(get(p, "instanceFamily"), f"{at}.instanceFamily")
+    return Parsed([ref_item({"kind": "instance_family", "family": fam}, f"{at}.instanceFamily", n)])
+
+
+@shape(EC2, "CreateLaunchTemplate", "CreateLaunchTemplateVersion")
+def create_launch_template(
+    p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None
+) -> Parsed | Ignored:
+    """Launch templates arm later launches: ``LaunchTemplateData.InstanceType|InstanceRequirements``."""
+    data = obj(p, "LaunchTemplateData", at)
+    dpath = f"{at}.LaunchTemplateData"
+    out = Parsed()
+    for key in ("LaunchTemplateName", "LaunchTemplateId"):
+        v = opt_text(p, key, at, 128)
+        if v is not None:
+            out.extra[key[0].lower() + key[1:]] = v
+    if data is not None and (t := get(data, "InstanceType")) is not None:
+        out.items = [type_item(t, f"{dpath}.InstanceType", 1)]
+    elif data is not None and (reqs := get(data, "InstanceRequirements")) is not None:
+        out.items = [ref_item(requirements_ref(reqs, f"{dpath}.InstanceRequirements"), dpath)]
+    elif (src := get(p, "SourceVersion")) is not None:
+        spec = {"LaunchTemplateId": get(p, "LaunchTemplateId"), "LaunchTemplateName": get(p, "LaunchTemplateName")}
+        spec["Version"] = src if isinstance(src, str) else str(count(src, f"{at}.SourceVersion"))
+        out.items = [ref_item(template_ref(spec, at), f"{at}.SourceVersion")]
+    else:
+        return Ignored("launch template carries no instance type")
+    return out

@@ -1,0 +1,75 @@
+"""Embedded engine: OPA's own Go evaluator in-process (``opa-golib-python-bindings``).
+
+Create engines after any fork (the Go runtime does not survive one). Any evaluation error or an
+undefined decision raises ``EngineError``; the pipeline turns that into a fail-closed deny.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from enforcer.policy.loader import PolicyBundle
+from enforcer.ports import EngineError
+
+INSTALL_HINT = (
+    "the embedded OPA engine is not installed: run `make install` (it installs "
+    "opa-golib-python-bindings==0.4.4 with --no-deps --ignore-requires-python), or use --engine opa"
+)
+
+
+class EngineMissing(RuntimeError):
+    """The opa-golib-python-bindings package is not importable."""
+
+
+def _new_engine() -> Any:
+    try:
+        from opa_bindings import OpaEngine
+    except ImportError as exc:  # pragma: no cover - exercised only without the wheel
+        raise EngineMissing(INSTALL_HINT) from exc
+    return OpaEngine()
+
+
+class EmbeddedEngine:
+    """``ports.PolicyEngine`` on OPA's Go library.
+
+    Parameters
+    ----------
+    bundle
+        Policies and data to load.
+    with_tests
+        Also load ``*_test.rego`` modules (for ``enforcer policy test``).
+    """
+
+    name = "embedded"
+
+    def __init__(self, bundle: PolicyBundle, with_tests: bool = False) -> None:
+        self.bundle = bundle
+        self.revision = bundle.revision
+        self._pid = os.getpid()
+        self._engine = _new_engine()
+        try:
+            for path, src in bundle.modules.items():
+                self._engine.add_policy(path, src)
+            if with_tests:
+                for path, src in bundle.tests.items():
+                    self._engine.add_policy(path, src)
+            self._engine.add_data(bundle.data)
+        except Exception as exc:
+            raise EngineError(f"policy load failed: {exc}") from exc
+
+    def evaluate(self, input_doc: dict[str, Any]) -> dict[str, Any]:
+        """Evaluate ``data.gpu.launch.decision``; raise EngineError on any failure."""
+        return self.eval_path("gpu.launch.decision", input_doc)
+
+    def eval_path(self, dotted: str, input_doc: dict[str, Any] | None = None) -> Any:
+        """Evaluate the document ``data.<dotted>`` and return its value."""
+        if os.getpid() != self._pid:
+            raise EngineError("embedded engine used after fork; create engines after forking")
+        try:
+            result = self._engine.eval_document(dotted, input_doc)
+        except Exception as exc:
+            raise EngineError(f"evaluation failed: {exc}") from exc
+        if not isinstance(result, dict) and dotted.endswith("decision"):
+            raise EngineError(f"data.{dotted} is not an object")
+        return result
