@@ -162,16 +162,17 @@ def _attach_optional_groups() -> None:
         ("enforcer.cli_attest", "reseller_group"),
         ("enforcer.audit.cli", "audit_group"),
         ("enforcer.cli_ops", "scp_group"),
-        ("enforcer.cli_ops", "replay_command"),
-        ("enforcer.cli_ops", "demo_command"),
-        ("enforcer.cli_ops", "policy_push_command"),
+        ("enforcer.cli_replay", "replay_command"),
+        ("enforcer.demo", "demo_command"),
+        ("enforcer.policy.cli", "push_command"),
+        ("enforcer.policy.cli", "sign_command"),
     ):
         try:
             cmd = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError):
             continue
-        if attr == "policy_push_command":
-            policy.add_command(cmd, "push")
+        if module == "enforcer.policy.cli":
+            policy.add_command(cmd)
         else:
             cli.add_command(cmd)
 

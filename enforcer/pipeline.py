@@ -225,9 +225,33 @@ class Enforcer:
         att: AttestationResult,
         now: float,
     ) -> dict[str, Any]:
-        """The policy input document (``input`` in Rego)."""
-        req = request.to_dict()
-        req["total_tpp"] = total_tpp
+        """The policy input document (``input`` in Rego).
+
+        It holds what the policy decides on; per-event bookkeeping (event id and time, instance ids,
+        where in the event each item was found) stays in the decision and the audit record only, so
+        identical launches give identical inputs.
+        """
+        items = []
+        for i in request.items:
+            item: dict[str, Any] = {
+                "instance_type": i.instance_type,
+                "count": i.count,
+                "chip_class": i.chip_class,
+                "tpp": i.tpp,
+                "unresolved": i.instance_type is None,
+            }
+            if i.ref is not None:
+                item["ref"] = i.ref
+            items.append(item)
+        req = {
+            "source": request.source,
+            "action": request.action,
+            "account_id": request.account_id,
+            "region": request.region,
+            "principal": request.principal,
+            "items": items,
+            "total_tpp": total_tpp,
+        }
         doc: dict[str, Any] = {"request": req, "attestation": att.to_policy(), "now": rfc3339(now)}
         if origin is not None:  # absent, not null: Rego's `not input.account` must hold for unknown accounts
             doc["account"] = origin.to_dict()

@@ -117,7 +117,9 @@ def validate_end_customer(value: Any) -> dict[str, str]:
         raise ClaimsError("claim 'end_customer' must be an object")
     unknown = set(value) - END_CUSTOMER_KEYS
     if unknown:
-        raise ClaimsError(f"end_customer has unexpected members {sorted(unknown)[:5]} (no clear personal data)")
+        raise ClaimsError(
+            f"end_customer has unexpected members {sorted(unknown)[:5]} (no clear personal data)"
+        )
     out = {"country": _country(value.get("country"), "end_customer.country")}
     for k in ("hq_country", "parent_hq_country"):
         if value.get(k) is not None:
@@ -129,7 +131,11 @@ def validate_end_customer(value: Any) -> dict[str, str]:
         out["kyc_level"] = kyc
     nh = value.get("name_hash")
     if nh is not None:
-        if not isinstance(nh, str) or not nh.startswith(NAME_HASH_PREFIX) or len(nh) != len(NAME_HASH_PREFIX) + 43:
+        if (
+            not isinstance(nh, str)
+            or not nh.startswith(NAME_HASH_PREFIX)
+            or len(nh) != len(NAME_HASH_PREFIX) + 43
+        ):
             raise ClaimsError("end_customer.name_hash must be an hmac-sha256 hash (see name_hash())")
         out["name_hash"] = nh
     return out

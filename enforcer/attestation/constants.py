@@ -9,7 +9,7 @@ from typing import Final
 ALGORITHMS: Final = ("ES256", "EdDSA")
 
 #: ``typ`` header of every attestation (explicit typing, RFC 8725 section 3.11).
-TOKEN_TYPE: Final = "gpu-attestation+jwt"
+TOKEN_TYPE: Final = "gpu-attestation+jwt"  # noqa: S105 - a media type, not a secret
 
 #: Default ``aud`` claim the verifier expects.
 DEFAULT_AUDIENCE: Final = "gpu-launch-enforcer"

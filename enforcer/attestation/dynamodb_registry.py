@@ -275,7 +275,9 @@ class DynamoDBRegistry:
         self.client.update_item(
             TableName=self.resellers_table,
             Key={"reseller_id": {"S": META_ID}},
-            UpdateExpression="SET anchors = list_append(if_not_exists(anchors, :empty), :new) ADD generation :one",
+            UpdateExpression=(
+                "SET anchors = list_append(if_not_exists(anchors, :empty), :new) ADD generation :one"
+            ),
             ExpressionAttributeValues={
                 ":empty": {"L": []},
                 ":new": {"L": [{"S": pem}]},

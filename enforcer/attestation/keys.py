@@ -102,14 +102,16 @@ def _jose(key: object) -> JoseKey:
         return ECKey.import_key(key)
     if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
         return OKPKey.import_key(key)
-    raise AttestationKeyError(f"unsupported key type {type(key).__name__}")  # pragma: no cover - algorithm_for first
+    raise AttestationKeyError(
+        f"unsupported key type {type(key).__name__}"
+    )  # pragma: no cover - algorithm_for first
 
 
 def public_pem_of(key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey) -> str:
     """Return the SubjectPublicKeyInfo PEM of a public key."""
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode(
-        "ascii"
-    )
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
 
 
 def load_signing_key(pem: bytes) -> SigningKey:

@@ -46,7 +46,8 @@ class LocalRegistry:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._cache: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+        # file -> (stat signature, raw JSON document, parsed views of that document version)
+        self._cache: dict[Path, tuple[tuple[int, int, int], Any, dict[str, Any]]] = {}
 
     # -- file plumbing -------------------------------------------------------------------------
     @property
@@ -57,15 +58,18 @@ class LocalRegistry:
         return self.path / "attestations" / f"{check_account(account_id)}.json"
 
     def _read(self, file: Path, default: Any) -> Any:
+        return self._entry(file, default)[1]
+
+    def _entry(self, file: Path, default: Any) -> tuple[Any, Any, dict[str, Any]]:
         try:
             st = file.stat()
         except FileNotFoundError:
             self._cache.pop(file, None)
-            return default
+            return (None, default, {})
         sig = (st.st_mtime_ns, st.st_size, st.st_ino)
         hit = self._cache.get(file)
         if hit is not None and hit[0] == sig:
-            return hit[1]
+            return hit
         if st.st_size > MAX_FILE_BYTES:
             raise RegistryError(f"{file} is larger than {MAX_FILE_BYTES} bytes")
         try:
@@ -74,8 +78,16 @@ class LocalRegistry:
             raise RegistryError(f"cannot read {file}: {exc}") from exc
         if not isinstance(data, dict):
             raise RegistryError(f"{file} is not a JSON object")
-        self._cache[file] = (sig, data)
-        return data
+        entry: tuple[Any, Any, dict[str, Any]] = (sig, data, {})
+        self._cache[file] = entry
+        return entry
+
+    def _memo(self, file: Path, what: str, default: Any, parse: Any) -> Any:
+        """Return ``parse(document)``, computed once per version of ``file``."""
+        _, raw, views = self._entry(file, default)
+        if what not in views:
+            views[what] = parse(raw)
+        return views[what]
 
     def _write(self, file: Path, data: Any) -> None:
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -112,11 +124,14 @@ class LocalRegistry:
         }
 
     def _resellers(self) -> dict[str, Reseller]:
-        try:
-            items = [Reseller.from_dict(r) for r in self._doc()["resellers"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RegistryError(f"malformed {self._resellers_file}: {exc}") from exc
-        return {r.reseller_id: r for r in items}
+        def parse(doc: Any) -> dict[str, Reseller]:
+            try:
+                items = [Reseller.from_dict(r) for r in doc.get("resellers", [])]
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise RegistryError(f"malformed {self._resellers_file}: {exc}") from exc
+            return {r.reseller_id: r for r in items}
+
+        return dict(self._memo(self._resellers_file, "resellers", {}, parse))
 
     def _save_resellers(self, doc: dict[str, Any], resellers: dict[str, Reseller]) -> None:
         doc["generation"] = int(doc["generation"]) + 1
@@ -181,7 +196,8 @@ class LocalRegistry:
             st = self._resellers_file.stat()
         except FileNotFoundError:
             return "0"
-        return f"{self._doc()['generation']}:{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
+        generation = self._read(self._resellers_file, {}).get("generation", 0)
+        return f"{generation}:{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
 
     # -- CA trust ------------------------------------------------------------------------------
     def trust(self) -> TrustConfig:
@@ -217,11 +233,14 @@ class LocalRegistry:
     # -- attestations --------------------------------------------------------------------------
     def _load_attestations(self, account_id: str) -> list[StoredAttestation]:
         file = self._attestations_file(account_id)
-        doc = self._read(file, {})
-        try:
-            return [StoredAttestation.from_dict(a) for a in doc.get("attestations", [])]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RegistryError(f"malformed {file}: {exc}") from exc
+
+        def parse(doc: Any) -> list[StoredAttestation]:
+            try:
+                return newest_first([StoredAttestation.from_dict(a) for a in doc.get("attestations", [])])
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise RegistryError(f"malformed {file}: {exc}") from exc
+
+        return list(self._memo(file, "attestations", {}, parse))
 
     def put_attestation(self, att: StoredAttestation) -> bool:
         """Store an attestation; False if this exact token is already stored."""
@@ -241,7 +260,7 @@ class LocalRegistry:
 
     def attestations_for(self, account_id: str) -> list[StoredAttestation]:
         """Stored attestations of one account, newest first."""
-        return newest_first(self._load_attestations(account_id))
+        return self._load_attestations(account_id)
 
     def list_attestations(self, account_id: str | None = None) -> list[StoredAttestation]:
         """Stored attestations of one account, or of all accounts (sorted by account, newest first)."""

@@ -16,7 +16,8 @@ from typing import Any
 
 from joserfc import jws
 from joserfc.errors import JoseError, UnsupportedAlgorithmError
-from joserfc.jws import JWSAlgModel, JWSRegistry
+from joserfc.jwa import JWSAlgModel
+from joserfc.jws import JWSRegistry
 from joserfc.util import urlsafe_b64decode
 
 from enforcer.attestation.constants import ALGORITHMS, ALLOWED_HEADER_KEYS, ID_RE, MAX_TOKEN_BYTES, TOKEN_TYPE

@@ -58,11 +58,12 @@ def seal_record(record: dict[str, Any], seq: int, prev_hash: str) -> Sealed:
     Sealed
         The record (with ``seq``, ``prev_hash``, ``hash``), its hash and its line (ending in ``\\n``).
     """
+    trusted = bool(getattr(record, "jcs_safe", False))
     rec = dict(record)
     rec["seq"] = seq
     rec["prev_hash"] = prev_hash
     rec.pop("hash", None)
-    rec, body = bound_record(rec, canonical(rec))
+    rec, body = bound_record(rec, canonical(rec, trusted=trusted))
     digest = hashlib.sha256(body).hexdigest()
     line = body[:-1] + _SUFFIX_HEAD + digest.encode("ascii") + b'"}\n'
     rec["hash"] = digest

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import math
 import os
+import re
 from typing import Any
 
 import rfc8785
@@ -71,13 +73,18 @@ def _looks_like_jws(s: str) -> bool:
 
 
 class _Cleaner:
-    """One pass over a JSON-like value: plain JSON types, bounded, personal data masked."""
+    """One pass over a JSON-like value: plain JSON types, bounded, personal data masked.
 
-    __slots__ = ("erased", "masked", "path", "salt")
+    Plain ASCII strings, booleans and None are handled inline in the container loops (the
+    hot path); everything else goes through ``_scalar``/``clean``/``_odd``.
+    """
 
-    def __init__(self, salt: bytes, root: str) -> None:
+    __slots__ = ("erased", "exotic", "masked", "path", "salt")
+
+    def __init__(self, salt: bytes, root: str | None) -> None:
         self.salt = salt
-        self.path: list[str] = [root]
+        self.exotic = False  # True when the fast canonical path cannot be trusted
+        self.path: list[str] = [] if root is None else [root]
         self.masked: list[str] = []
         self.erased: list[str] = []
 
@@ -89,77 +96,162 @@ class _Cleaner:
         self.masked.append(self._pointer(key))
         return mask_value(value, self.salt)
 
-    def clean(self, value: Any, depth: int = 0) -> Any:
-        if value is None or value is True or value is False:
-            return value
+    def _str(self, value: str) -> Any:
+        if _looks_like_jws(value):
+            return self._mask(value)
+        if len(value) > MAX_STRING_CHARS:
+            value = value[:MAX_STRING_CHARS] + "…[truncated]"
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                value = value.encode("utf-8", "replace").decode("utf-8")
+        return value
+
+    def _scalar(self, value: Any) -> Any:
         t = type(value)
         if t is str:
-            if _looks_like_jws(value):
-                return self._mask(value)
-            if len(value) > MAX_STRING_CHARS:
-                return value[:MAX_STRING_CHARS] + "…[truncated]"
-            return value
+            return self._str(value)
         if t is int:
             return value if -_INT_LIMIT <= value <= _INT_LIMIT else str(value)
         if t is float:
-            return value if math.isfinite(value) else str(value)
+            if not math.isfinite(value):
+                return str(value)
+            if value.is_integer() and -_INT_LIMIT <= value <= _INT_LIMIT:
+                return int(value)  # same canonical bytes as the float (RFC 8785 prints 2.0 as 2)
+            if not _FLOAT_SAFE_MIN <= abs(value) < _FLOAT_SAFE_MAX:
+                self.exotic = True
+            return value
+        return value  # bool, None
+
+    def clean(self, value: Any, depth: int = 0) -> Any:
+        t = type(value)
+        if t is dict:
+            return self._dict(value, depth) if depth < MAX_DEPTH else _TOO_DEEP
+        if t is list or t is tuple:
+            return self._list(value, depth) if depth < MAX_DEPTH else _TOO_DEEP
+        if t in _SCALARS:
+            return self._scalar(value)
+        return self._odd(value, depth)
+
+    def _odd(self, value: Any, depth: int) -> Any:
         if depth >= MAX_DEPTH:
-            return "[truncated: nested too deep]"
-        if isinstance(value, dict):
-            return self._clean_dict(value, depth)
-        if isinstance(value, (list, tuple)):
-            out = []
-            path = self.path
-            for i, v in enumerate(value):
-                path.append(str(i))
-                out.append(self.clean(v, depth + 1))
-                path.pop()
-            return out
-        if isinstance(value, (set, frozenset)):
-            return sorted(str(v) for v in value)
+            return _TOO_DEEP
         if isinstance(value, bool):
             return bool(value)
         if isinstance(value, int):
-            return self.clean(int(value), depth)
+            return self._scalar(int(value))
         if isinstance(value, float):
-            return self.clean(float(value), depth)
+            return self._scalar(float(value))
         if isinstance(value, str):
-            return self.clean(str(value), depth)
-        if isinstance(value, bytes):
+            return self._scalar(str(value))
+        if isinstance(value, dict):
+            return self._dict(dict(value), depth)
+        if isinstance(value, (list, tuple)):
+            return self._list(list(value), depth)
+        if isinstance(value, (set, frozenset)):
+            return sorted(str(v) for v in value)
+        if isinstance(value, (bytes, bytearray)):
             return {"sha256": hashlib.sha256(value).hexdigest(), "bytes": len(value)}
         to_dict = getattr(value, "to_dict", None)
         if callable(to_dict):
             return self.clean(to_dict(), depth)
         return str(value)
 
-    def _clean_dict(self, value: dict[Any, Any], depth: int) -> dict[str, Any]:
+    def _list(self, value: list[Any] | tuple[Any, ...], depth: int) -> list[Any]:
+        out: list[Any] = []
+        path = self.path
+        for i, v in enumerate(value):
+            t = type(v)
+            if (t is str and v.isascii() and len(v) <= MAX_STRING_CHARS and not v.startswith("eyJ")) or (
+                t is bool or v is None
+            ):
+                out.append(v)
+            else:
+                path.append(str(i))
+                out.append(self._scalar(v) if t in _SCALARS else self.clean(v, depth + 1))
+                path.pop()
+        return out
+
+    def _dict(self, value: dict[Any, Any], depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         path = self.path
         for k, v in value.items():
             key = k if type(k) is str else str(k)
-            if key in ERASED_KEYS:
-                self.erased.append(self._pointer(key))
+            if not key.isascii() and max(key) >= "\ud800":
+                self.exotic = True
+            if key in _SPECIAL_KEYS:
+                self._special(out, key, v, depth)
                 continue
-            if key in MASKED_KEYS and isinstance(v, str):
-                out[key] = self._mask(v, key)
-                continue
-            if key == "end_customer" and isinstance(v, dict) and isinstance(v.get("name"), str):
-                v = dict(v)
-                name = v.pop("name")
+            t = type(v)
+            if (t is str and v.isascii() and len(v) <= MAX_STRING_CHARS and not v.startswith("eyJ")) or (
+                t is bool or v is None
+            ):
+                out[key] = v
+            else:
                 path.append(key)
-                cleaned = self._clean_dict(v, depth + 1)
-                cleaned["name"] = self._mask(name, "name")
+                out[key] = self._scalar(v) if t in _SCALARS else self.clean(v, depth + 1)
                 path.pop()
-                out[key] = cleaned
-                continue
-            path.append(key)
-            out[key] = self.clean(v, depth + 1)
-            path.pop()
         return out
 
+    def _special(self, out: dict[str, Any], key: str, v: Any, depth: int) -> None:
+        if key in ERASED_KEYS:
+            self.erased.append(self._pointer(key))
+            return
+        if key in MASKED_KEYS and isinstance(v, str):
+            out[key] = self._mask(v, key)
+            return
+        self.path.append(key)
+        if key == "end_customer" and isinstance(v, dict) and isinstance(v.get("name"), str):
+            rest = dict(v)
+            name = rest.pop("name")
+            cleaned = self._dict(rest, depth + 1) if depth + 1 < MAX_DEPTH else {}
+            cleaned["name"] = self._mask(name, "name")
+            out[key] = cleaned
+        else:
+            out[key] = self.clean(v, depth + 1)
+        self.path.pop()
 
-def canonical(value: Any) -> bytes:
+
+_FLOAT_SAFE_MIN = 1e-4  # repr() of floats in [1e-4, 1e16) has no exponent
+_FLOAT_SAFE_MAX = 1e16
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_TOO_DEEP = "[truncated: nested too deep]"
+_SPECIAL_KEYS = ERASED_KEYS | MASKED_KEYS | {"end_customer"}
+
+# RFC 8785 canonical form, fast path. ``json.dumps`` with sorted keys, no spaces and no ASCII
+# escaping gives the same bytes as RFC 8785 for strings (same escapes), ints within 2**53,
+# true/false/null, floats whose repr has neither an exponent nor a trailing ".0", and keys
+# whose code-point order equals their UTF-16 order (true below U+D800). Records made by
+# ``build_record`` are known to stay in those cases (``AuditRecord.jcs_safe``); for any other
+# value the output is checked (false positives only cost time) and, when it might differ,
+# redone by the ``rfc8785`` package, the reference implementation.
+_NUMBER_RISK = re.compile(r"[:,\[]-?(?:[0-9]+\.0(?=[,\]}])|[0-9.]+[eE]|[0-9]{16,})")
+_HIGH_CHAR = re.compile(r"[\ud800-\U0010ffff]")
+
+
+class AuditRecord(dict[str, Any]):
+    """A record from ``build_record``: a plain dict that also knows whether it is JCS-fast-safe."""
+
+    __slots__ = ("jcs_safe",)
+
+    def __init__(self, *args: Any, jcs_safe: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.jcs_safe = jcs_safe
+
+
+def canonical(value: Any, *, trusted: bool = False) -> bytes:
     """Return the RFC 8785 (JCS) canonical bytes of a JSON value.
+
+    The result is byte-identical to ``rfc8785.dumps(value)`` (the test suite checks it); a
+    C-speed fast path is used where it provably gives the same bytes.
+
+    Parameters
+    ----------
+    value
+        A JSON value (dict, list, str, int, float, bool, None).
+    trusted
+        True only for values known to be fast-path safe (see ``AuditRecord.jcs_safe``).
 
     Raises
     ------
@@ -167,8 +259,21 @@ def canonical(value: Any) -> bytes:
         When the value holds something JCS cannot represent.
     """
     try:
+        text: str | None = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError, RecursionError):
+        text = None
+    if text is not None and (
+        trusted or (_NUMBER_RISK.search(text) is None and (text.isascii() or _HIGH_CHAR.search(text) is None))
+    ):
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+    try:
         return rfc8785.dumps(value)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
         raise RecordError(f"cannot canonicalise audit record: {exc}") from exc
 
 
@@ -206,7 +311,9 @@ def _attestation_summary(decision: Decision, input_doc: dict[str, Any] | None) -
     return out
 
 
-def build_record(decision: Decision, action: str | None = None, *, salt: bytes | None = None) -> dict[str, Any]:
+def build_record(
+    decision: Decision, action: str | None = None, *, salt: bytes | None = None
+) -> dict[str, Any]:
     """Build the audit record of ``decision`` (without the chain fields).
 
     Parameters
@@ -229,33 +336,32 @@ def build_record(decision: Decision, action: str | None = None, *, salt: bytes |
     raw_input: Any = decision.input if decision.input is not None else {"request": req.to_dict()}
     cleaner = _Cleaner(key, "input")
     clean_input = cleaner.clean(raw_input)
-    side = _Cleaner(key, "result")
-    result = side.clean({"effect": decision.effect, "reasons": [r.to_dict() for r in decision.reasons]})
-    side.path = ["metrics"]
-    metrics = side.clean(dict(decision.metrics))
-    side.path = ["trigger"]
-    trigger = side.clean({"event_id": req.event_id, "source": req.source, "action": req.action})
-    return {
-        "decision_id": str(decision.decision_id),
-        "timestamp": str(decision.timestamp),
-        "path": DECISION_PATH,
-        "input": clean_input,
-        "result": result,
-        "policy": {"revision": str(decision.policy_revision), "engine": str(decision.engine)},
-        "metrics": metrics,
-        "trigger": trigger,
-        "account_id": str(req.account_id),
-        "region": str(req.region),
-        "instance_ids": [str(i) for i in req.instance_ids],
-        "chip_classes": _chip_classes(decision),
-        "attestation": _attestation_summary(decision, decision.input),
-        "action": action,
-        "mode": decision.mode,
-        "enforced": bool(decision.enforced),
-        "fail_open": bool(decision.fail_open),
-        "masked": cleaner.masked + side.masked,
-        "erased": cleaner.erased + side.erased,
-    }
+    side = _Cleaner(key, None)
+    top = side.clean(
+        {
+            "decision_id": str(decision.decision_id),
+            "timestamp": str(decision.timestamp),
+            "path": DECISION_PATH,
+            "result": {"effect": decision.effect, "reasons": [r.to_dict() for r in decision.reasons]},
+            "policy": {"revision": str(decision.policy_revision), "engine": str(decision.engine)},
+            "metrics": dict(decision.metrics),
+            "trigger": {"event_id": req.event_id, "source": req.source, "action": req.action},
+            "account_id": str(req.account_id),
+            "region": str(req.region),
+            "instance_ids": [str(i) for i in req.instance_ids],
+            "chip_classes": _chip_classes(decision),
+            "attestation": _attestation_summary(decision, decision.input),
+            "action": None if action is None else str(action),
+            "mode": str(decision.mode),
+            "enforced": bool(decision.enforced),
+            "fail_open": bool(decision.fail_open),
+        }
+    )
+    record = AuditRecord(top, jcs_safe=not (cleaner.exotic or side.exotic))
+    record["input"] = clean_input
+    record["masked"] = cleaner.masked + side.masked
+    record["erased"] = cleaner.erased + side.erased
+    return record
 
 
 def bound_record(record: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:

@@ -141,9 +141,9 @@ def count(value: Any, at: str) -> int:
         raise InputError(f"{at}: expected an integer, got boolean")
     if isinstance(value, int):
         n = value
-    elif isinstance(value, float) and value.is_integer():
-        n = int(value)
-    elif isinstance(value, str) and value.isascii() and value.strip().isdigit() and len(value) <= 12:
+    elif (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and value.isascii() and value.strip().isdigit() and len(value) <= 12
+    ):
         n = int(value)
     else:
         raise InputError(f"{at}: expected an integer, got {kind(value)}")

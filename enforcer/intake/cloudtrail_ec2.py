@@ -216,7 +216,10 @@ def create_capacity_reservation_fleet(
     """``CreateCapacityReservationFleet``: ``InstanceTypeSpecifications[].InstanceType``."""
     n = largest(opt_count(p, "TotalTargetCapacity", at))
     key, specs = first(p, "InstanceTypeSpecifications", "InstanceTypeSpecification")
-    items = [type_item(get(s, "InstanceType"), f"{path}.InstanceType", n) for path, s in objects(specs, f"{at}.{key}")]
+    items = [
+        type_item(get(s, "InstanceType"), f"{path}.InstanceType", n)
+        for path, s in objects(specs, f"{at}.{key}")
+    ]
     return _alternatives(Parsed(items))
 
 
@@ -243,9 +246,7 @@ def allocate_hosts(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None
 
 
 @shape(EC2, "CreateLaunchTemplate", "CreateLaunchTemplateVersion")
-def create_launch_template(
-    p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None
-) -> Parsed | Ignored:
+def create_launch_template(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
     """Launch templates arm later launches: ``LaunchTemplateData.InstanceType|InstanceRequirements``."""
     data = obj(p, "LaunchTemplateData", at)
     dpath = f"{at}.LaunchTemplateData"
@@ -259,7 +260,10 @@ def create_launch_template(
     elif data is not None and (reqs := get(data, "InstanceRequirements")) is not None:
         out.items = [ref_item(requirements_ref(reqs, f"{dpath}.InstanceRequirements"), dpath)]
     elif (src := get(p, "SourceVersion")) is not None:
-        spec = {"LaunchTemplateId": get(p, "LaunchTemplateId"), "LaunchTemplateName": get(p, "LaunchTemplateName")}
+        spec = {
+            "LaunchTemplateId": get(p, "LaunchTemplateId"),
+            "LaunchTemplateName": get(p, "LaunchTemplateName"),
+        }
         spec["Version"] = src if isinstance(src, str) else str(count(src, f"{at}.SourceVersion"))
         out.items = [ref_item(template_ref(spec, at), f"{at}.SourceVersion")]
     else:

@@ -66,7 +66,7 @@ def _named(out: Parsed, p: Mapping[str, Any], at: str, *keys: str) -> None:
 
 @shape(SAGEMAKER, "CreateTrainingJob")
 def training_job(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
-    """``resourceConfig.instanceType`` x ``instanceCount``, ``resourceConfig.instanceGroups[]``, rule evaluators."""
+    """``resourceConfig.instanceType`` x ``instanceCount``, ``instanceGroups[]``, rule evaluators."""
     out = Parsed()
     _named(out, p, at, "trainingJobName")
     rc = obj(p, "resourceConfig", at)

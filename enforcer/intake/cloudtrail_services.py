@@ -53,8 +53,8 @@ def auto_scaling_group(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | 
         out.items.append(ref_item(template_ref(lt, f"{at}.launchTemplate"), f"{at}.launchTemplate", n))
     lc = opt_text(p, "launchConfigurationName", at, 255)
     if lc is not None:
-        ref = {"kind": "launch_configuration", "name": lc}
-        out.items.append(ref_item(ref, f"{at}.launchConfigurationName", n))
+        lc_ref = {"kind": "launch_configuration", "name": lc}
+        out.items.append(ref_item(lc_ref, f"{at}.launchConfigurationName", n))
     mip = obj(p, "mixedInstancesPolicy", at)
     mlt = obj(mip, "launchTemplate", f"{at}.mixedInstancesPolicy") if mip is not None else None
     if mlt is not None:
@@ -64,6 +64,7 @@ def auto_scaling_group(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | 
         overrides = list(objects(get(mlt, "overrides"), f"{mpath}.overrides"))
         needs_template = not overrides
         for opath, ov in overrides:
+            own = obj(ov, "launchTemplateSpecification", opath)
             if (t := get(ov, "instanceType")) is not None:
                 out.items.append(type_item(t, f"{opath}.instanceType", n))
             elif (reqs := get(ov, "instanceRequirements")) is not None:
@@ -71,6 +72,9 @@ def auto_scaling_group(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | 
                 if tref is not None:
                     ref["launch_template"] = tref
                 out.items.append(ref_item(ref, f"{opath}.instanceRequirements", n))
+            elif own is not None:
+                spath = f"{opath}.launchTemplateSpecification"
+                out.items.append(ref_item(template_ref(own, spath), spath, n))
             else:
                 needs_template = True
         if needs_template:
@@ -149,7 +153,9 @@ def _batch(p: Mapping[str, Any], at: str, create: bool) -> Parsed | Ignored:
             ref = {"kind": "instance_family", "family": "optimal"}
             out.items.append(ref_item(ref, f"{cpath}.instanceTypes"))
         elif name is not None:
-            out.items.append(ref_item({"kind": "compute_environment", "name": name}, f"{at}.computeEnvironment"))
+            out.items.append(
+                ref_item({"kind": "compute_environment", "name": name}, f"{at}.computeEnvironment")
+            )
     return _alternatives(out)
 
 
@@ -172,7 +178,9 @@ def _emr_group(g: Mapping[str, Any], path: str, default_count: int = 1) -> Launc
 
 def _emr_fleet(f: Mapping[str, Any], path: str) -> list[LaunchItem]:
     n = largest(
-        sum(v for v in (opt_count(f, k, path) for k in ("targetOnDemandCapacity", "targetSpotCapacity")) if v),
+        sum(
+            v for v in (opt_count(f, k, path) for k in ("targetOnDemandCapacity", "targetSpotCapacity")) if v
+        ),
     )
     return [
         type_item(get(c, "instanceType"), f"{cpath}.instanceType", n)

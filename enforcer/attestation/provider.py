@@ -1,0 +1,149 @@
+"""``ports.AttestationProvider`` over a reseller registry, with a verification cache.
+
+The cache holds the outcome of the expensive, time-independent checks
+(:func:`enforcer.attestation.verify.check_token`) per token hash, account and reseller. Time checks
+(``nbf``/``exp``, key ``not_after``) are re-applied on every call, entries are dropped once the
+token has expired, and the whole cache is dropped whenever the registry's revocation generation
+changes, so a cached result never outlives a revocation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from enforcer.attestation.constants import (
+    DEFAULT_AUDIENCE,
+    DEFAULT_CLOCK_SKEW,
+    DEFAULT_MAX_VALIDITY_DAYS,
+)
+from enforcer.attestation.registry import AttestationRegistry, StoredAttestation
+from enforcer.attestation.verify import REGISTRY_FAILURES, Verified, check_time, check_token
+from enforcer.model import AccountOrigin, AttestationResult
+
+#: Stored attestations examined per decision (newest first).
+MAX_CANDIDATES = 16
+#: Cache entries kept before the cache is cleared.
+MAX_CACHE_ENTRIES = 10_000
+
+
+@dataclass(slots=True)
+class CacheStats:
+    """Counters for tests and benchmarks."""
+
+    hits: int = 0
+    misses: int = 0
+    invalidations: int = 0
+
+
+class RegistryAttestationProvider:
+    """Finds and verifies the attestation covering an account (implements ``ports.AttestationProvider``).
+
+    Parameters
+    ----------
+    registry
+        The reseller registry (local files or DynamoDB).
+    audience
+        Expected ``aud`` claim.
+    clock_skew
+        Seconds of tolerance on ``nbf``/``exp``.
+    max_validity_days
+        Longest accepted validity of a token.
+    """
+
+    def __init__(
+        self,
+        registry: AttestationRegistry,
+        audience: str = DEFAULT_AUDIENCE,
+        clock_skew: int = DEFAULT_CLOCK_SKEW,
+        max_validity_days: int = DEFAULT_MAX_VALIDITY_DAYS,
+    ) -> None:
+        self.registry = registry
+        self.audience = audience
+        self.clock_skew = clock_skew
+        self.max_validity_days = max_validity_days
+        self.stats = CacheStats()
+        self._cache: dict[tuple[str, str, str], Verified | AttestationResult] = {}
+        self._generation: str | None = None
+
+    def clear_cache(self) -> None:
+        """Drop every cached verification."""
+        self._cache.clear()
+
+    def _sync_generation(self) -> None:
+        gen = self.registry.revocation_generation()
+        if gen != self._generation:
+            if self._cache:
+                self.stats.invalidations += 1
+            self._cache.clear()
+            self._generation = gen
+
+    def _check(self, att: StoredAttestation, origin: AccountOrigin, now: float) -> AttestationResult:
+        key = (
+            att.token_sha256 or hashlib.sha256(att.token.encode()).hexdigest(),
+            origin.account_id,
+            origin.reseller or "",
+        )
+        hit = self._cache.get(key)
+        if hit is None:
+            self.stats.misses += 1
+            hit = check_token(
+                att.token,
+                origin,
+                self.registry,
+                now,
+                self.audience,
+                max_validity_days=self.max_validity_days,
+                clock_skew=self.clock_skew,
+            )
+            if len(self._cache) >= MAX_CACHE_ENTRIES:
+                self._cache.clear()
+            self._cache[key] = hit
+        else:
+            self.stats.hits += 1
+        if isinstance(hit, AttestationResult):
+            return hit
+        result = check_time(hit, now, self.clock_skew)
+        if result.status == "expired":
+            self._cache.pop(key, None)
+        return result
+
+    def for_account(self, origin: AccountOrigin, now: float, ref: str | None = None) -> AttestationResult:
+        """Return the status (and verified claims) of the best attestation for ``origin``.
+
+        Direct accounts (no reseller) give ``not_required``; a reseller account with nothing
+        stored gives ``missing``. Among several stored attestations the newest valid one counts;
+        if none is valid, the newest one's status is returned. ``ref`` (a jti) narrows the choice to
+        that attestation. Never raises: a registry failure gives ``invalid`` (fail closed).
+        """
+        if origin.reseller is None:
+            return AttestationResult("not_required", detail="direct account (no reseller)")
+        try:
+            self._sync_generation()
+            stored = self.registry.attestations_for(origin.account_id)
+        except REGISTRY_FAILURES as exc:
+            return AttestationResult(
+                "invalid", detail=f"attestation registry unavailable: {type(exc).__name__}: {str(exc)[:160]}"
+            )
+        if ref is not None:
+            stored = [a for a in stored if a.jti == ref]
+            if not stored:
+                return AttestationResult(
+                    "missing", detail=f"no stored attestation {ref[:70]!r} for this account"
+                )
+        if not stored:
+            return AttestationResult(
+                "missing", detail=f"no attestation stored for account {origin.account_id}"
+            )
+        first: AttestationResult | None = None
+        for att in stored[:MAX_CANDIDATES]:
+            try:
+                result = self._check(att, origin, now)
+            except REGISTRY_FAILURES as exc:
+                result = AttestationResult("invalid", detail=f"attestation registry unavailable: {exc}"[:200])
+            if result.status == "valid":
+                return result
+            if first is None:
+                first = result
+        assert first is not None
+        return first

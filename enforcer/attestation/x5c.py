@@ -1,0 +1,106 @@
+"""Optional trust chain: reseller keys certified by the operator's CA through the ``x5c`` header.
+
+The leaf certificate must chain to one of the operator's anchors (``cryptography.x509.verification``),
+carry the SAN URI ``urn:gpu-launch-enforcer:reseller:<iss>``, hold an EC P-256 or Ed25519 key
+(which pins the algorithm) and have no certificate in its chain on the revoked-serial list.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+from enforcer.attestation.keys import AttestationKeyError, VerifyingKey, verifying_key_from
+from enforcer.attestation.registry import TrustConfig
+
+RESELLER_URI_PREFIX = "urn:gpu-launch-enforcer:reseller:"
+MAX_CHAIN_DEPTH = 3
+
+
+def reseller_uri(reseller_id: str) -> str:
+    """The SAN URI a CA puts in a reseller's leaf certificate."""
+    return RESELLER_URI_PREFIX + reseller_id
+
+
+@dataclass(frozen=True, slots=True)
+class ChainResult:
+    """Outcome of checking an ``x5c`` chain: a key on success, else a status and detail."""
+
+    key: VerifyingKey | None
+    status: str
+    detail: str
+    not_after: float | None = None
+    serial: int | None = None
+
+
+def _fail(status: str, detail: str) -> ChainResult:
+    return ChainResult(None, status, detail)
+
+
+def _decode(chain: list[str]) -> list[x509.Certificate]:
+    certs = []
+    for c in chain:
+        der = base64.b64decode(c.encode("ascii"), validate=True)
+        certs.append(x509.load_der_x509_certificate(der))
+    return certs
+
+
+def _load_anchors(anchors: tuple[str, ...]) -> list[x509.Certificate]:
+    out = []
+    for pem in anchors:
+        out.extend(x509.load_pem_x509_certificates(pem.encode("ascii")))
+    return out
+
+
+def verify_chain(chain: list[str], trust: TrustConfig, issuer: str, now: float) -> ChainResult:
+    """Check an ``x5c`` chain (base64 DER, leaf first) for reseller ``issuer`` at time ``now``.
+
+    Returns
+    -------
+    ChainResult
+        ``status`` is ``valid`` with the leaf's verifying key, or ``invalid`` (undecodable, wrong
+        key type), ``unknown_issuer`` (no anchors, does not chain, wrong reseller), ``key_revoked``
+        (revoked serial, certificate expired). Never raises.
+    """
+    if not trust.anchors:
+        return _fail("unknown_issuer", "x5c given but no operator CA is configured")
+    try:
+        certs = _decode(chain)
+    except (ValueError, binascii.Error, UnicodeEncodeError) as exc:
+        return _fail("invalid", f"x5c is not base64 DER certificates ({type(exc).__name__})")
+    leaf, intermediates = certs[0], certs[1:]
+    revoked = [c.serial_number for c in certs if c.serial_number in trust.revoked_serials]
+    if revoked:
+        return _fail("key_revoked", f"certificate serial {revoked[0]:x} is revoked")
+    moment = datetime.fromtimestamp(now, UTC)
+    not_after = min(c.not_valid_after_utc for c in certs)
+    if moment > not_after:
+        return _fail("key_revoked", f"certificate expired at {not_after.isoformat()}")
+    try:
+        anchors = _load_anchors(trust.anchors)
+        verifier = (
+            PolicyBuilder()
+            .store(Store(anchors))
+            .time(moment)
+            .max_chain_depth(MAX_CHAIN_DEPTH)
+            .build_client_verifier()
+        )
+        verified = verifier.verify(leaf, intermediates)
+    except (VerificationError, ValueError) as exc:
+        return _fail("unknown_issuer", f"certificate does not chain to the operator CA: {str(exc)[:120]}")
+    uris = [n.value for n in (verified.subjects or []) if isinstance(n, x509.UniformResourceIdentifier)]
+    if reseller_uri(issuer) not in uris:
+        return _fail("unknown_issuer", "certificate is not issued to this reseller")
+    try:
+        key = verifying_key_from(leaf.public_key())
+    except AttestationKeyError as exc:
+        return _fail("invalid", str(exc))
+    chain_revoked = [c.serial_number for c in verified.chain if c.serial_number in trust.revoked_serials]
+    if chain_revoked:
+        return _fail("key_revoked", f"certificate serial {chain_revoked[0]:x} is revoked")
+    return ChainResult(key, "valid", "", not_after.timestamp(), leaf.serial_number)

@@ -1,0 +1,495 @@
+"""Local append-only audit store: hash-chained JSONL segments plus signed checkpoints.
+
+See ``enforcer.audit.layout`` for the files. Writers in several processes are serialised with
+``fcntl.flock`` on ``.lock``; under the lock each writer first catches up with what others
+appended (new ``index.tsv`` lines, then any record in the segments that the index does not
+yet cover, e.g. after a crash between the two writes), so the chain never forks.
+
+Idempotency: the trigger's ``source:event_id`` (as logged) is keyed by a 16-byte SHA-256
+digest; a second write for a logged event writes nothing and returns the first receipt with
+``duplicate=True``. The key set is loaded from ``index.tsv`` on open (about 0.1 s per 100,000
+records) and kept in memory.
+
+Durability: each record is one ``write(2)`` to a file opened with ``O_APPEND``; pass
+``fsync=True`` to also ``fsync`` every record (much slower on real disks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from enforcer.audit import layout
+from enforcer.audit.chain import GENESIS, LineError, Sealed, parse_line, seal_record
+from enforcer.audit.record import build_record, canonical
+from enforcer.audit.signing import Signer, make_checkpoint
+from enforcer.model import Decision
+from enforcer.ports import AuditReceipt, AuditWriteError
+
+DEFAULT_CHECKPOINT_EVERY = 1000
+DEFAULT_SEGMENT_MAX_BYTES = 64 * 1024 * 1024
+_MAX_TAIL_READ = 512 * 1024 * 1024
+
+
+def utc_now() -> str:
+    """Return the current time as RFC 3339 UTC with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def record_event_key(record: dict[str, Any]) -> str | None:
+    """Return the idempotency key (``source:event_id``) of a built record, or None."""
+    trig = record.get("trigger")
+    if not isinstance(trig, dict):
+        return None
+    ev = trig.get("event_id")
+    if ev is None or ev == "":
+        return None
+    if not isinstance(ev, str):
+        ev = canonical(ev).decode("utf-8")
+    return f"{trig.get('source')}:{ev}"
+
+
+def event_digest(key: str) -> bytes:
+    """Return the 16-byte digest under which an event key is indexed."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()[:16]
+
+
+def _clean_id(value: str | None) -> str:
+    if not value:
+        return "-"
+    return value.replace("\t", " ").replace("\n", " ").replace("\r", " ")[:200]
+
+
+def load_salt(path: Path) -> bytes:
+    """Load the masking salt at ``path``, creating 32 random bytes (mode 0600) when absent.
+
+    Raises
+    ------
+    OSError
+        When the file cannot be read or created.
+    """
+    try:
+        data = path.read_bytes()
+        if len(data) >= 16:
+            return data
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    salt = os.urandom(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(salt)
+    return salt
+
+
+class LocalAuditStore:
+    """Hash-chained, checkpointed decision log in a local directory (implements ``ports.AuditSink``).
+
+    Parameters
+    ----------
+    directory
+        The log directory (``STATE/audit``); created when absent.
+    signer
+        Checkpoint signer; None writes no checkpoints (the chain is still verifiable).
+    checkpoint_every
+        Sign the head after every this many records (and on ``flush``/``close``).
+    segment_max_bytes
+        Start a new segment before one would grow past this size.
+    salt
+        Masking salt for personal data; None loads or creates ``directory/.salt``.
+    fsync
+        ``fsync`` after every record.
+    clock
+        Returns the RFC 3339 time used in checkpoints (tests may pin it).
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        signer: Signer | None = None,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+        segment_max_bytes: int = DEFAULT_SEGMENT_MAX_BYTES,
+        *,
+        salt: bytes | None = None,
+        fsync: bool = False,
+        clock: Callable[[], str] = utc_now,
+    ) -> None:
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be at least 1")
+        if segment_max_bytes < 4096:
+            raise ValueError("segment_max_bytes must be at least 4096")
+        self.directory = Path(directory)
+        self.signer = signer
+        self.checkpoint_every = checkpoint_every
+        self.segment_max_bytes = segment_max_bytes
+        self.fsync = fsync
+        self.clock = clock
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.salt = salt if salt is not None else load_salt(self.directory / layout.SALT)
+            self._lock_fd = os.open(self.directory / layout.LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise AuditWriteError(f"cannot open audit log {self.directory}: {exc}") from exc
+        self._index_fd = -1
+        self._index_ino = -1
+        self._seg_fd = -1
+        self._seg_fd_num = 0
+        self._reset_state()
+        try:
+            with self._locked():
+                self._sync()
+        except AuditWriteError:
+            self._close_fds()
+            raise
+        except Exception as exc:
+            self._close_fds()
+            raise AuditWriteError(f"cannot open audit log {self.directory}: {exc}") from exc
+
+    # ------------------------------------------------------------------ state
+    def _reset_state(self) -> None:
+        self._seq = -1
+        self._hash = GENESIS
+        self._seg = 1
+        self._end = 0
+        self._index_off = 0
+        self._events: dict[bytes, tuple[int, str, str | None]] = {}
+        self._cp_off = 0
+        self._last_cp_seq = -1
+
+    @property
+    def head(self) -> tuple[int, str]:
+        """Return ``(seq, hash)`` of the last record this store knows of (``(-1, GENESIS)`` when empty)."""
+        return self._seq, self._hash
+
+    @property
+    def last_checkpoint_seq(self) -> int:
+        """Return the seq of the newest checkpoint seen (-1 when none)."""
+        return self._last_cp_seq
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _path(self, name: str) -> Path:
+        return self.directory / name
+
+    # ------------------------------------------------------------------ catch-up
+    def _open_index(self) -> None:
+        if self._index_fd >= 0:
+            os.close(self._index_fd)
+        self._index_fd = os.open(self._path(layout.INDEX), os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        self._index_ino = os.fstat(self._index_fd).st_ino
+
+    def _sync(self) -> None:
+        """Bring the in-memory head up to date with the files (caller holds the lock)."""
+        try:
+            st = os.stat(self._path(layout.INDEX))
+            if st.st_ino != self._index_ino:
+                raise FileNotFoundError
+        except FileNotFoundError:
+            # First open, or the index was replaced/removed: reload everything.
+            self._reset_state()
+            self._open_index()
+            st = os.fstat(self._index_fd)
+        if st.st_size > self._index_off:
+            self._read_index(st.st_size)
+        elif st.st_size < self._index_off:
+            self._rebuild_index("index.tsv shrank")
+        self._catch_up_segments()
+        self._read_checkpoints()
+
+    def _read_index(self, size: int) -> None:
+        data = os.pread(self._index_fd, size - self._index_off, self._index_off)
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            # A torn last line (writer crashed mid-write): drop it; the segments are the truth.
+            os.ftruncate(self._index_fd, self._index_off + end)
+            data = data[:end]
+        if not data:
+            return
+        try:
+            for raw in data.split(b"\n")[:-1]:
+                self._apply_index_line(raw)
+        except (ValueError, IndexError) as exc:
+            self._rebuild_index(f"index.tsv damaged ({exc})")
+            return
+        self._index_off += end
+
+    def _apply_index_line(self, raw: bytes) -> None:
+        seq_s, seg_s, end_s, h, ev, did = raw.decode("utf-8").split("\t")
+        seq = int(seq_s)
+        if seq != self._seq + 1 or len(h) != 64:
+            raise ValueError(f"index line for seq {seq} does not follow seq {self._seq}")
+        self._seq = seq
+        self._hash = h
+        self._seg = int(seg_s)
+        self._end = int(end_s)
+        if ev != "-":
+            self._events[bytes.fromhex(ev)] = (seq, h, None if did == "-" else did)
+
+    def _index_line(
+        self, sealed: Sealed, seg: int, end: int, ev: bytes | None, decision_id: str | None
+    ) -> bytes:
+        evs = ev.hex() if ev is not None else "-"
+        return f"{sealed.seq}\t{seg}\t{end}\t{sealed.hash}\t{evs}\t{_clean_id(decision_id)}\n".encode()
+
+    def _rebuild_index(self, why: str) -> None:
+        """Rebuild index.tsv from the segments (new file, atomically renamed into place)."""
+        self._reset_state()
+        lines: list[bytes] = []
+        for num, path in layout.segment_files(self.directory):
+            self._seg = num
+            self._end = 0
+            with path.open("rb") as fh:
+                for raw in fh:
+                    if not raw.endswith(b"\n"):
+                        raise AuditWriteError(f"{path.name} ends with a torn record; cannot rebuild ({why})")
+                    sealed, ev, did = self._check_line(raw, path.name)
+                    self._end += len(raw)
+                    lines.append(self._index_line(sealed, num, self._end, ev, did))
+                    self._accept(sealed, ev, did)
+        tmp = self._path(layout.INDEX + ".tmp")
+        tmp.write_bytes(b"".join(lines))
+        os.replace(tmp, self._path(layout.INDEX))
+        self._open_index()
+        self._index_off = os.fstat(self._index_fd).st_size
+
+    def _check_line(self, raw: bytes, name: str) -> tuple[Sealed, bytes | None, str | None]:
+        try:
+            rec, computed, stated = parse_line(raw)
+        except LineError as exc:
+            raise AuditWriteError(f"{name}: unreadable record after seq {self._seq}: {exc}") from exc
+        seq = rec.get("seq")
+        if computed != stated or seq != self._seq + 1 or rec.get("prev_hash") != self._hash:
+            raise AuditWriteError(
+                f"{name}: chain broken after seq {self._seq}; refusing to append (run `enforcer audit verify`)"
+            )
+        key = record_event_key(rec)
+        did = rec.get("decision_id")
+        return (
+            Sealed(seq=int(seq), hash=computed, line=raw, record=rec),
+            event_digest(key) if key else None,
+            did if isinstance(did, str) else None,
+        )
+
+    def _accept(self, sealed: Sealed, ev: bytes | None, did: str | None) -> None:
+        self._seq = sealed.seq
+        self._hash = sealed.hash
+        if ev is not None:
+            self._events[ev] = (sealed.seq, sealed.hash, did)
+
+    def _catch_up_segments(self) -> None:
+        """Index any record that is in the segments but not (yet) in index.tsv."""
+        path = self._path(layout.segment_name(self._seg))
+        try:
+            size = os.stat(path).st_size
+        except FileNotFoundError:
+            size = 0
+            if self._end > 0:
+                raise AuditWriteError(
+                    f"{path.name} is missing but index.tsv lists records in it (run `enforcer audit verify`)"
+                ) from None
+        if size < self._end:
+            raise AuditWriteError(
+                f"{path.name} is shorter than index.tsv says (truncated?); run `enforcer audit verify`"
+            )
+        if size > self._end:
+            self._recover(path, self._seg, self._end, size)
+        nxt = self._path(layout.segment_name(self._seg + 1))
+        while nxt.exists():
+            self._seg += 1
+            self._end = 0
+            size = nxt.stat().st_size
+            if size:
+                self._recover(nxt, self._seg, 0, size)
+            nxt = self._path(layout.segment_name(self._seg + 1))
+
+    def _recover(self, path: Path, seg: int, start: int, size: int) -> None:
+        if size - start > _MAX_TAIL_READ:
+            self._rebuild_index("large unindexed tail")
+            return
+        with path.open("rb") as fh:
+            fh.seek(start)
+            data = fh.read(size - start)
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            # Torn record from a writer that crashed mid-write (never acknowledged): set it aside.
+            torn = data[end:]
+            with self._path("torn-records.bin").open("ab") as tf:
+                tf.write(f"# {path.name} offset {start + end} {len(torn)} bytes\n".encode() + torn + b"\n")
+            os.truncate(path, start + end)
+            data = data[:end]
+        offset = start
+        out: list[bytes] = []
+        for raw in data.splitlines(keepends=True):
+            sealed, ev, did = self._check_line(raw, path.name)
+            offset += len(raw)
+            out.append(self._index_line(sealed, seg, offset, ev, did))
+            self._accept(sealed, ev, did)
+        self._end = offset
+        if out:
+            self._write_all(self._index_fd, b"".join(out))
+            self._index_off = os.fstat(self._index_fd).st_size
+
+    def _read_checkpoints(self) -> None:
+        path = self._path(layout.CHECKPOINTS)
+        try:
+            size = os.stat(path).st_size
+        except FileNotFoundError:
+            self._cp_off = 0
+            return
+        if size <= self._cp_off:
+            self._cp_off = min(self._cp_off, size)
+            return
+        with path.open("rb") as fh:
+            fh.seek(self._cp_off)
+            data = fh.read(size - self._cp_off)
+        end = data.rfind(b"\n") + 1
+        for raw in data[:end].split(b"\n")[:-1]:
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                self._last_cp_seq = max(self._last_cp_seq, int(json.loads(raw)["seq"]))
+        self._cp_off += end
+
+    # ------------------------------------------------------------------ writing
+    @staticmethod
+    def _write_all(fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+
+    def _segment_fd(self) -> int:
+        if self._seg_fd < 0 or self._seg_fd_num != self._seg:
+            if self._seg_fd >= 0:
+                os.close(self._seg_fd)
+            self._seg_fd = os.open(
+                self._path(layout.segment_name(self._seg)), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640
+            )
+            self._seg_fd_num = self._seg
+        return self._seg_fd
+
+    def write(self, decision: Decision, action: str | None = None) -> AuditReceipt:
+        """Append the record of ``decision`` (see ``ports.AuditSink.write``).
+
+        Raises
+        ------
+        AuditWriteError
+            On any failure (I/O, a record that cannot be encoded, a broken chain on disk, signing).
+        """
+        try:
+            record = build_record(decision, action, salt=self.salt)
+            key = record_event_key(record)
+            ev = event_digest(key) if key else None
+            with self._locked():
+                self._sync()
+                if ev is not None and ev in self._events:
+                    seq, h, did = self._events[ev]
+                    return AuditReceipt(seq=seq, hash=h, duplicate=True, decision_id=did)
+                sealed = seal_record(record, self._seq + 1, self._hash)
+                self._append(sealed, ev, record.get("decision_id"))
+                if self.signer is not None and (sealed.seq + 1) % self.checkpoint_every == 0:
+                    self._checkpoint_locked()
+            return AuditReceipt(
+                seq=sealed.seq, hash=sealed.hash, duplicate=False, decision_id=decision.decision_id
+            )
+        except AuditWriteError:
+            raise
+        except Exception as exc:
+            raise AuditWriteError(f"audit write failed: {type(exc).__name__}: {exc}") from exc
+
+    def _append(self, sealed: Sealed, ev: bytes | None, decision_id: str | None) -> None:
+        line = sealed.line
+        if self._end > 0 and self._end + len(line) > self.segment_max_bytes:
+            self._seg += 1
+            self._end = 0
+        fd = self._segment_fd()
+        self._write_all(fd, line)
+        end = self._end + len(line)
+        idx = self._index_line(sealed, self._seg, end, ev, decision_id)
+        self._write_all(self._index_fd, idx)
+        if self.fsync:
+            os.fsync(fd)
+            os.fsync(self._index_fd)
+        self._end = end
+        self._index_off += len(idx)
+        self._accept(sealed, ev, decision_id)
+
+    def _checkpoint_locked(self) -> dict[str, Any] | None:
+        if self.signer is None or self._seq < 0 or self._last_cp_seq >= self._seq:
+            return None
+        cp = make_checkpoint(self.signer, self._seq, self._hash, self.clock())
+        path = self._path(layout.CHECKPOINTS)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        try:
+            self._write_all(fd, canonical(cp) + b"\n")
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._last_cp_seq = self._seq
+        self._cp_off = os.stat(path).st_size
+        return cp
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """Sign the current head now (if newer than the last checkpoint); return the checkpoint.
+
+        Raises
+        ------
+        AuditWriteError
+            When reading the head or signing fails.
+        """
+        try:
+            with self._locked():
+                self._sync()
+                return self._checkpoint_locked()
+        except AuditWriteError:
+            raise
+        except Exception as exc:
+            raise AuditWriteError(f"audit checkpoint failed: {type(exc).__name__}: {exc}") from exc
+
+    def flush(self) -> None:
+        """Checkpoint the head (when a signer is set) and fsync the log files."""
+        self.checkpoint()
+        try:
+            for fd in (self._seg_fd, self._index_fd):
+                if fd >= 0:
+                    os.fsync(fd)
+        except OSError as exc:
+            raise AuditWriteError(f"audit flush failed: {exc}") from exc
+
+    def _close_fds(self) -> None:
+        for name in ("_seg_fd", "_index_fd", "_lock_fd"):
+            fd = getattr(self, name, -1)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                setattr(self, name, -1)
+
+    def close(self) -> None:
+        """Flush (signed checkpoint over the head) and release the files."""
+        if self._lock_fd < 0:
+            return
+        try:
+            self.flush()
+        finally:
+            self._close_fds()
+
+    def __enter__(self) -> LocalAuditStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

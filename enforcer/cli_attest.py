@@ -1,0 +1,427 @@
+"""``enforcer attest …`` and ``enforcer reseller …``: reseller attestations on the command line.
+
+Two click groups are exported, ``attest_group`` and ``reseller_group``; the main ``enforcer``
+group attaches them. Both take :class:`enforcer.cli_common.CliState` as ``obj``.
+:func:`build_attest_group` / :func:`build_reseller_group` let callers (and tests) inject the
+account directory and registry backends.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from enforcer.attestation import config
+from enforcer.attestation.claims import EndCustomer, build_claims
+from enforcer.attestation.constants import (
+    ACCOUNT_RE,
+    ALGORITHMS,
+    DEFAULT_AUDIENCE,
+    MAX_TOKEN_BYTES,
+    reason_code,
+)
+from enforcer.attestation.keys import generate_private_key_pem, load_public_key_pem, load_signing_key
+from enforcer.attestation.local_registry import LocalRegistry
+from enforcer.attestation.registry import AttestationRegistry, ResellerKey, StoredAttestation
+from enforcer.attestation.token import TokenFormatError, parse_unverified, sign_token
+from enforcer.attestation.verify import verify_token
+from enforcer.cli_common import CliState, fail, parse_now
+from enforcer.model import InputError
+from enforcer.ports import AccountDirectory
+
+RegistryFactory = Callable[[CliState], AttestationRegistry]
+DirectoryFactory = Callable[[CliState], AccountDirectory]
+
+MAX_INPUT_FILE = 64 * 1024
+
+
+def audience_from_env() -> str:
+    """The configured audience (env ``ENFORCER_ATTEST_AUDIENCE``, default ``gpu-launch-enforcer``)."""
+    return config.audience()
+
+
+def max_validity_from_env() -> int:
+    """The configured validity cap in days (env ``ENFORCER_ATTEST_MAX_VALIDITY_DAYS``, default 90)."""
+    try:
+        return config.max_validity_days()
+    except InputError as exc:
+        fail(str(exc))
+
+
+def default_registry(state: CliState) -> AttestationRegistry:
+    """The local file registry under ``STATE/registry``."""
+    return LocalRegistry(state.registry_dir)
+
+
+def default_directory(state: CliState) -> AccountDirectory:
+    """The local account directory ``STATE/accounts.json`` (imported lazily)."""
+    from enforcer.accounts import LocalAccountDirectory
+
+    directory: AccountDirectory = LocalAccountDirectory(state.accounts_file)
+    return directory
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _read_small(path: str, limit: int) -> bytes:
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(limit + 1)
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}")
+    if len(data) > limit:
+        fail(f"{path} is larger than {limit} bytes")
+    return data
+
+
+def _read_token(path: str) -> str:
+    data = _read_small(path, MAX_TOKEN_BYTES + 1024).strip()
+    if len(data) > MAX_TOKEN_BYTES:
+        fail(f"ATTESTATION_INVALID: token larger than {MAX_TOKEN_BYTES} bytes")
+    return data.decode("ascii", "replace")
+
+
+def _country(value: str | None, option: str) -> str | None:
+    if value is None:
+        return None
+    cc = value.strip().upper()
+    if len(cc) != 2 or not cc.isascii() or not cc.isalpha():
+        fail(f"{option} must be an ISO 3166-1 alpha-2 country code, got {value[:16]!r}")
+    return cc
+
+
+def _emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _x5c_from_pem(path: str) -> list[str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    try:
+        certs = x509.load_pem_x509_certificates(_read_small(path, MAX_INPUT_FILE))
+    except ValueError as exc:
+        fail(f"{path} is not a PEM certificate chain: {exc}")
+    return [base64.b64encode(c.public_bytes(Encoding.DER)).decode("ascii") for c in certs]
+
+
+def build_attest_group(
+    directory_factory: DirectoryFactory = default_directory,
+    registry_factory: RegistryFactory = default_registry,
+) -> click.Group:
+    """Build the ``attest`` group with the given account-directory and registry backends."""
+
+    @click.group("attest")
+    def attest() -> None:
+        """Reseller attestations: keys, signing, inspection, submission."""
+
+    @attest.command("keygen")
+    @click.option(
+        "--out", "out", required=True, type=click.Path(dir_okay=False), help="Private key file to write."
+    )
+    @click.option("--alg", "alg", type=click.Choice(ALGORITHMS), default="ES256", show_default=True)
+    def keygen(out: str, alg: str) -> None:
+        """Write a new private key (mode 0600) to OUT and print its public key PEM."""
+        pem = generate_private_key_pem(alg)
+        try:
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            fail(f"{out} already exists; refusing to overwrite a key")
+        except OSError as exc:
+            fail(f"cannot create {out}: {exc.strerror or exc}")
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        click.echo(load_signing_key(pem).public_pem, nl=False)
+
+    @attest.command("sign")
+    @click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False, exists=True))
+    @click.option("--kid", required=True, help="Key id registered for the reseller.")
+    @click.option("--issuer", required=True, help="Reseller id (iss).")
+    @click.option("--account", required=True, help="12-digit AWS account id covered (sub).")
+    @click.option("--end-customer-country", "cc", required=True)
+    @click.option("--end-customer-hq-country", "hq", default=None)
+    @click.option("--end-customer-parent-hq-country", "parent_hq", default=None)
+    @click.option("--end-customer-kyc-level", "kyc", default=None)
+    @click.option("--end-use", default=None, help="Intended end use (no personal data).")
+    @click.option("--valid-days", type=int, default=30, show_default=True)
+    @click.option("--now", default=None, help="RFC 3339 signing time (default: now).")
+    @click.option(
+        "--audience", default=None, help=f"aud claim (default: ${config.ENV_AUDIENCE} or {DEFAULT_AUDIENCE})."
+    )
+    @click.option("--cert-chain", default=None, type=click.Path(dir_okay=False, exists=True),
+                  help="PEM chain (leaf first) of a CA-certified key, sent as x5c.")  # fmt: skip
+    def sign(
+        key_path: str,
+        kid: str,
+        issuer: str,
+        account: str,
+        cc: str,
+        hq: str | None,
+        parent_hq: str | None,
+        kyc: str | None,
+        end_use: str | None,
+        valid_days: int,
+        now: str | None,
+        audience: str | None,
+        cert_chain: str | None,
+    ) -> None:
+        """Sign an attestation and print the token (alg from the key type)."""
+        if not ACCOUNT_RE.match(account):
+            fail(f"--account must be a 12-digit AWS account id, got {account[:32]!r}")
+        cap = max_validity_from_env()
+        if not 1 <= valid_days <= cap:
+            fail(f"--valid-days must be between 1 and {cap} (the configured maximum)")
+        try:
+            key = load_signing_key(_read_small(key_path, MAX_INPUT_FILE))
+            end_customer = EndCustomer(
+                country=_country(cc, "--end-customer-country") or "",
+                hq_country=_country(hq, "--end-customer-hq-country"),
+                parent_hq_country=_country(parent_hq, "--end-customer-parent-hq-country"),
+                kyc_level=kyc,
+            )
+            claims = build_claims(
+                issuer=issuer,
+                account=account,
+                end_customer=end_customer,
+                now=parse_now(now),
+                valid_days=valid_days,
+                max_valid_days=cap,
+                audience=audience or audience_from_env(),
+                end_use=end_use,
+            )
+            token = sign_token(key, kid, claims, _x5c_from_pem(cert_chain) if cert_chain else None)
+        except InputError as exc:
+            fail(str(exc))
+        click.echo(token)
+
+    @attest.command("inspect")
+    @click.argument("file")
+    def inspect(file: str) -> None:
+        """Print header and claims of a token WITHOUT verifying anything (labelled UNVERIFIED)."""
+        token = _read_token(file)
+        problems: list[str] = []
+        try:
+            parsed = parse_unverified(token)
+            header: Any = parsed.header
+            claims: Any = parsed.payload
+        except TokenFormatError as exc:
+            problems.append(str(exc))
+            header, claims = _lenient_decode(token)
+            if header is None and claims is None:
+                fail(f"ATTESTATION_INVALID: {exc}")
+        click.echo("UNVERIFIED: signature, issuer, revocation and expiry are NOT checked", err=True)
+        out: dict[str, Any] = {"UNVERIFIED": True, "header": header, "claims": claims, "problems": problems}
+        if isinstance(claims, dict):
+            out["times"] = {
+                k: _iso(claims[k]) for k in ("iat", "nbf", "exp") if isinstance(claims.get(k), int | float)
+            }
+        _emit(out)
+
+    @attest.command("submit")
+    @click.argument("file")
+    @click.option("--now", default=None, help="RFC 3339 verification time (default: now).")
+    @click.option("--account", default=None, help="Account the token is presented for (default: its sub).")
+    @click.pass_obj
+    def submit(state: CliState, file: str, now: str | None, account: str | None) -> None:
+        """Verify an attestation and store it (exit 2 with the reason code when invalid)."""
+        when = parse_now(now)
+        token = _read_token(file)
+        try:
+            parsed = parse_unverified(token)
+        except TokenFormatError as exc:
+            fail(f"ATTESTATION_INVALID: malformed token: {exc}")
+        target = account if account is not None else parsed.payload.get("sub")
+        if not isinstance(target, str) or not ACCOUNT_RE.match(target):
+            fail("ATTESTATION_INVALID: no valid 12-digit account id (sub claim or --account)")
+        try:
+            origin = directory_factory(state).get(target)
+        except InputError as exc:
+            fail(str(exc))
+        if origin is None:
+            fail(f"ACCOUNT_UNKNOWN: account {target} is not in the account directory")
+        registry = registry_factory(state)
+        result = verify_token(
+            token, origin, registry, when, audience_from_env(), max_validity_days=max_validity_from_env()
+        )
+        if result.status != "valid":
+            fail(f"{reason_code(result.status) or 'ATTESTATION_INVALID'}: {result.detail}")
+        claims = result.claims
+        assert result.jti is not None and result.kid is not None and result.issuer is not None
+        att = StoredAttestation(
+            account_id=origin.account_id,
+            jti=result.jti,
+            token=token,
+            issuer=result.issuer,
+            kid=result.kid,
+            iat=int(claims["iat"]),
+            nbf=int(claims["nbf"]),
+            exp=int(claims["exp"]),
+            submitted_at=when,
+        )
+        try:
+            stored = registry.put_attestation(att)
+        except InputError as exc:
+            fail(str(exc))
+        if not stored:
+            click.echo(f"already stored: {att.jti}", err=True)
+        click.echo(att.jti)
+
+    @attest.command("list")
+    @click.option("--account", default=None)
+    @click.pass_obj
+    def list_(state: CliState, account: str | None) -> None:
+        """List stored attestations (without tokens)."""
+        if account is not None and not ACCOUNT_RE.match(account):
+            fail(f"--account must be a 12-digit AWS account id, got {account[:32]!r}")
+        try:
+            items = registry_factory(state).list_attestations(account)
+        except InputError as exc:
+            fail(str(exc))
+        rows = []
+        for a in items:
+            d = a.to_dict(include_token=False)
+            d["exp_iso"] = _iso(a.exp)
+            rows.append(d)
+        _emit(rows)
+
+    return attest
+
+
+def _lenient_decode(token: str) -> tuple[Any, Any]:
+    """Best-effort decode for ``inspect`` of a malformed token (never raises)."""
+    parts = token.split(".")
+    out: list[Any] = []
+    for seg in parts[:2]:
+        try:
+            out.append(json.loads(base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4))))
+        except (ValueError, TypeError):
+            out.append(None)
+    while len(out) < 2:
+        out.append(None)
+    return out[0], out[1]
+
+
+def build_reseller_group(registry_factory: RegistryFactory = default_registry) -> click.Group:
+    """Build the ``reseller`` group with the given registry backend."""
+
+    @click.group("reseller")
+    def reseller() -> None:
+        """Resellers and their attestation keys."""
+
+    @reseller.command("add")
+    @click.argument("reseller_id")
+    @click.option("--public-key", "public_key", required=True, type=click.Path(dir_okay=False, exists=True))
+    @click.option("--kid", required=True)
+    @click.option("--name", default=None)
+    @click.option("--country", default=None)
+    @click.option("--not-after", "not_after", default=None, help="RFC 3339 time after which the key is void.")
+    @click.pass_obj
+    def add(
+        state: CliState,
+        reseller_id: str,
+        public_key: str,
+        kid: str,
+        name: str | None,
+        country: str | None,
+        not_after: str | None,
+    ) -> None:
+        """Register a reseller (or update it) and add a verification key."""
+        try:
+            alg, pem = load_public_key_pem(_read_small(public_key, MAX_INPUT_FILE))
+            limit = parse_now(not_after) if not_after is not None else None
+            key = ResellerKey(kid, alg, pem, not_after=limit, created_at=parse_now(None))
+            registry = registry_factory(state)
+            registry.put_reseller(reseller_id, name, _country(country, "--country"))
+            registry.add_key(reseller_id, key)
+        except InputError as exc:
+            fail(str(exc))
+        click.echo(f"reseller {reseller_id}: key {kid} ({alg}) added")
+
+    @reseller.command("list")
+    @click.pass_obj
+    def list_(state: CliState) -> None:
+        """List resellers and their keys (without key material)."""
+        try:
+            items = registry_factory(state).list_resellers()
+        except InputError as exc:
+            fail(str(exc))
+        _emit([r.to_dict(include_pem=False) for r in items])
+
+    @reseller.command("revoke-key")
+    @click.argument("reseller_id")
+    @click.argument("kid")
+    @click.option("--now", default=None, help="RFC 3339 revocation time (default: now).")
+    @click.pass_obj
+    def revoke_key(state: CliState, reseller_id: str, kid: str, now: str | None) -> None:
+        """Revoke a reseller key: every attestation it signed stops counting at the next decision."""
+        try:
+            registry_factory(state).revoke_key(reseller_id, kid, parse_now(now))
+        except InputError as exc:
+            fail(str(exc))
+        click.echo(f"reseller {reseller_id}: key {kid} revoked")
+
+    @reseller.command("trust-ca")
+    @click.option("--cert", "cert", required=True, type=click.Path(dir_okay=False, exists=True))
+    @click.pass_obj
+    def trust_ca(state: CliState, cert: str) -> None:
+        """Trust an operator CA certificate for x5c-certified reseller keys."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        data = _read_small(cert, MAX_INPUT_FILE)
+        try:
+            certs = x509.load_pem_x509_certificates(data)
+        except ValueError as exc:
+            fail(f"{cert} is not a PEM certificate: {exc}")
+        registry = registry_factory(state)
+        for c in certs:
+            registry.add_trust_anchor(c.public_bytes(Encoding.PEM).decode("ascii"))
+        click.echo(f"trusted {len(certs)} CA certificate(s)")
+
+    @reseller.command("revoke-cert")
+    @click.argument("serial")
+    @click.pass_obj
+    def revoke_cert(state: CliState, serial: str) -> None:
+        """Revoke a certificate by serial number (decimal, or hex with 0x)."""
+        try:
+            value = int(serial, 16) if serial.lower().startswith("0x") else int(serial)
+        except ValueError:
+            fail(f"serial must be an integer (decimal or 0x-hex), got {serial[:40]!r}")
+        if value < 0:
+            fail("serial must not be negative")
+        registry_factory(state).revoke_serial(value)
+        click.echo(f"certificate serial {value:#x} revoked")
+
+    return reseller
+
+
+attest_group = build_attest_group()
+reseller_group = build_reseller_group()
+
+__all__ = [
+    "attest_group",
+    "audience_from_env",
+    "build_attest_group",
+    "build_reseller_group",
+    "default_directory",
+    "default_registry",
+    "max_validity_from_env",
+    "reseller_group",
+]

@@ -1,0 +1,139 @@
+"""CloudFormation Lambda Hook requests (RESOURCE and CLOUD_CONTROL target operations).
+
+Resource properties are PascalCase with numbers as strings; the CloudTrail extractors read them
+unchanged because the getters ignore case and counts accept decimal strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from enforcer.intake._registry import Extractor, detector
+from enforcer.intake._util import find_attestation_ref, kind, text
+from enforcer.intake.cloudtrail import account_id, region
+from enforcer.intake.cloudtrail_ec2 import (
+    allocate_hosts,
+    create_capacity_reservation,
+    create_fleet,
+    create_launch_template,
+    request_spot_fleet,
+    run_instances,
+)
+from enforcer.intake.cloudtrail_sagemaker import endpoint_config, hyperpod_cluster, notebook_instance
+from enforcer.intake.cloudtrail_services import (
+    auto_scaling_group,
+    batch_create,
+    eks_nodegroup,
+    emr_cfn_cluster,
+    launch_configuration,
+)
+from enforcer.model import Ignored, InputError, LaunchRequest
+
+#: CloudFormation resource type -> extractor for its properties.
+RESOURCE_TYPES: dict[str, Extractor] = {
+    "AWS::EC2::Instance": run_instances,
+    "AWS::EC2::LaunchTemplate": create_launch_template,
+    "AWS::EC2::EC2Fleet": create_fleet,
+    "AWS::EC2::SpotFleet": request_spot_fleet,
+    "AWS::EC2::CapacityReservation": create_capacity_reservation,
+    "AWS::EC2::Host": allocate_hosts,
+    "AWS::AutoScaling::AutoScalingGroup": auto_scaling_group,
+    "AWS::AutoScaling::LaunchConfiguration": launch_configuration,
+    "AWS::EKS::Nodegroup": eks_nodegroup,
+    "AWS::SageMaker::EndpointConfig": endpoint_config,
+    "AWS::SageMaker::NotebookInstance": notebook_instance,
+    "AWS::SageMaker::Cluster": hyperpod_cluster,
+    "AWS::Batch::ComputeEnvironment": batch_create,
+    "AWS::EMR::Cluster": emr_cfn_cluster,
+}
+PROPS_PATH = "requestData.targetModel.resourceProperties"
+
+
+def _is_hook(e: Mapping[str, Any]) -> bool:
+    return "clientRequestToken" in e and "requestData" in e
+
+
+def _opt(event: Mapping[str, Any], key: str, max_len: int) -> str | None:
+    v = event.get(key)
+    return text(v, key, max_len) if v is not None and v != "" else None
+
+
+def stack_region(stack_id: str | None) -> str:
+    """Region of a stack ARN (``arn:aws:cloudformation:REGION:ACCOUNT:stack/...``), else ``"unknown"``."""
+    if not stack_id:
+        return "unknown"
+    parts = stack_id.split(":")
+    if len(parts) < 6 or parts[0] != "arn" or parts[2] != "cloudformation":
+        raise InputError("stackId: not a CloudFormation stack ARN")
+    return region(parts[3], "stackId")
+
+
+@detector("cfn_hook", _is_hook)
+def from_hook(event: Mapping[str, Any], now: str | None) -> LaunchRequest | Ignored:
+    """Normalise a Lambda Hook request for one resource.
+
+    Returns
+    -------
+    LaunchRequest or Ignored
+        Ignored for deletes, resource types that carry no instance type, and stack or change-set
+        payloads (those arrive as S3 URLs and are not evaluated here).
+
+    Raises
+    ------
+    InputError
+        Missing token/account/target, or malformed properties.
+    """
+    token = text(event.get("clientRequestToken"), "clientRequestToken", 128)
+    acct = account_id(event.get("awsAccountId"), "awsAccountId")
+    stack_id = _opt(event, "stackId", 2048)
+    reg = stack_region(stack_id)
+    point = _opt(event, "actionInvocationPoint", 64)
+    rd = event.get("requestData")
+    if not isinstance(rd, Mapping):
+        raise InputError(f"requestData: expected an object, got {kind(rd)}")
+    target = text(rd.get("targetName"), "requestData.targetName", 256)
+    action = f"cloudformation:{target}"
+    if point is not None and point.upper().startswith("DELETE"):
+        return Ignored("delete operation", token, action)
+    extractor = RESOURCE_TYPES.get(target)
+    if extractor is None:
+        if rd.get("payload") is not None:
+            return Ignored("stack and change-set payloads are not evaluated; target resources", token, action)
+        return Ignored("resource type carries no instance type", token, action)
+    model = rd.get("targetModel")
+    if not isinstance(model, Mapping):
+        raise InputError(f"requestData.targetModel: expected an object, got {kind(model)}")
+    props = model.get("resourceProperties")
+    if not isinstance(props, Mapping):
+        raise InputError(f"{PROPS_PATH}: expected an object, got {kind(props)}")
+    parsed = extractor(props, PROPS_PATH, None)
+    if isinstance(parsed, Ignored):
+        parsed.event_id, parsed.action = token, action
+        return parsed
+    if not parsed.items:
+        return Ignored("no instance type in resource", token, action)
+    extra = parsed.extra
+    extra["client_request_token"] = token
+    extra["invocation_point"] = point
+    extra["logical_id"] = _opt(rd, "targetLogicalId", 256)
+    extra["stack_id"] = stack_id
+    target_type = _opt(rd, "targetType", 256)
+    if target_type is not None:
+        extra["target_type"] = target_type
+    ref, problem = find_attestation_ref(props)
+    if problem is not None:
+        extra["attestation_ref_rejected"] = problem
+    return LaunchRequest(
+        source="cfn_hook",
+        action=action,
+        account_id=acct,
+        region=reg,
+        principal=None,
+        items=parsed.items,
+        event_id=token,
+        event_time=now,
+        instance_ids=parsed.instance_ids,
+        attestation_ref=ref,
+        extra=extra,
+    )

@@ -1,0 +1,209 @@
+"""CloudTrail records: the EventBridge "AWS API Call via CloudTrail" envelope and bare log-file records.
+
+The envelope logic (failed/read-only calls, account, region, principal, event id, attestation tag)
+lives here; the per-API extraction is looked up in the ``@shape`` registry.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from enforcer.intake import cloudtrail_ec2, cloudtrail_sagemaker, cloudtrail_services  # noqa: F401
+from enforcer.intake._registry import CLOUDTRAIL_SHAPES, detector
+from enforcer.intake._util import find_attestation_ref, kind, text
+from enforcer.model import Ignored, InputError, LaunchRequest
+
+CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+_ACCOUNT_RE = re.compile(r"\d{12}")
+_REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+_MAX_RECORDS = 100_000
+
+
+def account_id(value: Any, at: str) -> str:
+    """Validate a 12-digit AWS account id."""
+    if not isinstance(value, str) or _ACCOUNT_RE.fullmatch(value) is None:
+        raise InputError(f"{at}: expected a 12-digit AWS account id, got {kind(value)}")
+    return value
+
+
+def region(value: Any, at: str) -> str:
+    """Validate an AWS region name (``us-east-1``)."""
+    if not isinstance(value, str) or _REGION_RE.fullmatch(value) is None:
+        raise InputError(f"{at}: expected an AWS region name, got {kind(value)}")
+    return value
+
+
+def _unwrap(m: Any, key: str, at: str) -> tuple[Mapping[str, Any] | None, str]:
+    """Return the mapping at ``at`` with a ``<Action>Request``/``<Action>Response`` wrapper removed."""
+    if m is None or m == "":
+        return None, at
+    if not isinstance(m, Mapping):
+        raise InputError(f"{at}: expected an object, got {kind(m)}")
+    inner = m.get(key)
+    if isinstance(inner, Mapping):
+        return inner, f"{at}.{key}"
+    return m, at
+
+
+def from_record(
+    rec: Mapping[str, Any], envelope: Mapping[str, Any] | None = None, now: str | None = None
+) -> LaunchRequest | Ignored:
+    """Normalise one CloudTrail record (optionally inside an EventBridge envelope).
+
+    Parameters
+    ----------
+    rec
+        The CloudTrail record (EventBridge ``detail`` or one entry of a log file's ``Records``).
+    envelope
+        The EventBridge event around it, if any (its ``id`` becomes the event id).
+    now
+        Fallback event time.
+
+    Returns
+    -------
+    LaunchRequest or Ignored
+        Ignored for failed calls, read-only calls and calls that launch nothing.
+
+    Raises
+    ------
+    InputError
+        When a field has the wrong type or a required field is missing.
+    """
+    source = text(rec.get("eventSource"), "eventSource", 128)
+    name = text(rec.get("eventName"), "eventName", 128)
+    action = f"{source.split('.', 1)[0]}:{name}"
+    raw_id = envelope.get("id") if envelope is not None else None
+    event_id = text(raw_id, "id", 128) if raw_id is not None else None
+    if event_id is None and rec.get("eventID") is not None:
+        event_id = text(rec.get("eventID"), "eventID", 128)
+    err = rec.get("errorCode")
+    if err is not None and err != "":
+        code = err[:128] if isinstance(err, str) else kind(err)
+        return Ignored(f"api call failed: {code}", event_id, action)
+    ro = rec.get("readOnly")
+    if ro is True or (isinstance(ro, str) and ro.lower() == "true"):
+        return Ignored("read-only call", event_id, action)
+    extractor = CLOUDTRAIL_SHAPES.get((source, name))
+    if extractor is None:
+        return Ignored(f"not a launch call: {action}", event_id, action)
+
+    env = envelope or {}
+    acct = rec.get("recipientAccountId") or env.get("account")
+    ident = rec.get("userIdentity")
+    if ident is not None and not isinstance(ident, Mapping):
+        raise InputError(f"userIdentity: expected an object, got {kind(ident)}")
+    ident = ident or {}
+    acct = account_id(acct or ident.get("accountId"), "recipientAccountId")
+    reg = region(rec.get("awsRegion") or env.get("region"), "awsRegion")
+    principal = ident.get("arn") or ident.get("invokedBy")
+    principal = text(principal, "userIdentity.arn", 2048) if principal is not None else None
+    when = rec.get("eventTime") or env.get("time")
+    when = text(when, "eventTime", 64) if when is not None else now
+
+    req, at = _unwrap(rec.get("requestParameters"), f"{name}Request", "requestParameters")
+    if req is None:
+        raise InputError(f"requestParameters: missing for {action}")
+    resp, _ = _unwrap(rec.get("responseElements"), f"{name}Response", "responseElements")
+    parsed = extractor(req, at, resp)
+    if isinstance(parsed, Ignored):
+        parsed.event_id, parsed.action = event_id, action
+        return parsed
+    if not parsed.items:
+        return Ignored("no instance type in request", event_id, action)
+
+    extra = parsed.extra
+    invoked_by = ident.get("invokedBy")
+    if invoked_by is not None:
+        extra["invoked_by"] = text(invoked_by, "userIdentity.invokedBy", 256)
+    caller = ident.get("accountId")
+    if isinstance(caller, str) and caller != acct:
+        extra["caller_account"] = caller[:32]
+    ref, problem = find_attestation_ref(req)
+    if ref is None and problem is None and resp is not None:
+        ref, problem = find_attestation_ref(resp)
+    if problem is not None:
+        extra["attestation_ref_rejected"] = problem
+    return LaunchRequest(
+        source="cloudtrail",
+        action=action,
+        account_id=acct,
+        region=reg,
+        principal=principal,
+        items=parsed.items,
+        event_id=event_id,
+        event_time=when,
+        instance_ids=parsed.instance_ids,
+        attestation_ref=ref,
+        extra=extra,
+    )
+
+
+def _is_eventbridge_cloudtrail(e: Mapping[str, Any]) -> bool:
+    return e.get("detail-type") == CLOUDTRAIL_DETAIL_TYPE
+
+
+def _is_bare_record(e: Mapping[str, Any]) -> bool:
+    return "eventSource" in e and "eventName" in e
+
+
+@detector("eventbridge_cloudtrail", _is_eventbridge_cloudtrail)
+def from_eventbridge(event: Mapping[str, Any], now: str | None) -> LaunchRequest | Ignored:
+    """EventBridge "AWS API Call via CloudTrail": the record is ``detail``."""
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise InputError(f"detail: expected an object, got {kind(detail)}")
+    return from_record(detail, event, now)
+
+
+@detector("cloudtrail_record", _is_bare_record)
+def from_bare_record(event: Mapping[str, Any], now: str | None) -> LaunchRequest | Ignored:
+    """A bare CloudTrail record, as found in a log file's ``Records[]``."""
+    return from_record(event, None, now)
+
+
+def iter_cloudtrail_records(doc: Any) -> Iterator[dict[str, Any]]:
+    """Yield the events held by ``doc`` one by one, ready for :func:`enforcer.intake.normalise`.
+
+    Parameters
+    ----------
+    doc
+        A CloudTrail log file ``{"Records": [...]}``, a single EventBridge event or bare record,
+        or a JSON list of those.
+
+    Yields
+    ------
+    dict
+        Each record (EventBridge events are yielded whole so their ``id`` is kept).
+
+    Raises
+    ------
+    InputError
+        When ``doc`` is none of those, or ``Records`` is not a list.
+    """
+    if isinstance(doc, list):
+        if len(doc) > _MAX_RECORDS:
+            raise InputError(f"more than {_MAX_RECORDS} events in one document")
+        for el in doc:
+            yield from iter_cloudtrail_records(el) if isinstance(el, Mapping) else _bad(el)
+        return
+    if not isinstance(doc, Mapping):
+        raise InputError(f"expected a JSON object, got {kind(doc)}")
+    if "Records" in doc:
+        records = doc["Records"]
+        if not isinstance(records, list):
+            raise InputError(f"Records: expected a list, got {kind(records)}")
+        for i, rec in enumerate(records):
+            if not isinstance(rec, dict):
+                raise InputError(f"Records[{i}]: expected an object, got {kind(rec)}")
+            yield rec
+        return
+    if "detail-type" in doc or _is_bare_record(doc):
+        yield dict(doc)
+        return
+    raise InputError("not a CloudTrail log file, EventBridge event or CloudTrail record")
+
+
+def _bad(el: Any) -> Iterator[dict[str, Any]]:
+    raise InputError(f"expected a JSON object in the list, got {kind(el)}")

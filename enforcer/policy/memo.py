@@ -1,0 +1,57 @@
+"""Memoise policy evaluations for bulk what-ifs (replay), where the same launch shape repeats.
+
+Sound only for deterministic policies: OPA's result is a function of input and data unless the policy
+calls non-deterministic built-ins. ``is_deterministic`` refuses the memo when any module mentions one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Any
+
+from enforcer.policy.loader import PolicyBundle
+from enforcer.ports import PolicyEngine
+
+NON_DETERMINISTIC = ("time.now_ns", "rand.", "http.send", "uuid.", "net.lookup", "opa.runtime", "crypto.x509")
+
+
+def is_deterministic(bundle: PolicyBundle) -> bool:
+    """True when no policy module calls a built-in whose result depends on more than input and data."""
+    return not any(tok in src for src in bundle.modules.values() for tok in NON_DETERMINISTIC)
+
+
+class MemoEngine:
+    """A bounded LRU cache in front of an engine, keyed by the canonical JSON of the input.
+
+    Parameters
+    ----------
+    inner
+        The engine to ask on a miss.
+    size
+        Entries kept (least recently used evicted first), so memory stays bounded.
+    """
+
+    def __init__(self, inner: PolicyEngine, size: int = 4096) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.revision = inner.revision
+        self.size = size
+        self.hits = 0
+        self.misses = 0
+        self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def evaluate(self, input_doc: dict[str, Any]) -> dict[str, Any]:
+        """Return the cached decision for an identical input, else evaluate and cache it."""
+        key = json.dumps(input_doc, sort_keys=True, separators=(",", ":"))
+        hit = self._cache.get(key)
+        if hit is not None:
+            self.hits += 1
+            self._cache.move_to_end(key)
+            return hit
+        self.misses += 1
+        result = self.inner.evaluate(input_doc)
+        self._cache[key] = result
+        if len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+        return result

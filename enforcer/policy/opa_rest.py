@@ -1,0 +1,223 @@
+"""OPA server engine: ``data.gpu.launch.decision`` over OPA's Data API with ``opa-python-client`` 3.0.
+
+One ``OpaClient`` (one keep-alive ``requests`` session) per engine, an explicit short timeout, no
+retries (urllib3 would not retry a POST anyway, and a blind retry doubles the worst case), and a
+circuit breaker so a dead server costs one timeout per window rather than one per launch.
+
+Every failure -- ``requests`` exceptions (timeouts, refused or dropped connections, HTTP errors,
+bad JSON), ``opa_client.errors``, a body of the wrong shape, an undefined result (``{}``) -- raises
+``ports.EngineError``; the pipeline turns that into a fail-closed deny.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from opa_client import OpaClient
+
+from enforcer.model import InputError
+from enforcer.policy.breaker import CircuitBreaker
+from enforcer.ports import EngineError
+
+DEFAULT_URL = "http://127.0.0.1:8181"
+DEFAULT_TIMEOUT = 0.25
+#: Longest detail taken from an error body into a message.
+_MAX_DETAIL = 200
+
+
+def _split_url(url: str) -> tuple[str, str, int, str]:
+    """Return ``(scheme, host, port, prefix)`` of an OPA base URL, or raise InputError."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise InputError(f"bad OPA URL {url!r}: {exc}", "BAD_OPA_URL") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"bad OPA URL {url!r}: expected http(s)://HOST[:PORT][/PREFIX]", "BAD_OPA_URL")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise InputError(f"bad OPA URL {url!r}: no query, fragment or credentials allowed", "BAD_OPA_URL")
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return parts.scheme, host, port, parts.path.rstrip("/")
+
+
+def make_client(
+    url: str,
+    timeout: float,
+    retries: int = 0,
+    token: str | None = None,
+    trust_env: bool = False,
+) -> OpaClient:
+    """Create an ``OpaClient`` for the base ``url`` (``http(s)://HOST[:PORT][/PREFIX]``).
+
+    Parameters
+    ----------
+    url
+        OPA's base URL; a path prefix (OPA behind a reverse proxy) is kept.
+    timeout
+        Seconds for connect and for each read.
+    retries
+        urllib3 retries (0 for decisions; uploads may use a few, PUT being idempotent).
+    token
+        Optional bearer token.
+    trust_env
+        Honour proxy variables and ``.netrc`` (off: a sidecar must never be reached via a proxy).
+
+    Raises
+    ------
+    model.InputError
+        When the URL is not usable.
+    """
+    if timeout <= 0:
+        raise InputError(f"OPA timeout must be positive, got {timeout}", "BAD_OPA_TIMEOUT")
+    scheme, host, port, prefix = _split_url(url)
+    client = OpaClient(host=host, port=port, ssl=scheme == "https", token=token, retries=retries, timeout=timeout)
+    if prefix:
+        client.root_url = f"{client.schema}{host}:{port}{prefix}/{client.version}"
+    client._session.trust_env = trust_env
+    return client
+
+
+def _http_detail(exc: requests.HTTPError) -> str:
+    resp = exc.response
+    if resp is None:
+        return str(exc)[:_MAX_DETAIL]
+    detail = ""
+    try:
+        body = resp.json()
+        if isinstance(body, dict):
+            detail = f": {body.get('code', '')} {body.get('message', '')}".rstrip()
+    except ValueError:
+        pass
+    return f"HTTP {resp.status_code}{detail}"[:_MAX_DETAIL]
+
+
+def _describe(exc: BaseException) -> str:
+    """One short line for an exception raised while querying OPA."""
+    if isinstance(exc, requests.HTTPError):
+        return _http_detail(exc)
+    if isinstance(exc, requests.Timeout):
+        return f"timeout ({type(exc).__name__})"
+    if isinstance(exc, requests.ConnectionError):
+        return f"connection failed ({type(exc).__name__})"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "connection dropped mid-response"
+    if isinstance(exc, ValueError):  # requests.JSONDecodeError and json.JSONDecodeError are ValueErrors
+        return "response is not valid JSON"
+    msg = getattr(exc, "message", None) or str(exc)
+    return f"{type(exc).__name__}: {msg}"[:_MAX_DETAIL]
+
+
+class OpaRestEngine:
+    """``ports.PolicyEngine`` on an OPA server, through ``opa-python-client`` ``query_rule``.
+
+    Parameters
+    ----------
+    url
+        OPA base URL, e.g. ``http://127.0.0.1:8181``.
+    revision
+        Revision of the policy bundle the server runs (recorded in each decision).
+    timeout
+        Seconds for connect and for each read (default 0.25).
+    breaker
+        Circuit breaker; None creates ``CircuitBreaker()`` (3 failures, 5 s open).
+    path
+        Slash-separated document path of the decision under ``/v1/data``.
+    token
+        Optional bearer token for OPA's authentication.
+    trust_env
+        Let ``requests`` use proxy variables (off by default).
+    """
+
+    name = "opa"
+
+    def __init__(
+        self,
+        url: str,
+        revision: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        breaker: CircuitBreaker | None = None,
+        path: str = "gpu/launch/decision",
+        token: str | None = None,
+        trust_env: bool = False,
+    ) -> None:
+        segments = [s for s in path.strip("/").split("/") if s]
+        if not segments:
+            raise InputError("decision path must not be empty", "BAD_OPA_PATH")
+        self.url = url
+        self.revision = revision
+        self.timeout = timeout
+        self.breaker = breaker if breaker is not None else CircuitBreaker()
+        self.path = "/".join(segments)
+        self._client = make_client(url, timeout, retries=0, token=token, trust_env=trust_env)
+
+    # -- ports.PolicyEngine ----------------------------------------------------------------
+    def evaluate(self, input_doc: dict[str, Any]) -> dict[str, Any]:
+        """Evaluate the decision document for ``input_doc``.
+
+        Raises
+        ------
+        ports.EngineError
+            On any transport, HTTP, JSON or shape failure, an undefined decision, or an open circuit.
+        """
+        value = self._query(self.path.split("/"), input_doc)
+        if not isinstance(value, dict):
+            raise EngineError(f"data.{self.path.replace('/', '.')} is not an object")
+        return value
+
+    def eval_path(self, dotted: str, input_doc: dict[str, Any] | None = None) -> Any:
+        """Evaluate the document ``data.<dotted>`` (``POST /v1/data/<path>``) and return its value.
+
+        Raises
+        ------
+        ports.EngineError
+            As :meth:`evaluate`; an undefined document is an error (as on the embedded engine).
+        """
+        segments = [s for s in dotted.split(".") if s]
+        if not segments:
+            raise EngineError("empty document path")
+        return self._query(segments, input_doc)
+
+    def health(self) -> bool:
+        """True when ``GET /health`` answers 200 (never raises)."""
+        try:
+            return bool(self._client.check_health())
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        """Release the keep-alive connection."""
+        self._client.close_connection()
+
+    # -- internals -------------------------------------------------------------------------
+    def _query(self, segments: list[str], input_doc: dict[str, Any] | None) -> Any:
+        dotted = ".".join(segments)
+        self.breaker.before_call()
+        try:
+            body = self._post(segments, input_doc)
+        except EngineError:
+            self.breaker.record_failure()
+            raise
+        except BaseException:
+            self.breaker.record_failure()
+            raise
+        self.breaker.record_success()
+        if "result" not in body:
+            raise EngineError(f"data.{dotted} is undefined on the OPA server (policy not loaded?)")
+        return body["result"]
+
+    def _post(self, segments: list[str], input_doc: dict[str, Any] | None) -> dict[str, Any]:
+        package, rule = (".".join(segments[:-1]), segments[-1]) if len(segments) > 1 else (segments[0], None)
+        try:
+            body = self._client.query_rule(input_doc, package_path=package, rule_name=rule)
+        except (requests.RequestException, json.JSONDecodeError, ValueError) as exc:
+            raise EngineError(f"OPA query failed: {_describe(exc)}") from exc
+        except Exception as exc:  # opa_client.errors.*, urllib3/http.client leaks: fail closed
+            raise EngineError(f"OPA query failed: {_describe(exc)}") from exc
+        if not isinstance(body, dict):
+            raise EngineError(f"OPA returned a {type(body).__name__}, not a JSON object")
+        return body

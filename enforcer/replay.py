@@ -1,0 +1,189 @@
+"""Replay past launches through the current policy (a what-if: nothing is logged or acted on).
+
+Sources: CloudTrail log files (``{"Records": [...]}``, gzipped or not, or a directory of them as
+CloudTrail writes to S3), EventBridge events (JSON, a JSON list, or JSONL), and ``s3://bucket/prefix``.
+Events are streamed one file at a time, so memory stays flat however long the history is.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from enforcer.intake import normalise
+from enforcer.model import Decision, Ignored, InputError
+from enforcer.pipeline import Enforcer
+
+MAX_FILE_BYTES = 512 * 1024 * 1024
+SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz", ".gz")
+
+
+@dataclass(slots=True)
+class ReplaySummary:
+    """Counts over one replay run."""
+
+    events: int = 0
+    decided: int = 0
+    ignored: int = 0
+    errors: int = 0
+    changed: int = 0
+    by_effect: Counter[str] = field(default_factory=Counter)
+    by_account: Counter[tuple[str, str]] = field(default_factory=Counter)
+    by_chip_class: Counter[tuple[str, str]] = field(default_factory=Counter)
+    by_reason: Counter[str] = field(default_factory=Counter)
+    error_codes: Counter[str] = field(default_factory=Counter)
+    transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def add(self, decision: Decision, baseline: Decision | None) -> None:
+        """Count one decision (and its baseline, when diffing two policies)."""
+        self.decided += 1
+        eff = decision.effect
+        self.by_effect[eff] += 1
+        self.by_account[(decision.request.account_id, eff)] += 1
+        for cls in {i.chip_class or "unknown" for i in decision.request.items}:
+            self.by_chip_class[(cls, eff)] += 1
+        for r in decision.reasons:
+            self.by_reason[r.code] += 1
+        if baseline is not None and baseline.effect != eff:
+            self.changed += 1
+            self.transitions[(baseline.effect, eff)] += 1
+
+
+def _open(path: Path) -> IO[bytes]:
+    raw = path.open("rb")
+    head = raw.peek(2)[:2] if isinstance(raw, io.BufferedReader) else b""
+    if head == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+    return raw
+
+
+def _events_from_text(stream: IO[bytes], label: str) -> Iterator[tuple[str, Any]]:
+    first = stream.read(1)
+    while first and first.isspace():
+        first = stream.read(1)
+    if not first:
+        return
+    if first == b"[" or first == b"{":
+        rest = stream.read(MAX_FILE_BYTES)
+        body = first + rest
+        try:
+            doc = json.loads(body)
+        except json.JSONDecodeError:
+            # JSON lines: several objects, one per line
+            yield from _jsonl(body.decode("utf-8", "replace").splitlines(), label)
+            return
+        if isinstance(doc, dict) and isinstance(doc.get("Records"), list):
+            for i, rec in enumerate(doc["Records"]):
+                yield f"{label}#{i}", rec
+        elif isinstance(doc, list):
+            for i, ev in enumerate(doc):
+                yield f"{label}#{i}", ev
+        else:
+            yield label, doc
+        return
+    yield label, InputError(f"{label}: not JSON", "BAD_INPUT")
+
+
+def _jsonl(lines: Iterable[str], label: str) -> Iterator[tuple[str, Any]]:
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield f"{label}:{n}", json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield f"{label}:{n}", InputError(f"{label}:{n}: bad JSON ({exc.msg})", "BAD_INPUT")
+
+
+def _files(path: Path) -> Iterator[Path]:
+    if path.is_dir():
+        for p in sorted(path.rglob("*")):
+            if p.is_file() and p.name.endswith(SUFFIXES):
+                yield p
+    else:
+        yield path
+
+
+def iter_events(sources: Iterable[str], s3_client: Any = None) -> Iterator[tuple[str, Any]]:
+    """Yield ``(label, event)`` for every event under ``sources``; unreadable items yield an InputError.
+
+    Parameters
+    ----------
+    sources
+        Files, directories, or ``s3://bucket/prefix`` URLs (these need ``s3_client``).
+    """
+    for src in sources:
+        if src.startswith("s3://"):
+            yield from _iter_s3(src, s3_client)
+            continue
+        path = Path(src)
+        if not path.exists():
+            yield src, InputError(f"{src}: no such file or directory", "BAD_INPUT")
+            continue
+        for f in _files(path):
+            with _open(f) as stream:
+                yield from _events_from_text(stream, str(f))
+
+
+def _iter_s3(url: str, s3: Any) -> Iterator[tuple[str, Any]]:
+    if s3 is None:
+        yield url, InputError("an S3 client is needed for s3:// sources", "BAD_INPUT")
+        return
+    bucket, _, prefix = url[5:].partition("/")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read(MAX_FILE_BYTES)
+            stream: IO[bytes] = io.BytesIO(body)
+            if body[:2] == b"\x1f\x8b":
+                stream = gzip.GzipFile(fileobj=stream)
+            yield from _events_from_text(stream, f"s3://{bucket}/{obj['Key']}")
+
+
+def replay(
+    events: Iterable[tuple[str, Any]],
+    enforcer: Enforcer,
+    out: IO[str],
+    baseline: Enforcer | None = None,
+    now: float | None = None,
+    on_event: Any = None,
+) -> ReplaySummary:
+    """Decide every event with ``enforcer`` (and ``baseline``) and write one JSON line per decision.
+
+    Nothing is logged to the audit trail. Malformed events are counted, written as error lines, and
+    skipped; they never stop the run.
+    """
+    summary = ReplaySummary()
+    dumps = json.dumps
+    for label, event in events:
+        summary.events += 1
+        if on_event is not None:
+            on_event()
+        try:
+            if isinstance(event, InputError):
+                raise event
+            request = normalise(event)
+        except InputError as exc:
+            summary.errors += 1
+            summary.error_codes[exc.code] += 1
+            out.write(dumps({"source": label, "error": exc.code, "message": str(exc)}) + "\n")
+            continue
+        if isinstance(request, Ignored):
+            summary.ignored += 1
+            continue
+        base = None
+        if baseline is not None:
+            base = baseline.decide(request, now)  # enrichment is idempotent: sharing the request is safe
+        decision = enforcer.decide(request, now)
+        summary.add(decision, base)
+        line = decision.to_dict()
+        line["source"] = label
+        if base is not None:
+            line["baseline_effect"] = base.effect
+            line["changed"] = base.effect != decision.effect
+        out.write(dumps(line) + "\n")
+    return summary

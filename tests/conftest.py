@@ -1,0 +1,55 @@
+"""Shared fixtures: one embedded engine per session, a chip catalogue, an enforcer factory, moto credentials."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "tests" / "events"
+POLICIES = ROOT / "policies"
+
+# No test may reach AWS: fake credentials and a fixed region for every boto3 client created in tests.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def bundle() -> Any:
+    from enforcer.policy import load_bundle
+
+    return load_bundle(POLICIES)
+
+
+@pytest.fixture(scope="session")
+def engine(bundle: Any) -> Any:
+    from enforcer.policy.embedded import EmbeddedEngine
+
+    return EmbeddedEngine(bundle)
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Any:
+    from enforcer.chips import ChipCatalog
+
+    return ChipCatalog()
+
+
+@pytest.fixture
+def make_enforcer(engine: Any, catalog: Any) -> Callable[..., Any]:
+    """Build an Enforcer over a static account directory; keyword args override fields."""
+    from enforcer.accounts import StaticAccountDirectory
+    from enforcer.pipeline import Enforcer
+
+    def _make(accounts: list[Any] | None = None, **kw: Any) -> Any:
+        kw.setdefault("engine", engine)
+        return Enforcer(catalog=catalog, accounts=StaticAccountDirectory(accounts or []), **kw)
+
+    return _make
