@@ -77,7 +77,7 @@ def _iso(ts: float | None) -> str | None:
         return None
 
 
-def _read_small(path: str, limit: int) -> bytes:
+def _read_small(path: str, limit: int, too_big: str | None = None) -> bytes:
     try:
         if path == "-":
             data = sys.stdin.buffer.read(limit + 1)
@@ -87,14 +87,15 @@ def _read_small(path: str, limit: int) -> bytes:
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror or exc}")
     if len(data) > limit:
-        fail(f"{path} is larger than {limit} bytes")
+        fail(too_big or f"{path} is larger than {limit} bytes")
     return data
 
 
 def _read_token(path: str) -> str:
-    data = _read_small(path, MAX_TOKEN_BYTES + 1024).strip()
+    too_big = f"ATTESTATION_INVALID: token larger than {MAX_TOKEN_BYTES} bytes"
+    data = _read_small(path, MAX_TOKEN_BYTES + 1024, too_big).strip()  # slack for surrounding whitespace
     if len(data) > MAX_TOKEN_BYTES:
-        fail(f"ATTESTATION_INVALID: token larger than {MAX_TOKEN_BYTES} bytes")
+        fail(too_big)
     return data.decode("ascii", "replace")
 
 

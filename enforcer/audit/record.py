@@ -32,10 +32,8 @@ from enforcer.model import CHIP_CLASSES, Decision
 DECISION_PATH = "gpu/launch/decision"
 #: A record larger than this (canonical bytes) has its ``input`` replaced by a digest.
 MAX_RECORD_BYTES = 256 * 1024
-#: Longest string kept in a record; longer strings are cut and marked.
-MAX_STRING_CHARS = 8192
-#: Deepest nesting kept in ``input``.
-MAX_DEPTH = 32
+#: Deepest nesting kept (deeper values become a marker string).
+MAX_DEPTH = 100
 #: Keys dropped wherever they occur (the raw attestation token must never be logged).
 ERASED_KEYS = frozenset({"token"})
 #: Keys whose string value is free text about the end customer, masked wherever they occur.
@@ -99,8 +97,6 @@ class _Cleaner:
     def _str(self, value: str) -> Any:
         if _looks_like_jws(value):
             return self._mask(value)
-        if len(value) > MAX_STRING_CHARS:
-            value = value[:MAX_STRING_CHARS] + "…[truncated]"
         if not value.isascii():
             try:
                 value.encode("utf-8")
@@ -163,7 +159,7 @@ class _Cleaner:
         path = self.path
         for i, v in enumerate(value):
             t = type(v)
-            if (t is str and v.isascii() and len(v) <= MAX_STRING_CHARS and not v.startswith("eyJ")) or (
+            if (t is str and v.isascii() and not v.startswith("eyJ")) or (
                 t is bool or v is None
             ):
                 out.append(v)
@@ -184,7 +180,7 @@ class _Cleaner:
                 self._special(out, key, v, depth)
                 continue
             t = type(v)
-            if (t is str and v.isascii() and len(v) <= MAX_STRING_CHARS and not v.startswith("eyJ")) or (
+            if (t is str and v.isascii() and not v.startswith("eyJ")) or (
                 t is bool or v is None
             ):
                 out[key] = v

@@ -19,15 +19,10 @@ from enforcer.model import InputError, LaunchItem
 
 #: Upper bound on any count taken from an event (instances, hosts, target capacity).
 MAX_COUNT = 1_000_000
-#: Tag keys whose value is an attestation id (jti); EC2 tag values hold at most 256 characters.
-ATTESTATION_TAG_KEYS = frozenset({"gpu-attestation", "gpu:attestation-id"})
-MAX_ATTESTATION_REF = 256
 
 _MISSING: Any = object()
 _TYPE_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _TEXT_MAX = 512
-_TAG_SCAN_DEPTH = 8
-_TAG_SCAN_NODES = 5_000
 
 
 @dataclass(slots=True)
@@ -56,27 +51,38 @@ def kind(value: Any) -> str:
     return type(value).__name__
 
 
-def get(d: Mapping[str, Any], key: str) -> Any:
-    """Look ``key`` up in ``d`` ignoring case (``instanceType`` = ``InstanceType``); None when absent."""
+def _lookup(d: Mapping[str, Any], key: str) -> tuple[str, Any]:
     v = d.get(key, _MISSING)
     if v is not _MISSING:
-        return v
-    v = d.get(key[0].swapcase() + key[1:], _MISSING)
+        return key, v
+    alt = key[0].swapcase() + key[1:]
+    v = d.get(alt, _MISSING)
     if v is not _MISSING:
-        return v
+        return alt, v
     low = key.lower()
     for k, v in d.items():
         if isinstance(k, str) and k.lower() == low:
-            return v
-    return None
+            return k, v
+    return key, None
+
+
+def get(d: Mapping[str, Any], key: str) -> Any:
+    """Look ``key`` up in ``d`` ignoring case (``instanceType`` = ``InstanceType``); None when absent."""
+    return _lookup(d, key)[1]
+
+
+def locate(d: Mapping[str, Any], key: str, at: str) -> tuple[Any, str]:
+    """Return ``(value, path)`` for ``key`` in ``d``, the path spelling the key as the event does."""
+    real, v = _lookup(d, key)
+    return v, f"{at}.{real}"
 
 
 def first(d: Mapping[str, Any], *keys: str) -> tuple[str, Any]:
-    """Return ``(key, value)`` for the first of ``keys`` present and not null in ``d``."""
+    """Return ``(key, value)`` for the first of ``keys`` present and not null in ``d`` (key as spelled)."""
     for key in keys:
-        v = get(d, key)
+        real, v = _lookup(d, key)
         if v is not None:
-            return key, v
+            return real, v
     return keys[0], None
 
 
@@ -102,12 +108,18 @@ def as_list(x: Any) -> list[Any]:
 
 def obj(d: Mapping[str, Any], key: str, at: str) -> Mapping[str, Any] | None:
     """Return the object under ``key`` (None when absent); InputError when it is not an object."""
-    v = get(d, key)
+    return objp(d, key, at)[0]
+
+
+def objp(d: Mapping[str, Any], key: str, at: str) -> tuple[Mapping[str, Any] | None, str]:
+    """Like :func:`obj`, also returning the object's path."""
+    real, v = _lookup(d, key)
+    path = f"{at}.{real}"
     if v is None or v == "":
-        return None
+        return None, path
     if not isinstance(v, Mapping):
-        raise InputError(f"{at}.{key}: expected an object, got {kind(v)}")
-    return v
+        raise InputError(f"{path}: expected an object, got {kind(v)}")
+    return v, path
 
 
 def objects(x: Any, at: str) -> Iterable[tuple[str, Mapping[str, Any]]]:
@@ -129,10 +141,10 @@ def text(value: Any, at: str, max_len: int = _TEXT_MAX) -> str:
 
 def opt_text(d: Mapping[str, Any], key: str, at: str, max_len: int = _TEXT_MAX) -> str | None:
     """Optional string field (None when absent or empty)."""
-    v = get(d, key)
+    real, v = _lookup(d, key)
     if v is None or v == "":
         return None
-    return text(v, f"{at}.{key}", max_len)
+    return text(v, f"{at}.{real}", max_len)
 
 
 def count(value: Any, at: str) -> int:
@@ -154,10 +166,10 @@ def count(value: Any, at: str) -> int:
 
 def opt_count(d: Mapping[str, Any], key: str, at: str) -> int | None:
     """Optional count field (None when absent)."""
-    v = get(d, key)
+    real, v = _lookup(d, key)
     if v is None or v == "":
         return None
-    return count(v, f"{at}.{key}")
+    return count(v, f"{at}.{real}")
 
 
 def largest(*values: int | None, default: int = 1) -> int:
@@ -188,32 +200,32 @@ def ref_item(ref: dict[str, Any], at: str, n: int = 1) -> LaunchItem:
 
 def template_ref(spec: Mapping[str, Any], at: str) -> dict[str, Any]:
     """Turn a launch template specification (any spelling) into a ``launch_template`` ref."""
-    _, tid = first(spec, "launchTemplateId", "id")
-    _, name = first(spec, "launchTemplateName", "name")
+    id_key, tid = first(spec, "launchTemplateId", "id")
+    name_key, name = first(spec, "launchTemplateName", "name")
     if tid is None and name is None:
         raise InputError(f"{at}: launch template needs an id or a name")
     ref: dict[str, Any] = {"kind": "launch_template"}
     if tid is not None:
-        ref["id"] = text(tid, f"{at}.launchTemplateId", 128)
+        ref["id"] = text(tid, f"{at}.{id_key}", 128)
     if name is not None:
-        ref["name"] = text(name, f"{at}.launchTemplateName", 128)
-    version = get(spec, "version")
+        ref["name"] = text(name, f"{at}.{name_key}", 128)
+    version, vpath = locate(spec, "version", at)
     if version is None or version == "":
         ref["version"] = "$Default"
     elif isinstance(version, int) and not isinstance(version, bool):
         ref["version"] = str(version)
     else:
-        ref["version"] = text(version, f"{at}.version", 32)
+        ref["version"] = text(version, vpath, 32)
     return ref
 
 
 def _range(spec: Mapping[str, Any], key: str, at: str) -> dict[str, int] | None:
-    r = obj(spec, key, at)
+    r, path = objp(spec, key, at)
     if r is None:
         return None
     out = {}
     for bound in ("min", "max"):
-        n = opt_count(r, bound, f"{at}.{key}")
+        n = opt_count(r, bound, path)
         if n is not None:
             out[bound] = n
     return out
@@ -261,39 +273,3 @@ def requirements_ref(spec: Any, at: str) -> dict[str, Any]:
         if v:
             ref[k] = v
     return ref
-
-
-def find_attestation_ref(root: Any) -> tuple[str | None, str | None]:
-    """Find an attestation id carried in a tag anywhere under ``root``.
-
-    Recognises ``{"key"|"Key": K, "value"|"Value": V}`` pairs and ``{K: V}`` tag maps where K is
-    one of :data:`ATTESTATION_TAG_KEYS`. Returns ``(ref, problem)``: ``ref`` when a usable value
-    was found, ``problem`` when a value was found but rejected (not a string, > 256 characters).
-    The walk is bounded in depth and nodes.
-    """
-    stack: list[tuple[Any, int]] = [(root, 0)]
-    seen = 0
-    while stack and seen < _TAG_SCAN_NODES:
-        node, depth = stack.pop()
-        seen += 1
-        if isinstance(node, Mapping):
-            key = node.get("key", node.get("Key"))
-            found: Any = _MISSING
-            if isinstance(key, str) and key.lower() in ATTESTATION_TAG_KEYS:
-                found = node.get("value", node.get("Value"))
-            else:
-                for k in ATTESTATION_TAG_KEYS:
-                    if k in node:
-                        found = node[k]
-                        break
-            if found is not _MISSING:
-                if not isinstance(found, str) or not found:
-                    return None, "attestation tag value is not a string"
-                if len(found) > MAX_ATTESTATION_REF:
-                    return None, f"attestation tag value longer than {MAX_ATTESTATION_REF} characters"
-                return found, None
-            if depth < _TAG_SCAN_DEPTH:
-                stack.extend((v, depth + 1) for v in node.values() if isinstance(v, Mapping | list))
-        elif isinstance(node, list) and depth < _TAG_SCAN_DEPTH:
-            stack.extend((v, depth + 1) for v in node if isinstance(v, Mapping | list))
-    return None, None

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from enforcer.intake._registry import Extractor, detector
-from enforcer.intake._util import find_attestation_ref, kind, text
+from enforcer.intake._tags import find_attestation_ref
+from enforcer.intake._util import kind, text
 from enforcer.intake.cloudtrail import account_id, region
 from enforcer.intake.cloudtrail_ec2 import (
     allocate_hosts,

@@ -12,7 +12,8 @@ from typing import Any
 
 from enforcer.intake import cloudtrail_ec2, cloudtrail_sagemaker, cloudtrail_services  # noqa: F401
 from enforcer.intake._registry import CLOUDTRAIL_SHAPES, detector
-from enforcer.intake._util import find_attestation_ref, kind, text
+from enforcer.intake._tags import find_attestation_ref
+from enforcer.intake._util import kind, text
 from enforcer.model import Ignored, InputError, LaunchRequest
 
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"

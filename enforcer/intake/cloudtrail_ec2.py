@@ -18,8 +18,9 @@ from enforcer.intake._util import (
     get,
     instance_type,
     largest,
-    obj,
+    locate,
     objects,
+    objp,
     opt_count,
     opt_text,
     ref_item,
@@ -48,33 +49,27 @@ def fleet_configs(configs: Any, at: str, n: int) -> list[LaunchItem]:
     """Items of EC2 Fleet / Spot Fleet ``LaunchTemplateConfigs`` (each override is an alternative)."""
     items: list[LaunchItem] = []
     for cpath, cfg in objects(configs, at):
-        spec_key, spec = first(cfg, "LaunchTemplateSpecification")
-        tref = None
-        if spec is not None:
-            if not isinstance(spec, Mapping):
-                raise InputError(f"{cpath}.{spec_key}: expected an object")
-            tref = template_ref(spec, f"{cpath}.LaunchTemplateSpecification")
-        needs_template = True
-        overrides = list(objects(get(cfg, "Overrides"), f"{cpath}.Overrides"))
-        if overrides:
-            needs_template = False
+        spec, spath = objp(cfg, "LaunchTemplateSpecification", cpath)
+        tref = template_ref(spec, spath) if spec is not None else None
+        overrides = list(objects(*locate(cfg, "Overrides", cpath)))
+        needs_template = not overrides
         for opath, ov in overrides:
-            t = get(ov, "InstanceType")
+            t, tpath = locate(ov, "InstanceType", opath)
             if t is not None:
-                items.append(type_item(t, f"{opath}.InstanceType", n))
+                items.append(type_item(t, tpath, n))
                 continue
-            reqs = get(ov, "InstanceRequirements")
+            reqs, rpath = locate(ov, "InstanceRequirements", opath)
             if reqs is not None:
-                ref = requirements_ref(reqs, f"{opath}.InstanceRequirements")
+                ref = requirements_ref(reqs, rpath)
                 if tref is not None:
                     ref["launch_template"] = tref
-                items.append(ref_item(ref, f"{opath}.InstanceRequirements", n))
+                items.append(ref_item(ref, rpath, n))
                 continue
             needs_template = True  # an override without a type inherits the template's type
         if needs_template:
             if tref is None:
                 raise InputError(f"{cpath}: neither a launch template nor an instance type")
-            items.append(ref_item(tref, f"{cpath}.LaunchTemplateSpecification", n))
+            items.append(ref_item(tref, spath, n))
     return items
 
 
@@ -89,27 +84,26 @@ def run_instances(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None)
     """``RunInstances`` (and ``AWS::EC2::Instance``): type, template ref, count, launched instance ids."""
     out = Parsed()
     requested = None
-    for path, spec in objects(get(p, "instancesSet"), f"{at}.instancesSet"):
+    for path, spec in objects(*locate(p, "instancesSet", at)):
         n = largest(opt_count(spec, "maxCount", path), opt_count(spec, "minCount", path))
         requested = n + (requested or 0)
     if requested is None:
         requested = largest(opt_count(p, "maxCount", at), opt_count(p, "minCount", at))
     launched: dict[str, int] = {}
     if resp is not None:
-        rpath = "responseElements.instancesSet"
-        for path, inst in objects(get(resp, "instancesSet"), rpath):
-            iid = get(inst, "instanceId")
+        for path, inst in objects(*locate(resp, "instancesSet", "responseElements")):
+            iid, ipath = locate(inst, "instanceId", path)
             if iid is not None:
-                out.instance_ids.append(instance_id(iid, f"{path}.instanceId"))
-            t = get(inst, "instanceType")
+                out.instance_ids.append(instance_id(iid, ipath))
+            t, tpath = locate(inst, "instanceType", path)
             if t is not None:
-                t = instance_type(t, f"{path}.instanceType")
+                t = instance_type(t, tpath)
                 launched[t] = launched.get(t, 0) + 1
-    tmpl = obj(p, "launchTemplate", at)
-    tref = template_ref(tmpl, f"{at}.launchTemplate") if tmpl is not None else None
-    market = obj(p, "instanceMarketOptions", at)
+    tmpl, lpath = objp(p, "launchTemplate", at)
+    tref = template_ref(tmpl, lpath) if tmpl is not None else None
+    market, mpath = objp(p, "instanceMarketOptions", at)
     if market is not None:
-        mt = opt_text(market, "marketType", f"{at}.instanceMarketOptions", 64)
+        mt = opt_text(market, "marketType", mpath, 64)
         if mt is not None:
             out.extra["market_type"] = mt
     n = len(out.instance_ids) or requested
@@ -118,12 +112,12 @@ def run_instances(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None)
         out.items = [LaunchItem(instance_type=t, count=c, path=rpath) for t, c in launched.items()]
         if tref is not None:
             out.extra["launch_template"] = tref
-    elif (t := get(p, "instanceType")) is not None:
-        out.items = [type_item(t, f"{at}.instanceType", n)]
+    elif (tf := locate(p, "instanceType", at))[0] is not None:
+        out.items = [type_item(*tf, n)]
         if tref is not None:
             out.extra["launch_template"] = tref
     elif tref is not None:
-        out.items = [ref_item(tref, f"{at}.launchTemplate", n)]
+        out.items = [ref_item(tref, lpath, n)]
     else:
         out.items = [LaunchItem(instance_type=EC2_DEFAULT_TYPE, count=n, path="default(ec2)")]
     return out
@@ -133,9 +127,9 @@ def run_instances(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None)
 def create_fleet(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed:
     """EC2 Fleet (``CreateFleet``, ``ModifyFleet``, ``AWS::EC2::EC2Fleet``)."""
     out = Parsed()
-    cap = obj(p, "TargetCapacitySpecification", at)
-    n = largest(opt_count(cap, "TotalTargetCapacity", f"{at}.TargetCapacitySpecification") if cap else None)
-    out.items = fleet_configs(get(p, "LaunchTemplateConfigs"), f"{at}.LaunchTemplateConfigs", n)
+    cap, cpath = objp(p, "TargetCapacitySpecification", at)
+    n = largest(opt_count(cap, "TotalTargetCapacity", cpath) if cap else None)
+    out.items = fleet_configs(*locate(p, "LaunchTemplateConfigs", at), n)
     fleet_type = opt_text(p, "Type", at, 32)
     if fleet_type is not None:
         out.extra["fleet_type"] = fleet_type
@@ -143,12 +137,12 @@ def create_fleet(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) 
     if fleet_id is not None:
         out.extra["fleet_id"] = fleet_id
     if resp is not None:
-        rpath = "responseElements.fleetInstanceSet"
-        for path, fi in objects(get(resp, "fleetInstanceSet"), rpath):
-            for i, iid in enumerate(as_list(get(fi, "instanceIds"))):
-                out.instance_ids.append(instance_id(iid, f"{path}.instanceIds[{i}]"))
+        for path, fi in objects(*locate(resp, "fleetInstanceSet", "responseElements")):
+            ids, ipath = locate(fi, "instanceIds", path)
+            for i, iid in enumerate(as_list(ids)):
+                out.instance_ids.append(instance_id(iid, f"{ipath}[{i}]"))
     if not out.items and fleet_id is not None:
-        out.items = [ref_item({"kind": "fleet", "id": fleet_id}, f"{at}.FleetId", n)]
+        out.items = [ref_item({"kind": "fleet", "id": fleet_id}, locate(p, "FleetId", at)[1], n)]
     return _alternatives(out)
 
 
@@ -163,14 +157,15 @@ def request_spot_fleet(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | 
     n = largest(opt_count(cfg, "targetCapacity", at))
     lkey, specs = first(cfg, "launchSpecifications", "launchSpecification")
     for path, spec in objects(specs, f"{at}.{lkey}"):
-        t = get(spec, "instanceType")
+        t, tpath = locate(spec, "instanceType", path)
+        reqs, rpath = locate(spec, "instanceRequirements", path)
         if t is not None:
-            out.items.append(type_item(t, f"{path}.instanceType", n))
-        elif (reqs := get(spec, "instanceRequirements")) is not None:
-            out.items.append(ref_item(requirements_ref(reqs, f"{path}.instanceRequirements"), path, n))
+            out.items.append(type_item(t, tpath, n))
+        elif reqs is not None:
+            out.items.append(ref_item(requirements_ref(reqs, rpath), rpath, n))
         else:
             raise InputError(f"{path}: launch specification without an instance type")
-    out.items += fleet_configs(get(cfg, "launchTemplateConfigs"), f"{at}.launchTemplateConfigs", n)
+    out.items += fleet_configs(*locate(cfg, "launchTemplateConfigs", at), n)
     return _alternatives(out)
 
 
@@ -178,11 +173,11 @@ def request_spot_fleet(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | 
 def request_spot_instances(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed:
     """``RequestSpotInstances``: ``launchSpecification.instanceType`` x ``instanceCount``."""
     n = largest(opt_count(p, "instanceCount", at))
-    spec = obj(p, "launchSpecification", at)
-    t = get(spec, "instanceType") if spec is not None else None
+    spec, spath = objp(p, "launchSpecification", at)
+    t, tpath = locate(spec, "instanceType", spath) if spec is not None else (None, "")
     if t is None:
         return Parsed([LaunchItem(instance_type=EC2_DEFAULT_TYPE, count=n, path="default(ec2)")])
-    return Parsed([type_item(t, f"{at}.launchSpecification.instanceType", n)])
+    return Parsed([type_item(t, tpath, n)])
 
 
 @shape(EC2, "ModifyInstanceAttribute")
@@ -190,15 +185,15 @@ def modify_instance_attribute(
     p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None
 ) -> Parsed | Ignored:
     """Resize of a stopped instance: ``instanceType.value`` (or ``attribute=instanceType, value``)."""
-    t, path = get(p, "instanceType"), f"{at}.instanceType"
+    t, path = locate(p, "instanceType", at)
     if isinstance(t, Mapping):
-        t, path = get(t, "value"), f"{path}.value"
+        t, path = locate(t, "value", path)
     attr = get(p, "attribute")
     if t is None and isinstance(attr, str) and attr.lower() == "instancetype":
-        t, path = get(p, "value"), f"{at}.value"
+        t, path = locate(p, "value", at)
     if t is None:
         return Ignored("not an instance type change")
-    iid = instance_id(get(p, "instanceId"), f"{at}.instanceId")
+    iid = instance_id(*locate(p, "instanceId", at))
     return Parsed([type_item(t, path, 1)], instance_ids=[iid])
 
 
@@ -206,7 +201,7 @@ def modify_instance_attribute(
 def create_capacity_reservation(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed:
     """``CreateCapacityReservation`` (and ``AWS::EC2::CapacityReservation``)."""
     n = largest(opt_count(p, "InstanceCount", at))
-    return Parsed([type_item(get(p, "InstanceType"), f"{at}.InstanceType", n)])
+    return Parsed([type_item(*locate(p, "InstanceType", at), n)])
 
 
 @shape(EC2, "CreateCapacityReservationFleet")
@@ -217,8 +212,7 @@ def create_capacity_reservation_fleet(
     n = largest(opt_count(p, "TotalTargetCapacity", at))
     key, specs = first(p, "InstanceTypeSpecifications", "InstanceTypeSpecification")
     items = [
-        type_item(get(s, "InstanceType"), f"{path}.InstanceType", n)
-        for path, s in objects(specs, f"{at}.{key}")
+        type_item(*locate(s, "InstanceType", path), n) for path, s in objects(specs, f"{at}.{key}")
     ]
     return _alternatives(Parsed(items))
 
@@ -226,8 +220,9 @@ def create_capacity_reservation_fleet(
 @shape(EC2, "PurchaseCapacityBlock")
 def purchase_capacity_block(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed:
     """``PurchaseCapacityBlock``: only an offering id; the resolver looks the type up."""
-    oid = text(get(p, "CapacityBlockOfferingId"), f"{at}.CapacityBlockOfferingId", 128)
-    out = Parsed([ref_item({"kind": "capacity_block_offering", "id": oid}, f"{at}.CapacityBlockOfferingId")])
+    oid, opath = locate(p, "CapacityBlockOfferingId", at)
+    oid = text(oid, opath, 128)
+    out = Parsed([ref_item({"kind": "capacity_block_offering", "id": oid}, opath)])
     platform = opt_text(p, "InstancePlatform", at, 64)
     if platform is not None:
         out.extra["instance_platform"] = platform
@@ -238,27 +233,29 @@ def purchase_capacity_block(p: Mapping[str, Any], at: str, resp: Mapping[str, An
 def allocate_hosts(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed:
     """Dedicated hosts: ``instanceType`` or ``instanceFamily`` x ``quantity``."""
     n = largest(opt_count(p, "quantity", at))
-    t = get(p, "instanceType")
+    t, tpath = locate(p, "instanceType", at)
     if t is not None:
-        return Parsed([type_item(t, f"{at}.instanceType", n)])
-    fam = instance_type(get(p, "instanceFamily"), f"{at}.instanceFamily")
-    return Parsed([ref_item({"kind": "instance_family", "family": fam}, f"{at}.instanceFamily", n)])
+        return Parsed([type_item(t, tpath, n)])
+    fam, fpath = locate(p, "instanceFamily", at)
+    fam = instance_type(fam, fpath)
+    return Parsed([ref_item({"kind": "instance_family", "family": fam}, fpath, n)])
 
 
 @shape(EC2, "CreateLaunchTemplate", "CreateLaunchTemplateVersion")
 def create_launch_template(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
     """Launch templates arm later launches: ``LaunchTemplateData.InstanceType|InstanceRequirements``."""
-    data = obj(p, "LaunchTemplateData", at)
-    dpath = f"{at}.LaunchTemplateData"
+    data, dpath = objp(p, "LaunchTemplateData", at)
     out = Parsed()
     for key in ("LaunchTemplateName", "LaunchTemplateId"):
         v = opt_text(p, key, at, 128)
         if v is not None:
-            out.extra[key[0].lower() + key[1:]] = v
-    if data is not None and (t := get(data, "InstanceType")) is not None:
-        out.items = [type_item(t, f"{dpath}.InstanceType", 1)]
-    elif data is not None and (reqs := get(data, "InstanceRequirements")) is not None:
-        out.items = [ref_item(requirements_ref(reqs, f"{dpath}.InstanceRequirements"), dpath)]
+            out.extra["launch_template_" + key[14:].lower()] = v
+    t, tpath = locate(data, "InstanceType", dpath) if data is not None else (None, "")
+    reqs, rpath = locate(data, "InstanceRequirements", dpath) if data is not None else (None, "")
+    if t is not None:
+        out.items = [type_item(t, tpath, 1)]
+    elif reqs is not None:
+        out.items = [ref_item(requirements_ref(reqs, rpath), rpath)]
     elif (src := get(p, "SourceVersion")) is not None:
         spec = {
             "LaunchTemplateId": get(p, "LaunchTemplateId"),

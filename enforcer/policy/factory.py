@@ -33,12 +33,19 @@ def make_engine(
     """Create the engine named by ``kind`` (or ``$ENFORCER_ENGINE``), loaded with ``policy_dir``.
 
     For ``opa`` the policies are not uploaded here (see ``enforcer policy push``); the local bundle
-    only supplies the revision recorded in each decision.
+    only supplies the revision recorded in each decision. When ``$ENFORCER_POLICY_PUBKEY`` is set (a PEM
+    file path or inline PEM), the directory must carry a valid ``.signatures.json`` for that key.
     """
     kind = kind or os.environ.get("ENFORCER_ENGINE", "embedded")
     if kind not in ENGINES:
         raise InputError(f"unknown engine {kind!r}; choose one of {', '.join(ENGINES)}", "BAD_ENGINE")
-    bundle = load_bundle(policy_dir or default_policy_dir())
+    pubkey = os.environ.get("ENFORCER_POLICY_PUBKEY")
+    if pubkey:
+        from enforcer.policy.signing import load_verified_bundle, read_public_key_setting
+
+        bundle = load_verified_bundle(policy_dir or default_policy_dir(), read_public_key_setting(pubkey))
+    else:
+        bundle = load_bundle(policy_dir or default_policy_dir())
     if kind == "embedded":
         from enforcer.policy.embedded import EmbeddedEngine
 

@@ -196,16 +196,7 @@ class OpaRestEngine:
     # -- internals -------------------------------------------------------------------------
     def _query(self, segments: list[str], input_doc: dict[str, Any] | None) -> Any:
         dotted = ".".join(segments)
-        self.breaker.before_call()
-        try:
-            body = self._post(segments, input_doc)
-        except EngineError:
-            self.breaker.record_failure()
-            raise
-        except BaseException:
-            self.breaker.record_failure()
-            raise
-        self.breaker.record_success()
+        body = self.breaker.call(lambda: self._post(segments, input_doc))
         if "result" not in body:
             raise EngineError(f"data.{dotted} is undefined on the OPA server (policy not loaded?)")
         return body["result"]

@@ -1,0 +1,228 @@
+"""Service control policies generated from the chip catalogue: the preventive control for direct calls.
+
+The policies deny every instance type whose chip class is controlled (``model.CONTROLLED_CLASSES``)
+on the paths that carry a type condition key, to everyone but the broker role:
+
+- ``ec2:RunInstances`` (``ec2:InstanceType``; also the caller-side check of instant EC2 Fleets and of
+  Auto Scaling's launch-template validation),
+- ``ec2:ModifyInstanceAttribute`` resizes (``ec2:Attribute/InstanceType``),
+- Auto Scaling group and launch-configuration calls (``autoscaling:InstanceTypes``),
+- SageMaker jobs, endpoints, notebooks and apps (``sagemaker:InstanceTypes``, ``ml.`` prefixed),
+- ``ec2:PurchaseCapacityBlock``, which names no type, outright.
+
+Types are listed explicitly (no ``p*`` wildcards, which both over-block and go stale). Every
+document is kept under the 5,120-character SCP limit (minified JSON) and the statements are split
+over several documents when needed. SCPs do not bind service-linked roles or the management
+account; the guard covers those (see DESIGN.md, "Honest enforcement points").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from enforcer.chips import ChipCatalog
+from enforcer.model import CONTROLLED_CLASSES, InputError
+
+#: AWS Organizations' limit on an SCP document, in characters.
+SCP_MAX_CHARS = 5120
+#: Organizations allows five SCPs per target; one is usually FullAWSAccess.
+MAX_POLICIES_PER_TARGET = 4
+DEFAULT_BROKER_ROLE = "GpuLaunchBroker"
+
+ASG_ACTIONS = (
+    "autoscaling:CreateAutoScalingGroup",
+    "autoscaling:UpdateAutoScalingGroup",
+    "autoscaling:CreateLaunchConfiguration",
+)
+SAGEMAKER_ACTIONS = (
+    "sagemaker:CreateTrainingJob",
+    "sagemaker:CreateHyperParameterTuningJob",
+    "sagemaker:CreateEndpointConfig",
+    "sagemaker:CreateNotebookInstance",
+    "sagemaker:CreateProcessingJob",
+    "sagemaker:CreateTransformJob",
+    "sagemaker:CreateApp",
+    "sagemaker:CreateCluster",
+    "sagemaker:UpdateCluster",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Family:
+    """One statement shape whose value list may be split over several statements."""
+
+    sid: str
+    action: str | tuple[str, ...]
+    resource: str
+    operator: str
+    key: str
+    prefix: str = ""
+
+
+def controlled_types(catalog: ChipCatalog | None = None) -> list[str]:
+    """Every known instance type whose chip class is controlled, sorted.
+
+    Parameters
+    ----------
+    catalog
+        The catalogue to classify with (the bundled one when None).
+    """
+    cat = catalog or ChipCatalog()
+    return [t for t in cat.known_types() if cat.classify(t).chip_class in CONTROLLED_CLASSES]
+
+
+def _minified(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def _families(partition: str) -> list[_Family]:
+    instance = f"arn:{partition}:ec2:*:*:instance/*"
+    return [
+        _Family(
+            "DenyControlledRunInstances", "ec2:RunInstances", instance, "StringEquals", "ec2:InstanceType"
+        ),
+        _Family(
+            "DenyControlledResize",
+            "ec2:ModifyInstanceAttribute",
+            instance,
+            "StringEquals",
+            "ec2:Attribute/InstanceType",
+        ),
+        _Family(
+            "DenyControlledAutoScaling",
+            ASG_ACTIONS,
+            "*",
+            "ForAnyValue:StringEquals",
+            "autoscaling:InstanceTypes",
+        ),
+        _Family(
+            "DenyControlledSageMaker",
+            SAGEMAKER_ACTIONS,
+            "*",
+            "ForAnyValue:StringEquals",
+            "sagemaker:InstanceTypes",
+            prefix="ml.",
+        ),
+    ]
+
+
+def _statement(
+    sid: str, action: str | Sequence[str], resource: str, condition: dict[str, Any]
+) -> dict[str, Any]:
+    act: str | list[str] = action if isinstance(action, str) else list(action)
+    return {"Sid": sid, "Effect": "Deny", "Action": act, "Resource": resource, "Condition": condition}
+
+
+def _split(fam: _Family, values: list[str], exempt: dict[str, Any], budget: int) -> list[dict[str, Any]]:
+    """Statements of ``fam`` over ``values``, each at most ``budget`` characters minified."""
+    out: list[dict[str, Any]] = []
+    chunk: list[str] = []
+
+    def build(vals: list[str], n: int) -> dict[str, Any]:
+        cond = {fam.operator: {fam.key: vals}, **exempt}
+        return _statement(f"{fam.sid}{n}", fam.action, fam.resource, cond)
+
+    for v in values:
+        trial = [*chunk, v]
+        if chunk and len(_minified(build(trial, len(out) + 1))) > budget:
+            out.append(build(chunk, len(out) + 1))
+            trial = [v]
+        if len(_minified(build(trial, len(out) + 1))) > budget:
+            raise InputError(f"{fam.sid}: one value does not fit the SCP size limit", "SCP_TOO_LARGE")
+        chunk = trial
+    if chunk:
+        out.append(build(chunk, len(out) + 1))
+    return out
+
+
+def generate_scps(
+    types: Iterable[str] | None = None,
+    *,
+    broker_role: str = DEFAULT_BROKER_ROLE,
+    partition: str = "aws",
+    max_chars: int = SCP_MAX_CHARS,
+) -> list[dict[str, Any]]:
+    """Build the SCP documents denying ``types`` to everyone but ``broker_role``.
+
+    Parameters
+    ----------
+    types
+        Controlled instance types (default: :func:`controlled_types` of the bundled catalogue).
+    broker_role
+        Name of the role allowed to launch controlled types (matched in every account).
+    partition
+        ARN partition (``aws``, ``aws-us-gov``, ``aws-cn``).
+    max_chars
+        Size limit of one minified document.
+
+    Returns
+    -------
+    list of dict
+        Policy documents, each at most ``max_chars`` characters when minified.
+
+    Raises
+    ------
+    InputError
+        When the list is empty or a single statement cannot fit the limit.
+    """
+    values = sorted(
+        {t.strip().lower() for t in (controlled_types() if types is None else types) if t.strip()}
+    )
+    if not values:
+        raise InputError("no controlled instance types to deny", "SCP_EMPTY")
+    exempt = {"ArnNotLike": {"aws:PrincipalArn": f"arn:{partition}:iam::*:role/{broker_role}"}}
+    shell = {"Version": "2012-10-17", "Statement": []}
+    budget = max_chars - len(_minified(shell))
+    statements: list[dict[str, Any]] = []
+    for fam in _families(partition):
+        statements += _split(fam, [fam.prefix + v for v in values], exempt, budget)
+    statements.append(_statement("DenyCapacityBlocks", "ec2:PurchaseCapacityBlock", "*", exempt))
+    docs: list[dict[str, Any]] = []
+    for st in statements:  # first fit, in order, so related statements stay together
+        for doc in docs:
+            if len(_minified({**doc, "Statement": [*doc["Statement"], st]})) <= max_chars:
+                doc["Statement"].append(st)
+                break
+        else:
+            docs.append({"Version": "2012-10-17", "Statement": [st]})
+    return docs
+
+
+def policy_name(index: int, total: int) -> str:
+    """File and policy name of document ``index`` (0-based) of ``total``."""
+    return "gpu-launch-guard" if total == 1 else f"gpu-launch-guard-{index + 1}"
+
+
+def write_scps(docs: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """Write each document minified to ``out_dir/<name>.json`` and return the paths.
+
+    Parameters
+    ----------
+    docs
+        Documents from :func:`generate_scps`.
+    out_dir
+        Directory (created when missing); stale ``gpu-launch-guard*.json`` files are removed.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("gpu-launch-guard*.json"):
+        old.unlink()
+    paths = []
+    for i, doc in enumerate(docs):
+        path = out_dir / f"{policy_name(i, len(docs))}.json"
+        path.write_text(_minified(doc) + "\n")
+        paths.append(path)
+    return paths
+
+
+def covered_types(docs: Iterable[dict[str, Any]], key: str = "ec2:InstanceType") -> set[str]:
+    """Every value listed under condition ``key`` in ``docs`` (for checks and tests)."""
+    found: set[str] = set()
+    for doc in docs:
+        for st in doc["Statement"]:
+            for block in st.get("Condition", {}).values():
+                found.update(block.get(key, []))
+    return found
