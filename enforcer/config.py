@@ -14,7 +14,8 @@ variable                               meaning (default)
 ``ENFORCER_OPA_URL``                   OPA server URL for engine ``opa`` (``http://127.0.0.1:8181``)
 ``ENFORCER_OPA_TIMEOUT``               seconds (``0.25``)
 ``ENFORCER_POLICY``                    policy directory (``policies/`` beside the package)
-``ENFORCER_ACCOUNTS_TABLE``            DynamoDB account directory table
+``ENFORCER_ACCOUNTS_SOURCE``           ``dynamodb`` or ``organizations`` (account tags) (``dynamodb``)
+``ENFORCER_ACCOUNTS_TABLE``            DynamoDB account directory table (required for ``dynamodb``)
 ``ENFORCER_REGISTRY_PREFIX``           prefix of the reseller/attestation registry tables
 ``ENFORCER_AUDIT_TABLE``               DynamoDB audit index table
 ``ENFORCER_AUDIT_BUCKET``              S3 Object Lock bucket holding the audit records
@@ -73,6 +74,7 @@ class Config:
     opa_url: str = "http://127.0.0.1:8181"
     opa_timeout: float = 0.25
     policy_dir: str | None = None
+    accounts_source: str = "dynamodb"
     accounts_table: str | None = None
     registry_prefix: str | None = None
     audit_table: str | None = None
@@ -114,6 +116,7 @@ class Config:
             opa_url=r.match("ENFORCER_OPA_URL", _URL_RE, "an http(s) URL") or "http://127.0.0.1:8181",
             opa_timeout=r.number("ENFORCER_OPA_TIMEOUT", float, 0.25, 0.01, 30.0),
             policy_dir=r.text("ENFORCER_POLICY"),
+            accounts_source=r.choice("ENFORCER_ACCOUNTS_SOURCE", ("dynamodb", "organizations"), "dynamodb"),
             accounts_table=r.match("ENFORCER_ACCOUNTS_TABLE", _TABLE_RE, "a DynamoDB table name"),
             registry_prefix=r.match("ENFORCER_REGISTRY_PREFIX", _PREFIX_RE, "a table name prefix"),
             audit_table=r.match("ENFORCER_AUDIT_TABLE", _TABLE_RE, "a DynamoDB table name"),
@@ -133,10 +136,14 @@ class Config:
             or r.match("AWS_DEFAULT_REGION", _REGION_RE, "a region name")
             or "us-east-1",
         )
-        if cfg.audit_bucket and not cfg.audit_table:
-            r.problems.append(
-                "ENFORCER_AUDIT_BUCKET is set but ENFORCER_AUDIT_TABLE is not (both are needed)"
-            )
+        audit = {
+            "ENFORCER_AUDIT_TABLE": cfg.audit_table,
+            "ENFORCER_AUDIT_BUCKET": cfg.audit_bucket,
+            "ENFORCER_AUDIT_KEY_ID": cfg.audit_key_id,
+        }
+        if any(audit.values()) and not all(audit.values()):
+            missing = ", ".join(k for k, v in audit.items() if not v)
+            r.problems.append(f"the AWS audit store needs all three audit variables; missing {missing}")
         if cfg.engine == "opa" and not r.present("ENFORCER_OPA_URL"):
             r.problems.append("ENFORCER_OPA_URL is required when ENFORCER_ENGINE=opa")
         if r.problems:

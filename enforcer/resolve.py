@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from enforcer.intake._util import ATTESTATION_TAG_KEYS, MAX_ATTESTATION_REF, requirements_ref
+from enforcer.intake._tags import find_attestation_ref
+from enforcer.intake._util import requirements_ref
 from enforcer.intake.cloudtrail_ec2 import fleet_configs
 from enforcer.model import LaunchItem, LaunchRequest
 
@@ -233,7 +234,7 @@ class AwsResolver:
         if not isinstance(itype, str) or not itype:
             raise ResolutionError(f"{iid} has no instance type")
         if request.attestation_ref is None:
-            request.attestation_ref = _attestation_tag(inst.get("Tags"))
+            request.attestation_ref = find_attestation_ref(inst.get("Tags") or [])[0]
         state = (inst.get("State") or {}).get("Name")
         if isinstance(state, str):
             request.extra.setdefault("instance_states", {})[iid] = state
@@ -348,15 +349,6 @@ def _template_ref(spec: Mapping[str, Any]) -> dict[str, Any]:
     if spec.get("LaunchTemplateName"):
         ref["name"] = str(spec["LaunchTemplateName"])
     return ref
-
-
-def _attestation_tag(tags: Any) -> str | None:
-    for tag in tags or []:
-        if isinstance(tag, Mapping) and str(tag.get("Key", "")).lower() in ATTESTATION_TAG_KEYS:
-            value = tag.get("Value")
-            if isinstance(value, str) and 0 < len(value) <= MAX_ATTESTATION_REF:
-                return value
-    return None
 
 
 class RoutedResolver:

@@ -17,6 +17,7 @@ stopped server (:meth:`OpaTestServer.stop`) or :func:`unused_port`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -97,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
         return path, ""
 
     def _count(self) -> None:
-        kind, rest = self._route()
+        kind, _rest = self._route()
         self.owner.requests[(self.command, kind)] += 1
 
     # -- verbs -----------------------------------------------------------------------------
@@ -258,7 +259,9 @@ class OpaTestServer:
         """Bind and serve in a daemon thread; returns self."""
         self._stopping.clear()
         self._httpd = _Server(self)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -271,10 +274,8 @@ class OpaTestServer:
         with self._lock:
             socks, self._sockets = self._sockets, []
         for s in socks:
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -291,6 +292,7 @@ class OpaTestServer:
         self.requests.clear()
 
     def _track(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as Go's net/http: no Nagle delay
         with self._lock:
             self.connections += 1
             self._sockets = [s for s in self._sockets if s.fileno() != -1]

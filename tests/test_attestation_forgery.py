@@ -169,7 +169,9 @@ def _unencoded_payload_b64_false(w: World) -> Case:
 
 def _embedded_jwk_header(w: World) -> Case:
     attacker = load_signing_key(generate_private_key_pem("ES256"))
-    header = b64u_json({"alg": "ES256", "kid": "a-es", "typ": TOKEN_TYPE, "jwk": attacker.key.as_dict(private=False)})
+    header = b64u_json(
+        {"alg": "ES256", "kid": "a-es", "typ": TOKEN_TYPE, "jwk": attacker.key.as_dict(private=False)}
+    )
     pem = attacker.key.as_pem(private=True)
     return Case(raw_sign(pem, header, b64u_json(w.claims())), ACC_X, T0, "invalid")
 

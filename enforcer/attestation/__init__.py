@@ -8,6 +8,7 @@ the end customer. See DESIGN.md, "Attestation".
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from enforcer.attestation import config
 from enforcer.attestation.claims import ClaimsError, EndCustomer, build_claims, name_hash, validate_claims
@@ -21,7 +22,6 @@ from enforcer.attestation.constants import (
     TOKEN_TYPE,
     reason_code,
 )
-from enforcer.attestation.dynamodb_registry import DynamoDBRegistry, create_tables
 from enforcer.attestation.keys import (
     AttestationKeyError,
     SigningKey,
@@ -41,6 +41,20 @@ from enforcer.attestation.registry import (
 )
 from enforcer.attestation.token import TokenFormatError, parse_unverified, sign_token
 from enforcer.attestation.verify import check_time, check_token, verify_token
+
+if TYPE_CHECKING:
+    from enforcer.attestation.dynamodb_registry import DynamoDBRegistry, create_tables
+
+_LAZY = {"DynamoDBRegistry", "create_tables"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the DynamoDB backend (and boto3) only when it is asked for."""
+    if name in _LAZY:
+        from enforcer.attestation import dynamodb_registry
+
+        return getattr(dynamodb_registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def local_provider(registry_dir: Path | str, audience: str | None = None) -> RegistryAttestationProvider:

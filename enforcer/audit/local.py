@@ -129,6 +129,7 @@ class LocalAuditStore:
         if segment_max_bytes < 4096:
             raise ValueError("segment_max_bytes must be at least 4096")
         self.directory = Path(directory)
+        self._dir_s = str(self.directory)
         self.signer = signer
         self.checkpoint_every = checkpoint_every
         self.segment_max_bytes = segment_max_bytes
@@ -184,8 +185,8 @@ class LocalAuditStore:
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
-    def _path(self, name: str) -> Path:
-        return self.directory / name
+    def _path(self, name: str) -> str:
+        return os.path.join(self._dir_s, name)
 
     # ------------------------------------------------------------------ catch-up
     def _open_index(self) -> None:
@@ -210,7 +211,6 @@ class LocalAuditStore:
         elif st.st_size < self._index_off:
             self._rebuild_index("index.tsv shrank")
         self._catch_up_segments()
-        self._read_checkpoints()
 
     def _read_index(self, size: int) -> None:
         data = os.pread(self._index_fd, size - self._index_off, self._index_off)
@@ -263,7 +263,8 @@ class LocalAuditStore:
                     lines.append(self._index_line(sealed, num, self._end, ev, did))
                     self._accept(sealed, ev, did)
         tmp = self._path(layout.INDEX + ".tmp")
-        tmp.write_bytes(b"".join(lines))
+        with open(tmp, "wb") as fh:
+            fh.write(b"".join(lines))
         os.replace(tmp, self._path(layout.INDEX))
         self._open_index()
         self._index_off = os.fstat(self._index_fd).st_size
@@ -276,7 +277,8 @@ class LocalAuditStore:
         seq = rec.get("seq")
         if computed != stated or seq != self._seq + 1 or rec.get("prev_hash") != self._hash:
             raise AuditWriteError(
-                f"{name}: chain broken after seq {self._seq}; refusing to append (run `enforcer audit verify`)"
+                f"{name}: chain broken after seq {self._seq}; refusing to append "
+                "(run `enforcer audit verify`)"
             )
         key = record_event_key(rec)
         did = rec.get("decision_id")
@@ -294,49 +296,51 @@ class LocalAuditStore:
 
     def _catch_up_segments(self) -> None:
         """Index any record that is in the segments but not (yet) in index.tsv."""
-        path = self._path(layout.segment_name(self._seg))
+        name = layout.segment_name(self._seg)
+        path = self._path(name)
         try:
             size = os.stat(path).st_size
         except FileNotFoundError:
             size = 0
             if self._end > 0:
                 raise AuditWriteError(
-                    f"{path.name} is missing but index.tsv lists records in it (run `enforcer audit verify`)"
+                    f"{name} is missing but index.tsv lists records in it (run `enforcer audit verify`)"
                 ) from None
         if size < self._end:
             raise AuditWriteError(
-                f"{path.name} is shorter than index.tsv says (truncated?); run `enforcer audit verify`"
+                f"{name} is shorter than index.tsv says (truncated?); run `enforcer audit verify`"
             )
         if size > self._end:
             self._recover(path, self._seg, self._end, size)
         nxt = self._path(layout.segment_name(self._seg + 1))
-        while nxt.exists():
+        while os.path.exists(nxt):
             self._seg += 1
             self._end = 0
-            size = nxt.stat().st_size
+            size = os.stat(nxt).st_size
             if size:
                 self._recover(nxt, self._seg, 0, size)
             nxt = self._path(layout.segment_name(self._seg + 1))
 
-    def _recover(self, path: Path, seg: int, start: int, size: int) -> None:
+    def _recover(self, path: str, seg: int, start: int, size: int) -> None:
         if size - start > _MAX_TAIL_READ:
             self._rebuild_index("large unindexed tail")
             return
-        with path.open("rb") as fh:
+        name = os.path.basename(path)
+        with open(path, "rb") as fh:
             fh.seek(start)
             data = fh.read(size - start)
         end = data.rfind(b"\n") + 1
         if end < len(data):
             # Torn record from a writer that crashed mid-write (never acknowledged): set it aside.
             torn = data[end:]
-            with self._path("torn-records.bin").open("ab") as tf:
-                tf.write(f"# {path.name} offset {start + end} {len(torn)} bytes\n".encode() + torn + b"\n")
+            with open(self._path("torn-records.bin"), "ab") as tf:
+                tf.write(f"# {name} offset {start + end} {len(torn)} bytes\n".encode() + torn + b"\n")
             os.truncate(path, start + end)
             data = data[:end]
         offset = start
         out: list[bytes] = []
         for raw in data.splitlines(keepends=True):
-            sealed, ev, did = self._check_line(raw, path.name)
+            sealed, ev, did = self._check_line(raw, name)
             offset += len(raw)
             out.append(self._index_line(sealed, seg, offset, ev, did))
             self._accept(sealed, ev, did)
@@ -355,7 +359,7 @@ class LocalAuditStore:
         if size <= self._cp_off:
             self._cp_off = min(self._cp_off, size)
             return
-        with path.open("rb") as fh:
+        with open(path, "rb") as fh:
             fh.seek(self._cp_off)
             data = fh.read(size - self._cp_off)
         end = data.rfind(b"\n") + 1
@@ -429,7 +433,10 @@ class LocalAuditStore:
         self._accept(sealed, ev, decision_id)
 
     def _checkpoint_locked(self) -> dict[str, Any] | None:
-        if self.signer is None or self._seq < 0 or self._last_cp_seq >= self._seq:
+        if self.signer is None or self._seq < 0:
+            return None
+        self._read_checkpoints()
+        if self._last_cp_seq >= self._seq:
             return None
         cp = make_checkpoint(self.signer, self._seq, self._hash, self.clock())
         path = self._path(layout.CHECKPOINTS)

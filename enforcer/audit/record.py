@@ -159,9 +159,7 @@ class _Cleaner:
         path = self.path
         for i, v in enumerate(value):
             t = type(v)
-            if (t is str and v.isascii() and not v.startswith("eyJ")) or (
-                t is bool or v is None
-            ):
+            if (t is str and v.isascii() and not v.startswith("eyJ")) or (t is bool or v is None):
                 out.append(v)
             else:
                 path.append(str(i))
@@ -180,9 +178,7 @@ class _Cleaner:
                 self._special(out, key, v, depth)
                 continue
             t = type(v)
-            if (t is str and v.isascii() and not v.startswith("eyJ")) or (
-                t is bool or v is None
-            ):
+            if (t is str and v.isascii() and not v.startswith("eyJ")) or (t is bool or v is None):
                 out[key] = v
             else:
                 path.append(key)
@@ -222,8 +218,30 @@ _SPECIAL_KEYS = ERASED_KEYS | MASKED_KEYS | {"end_customer"}
 # ``build_record`` are known to stay in those cases (``AuditRecord.jcs_safe``); for any other
 # value the output is checked (false positives only cost time) and, when it might differ,
 # redone by the ``rfc8785`` package, the reference implementation.
-_NUMBER_RISK = re.compile(r"[:,\[]-?(?:[0-9]+\.0(?=[,\]}])|[0-9.]+[eE]|[0-9]{16,})")
+_NUMBER_RISK = re.compile(r"(?:^|[:,\[])-?(?:[0-9]+\.0(?=[,\]}]|$)|[0-9.]+[eE]|[0-9]{16,})")
 _HIGH_CHAR = re.compile(r"[\ud800-\U0010ffff]")
+
+
+def clean_value(value: Any, salt: bytes, root: str) -> tuple[Any, list[str], list[str], bool]:
+    """Return ``value`` as plain JSON with personal data masked and tokens erased.
+
+    Parameters
+    ----------
+    value
+        Any JSON-like value (dicts, lists, scalars; other objects are converted).
+    salt
+        Masking salt.
+    root
+        JSON-pointer segment of ``value`` inside the record (e.g. ``"input"``).
+
+    Returns
+    -------
+    tuple
+        ``(clean, masked_pointers, erased_pointers, jcs_safe)``; pointers are sorted.
+    """
+    slow = _Cleaner(salt, root)
+    out = slow.clean(value)
+    return out, sorted(slow.masked), sorted(slow.erased), not slow.exotic
 
 
 class AuditRecord(dict[str, Any]):
@@ -290,7 +308,7 @@ def event_key(decision: Decision) -> str | None:
 def _chip_classes(decision: Decision) -> list[str]:
     seen = {i.chip_class for i in decision.request.items if i.chip_class}
     ordered = [c for c in CHIP_CLASSES if c in seen]
-    ordered.extend(sorted(seen.difference(CHIP_CLASSES)))  # type: ignore[arg-type]
+    ordered.extend(sorted(seen.difference(CHIP_CLASSES)))
     return ordered
 
 
@@ -330,8 +348,7 @@ def build_record(
     key = _PROCESS_SALT if salt is None else salt
     req = decision.request
     raw_input: Any = decision.input if decision.input is not None else {"request": req.to_dict()}
-    cleaner = _Cleaner(key, "input")
-    clean_input = cleaner.clean(raw_input)
+    clean_input, masked, erased, input_safe = clean_value(raw_input, key, "input")
     side = _Cleaner(key, None)
     top = side.clean(
         {
@@ -353,10 +370,10 @@ def build_record(
             "fail_open": bool(decision.fail_open),
         }
     )
-    record = AuditRecord(top, jcs_safe=not (cleaner.exotic or side.exotic))
+    record = AuditRecord(top, jcs_safe=input_safe and not side.exotic)
     record["input"] = clean_input
-    record["masked"] = cleaner.masked + side.masked
-    record["erased"] = cleaner.erased + side.erased
+    record["masked"] = masked + sorted(side.masked)
+    record["erased"] = erased + sorted(side.erased)
     return record
 
 

@@ -220,7 +220,8 @@ class ChainChecker:
                 since = self.last_checkpoint_ok + 1
                 return self._fail(
                     "checkpoint_mismatch",
-                    f"record differs from signed {cp[1]}: the log was rewritten between seq {since} and {seq}",
+                    f"record differs from signed {cp[1]}: "
+                    f"the log was rewritten between seq {since} and {seq}",
                     seq,
                     file,
                     lineno,

@@ -46,7 +46,7 @@ def kind(value: Any) -> str:
         return "string"
     if isinstance(value, list | tuple):
         return "list"
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return "object"
     return type(value).__name__
 
@@ -93,31 +93,25 @@ def as_list(x: Any) -> list[Any]:
     wrapped list; any other object (a one-element list emitted as an object) -> ``[obj]``;
     any other scalar -> ``[scalar]`` (callers validate element types).
     """
+    while isinstance(x, dict) and len(x) == 1:  # unwrap {"items": ...} (iteratively: no recursion)
+        ((k, v),) = x.items()
+        if not (isinstance(k, str) and k.lower() in ("items", "item")):
+            break
+        x = v
     if x is None or x == "":
         return []
     if isinstance(x, list):
         return x
-    if isinstance(x, Mapping):
-        if len(x) == 1:
-            ((k, v),) = x.items()
-            if isinstance(k, str) and k.lower() in ("items", "item"):
-                return as_list(v)
-        return [x]
     return [x]
 
 
-def obj(d: Mapping[str, Any], key: str, at: str) -> Mapping[str, Any] | None:
-    """Return the object under ``key`` (None when absent); InputError when it is not an object."""
-    return objp(d, key, at)[0]
-
-
 def objp(d: Mapping[str, Any], key: str, at: str) -> tuple[Mapping[str, Any] | None, str]:
-    """Like :func:`obj`, also returning the object's path."""
+    """Return ``(object, path)`` for ``key`` (object None when absent); InputError for a non-object."""
     real, v = _lookup(d, key)
     path = f"{at}.{real}"
     if v is None or v == "":
         return None, path
-    if not isinstance(v, Mapping):
+    if not isinstance(v, dict):
         raise InputError(f"{path}: expected an object, got {kind(v)}")
     return v, path
 
@@ -125,7 +119,7 @@ def objp(d: Mapping[str, Any], key: str, at: str) -> tuple[Mapping[str, Any] | N
 def objects(x: Any, at: str) -> Iterable[tuple[str, Mapping[str, Any]]]:
     """Yield ``(path, object)`` for each element of a CloudTrail list that must hold objects."""
     for i, el in enumerate(as_list(x)):
-        if not isinstance(el, Mapping):
+        if not isinstance(el, dict):
             raise InputError(f"{at}[{i}]: expected an object, got {kind(el)}")
         yield f"{at}[{i}]", el
 
@@ -136,6 +130,8 @@ def text(value: Any, at: str, max_len: int = _TEXT_MAX) -> str:
         raise InputError(f"{at}: expected a string, got {kind(value)}")
     if not value or len(value) > max_len:
         raise InputError(f"{at}: expected 1..{max_len} characters, got {len(value)}")
+    if not value.isprintable():
+        raise InputError(f"{at}: contains control characters")
     return value
 
 
@@ -235,7 +231,7 @@ def _strings(spec: Mapping[str, Any], keys: tuple[str, ...], at: str) -> list[st
     key, raw = first(spec, *keys)
     out = []
     for i, el in enumerate(as_list(raw)):
-        if isinstance(el, Mapping):  # {"content": "gpu", "tag": 1}
+        if isinstance(el, dict):  # {"content": "gpu", "tag": 1}
             el = get(el, "content") if get(el, "content") is not None else get(el, "value")
         out.append(text(el, f"{at}.{key}[{i}]", 128).lower())
     return out[:64]
@@ -248,7 +244,7 @@ def requirements_ref(spec: Any, at: str) -> dict[str, Any]:
     AWS's defaults allow any accelerator, so plain vCPU/memory ranges can still pick a GPU type.
     ``accelerators_requested`` says whether the request asks for accelerators explicitly.
     """
-    if not isinstance(spec, Mapping):
+    if not isinstance(spec, dict):
         raise InputError(f"{at}: expected an object, got {kind(spec)}")
     ref: dict[str, Any] = {"kind": "instance_requirements"}
     types = _strings(spec, ("AcceleratorTypes", "AcceleratorType", "AcceleratorTypeSet"), at)

@@ -74,7 +74,7 @@ class LaunchBody(_Strict):
 
 def validate_body(data: Any) -> LaunchBody:
     """Validate a launch body; InputError with at most three one-line problems on failure."""
-    if not isinstance(data, Mapping):
+    if not isinstance(data, dict):
         raise InputError(f"launch body: expected a JSON object, got {kind(data)}")
     try:
         return LaunchBody.model_validate(data)
@@ -142,10 +142,10 @@ def from_api_gateway(event: Mapping[str, Any], now: str | None) -> LaunchRequest
     if route != ROUTE:
         raise InputError(f"resource: only {ROUTE} is served")
     ctx = event.get("requestContext")
-    if not isinstance(ctx, Mapping):
+    if not isinstance(ctx, dict):
         raise InputError(f"requestContext: expected an object, got {kind(ctx)}")
     ident = ctx.get("identity")
-    if not isinstance(ident, Mapping):
+    if not isinstance(ident, dict):
         raise InputError(f"requestContext.identity: expected an object, got {kind(ident)}")
     acct = account_id(ident.get("accountId"), "requestContext.identity.accountId")
     principal = text(ident.get("userArn"), "requestContext.identity.userArn", 2048)

@@ -91,7 +91,7 @@ def from_hook(event: Mapping[str, Any], now: str | None) -> LaunchRequest | Igno
     reg = stack_region(stack_id)
     point = _opt(event, "actionInvocationPoint", 64)
     rd = event.get("requestData")
-    if not isinstance(rd, Mapping):
+    if not isinstance(rd, dict):
         raise InputError(f"requestData: expected an object, got {kind(rd)}")
     target = text(rd.get("targetName"), "requestData.targetName", 256)
     action = f"cloudformation:{target}"
@@ -103,10 +103,10 @@ def from_hook(event: Mapping[str, Any], now: str | None) -> LaunchRequest | Igno
             return Ignored("stack and change-set payloads are not evaluated; target resources", token, action)
         return Ignored("resource type carries no instance type", token, action)
     model = rd.get("targetModel")
-    if not isinstance(model, Mapping):
+    if not isinstance(model, dict):
         raise InputError(f"requestData.targetModel: expected an object, got {kind(model)}")
     props = model.get("resourceProperties")
-    if not isinstance(props, Mapping):
+    if not isinstance(props, dict):
         raise InputError(f"{PROPS_PATH}: expected an object, got {kind(props)}")
     parsed = extractor(props, PROPS_PATH, None)
     if isinstance(parsed, Ignored):

@@ -17,8 +17,8 @@ from enforcer.intake._util import kind, text
 from enforcer.model import Ignored, InputError, LaunchRequest
 
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
-_ACCOUNT_RE = re.compile(r"\d{12}")
-_REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+_ACCOUNT_RE = re.compile(r"[0-9]{12}")
+_REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 _MAX_RECORDS = 100_000
 
 
@@ -40,10 +40,10 @@ def _unwrap(m: Any, key: str, at: str) -> tuple[Mapping[str, Any] | None, str]:
     """Return the mapping at ``at`` with a ``<Action>Request``/``<Action>Response`` wrapper removed."""
     if m is None or m == "":
         return None, at
-    if not isinstance(m, Mapping):
+    if not isinstance(m, dict):
         raise InputError(f"{at}: expected an object, got {kind(m)}")
     inner = m.get(key)
-    if isinstance(inner, Mapping):
+    if isinstance(inner, dict):
         return inner, f"{at}.{key}"
     return m, at
 
@@ -81,7 +81,9 @@ def from_record(
         event_id = text(rec.get("eventID"), "eventID", 128)
     err = rec.get("errorCode")
     if err is not None and err != "":
-        code = err[:128] if isinstance(err, str) else kind(err)
+        code = (
+            "".join(c if c.isprintable() else "?" for c in err[:128]) if isinstance(err, str) else kind(err)
+        )
         return Ignored(f"api call failed: {code}", event_id, action)
     ro = rec.get("readOnly")
     if ro is True or (isinstance(ro, str) and ro.lower() == "true"):
@@ -93,7 +95,7 @@ def from_record(
     env = envelope or {}
     acct = rec.get("recipientAccountId") or env.get("account")
     ident = rec.get("userIdentity")
-    if ident is not None and not isinstance(ident, Mapping):
+    if ident is not None and not isinstance(ident, dict):
         raise InputError(f"userIdentity: expected an object, got {kind(ident)}")
     ident = ident or {}
     acct = account_id(acct or ident.get("accountId"), "recipientAccountId")
@@ -121,9 +123,7 @@ def from_record(
     caller = ident.get("accountId")
     if isinstance(caller, str) and caller != acct:
         extra["caller_account"] = caller[:32]
-    ref, problem = find_attestation_ref(req)
-    if ref is None and problem is None and resp is not None:
-        ref, problem = find_attestation_ref(resp)
+    ref, problem = find_attestation_ref(req)  # response tag sets only echo the request's tags
     if problem is not None:
         extra["attestation_ref_rejected"] = problem
     return LaunchRequest(
@@ -153,7 +153,7 @@ def _is_bare_record(e: Mapping[str, Any]) -> bool:
 def from_eventbridge(event: Mapping[str, Any], now: str | None) -> LaunchRequest | Ignored:
     """EventBridge "AWS API Call via CloudTrail": the record is ``detail``."""
     detail = event.get("detail")
-    if not isinstance(detail, Mapping):
+    if not isinstance(detail, dict):
         raise InputError(f"detail: expected an object, got {kind(detail)}")
     return from_record(detail, event, now)
 
@@ -187,9 +187,9 @@ def iter_cloudtrail_records(doc: Any) -> Iterator[dict[str, Any]]:
         if len(doc) > _MAX_RECORDS:
             raise InputError(f"more than {_MAX_RECORDS} events in one document")
         for el in doc:
-            yield from iter_cloudtrail_records(el) if isinstance(el, Mapping) else _bad(el)
+            yield from iter_cloudtrail_records(el) if isinstance(el, dict) else _bad(el)
         return
-    if not isinstance(doc, Mapping):
+    if not isinstance(doc, dict):
         raise InputError(f"expected a JSON object, got {kind(doc)}")
     if "Records" in doc:
         records = doc["Records"]

@@ -151,7 +151,7 @@ def request_spot_fleet(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | 
     """Spot Fleet (``RequestSpotFleet``, ``AWS::EC2::SpotFleet``)."""
     key, cfg = first(p, "spotFleetRequestConfig", "SpotFleetRequestConfigData")
     at = f"{at}.{key}"
-    if not isinstance(cfg, Mapping):
+    if not isinstance(cfg, dict):
         raise InputError(f"{at}: expected an object")
     out = Parsed()
     n = largest(opt_count(cfg, "targetCapacity", at))
@@ -186,7 +186,7 @@ def modify_instance_attribute(
 ) -> Parsed | Ignored:
     """Resize of a stopped instance: ``instanceType.value`` (or ``attribute=instanceType, value``)."""
     t, path = locate(p, "instanceType", at)
-    if isinstance(t, Mapping):
+    if isinstance(t, dict):
         t, path = locate(t, "value", path)
     attr = get(p, "attribute")
     if t is None and isinstance(attr, str) and attr.lower() == "instancetype":
@@ -211,9 +211,7 @@ def create_capacity_reservation_fleet(
     """``CreateCapacityReservationFleet``: ``InstanceTypeSpecifications[].InstanceType``."""
     n = largest(opt_count(p, "TotalTargetCapacity", at))
     key, specs = first(p, "InstanceTypeSpecifications", "InstanceTypeSpecification")
-    items = [
-        type_item(*locate(s, "InstanceType", path), n) for path, s in objects(specs, f"{at}.{key}")
-    ]
+    items = [type_item(*locate(s, "InstanceType", path), n) for path, s in objects(specs, f"{at}.{key}")]
     return _alternatives(Parsed(items))
 
 

@@ -4,6 +4,7 @@ keyed by the item's path."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,23 +13,24 @@ from enforcer.intake._util import (
     MAX_COUNT,
     Parsed,
     as_list,
-    get,
     instance_type,
     largest,
-    obj,
+    locate,
     objects,
+    objp,
     opt_count,
     opt_text,
 )
 from enforcer.model import Ignored, InputError, LaunchItem
 
 SAGEMAKER = "sagemaker.amazonaws.com"
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 
 def _add(out: Parsed, value: Any, path: str, n: int) -> None:
     original = instance_type(value, path)
     t = original[3:] if original.startswith("ml.") and len(original) > 3 else original
-    out.items.append(LaunchItem(instance_type=t, count=n, path=path))
+    out.items.append(LaunchItem(instance_type=t, count=min(n, MAX_COUNT), path=path))
     if t != original:
         out.extra.setdefault("original_instance_types", {})[path] = original
 
@@ -39,29 +41,30 @@ def _finish(out: Parsed) -> Parsed | Ignored:
     return out
 
 
+def _named(out: Parsed, p: Mapping[str, Any], at: str, key: str) -> None:
+    v = opt_text(p, key, at, 256)
+    if v is not None:
+        out.extra[_CAMEL.sub("_", key).lower()] = v
+
+
+def _required(p: Mapping[str, Any], key: str, at: str) -> tuple[Mapping[str, Any], str]:
+    v, path = objp(p, key, at)
+    if v is None:
+        raise InputError(f"{path}: missing")
+    return v, path
+
+
+def _typed(out: Parsed, m: Mapping[str, Any], path: str, n: int) -> None:
+    """Add ``m.instanceType`` x ``n`` (instanceType required)."""
+    _add(out, *locate(m, "instanceType", path), n)
+
+
 def _resource_config(out: Parsed, rc: Mapping[str, Any], path: str, mult: int = 1) -> None:
-    t = get(rc, "instanceType")
+    t, tpath = locate(rc, "instanceType", path)
     if t is not None:
-        n = min(largest(opt_count(rc, "instanceCount", path)) * mult, MAX_COUNT)
-        _add(out, t, f"{path}.instanceType", n)
-    for gpath, g in objects(get(rc, "instanceGroups"), f"{path}.instanceGroups"):
-        n = min(largest(opt_count(g, "instanceCount", gpath)) * mult, MAX_COUNT)
-        _add(out, get(g, "instanceType"), f"{gpath}.instanceType", n)
-
-
-def _rules(out: Parsed, p: Mapping[str, Any], at: str) -> None:
-    for key in ("debugRuleConfigurations", "profilerRuleConfigurations"):
-        for path, rule in objects(get(p, key), f"{at}.{key}"):
-            t = get(rule, "instanceType")
-            if t is not None:
-                _add(out, t, f"{path}.instanceType", 1)
-
-
-def _named(out: Parsed, p: Mapping[str, Any], at: str, *keys: str) -> None:
-    for key in keys:
-        v = opt_text(p, key, at, 256)
-        if v is not None:
-            out.extra[key] = v
+        _add(out, t, tpath, largest(opt_count(rc, "instanceCount", path)) * mult)
+    for gpath, g in objects(*locate(rc, "instanceGroups", path)):
+        _typed(out, g, gpath, largest(opt_count(g, "instanceCount", gpath)) * mult)
 
 
 @shape(SAGEMAKER, "CreateTrainingJob")
@@ -69,11 +72,12 @@ def training_job(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) 
     """``resourceConfig.instanceType`` x ``instanceCount``, ``instanceGroups[]``, rule evaluators."""
     out = Parsed()
     _named(out, p, at, "trainingJobName")
-    rc = obj(p, "resourceConfig", at)
-    if rc is None:
-        raise InputError(f"{at}.resourceConfig: missing")
-    _resource_config(out, rc, f"{at}.resourceConfig")
-    _rules(out, p, at)
+    _resource_config(out, *_required(p, "resourceConfig", at))
+    for key in ("debugRuleConfigurations", "profilerRuleConfigurations"):
+        for path, rule in objects(*locate(p, key, at)):
+            t, tpath = locate(rule, "instanceType", path)
+            if t is not None:
+                _add(out, t, tpath, 1)
     return _finish(out)
 
 
@@ -82,18 +86,18 @@ def tuning_job(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) ->
     """Tuning job: each definition's resource config x ``maxParallelTrainingJobs``."""
     out = Parsed()
     _named(out, p, at, "hyperParameterTuningJobName")
-    cfg = obj(p, "hyperParameterTuningJobConfig", at)
-    limits = obj(cfg, "resourceLimits", f"{at}.hyperParameterTuningJobConfig") if cfg else None
-    lpath = f"{at}.hyperParameterTuningJobConfig.resourceLimits"
-    parallel = largest(opt_count(limits, "maxParallelTrainingJobs", lpath) if limits else None)
-    defs = [(f"{at}.trainingJobDefinition", d) for d in as_list(get(p, "trainingJobDefinition"))]
-    defs += list(objects(get(p, "trainingJobDefinitions"), f"{at}.trainingJobDefinitions"))
+    cfg, cpath = objp(p, "hyperParameterTuningJobConfig", at)
+    limits, lpath = objp(cfg, "resourceLimits", cpath) if cfg is not None else (None, "")
+    parallel = largest(opt_count(limits, "maxParallelTrainingJobs", lpath) if limits is not None else None)
+    single, spath = locate(p, "trainingJobDefinition", at)
+    defs = [(spath, d) for d in as_list(single)]
+    defs += list(objects(*locate(p, "trainingJobDefinitions", at)))
     for path, d in defs:
-        if not isinstance(d, Mapping):
+        if not isinstance(d, dict):
             raise InputError(f"{path}: expected an object")
-        rc = obj(d, "resourceConfig", path)
+        rc, rpath = objp(d, "resourceConfig", path)
         if rc is not None:
-            _resource_config(out, rc, f"{path}.resourceConfig", parallel)
+            _resource_config(out, rc, rpath, parallel)
     return _finish(out)
 
 
@@ -103,14 +107,13 @@ def endpoint_config(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | Non
     out = Parsed()
     _named(out, p, at, "endpointConfigName")
     for key in ("productionVariants", "shadowProductionVariants"):
-        for path, v in objects(get(p, key), f"{at}.{key}"):
-            t = get(v, "instanceType")
+        for path, v in objects(*locate(p, key, at)):
+            t, tpath = locate(v, "instanceType", path)
             if t is None:
                 continue  # serverless variant: no instances
-            scaling = obj(v, "managedInstanceScaling", path)
-            spath = f"{path}.managedInstanceScaling"
-            top = opt_count(scaling, "maxInstanceCount", spath) if scaling else None
-            _add(out, t, f"{path}.instanceType", largest(opt_count(v, "initialInstanceCount", path), top))
+            scaling, spath = objp(v, "managedInstanceScaling", path)
+            top = opt_count(scaling, "maxInstanceCount", spath) if scaling is not None else None
+            _add(out, t, tpath, largest(opt_count(v, "initialInstanceCount", path), top))
     return _finish(out)
 
 
@@ -119,7 +122,7 @@ def notebook_instance(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | N
     """Notebook instance: ``instanceType``."""
     out = Parsed()
     _named(out, p, at, "notebookInstanceName")
-    _add(out, get(p, "instanceType"), f"{at}.instanceType", 1)
+    _typed(out, p, at, 1)
     return out
 
 
@@ -129,16 +132,16 @@ def hyperpod_cluster(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | No
     out = Parsed()
     _named(out, p, at, "clusterName")
     for key in ("instanceGroups", "restrictedInstanceGroups"):
-        for path, g in objects(get(p, key), f"{at}.{key}"):
+        for path, g in objects(*locate(p, key, at)):
             n = largest(opt_count(g, "instanceCount", path), opt_count(g, "targetCount", path))
-            t = get(g, "instanceType")
+            t, tpath = locate(g, "instanceType", path)
             if t is not None:
-                _add(out, t, f"{path}.instanceType", n)
-            reqs = obj(g, "instanceRequirements", path)
+                _add(out, t, tpath, n)
+            reqs, rpath = objp(g, "instanceRequirements", path)
             if reqs is not None:
-                rpath = f"{path}.instanceRequirements.instanceTypes"
-                for i, alt in enumerate(as_list(get(reqs, "instanceTypes"))):
-                    _add(out, alt, f"{rpath}[{i}]", n)
+                alts, apath = locate(reqs, "instanceTypes", rpath)
+                for i, alt in enumerate(as_list(alts)):
+                    _add(out, alt, f"{apath}[{i}]", n)
                     out.extra["alternatives"] = True
     return _finish(out)
 
@@ -148,12 +151,9 @@ def processing_job(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None
     """``processingResources.clusterConfig.{instanceType,instanceCount}``."""
     out = Parsed()
     _named(out, p, at, "processingJobName")
-    pr = obj(p, "processingResources", at)
-    cc = obj(pr, "clusterConfig", f"{at}.processingResources") if pr is not None else None
-    if cc is None:
-        raise InputError(f"{at}.processingResources.clusterConfig: missing")
-    path = f"{at}.processingResources.clusterConfig"
-    _add(out, get(cc, "instanceType"), f"{path}.instanceType", largest(opt_count(cc, "instanceCount", path)))
+    pr, ppath = _required(p, "processingResources", at)
+    cc, path = _required(pr, "clusterConfig", ppath)
+    _typed(out, cc, path, largest(opt_count(cc, "instanceCount", path)))
     return out
 
 
@@ -162,11 +162,8 @@ def transform_job(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None)
     """``transformResources.{instanceType,instanceCount}``."""
     out = Parsed()
     _named(out, p, at, "transformJobName")
-    tr = obj(p, "transformResources", at)
-    if tr is None:
-        raise InputError(f"{at}.transformResources: missing")
-    path = f"{at}.transformResources"
-    _add(out, get(tr, "instanceType"), f"{path}.instanceType", largest(opt_count(tr, "instanceCount", path)))
+    tr, path = _required(p, "transformResources", at)
+    _typed(out, tr, path, largest(opt_count(tr, "instanceCount", path)))
     return out
 
 
@@ -174,7 +171,7 @@ def transform_job(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None)
 def studio_app(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
     """Studio app: ``resourceSpec.instanceType`` (absent for the default system app)."""
     out = Parsed()
-    spec = obj(p, "resourceSpec", at)
-    if spec is not None and (t := get(spec, "instanceType")) is not None:
-        _add(out, t, f"{at}.resourceSpec.instanceType", 1)
+    spec, spath = objp(p, "resourceSpec", at)
+    if spec is not None and (tf := locate(spec, "instanceType", spath))[0] is not None:
+        _add(out, *tf, 1)
     return _finish(out)

@@ -41,7 +41,7 @@ def from_state_change(event: Mapping[str, Any], now: str | None) -> LaunchReques
     if event.get("source") != "aws.ec2":
         raise InputError("source: a state-change notification must come from aws.ec2")
     detail = event.get("detail")
-    if not isinstance(detail, Mapping):
+    if not isinstance(detail, dict):
         raise InputError(f"detail: expected an object, got {kind(detail)}")
     state = text(detail.get("state"), "detail.state", 32)
     eid = event.get("id")

@@ -11,12 +11,15 @@ bad JSON), ``opa_client.errors``, a body of the wrong shape, an undefined result
 
 from __future__ import annotations
 
+import http.client
 import json
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3.exceptions
 from opa_client import OpaClient
+from opa_client import errors as opa_errors
 
 from enforcer.model import InputError
 from enforcer.policy.breaker import CircuitBreaker
@@ -26,6 +29,21 @@ DEFAULT_URL = "http://127.0.0.1:8181"
 DEFAULT_TIMEOUT = 0.25
 #: Longest detail taken from an error body into a message.
 _MAX_DETAIL = 200
+#: What the client stack raises: requests (timeouts, refused/dropped connections, HTTP errors, bad JSON,
+#: which is a ValueError), opa_client.errors, and urllib3/http.client/socket errors should any leak.
+CLIENT_ERRORS: tuple[type[BaseException], ...] = (
+    requests.RequestException,
+    ValueError,
+    TypeError,
+    opa_errors.ConnectionsError,
+    opa_errors.QueryExecuteError,
+    opa_errors.PolicyNotFoundError,
+    opa_errors.PathNotFoundError,
+    opa_errors.RegoParseError,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    OSError,
+)
 
 
 def _split_url(url: str) -> tuple[str, str, int, str]:
@@ -75,7 +93,9 @@ def make_client(
     if timeout <= 0:
         raise InputError(f"OPA timeout must be positive, got {timeout}", "BAD_OPA_TIMEOUT")
     scheme, host, port, prefix = _split_url(url)
-    client = OpaClient(host=host, port=port, ssl=scheme == "https", token=token, retries=retries, timeout=timeout)
+    client = OpaClient(
+        host=host, port=port, ssl=scheme == "https", token=token, retries=retries, timeout=timeout
+    )
     if prefix:
         client.root_url = f"{client.schema}{host}:{port}{prefix}/{client.version}"
     client._session.trust_env = trust_env
@@ -106,7 +126,7 @@ def _describe(exc: BaseException) -> str:
         return f"connection failed ({type(exc).__name__})"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return "connection dropped mid-response"
-    if isinstance(exc, ValueError):  # requests.JSONDecodeError and json.JSONDecodeError are ValueErrors
+    if isinstance(exc, json.JSONDecodeError):  # requests' JSONDecodeError is one too
         return "response is not valid JSON"
     msg = getattr(exc, "message", None) or str(exc)
     return f"{type(exc).__name__}: {msg}"[:_MAX_DETAIL]
@@ -205,9 +225,9 @@ class OpaRestEngine:
         package, rule = (".".join(segments[:-1]), segments[-1]) if len(segments) > 1 else (segments[0], None)
         try:
             body = self._client.query_rule(input_doc, package_path=package, rule_name=rule)
-        except (requests.RequestException, json.JSONDecodeError, ValueError) as exc:
+        except CLIENT_ERRORS as exc:
             raise EngineError(f"OPA query failed: {_describe(exc)}") from exc
-        except Exception as exc:  # opa_client.errors.*, urllib3/http.client leaks: fail closed
+        except Exception as exc:  # anything else from the client stack still fails closed
             raise EngineError(f"OPA query failed: {_describe(exc)}") from exc
         if not isinstance(body, dict):
             raise EngineError(f"OPA returned a {type(body).__name__}, not a JSON object")

@@ -27,8 +27,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from joserfc import jws
 from joserfc.errors import JoseError, UnsupportedAlgorithmError
+from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import ECKey, OKPKey
-from joserfc.jws import JWSAlgModel, JWSRegistry
+from joserfc.jws import JWSRegistry
 from joserfc.util import urlsafe_b64decode
 
 from enforcer.model import InputError
@@ -191,7 +192,9 @@ def file_hash(name: str, raw: bytes) -> str:
     if not name.endswith(".json"):
         return hashlib.sha256(raw).hexdigest()
     try:
-        value = json.loads(raw.decode("utf-8"), parse_int=_Number, parse_float=_Number, parse_constant=_reject_constant)
+        value = json.loads(
+            raw.decode("utf-8"), parse_int=_Number, parse_float=_Number, parse_constant=_reject_constant
+        )
         out: list[str] = []
         _walk(value, out)
         return hashlib.sha256("".join(out).encode("utf-8")).hexdigest()
@@ -221,7 +224,9 @@ def bundle_files(root: Path | str) -> dict[str, bytes]:
         raw = path.read_bytes()
         total += len(raw)
         if total > MAX_POLICY_BYTES or len(files) >= MAX_FILES:
-            raise PolicySignatureError(f"policy directory larger than {MAX_POLICY_BYTES} bytes or {MAX_FILES} files")
+            raise PolicySignatureError(
+                f"policy directory larger than {MAX_POLICY_BYTES} bytes or {MAX_FILES} files"
+            )
         files[path.relative_to(base).as_posix()] = raw
     return files
 
@@ -258,7 +263,9 @@ def sign_bundle(root: Path | str, private_key_pem: bytes | str, keyid: str, iat:
     if not files:
         raise PolicySignatureError(f"no policy or data files under {root}")
     payload = {
-        "files": [{"name": n, "hash": file_hash(n, raw), "algorithm": HASH_ALGORITHM} for n, raw in files.items()],
+        "files": [
+            {"name": n, "hash": file_hash(n, raw), "algorithm": HASH_ALGORITHM} for n, raw in files.items()
+        ],
         "keyid": keyid,
         "iat": int(time.time()) if iat is None else int(iat),
     }
@@ -306,7 +313,12 @@ def _read_token(root: Path) -> str:
         raise PolicySignatureError(f"cannot read ({exc.strerror})", SIGNATURES_FILE) from exc
     doc = _strict_object(raw, "the file")
     sigs = doc.get("signatures")
-    if set(doc) != {"signatures"} or not isinstance(sigs, list) or len(sigs) != 1 or not isinstance(sigs[0], str):
+    if (
+        set(doc) != {"signatures"}
+        or not isinstance(sigs, list)
+        or len(sigs) != 1
+        or not isinstance(sigs[0], str)
+    ):
         raise PolicySignatureError('must be {"signatures": [one JWT]}', SIGNATURES_FILE)
     return sigs[0]
 
@@ -317,19 +329,25 @@ def _signed_files(payload: dict[str, Any]) -> dict[str, str]:
         raise PolicySignatureError("payload has no valid files list", SIGNATURES_FILE)
     signed: dict[str, str] = {}
     for e in entries:
-        if not isinstance(e, dict) or not all(isinstance(e.get(k), str) for k in ("name", "hash", "algorithm")):
+        if not isinstance(e, dict) or not all(
+            isinstance(e.get(k), str) for k in ("name", "hash", "algorithm")
+        ):
             raise PolicySignatureError("payload has a malformed file entry", SIGNATURES_FILE)
         name, digest = e["name"], e["hash"]
         parts = name.split("/")
         if name.startswith("/") or any(p in ("", ".", "..") for p in parts) or name in signed:
-            raise PolicySignatureError(f"payload lists a bad or duplicate file name {name[:100]!r}", SIGNATURES_FILE)
+            raise PolicySignatureError(
+                f"payload lists a bad or duplicate file name {name[:100]!r}", SIGNATURES_FILE
+            )
         if e["algorithm"] != HASH_ALGORITHM or not _HEX64_RE.match(digest):
             raise PolicySignatureError(f"only {HASH_ALGORITHM} hex hashes are accepted", name)
         signed[name] = digest
     return signed
 
 
-def verify_bundle(root: Path | str, public_key_pem: bytes | str, keyid: str | None = None) -> dict[str, bytes]:
+def verify_bundle(
+    root: Path | str, public_key_pem: bytes | str, keyid: str | None = None
+) -> dict[str, bytes]:
     """Verify ``root/.signatures.json`` against the files under ``root``.
 
     Parameters
@@ -360,7 +378,9 @@ def verify_bundle(root: Path | str, public_key_pem: bytes | str, keyid: str | No
         header = json.loads(urlsafe_b64decode(token.split(".", 1)[0].encode("ascii")))
         obj = jws.deserialize_compact(token, key, registry=registry)
     except (JoseError, ValueError, TypeError, UnicodeError) as exc:
-        raise PolicySignatureError(f"signature does not verify ({type(exc).__name__})", SIGNATURES_FILE) from exc
+        raise PolicySignatureError(
+            f"signature does not verify ({type(exc).__name__})", SIGNATURES_FILE
+        ) from exc
     if not isinstance(header, dict) or header.get("alg") != alg:
         raise PolicySignatureError(f"token algorithm is not {alg}", SIGNATURES_FILE)
     payload = _strict_object(obj.payload, "the token payload")
@@ -368,7 +388,9 @@ def verify_bundle(root: Path | str, public_key_pem: bytes | str, keyid: str | No
     if "keyid" in payload and payload["keyid"] != kid:
         raise PolicySignatureError("payload keyid differs from the header kid", SIGNATURES_FILE)
     if keyid is not None and kid != keyid:
-        raise PolicySignatureError(f"signed with key id {str(kid)[:64]!r}, expected {keyid!r}", SIGNATURES_FILE)
+        raise PolicySignatureError(
+            f"signed with key id {str(kid)[:64]!r}, expected {keyid!r}", SIGNATURES_FILE
+        )
     signed = _signed_files(payload)
     on_disk = bundle_files(base)
     for name in sorted(set(on_disk) | set(signed)):
@@ -382,13 +404,15 @@ def verify_bundle(root: Path | str, public_key_pem: bytes | str, keyid: str | No
 
 
 def _loaded_files(bundle: PolicyBundle) -> dict[str, Any]:
-    loaded: dict[str, Any] = {n: s for n, s in {**bundle.modules, **bundle.tests}.items()}
+    loaded: dict[str, Any] = {**bundle.modules, **bundle.tests}
     for d, value in bundle.data_files.items():
         loaded[f"{d}/data.json" if d else "data.json"] = value
     return loaded
 
 
-def load_verified_bundle(root: Path | str, public_key_pem: bytes | str, keyid: str | None = None) -> PolicyBundle:
+def load_verified_bundle(
+    root: Path | str, public_key_pem: bytes | str, keyid: str | None = None
+) -> PolicyBundle:
     """Verify the signature of ``root``, then load it with ``load_bundle``.
 
     The loaded modules and data are compared with the verified bytes, so a file swapped between

@@ -1,0 +1,241 @@
+"""``enforcer audit …``: verify, query, report, export and pubkey over the local decision log.
+
+The lead attaches ``audit_group`` to the ``enforcer`` group; ``ctx.obj`` is a ``CliState`` and
+the log is ``obj.audit_dir``, the checkpoint key in ``obj.keys_dir``.
+
+Exit codes: 0 success; 1 ``verify`` found a problem; 2 bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from enforcer.audit.defaults import default_public_key, local_signer
+from enforcer.audit.query import (
+    RecordFilter,
+    iter_records,
+    opa_jsonl,
+    record_country,
+    record_effect,
+    record_reasons,
+)
+from enforcer.audit.report import render_html
+from enforcer.audit.signing import MAX_PEM_BYTES, CheckpointError, SignerError, load_public_key
+from enforcer.audit.verify import VerifyReport, open_verify
+from enforcer.cli_common import CliState, fail, parse_now
+
+EFFECTS = ("allow", "deny", "audit")
+
+
+def _state(ctx: click.Context) -> CliState:
+    obj = ctx.find_object(CliState)
+    return obj if obj is not None else CliState()
+
+
+def _load_pem(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_PEM_BYTES:
+            fail(f"{path}: public key file too large")
+        pem = p.read_bytes()
+        load_public_key(pem)
+    except OSError as exc:
+        fail(f"cannot read public key {path}: {exc.strerror or exc}")
+    except CheckpointError as exc:
+        fail(f"{path}: {exc}")
+    return pem
+
+
+def _verify(state: CliState, public_key: str | None, deep: bool) -> VerifyReport:
+    pem = _load_pem(public_key)
+    if pem is None:
+        pem = default_public_key(state.keys_dir)
+    return open_verify(state.audit_dir, pem, deep=deep)
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """Verify and review the tamper-evident decision log."""
+
+
+@audit_group.command("verify")
+@click.option(
+    "--public-key", "public_key", type=click.Path(dir_okay=False), help="Checkpoint public key PEM."
+)
+@click.option("--deep", is_flag=True, help="Also re-canonicalise every record (slower).")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@click.pass_context
+def verify_cmd(ctx: click.Context, public_key: str | None, deep: bool, as_json: bool) -> None:
+    """Check the hash chain and signed checkpoints; exit 1 naming the first bad record.
+
+    Without --public-key the key in STATE/keys is used; with no key at all, signatures are
+    not checked (a warning says so).
+    """
+    state = _state(ctx)
+    if not state.audit_dir.is_dir():
+        click.echo(f"FAIL: no audit log at {state.audit_dir}", err=True)
+        sys.exit(1)
+    report = _verify(state, public_key, deep)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    for w in report.warnings:
+        click.echo(f"warning: {w}", err=True)
+    if report.ok:
+        if not as_json:
+            click.echo(report.summary())
+        return
+    click.echo(report.summary(), err=not as_json)
+    sys.exit(1)
+
+
+def _parse_opt_time(value: str | None) -> float | None:
+    return None if value is None else parse_now(value)
+
+
+@audit_group.command("query")
+@click.option("--account", help="AWS account id.")
+@click.option("--effect", type=click.Choice(EFFECTS))
+@click.option("--reason", help="Reason code, e.g. ORIGIN_RESTRICTED.")
+@click.option("--chip-class", "chip_class", help="Chip class, e.g. 3A090.a.")
+@click.option("--since", help="RFC 3339 time (inclusive).")
+@click.option("--until", help="RFC 3339 time (inclusive).")
+@click.option("--format", "fmt", type=click.Choice(("table", "jsonl")), default="table", show_default=True)
+@click.option("--limit", type=click.IntRange(min=0), default=0, help="At most this many rows (0: all).")
+@click.pass_context
+def query_cmd(
+    ctx: click.Context,
+    account: str | None,
+    effect: str | None,
+    reason: str | None,
+    chip_class: str | None,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+    limit: int,
+) -> None:
+    """List logged decisions matching the filters."""
+    state = _state(ctx)
+    flt = RecordFilter(
+        account=account,
+        effect=effect,
+        reason=reason,
+        chip_class=chip_class,
+        since=_parse_opt_time(since),
+        until=_parse_opt_time(until),
+    )
+    errors: list[str] = []
+    rows: list[dict[str, Any]] = []
+    matched = 0
+    for lr in iter_records(state.audit_dir, errors):
+        if not flt.matches(lr.record):
+            continue
+        matched += 1
+        if fmt == "jsonl":
+            click.echo(json.dumps(lr.record, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+        else:
+            rows.append(lr.record)
+        if limit and matched >= limit:
+            break
+    for e in errors[:20]:
+        click.echo(f"warning: unreadable record {e}", err=True)
+    if fmt == "table":
+        _print_table(rows)
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} decision(s)", show_lines=False)
+    for col in (
+        "seq",
+        "time",
+        "effect",
+        "account",
+        "country",
+        "region",
+        "chips",
+        "reasons",
+        "action",
+        "mode",
+    ):
+        table.add_column(col, overflow="fold")
+    style = {"deny": "bold red", "allow": "green", "audit": "yellow"}
+    for r in rows:
+        eff = record_effect(r)
+        chips = r.get("chip_classes")
+        table.add_row(
+            escape(str(r.get("seq"))),
+            escape(str(r.get("timestamp"))),
+            f"[{style.get(eff, 'white')}]{escape(eff)}[/]",
+            escape(str(r.get("account_id"))),
+            escape(record_country(r)),
+            escape(str(r.get("region"))),
+            escape(", ".join(str(c) for c in chips) if isinstance(chips, list) else ""),
+            escape(", ".join(record_reasons(r))),
+            escape(str(r.get("action") or "")),
+            escape(str(r.get("mode"))),
+        )
+    Console(soft_wrap=False).print(table)
+
+
+@audit_group.command("report")
+@click.option("--html", "html_file", required=True, type=click.Path(dir_okay=False), help="Output HTML file.")
+@click.option(
+    "--public-key", "public_key", type=click.Path(dir_okay=False), help="Checkpoint public key PEM."
+)
+@click.pass_context
+def report_cmd(ctx: click.Context, html_file: str, public_key: str | None) -> None:
+    """Write a self-contained HTML report (counts, timeline, denied and audited launches)."""
+    state = _state(ctx)
+    verification = _verify(state, public_key, False) if state.audit_dir.is_dir() else None
+    page = render_html(iter_records(state.audit_dir), source=str(state.audit_dir), verification=verification)
+    try:
+        Path(html_file).write_text(page, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {html_file}: {exc.strerror or exc}")
+    click.echo(f"wrote {html_file}")
+
+
+@audit_group.command("export")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Output file (default: stdout).")
+@click.pass_context
+def export_cmd(ctx: click.Context, out_file: str | None) -> None:
+    """Export the log as OPA decision-log events, one JSON object per line."""
+    state = _state(ctx)
+    errors: list[str] = []
+    try:
+        if out_file is None:
+            for lr in iter_records(state.audit_dir, errors):
+                click.echo(opa_jsonl(lr.record))
+        else:
+            n = 0
+            with open(out_file, "w", encoding="utf-8") as fh:
+                for lr in iter_records(state.audit_dir, errors):
+                    fh.write(opa_jsonl(lr.record) + "\n")
+                    n += 1
+            click.echo(f"wrote {n} events to {out_file}", err=True)
+    except OSError as exc:
+        fail(f"cannot write {out_file}: {exc.strerror or exc}")
+    for e in errors[:20]:
+        click.echo(f"warning: unreadable record {e}", err=True)
+
+
+@audit_group.command("pubkey")
+@click.pass_context
+def pubkey_cmd(ctx: click.Context) -> None:
+    """Print the checkpoint public key (PEM); the key pair is created on first use."""
+    state = _state(ctx)
+    try:
+        signer = local_signer(state.keys_dir)
+    except (SignerError, OSError) as exc:
+        fail(str(exc))
+    click.echo(signer.public_key_pem().decode("ascii"), nl=False)

@@ -1,0 +1,187 @@
+"""Reading the decision log back: iterate, filter, and export as OPA decision-log events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from enforcer import __version__
+from enforcer.audit import layout
+from enforcer.audit.chain import LineError, parse_line
+
+#: Where the account's origin country may sit in a policy input document, first match wins.
+_COUNTRY_PATHS = (("account", "country"), ("origin", "country"), ("account_origin", "country"))
+
+
+@dataclass(slots=True)
+class LoggedRecord:
+    """One record as read from the log, with where it was found."""
+
+    file: str
+    line: int
+    record: dict[str, Any]
+
+
+def iter_records(directory: str | Path, errors: list[str] | None = None) -> Iterator[LoggedRecord]:
+    """Yield the records of a local log in chain order.
+
+    Parameters
+    ----------
+    directory
+        The log directory.
+    errors
+        When given, unreadable lines are described here (and skipped) instead of silently skipped.
+        Use ``open_verify`` to check integrity; this only reads.
+    """
+    for _num, path in layout.segment_files(Path(directory)):
+        with path.open("rb") as fh:
+            for n, raw in enumerate(fh, start=1):
+                try:
+                    rec, _computed, stated = parse_line(raw)
+                except LineError as exc:
+                    if errors is not None:
+                        errors.append(f"{path.name}:{n}: {exc}")
+                    continue
+                rec["hash"] = stated
+                yield LoggedRecord(path.name, n, rec)
+
+
+def parse_time(value: Any) -> float | None:
+    """Parse an RFC 3339 timestamp into epoch seconds (None when absent or malformed)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def _dig(doc: Any, path: tuple[str, ...]) -> Any:
+    for p in path:
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(p)
+    return doc
+
+
+def record_country(record: dict[str, Any]) -> str:
+    """Return the account's origin country recorded in the policy input, or ``"unknown"``."""
+    inp = record.get("input")
+    for path in _COUNTRY_PATHS:
+        v = _dig(inp, path)
+        if isinstance(v, str) and v:
+            return v
+    return "unknown"
+
+
+def record_effect(record: dict[str, Any]) -> str:
+    """Return the record's effect (``allow``/``deny``/``audit``, or ``unknown``)."""
+    v = _dig(record, ("result", "effect"))
+    return v if isinstance(v, str) else "unknown"
+
+
+def record_reasons(record: dict[str, Any]) -> list[str]:
+    """Return the reason codes of a record."""
+    reasons = _dig(record, ("result", "reasons"))
+    if not isinstance(reasons, list):
+        return []
+    return [str(r.get("code")) for r in reasons if isinstance(r, dict) and r.get("code")]
+
+
+def record_instance_types(record: dict[str, Any]) -> list[str]:
+    """Return the instance types requested, as recorded in the input."""
+    items = _dig(record, ("input", "request", "items"))
+    if not isinstance(items, list):
+        return []
+    return [str(i.get("instance_type")) for i in items if isinstance(i, dict) and i.get("instance_type")]
+
+
+@dataclass(slots=True)
+class RecordFilter:
+    """Conditions for ``enforcer audit query``; None means "any"."""
+
+    account: str | None = None
+    effect: str | None = None
+    reason: str | None = None
+    chip_class: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+    def matches(self, record: dict[str, Any]) -> bool:
+        """Return True when ``record`` satisfies every set condition."""
+        if self.account is not None and record.get("account_id") != self.account:
+            return False
+        if self.effect is not None and record_effect(record) != self.effect:
+            return False
+        if self.reason is not None and self.reason not in record_reasons(record):
+            return False
+        if self.chip_class is not None:
+            classes = record.get("chip_classes")
+            if not isinstance(classes, list) or self.chip_class not in classes:
+                return False
+        if self.since is not None or self.until is not None:
+            t = parse_time(record.get("timestamp"))
+            if t is None:
+                return False
+            if self.since is not None and t < self.since:
+                return False
+            if self.until is not None and t > self.until:
+                return False
+        return True
+
+
+def to_opa_event(record: dict[str, Any]) -> dict[str, Any]:
+    """Return a record as an OPA decision-log event.
+
+    The OPA fields (``decision_id``, ``path``, ``input``, ``result``, ``timestamp``,
+    ``metrics``, ``bundles``, ``labels``, ``masked``, ``erased``, ``req_id``) are filled from
+    the record; everything specific to the enforcer (trigger, account, chips, attestation,
+    action, mode, chain fields) goes under ``enforcer``.
+    """
+    policy = record.get("policy") if isinstance(record.get("policy"), dict) else {}
+    assert isinstance(policy, dict)
+    revision = policy.get("revision")
+    return {
+        "decision_id": record.get("decision_id"),
+        "path": record.get("path"),
+        "input": record.get("input"),
+        "result": record.get("result"),
+        "timestamp": record.get("timestamp"),
+        "metrics": record.get("metrics", {}),
+        "bundles": {"gpu-launch-enforcer": {"revision": revision}},
+        "revision": revision,
+        "labels": {"app": "gpu-launch-enforcer", "version": __version__, "engine": str(policy.get("engine"))},
+        "masked": record.get("masked", []),
+        "erased": record.get("erased", []),
+        "req_id": record.get("seq"),
+        "enforcer": {
+            k: record.get(k)
+            for k in (
+                "trigger",
+                "account_id",
+                "region",
+                "instance_ids",
+                "chip_classes",
+                "attestation",
+                "action",
+                "mode",
+                "enforced",
+                "fail_open",
+                "seq",
+                "prev_hash",
+                "hash",
+            )
+        },
+    }
+
+
+def opa_jsonl(record: dict[str, Any]) -> str:
+    """Return one OPA decision-log JSON line (no trailing newline)."""
+    return json.dumps(to_opa_event(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,329 @@
+"""Assemble the pipeline for the Lambda handlers from :class:`enforcer.config.Config`.
+
+- :class:`ClientFactory`: boto3 clients per (account, region), created on first use and cached per
+  container; for an account other than the security (home) account it assumes the member role
+  through STS and refreshes the credentials before they expire.
+- :func:`build_enforcer`: DynamoDB (or Organizations) account directory, attestation registry on
+  DynamoDB, AWS audit store, policy engine, and a resolver that looks references up in the account
+  the launch happened in.
+- :class:`Runtime` and :func:`runtime`: everything a handler needs, built once per cold start from
+  the environment, replaceable by tests through :func:`set_runtime`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from enforcer.actions import Budget, HourlyCounter, Remediator
+from enforcer.chips import ChipCatalog
+from enforcer.config import Config
+from enforcer.guard import Guard
+from enforcer.pipeline import Enforcer, FailPolicy, NoAttestations
+from enforcer.ports import AccountDirectory, AttestationProvider, AuditSink, PolicyEngine
+from enforcer.resolve import AwsResolver, RoutedResolver
+
+#: Refresh assumed-role credentials this many seconds before they expire.
+CREDENTIAL_MARGIN = 300
+ROLE_SESSION_NAME = "gpu-launch-enforcer"
+
+
+def botocore_config() -> Any:
+    """Short timeouts and bounded standard retries: a handler must answer well within its timeout."""
+    from botocore.config import Config as BotoConfig
+
+    return BotoConfig(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
+
+
+class ClientFactory:
+    """boto3 clients per service, account and region, assuming a role in accounts other than home.
+
+    Parameters
+    ----------
+    region
+        Default region (the function's).
+    home_account
+        The security account; None asks STS ``GetCallerIdentity`` on first need.
+    member_role
+        Role name assumed in other accounts by default (``GpuEnforcerGuard``).
+    external_id
+        External id passed to ``AssumeRole``, when the member role requires one.
+    session
+        A ``boto3.session.Session`` (default: a new one, created lazily).
+    endpoint_url
+        Endpoint override for every client (tests against a moto server).
+    clock
+        Epoch-seconds clock for credential expiry.
+    """
+
+    def __init__(
+        self,
+        region: str,
+        *,
+        home_account: str | None = None,
+        member_role: str = "GpuEnforcerGuard",
+        external_id: str | None = None,
+        session: Any = None,
+        endpoint_url: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.region = region
+        self._home = home_account
+        self.member_role = member_role
+        self.external_id = external_id
+        self._session = session
+        self.endpoint_url = endpoint_url
+        self.clock = clock
+        self._clients: dict[tuple[str, str, str, str], tuple[float, Any]] = {}
+        self._creds: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._lock = threading.RLock()
+        self._config: Any = None
+
+    @property
+    def session(self) -> Any:
+        """The base boto3 session (the function's own credentials)."""
+        if self._session is None:
+            import boto3
+
+            self._session = boto3.session.Session(region_name=self.region)
+        return self._session
+
+    def _new_client(self, session: Any, service: str, region: str) -> Any:
+        if self._config is None:
+            self._config = botocore_config()
+        return session.client(
+            service, region_name=region, endpoint_url=self.endpoint_url, config=self._config
+        )
+
+    @property
+    def home_account(self) -> str:
+        """The account the function runs in."""
+        if self._home is None:
+            ident = self.client("sts").get_caller_identity()
+            self._home = str(ident["Account"])
+        return self._home
+
+    def client(
+        self, service: str, account_id: str | None = None, region: str | None = None, role: str | None = None
+    ) -> Any:
+        """A client of ``service`` acting in ``account_id`` (home when None) and ``region``.
+
+        Parameters
+        ----------
+        service
+            boto3 service name (``ec2``, ``autoscaling``, ``dynamodb`` ...).
+        account_id
+            Target account; a role is assumed when it differs from the home account.
+        region
+            Target region (the default region when None or ``unknown``).
+        role
+            Role name to assume there (default ``member_role``); with an explicit role it is
+            assumed even in the home account (the broker launches as ``GpuLaunchBroker``).
+        """
+        region = region if region and region != "unknown" else self.region
+        with self._lock:
+            if role is None and (account_id is None or account_id == self.home_account):
+                key = (service, "home", region, "")
+                expires, session = float("inf"), self.session
+            else:
+                target = account_id or self.home_account
+                role_name = role or self.member_role
+                key = (service, target, region, role_name)
+                expires, session = self._assumed(target, role_name)
+            hit = self._clients.get(key)
+            if hit is None or hit[0] != expires:
+                hit = self._clients[key] = (expires, self._new_client(session, service, region))
+            return hit[1]
+
+    def role_arn(self, account_id: str, role: str) -> str:
+        """ARN of ``role`` in ``account_id`` (in the partition of the default region)."""
+        partition = (
+            "aws-cn" if self.region.startswith("cn-") else "aws-us-gov" if "gov" in self.region else "aws"
+        )
+        return f"arn:{partition}:iam::{account_id}:role/{role}"
+
+    def _assumed(self, account_id: str, role: str) -> tuple[float, Any]:
+        cached = self._creds.get((account_id, role))
+        if cached is not None and cached[0] - CREDENTIAL_MARGIN > self.clock():
+            return cached
+        kwargs: dict[str, Any] = {
+            "RoleArn": self.role_arn(account_id, role),
+            "RoleSessionName": ROLE_SESSION_NAME,
+            "DurationSeconds": 3600,
+        }
+        if self.external_id:
+            kwargs["ExternalId"] = self.external_id
+        creds = self.client("sts").assume_role(**kwargs)["Credentials"]
+        import boto3
+
+        session = boto3.session.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name=self.region,
+        )
+        exp = creds["Expiration"]
+        expires = exp.timestamp() if hasattr(exp, "timestamp") else self.clock() + 3600
+        self._creds[(account_id, role)] = (expires, session)
+        return expires, session
+
+
+def account_directory(cfg: Config, clients: ClientFactory) -> AccountDirectory:
+    """The account directory named by the configuration (DynamoDB table or Organizations tags)."""
+    from enforcer.accounts_aws import DynamoDBAccountDirectory, OrganizationsAccountDirectory
+
+    if cfg.accounts_source == "organizations":
+        return OrganizationsAccountDirectory(clients.client("organizations"))
+    cfg.require("accounts_table")
+    assert cfg.accounts_table is not None
+    return DynamoDBAccountDirectory(clients.client("dynamodb"), cfg.accounts_table)
+
+
+def attestation_provider(cfg: Config, clients: ClientFactory) -> AttestationProvider:
+    """The attestation provider over the DynamoDB registry; without one, reseller accounts are ``missing``."""
+    if cfg.registry_prefix is None:
+        return NoAttestations()
+    from enforcer.attestation import DynamoDBRegistry, RegistryAttestationProvider
+    from enforcer.attestation import config as att_config
+
+    return RegistryAttestationProvider(
+        DynamoDBRegistry(clients.client("dynamodb"), cfg.registry_prefix),
+        audience=att_config.audience(),
+        max_validity_days=att_config.max_validity_days(),
+    )
+
+
+def audit_sink(cfg: Config, clients: ClientFactory) -> AuditSink | None:
+    """The AWS audit store (DynamoDB chain, S3 Object Lock copies, KMS-signed checkpoints) if configured."""
+    if cfg.audit_table is None:
+        return None
+    cfg.require("audit_bucket", "audit_key_id")
+    assert cfg.audit_bucket is not None and cfg.audit_key_id is not None
+    from enforcer.audit.aws import AwsAuditStore
+    from enforcer.audit.signing import KmsSigner
+
+    return AwsAuditStore(
+        clients.client("dynamodb"),
+        cfg.audit_table,
+        clients.client("s3"),
+        cfg.audit_bucket,
+        KmsSigner(clients.client("kms"), cfg.audit_key_id),
+    )
+
+
+def make_resolver(clients: ClientFactory, catalog: ChipCatalog) -> RoutedResolver:
+    """A resolver that looks references up in the launch's own account and region."""
+    known = catalog.known_types()
+
+    def factory(account_id: str, region: str) -> AwsResolver:
+        return AwsResolver(
+            clients.client("ec2", account_id, region),
+            clients.client("autoscaling", account_id, region),
+            known_types=known,
+        )
+
+    return RoutedResolver(factory)
+
+
+def build_enforcer(cfg: Config, clients: ClientFactory, *, engine: PolicyEngine | None = None) -> Enforcer:
+    """Build the pipeline with its AWS backends.
+
+    Parameters
+    ----------
+    cfg
+        Validated configuration.
+    clients
+        Client factory (home account credentials, member-account roles).
+    engine
+        A ready engine (tests, benchmarks); by default made from ``cfg.engine`` and ``cfg.policy_dir``.
+    """
+    if engine is None:
+        from enforcer.policy.factory import make_engine
+
+        engine = make_engine(cfg.engine, cfg.policy_dir, cfg.opa_url, cfg.opa_timeout)
+    catalog = ChipCatalog(clients.client("ec2"))
+    fail_policy: FailPolicy = "open" if cfg.fail_policy == "open" else "closed"
+    return Enforcer(
+        catalog=catalog,
+        accounts=account_directory(cfg, clients),
+        engine=engine,
+        attestations=attestation_provider(cfg, clients),
+        audit=audit_sink(cfg, clients),
+        resolver=make_resolver(clients, catalog),
+        mode="dryrun" if cfg.mode == "dryrun" else "enforce",
+        fail_policy=fail_policy,
+    )
+
+
+@dataclass
+class Runtime:
+    """Everything a handler needs, built once per container."""
+
+    config: Config
+    clients: ClientFactory
+    enforcer: Enforcer
+    remediator: Remediator
+    guard: Guard
+
+    def budget(self) -> Budget:
+        """A fresh blast-radius budget for one invocation."""
+        hourly = None
+        if self.config.counter_table:
+            hourly = HourlyCounter(
+                self.clients.client("dynamodb"), self.config.counter_table, self.config.max_actions_per_hour
+            )
+        return Budget(self.config.max_actions_per_invocation, hourly)
+
+
+def build_runtime(
+    cfg: Config | None = None,
+    *,
+    clients: ClientFactory | None = None,
+    engine: PolicyEngine | None = None,
+    logger: Any = None,
+    environ: Mapping[str, str] | None = None,
+) -> Runtime:
+    """Build a :class:`Runtime` (from the environment unless ``cfg`` is given).
+
+    Raises
+    ------
+    enforcer.config.ConfigError
+        When the configuration is invalid or incomplete.
+    """
+    cfg = cfg or Config.from_env(environ)
+    clients = clients or ClientFactory(
+        cfg.region,
+        home_account=cfg.home_account,
+        member_role=cfg.member_role,
+        external_id=cfg.member_external_id,
+    )
+    enforcer = build_enforcer(cfg, clients, engine=engine)
+    sns = clients.client("sns") if cfg.topic_arn else None
+    remediator = Remediator(cfg.action, sns=sns, topic_arn=cfg.topic_arn, logger=logger)
+    guard = Guard(
+        enforcer, remediator, clients, sweep_accounts=cfg.sweep_accounts, sweep_regions=cfg.sweep_regions
+    )
+    return Runtime(cfg, clients, enforcer, remediator, guard)
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def runtime() -> Runtime:
+    """The container's runtime, built on first use (not at import: no client exists before a call)."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = build_runtime()
+        return _runtime
+
+
+def set_runtime(rt: Runtime | None) -> None:
+    """Install ``rt`` as the container's runtime (tests), or drop it with None."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = rt

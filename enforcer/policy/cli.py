@@ -1,0 +1,121 @@
+"""``enforcer policy push|sign|verify``: upload a policy directory to OPA, sign it, check its signature.
+
+The lead attaches these to the ``policy`` group: ``policy.add_command(push_command)`` etc.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from enforcer.cli_common import fail
+from enforcer.model import InputError
+
+_DIR_ARG = click.argument("policy_dir", required=False, type=click.Path(path_type=Path))
+
+
+def _policy_dir(policy_dir: Path | None) -> Path:
+    from enforcer.policy.factory import default_policy_dir
+
+    return policy_dir if policy_dir is not None else default_policy_dir()
+
+
+@click.command("push")
+@_DIR_ARG
+@click.option(
+    "--opa-url",
+    envvar="ENFORCER_OPA_URL",
+    default="http://127.0.0.1:8181",
+    show_default=True,
+    help="OPA server base URL.",
+)
+@click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds per request.")
+@click.option(
+    "--tests/--no-tests",
+    "include_tests",
+    default=True,
+    show_default=True,
+    help="Also upload *_test.rego modules.",
+)
+@click.option("--prune", is_flag=True, help="Delete server policies that are not in the directory.")
+@click.option(
+    "--pubkey",
+    type=click.Path(path_type=Path),
+    envvar="ENFORCER_POLICY_PUBKEY",
+    default=None,
+    help="Refuse to push unless .signatures.json verifies with this public key (PEM).",
+)
+def push_command(
+    policy_dir: Path | None,
+    opa_url: str,
+    timeout: float,
+    include_tests: bool,
+    prune: bool,
+    pubkey: Path | None,
+) -> None:
+    """Upload every .rego module and data.json of POLICY_DIR (default policies/) to an OPA server.
+
+    Exit 0 when everything was uploaded, 2 for a bad directory or signature, 1 when the server
+    refused a file or could not be reached.
+    """
+    from enforcer.policy.push import PolicyPushError, push_policies
+    from enforcer.policy.signing import read_public_key_setting
+
+    try:
+        pem = read_public_key_setting(str(pubkey)) if pubkey else None
+        report = push_policies(_policy_dir(policy_dir), opa_url, timeout, include_tests, prune, pem)
+    except InputError as exc:
+        fail(str(exc))
+    except PolicyPushError as exc:
+        fail(str(exc), 1)
+    click.echo(json.dumps(report.to_dict(), indent=2))
+
+
+@click.command("sign")
+@click.argument("policy_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Private key (PEM, EC P-256 or Ed25519).",
+)
+@click.option("--kid", required=True, help="Key id recorded in the signature.")
+def sign_command(policy_dir: Path, key_file: Path, kid: str) -> None:
+    """Write POLICY_DIR/.signatures.json (OPA's bundle signature format) over every policy and data file."""
+    from enforcer.policy.signing import MAX_PEM_BYTES, bundle_files, sign_bundle
+
+    try:
+        if key_file.stat().st_size > MAX_PEM_BYTES:
+            fail(f"key file larger than {MAX_PEM_BYTES} bytes")
+        target = sign_bundle(policy_dir, key_file.read_bytes(), kid)
+        count = len(bundle_files(policy_dir))
+    except OSError as exc:
+        fail(f"cannot read key file {key_file}: {exc.strerror}")
+    except InputError as exc:
+        fail(str(exc))
+    click.echo(json.dumps({"signatures": str(target), "kid": kid, "files": count}))
+
+
+@click.command("verify")
+@_DIR_ARG
+@click.option(
+    "--pubkey",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="ENFORCER_POLICY_PUBKEY",
+    help="Public key (PEM).",
+)
+@click.option("--kid", default=None, help="Require this key id.")
+def verify_command(policy_dir: Path | None, pubkey: Path, kid: str | None) -> None:
+    """Check POLICY_DIR/.signatures.json; exit 2 naming the first missing, unsigned or changed file."""
+    from enforcer.policy.signing import load_verified_bundle, read_public_key_setting
+
+    try:
+        bundle = load_verified_bundle(_policy_dir(policy_dir), read_public_key_setting(str(pubkey)), kid)
+    except InputError as exc:
+        fail(str(exc))
+    files = len(bundle.modules) + len(bundle.tests) + len(bundle.data_files)
+    click.echo(json.dumps({"verified": True, "revision": bundle.revision, "files": files}))

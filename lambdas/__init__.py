@@ -1,0 +1,7 @@
+"""Thin AWS Lambda handlers: parse the trigger, call the pipeline, format the answer.
+
+``cfn_hook`` (CloudFormation Lambda Hook), ``guard`` (CloudTrail, state change, sweep; remediates),
+``broker`` (API Gateway ``POST /launch``) and ``attestation_intake`` (resellers submit attestations).
+Every AWS client is created on the first invocation by ``enforcer.aws_wiring.runtime`` and cached
+for the container; tests install their own runtime with ``enforcer.aws_wiring.set_runtime``.
+"""

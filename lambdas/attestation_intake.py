@@ -1,0 +1,113 @@
+"""Attestation intake: API Gateway (IAM auth) ``POST /attestations`` for resellers.
+
+The body is ``{"token": "<compact JWS>"}``. The token is verified (signature with the reseller's
+registered key, issuer, account binding, validity, revocation) before it is stored; an invalid one
+is refused with 422 and its reason code (``ATTESTATION_EXPIRED`` ...), never stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+
+from enforcer.attestation import (
+    MAX_TOKEN_BYTES,
+    RegistryAttestationProvider,
+    StoredAttestation,
+    TokenFormatError,
+    parse_unverified,
+    reason_code,
+    verify_token,
+)
+from enforcer.aws_wiring import Runtime, runtime
+from enforcer.intake import parse_event_bytes
+from enforcer.model import InputError
+
+logger = Logger(service="gpu-attestation-intake")
+metrics = Metrics(namespace="GpuLaunchEnforcer", service="gpu-attestation-intake")
+copy_config_to_registered_loggers(source_logger=logger, include={"enforcer.actions"})
+
+
+def reply(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    """An API Gateway proxy response with a JSON body."""
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+
+
+def read_token(event: dict[str, Any]) -> str:
+    """The token from the request body (bounded size; base64 bodies accepted)."""
+    raw = event.get("body") if isinstance(event, dict) else None
+    if not isinstance(raw, str):
+        raise InputError("body: expected a JSON object with a token")
+    if event.get("isBase64Encoded") is True:
+        try:
+            raw = base64.b64decode(raw, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            raise InputError("body: not valid base64") from None
+    token = parse_event_bytes(raw, max_bytes=MAX_TOKEN_BYTES + 256).get("token")
+    if not isinstance(token, str):
+        raise InputError("body.token: expected a string")
+    return token
+
+
+def submit(rt: Runtime, token: str, now: float) -> tuple[StoredAttestation, bool]:
+    """Verify ``token`` for the account it names (``sub``) and store it; InputError with the reason code."""
+    provider = rt.enforcer.attestations
+    if not isinstance(provider, RegistryAttestationProvider):
+        raise InputError("no attestation registry is configured", "REGISTRY_UNAVAILABLE")
+    try:
+        sub = parse_unverified(token).payload.get("sub")
+    except TokenFormatError as exc:
+        raise InputError(f"malformed token: {exc}", "ATTESTATION_INVALID") from None
+    if not isinstance(sub, str) or not (len(sub) == 12 and sub.isdigit()):
+        raise InputError("the sub claim is not a 12-digit account id", "ATTESTATION_INVALID")
+    origin = rt.enforcer.accounts.get(sub)
+    if origin is None:
+        raise InputError(f"account {sub} is not in the account directory", "ACCOUNT_UNKNOWN")
+    result = verify_token(
+        token, origin, provider.registry, now, provider.audience, max_validity_days=provider.max_validity_days
+    )
+    if result.status != "valid" or not (result.jti and result.kid and result.issuer):
+        raise InputError(result.detail or result.status, reason_code(result.status) or "ATTESTATION_INVALID")
+    c = result.claims
+    att = StoredAttestation(
+        origin.account_id,
+        result.jti,
+        token,
+        result.issuer,
+        result.kid,
+        int(c["iat"]),
+        int(c["nbf"]),
+        int(c["exp"]),
+        now,
+    )
+    return att, provider.registry.put_attestation(att)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Verify and store one attestation."""
+    try:
+        rt = runtime()
+        att, stored = submit(rt, read_token(event), time.time())
+    except InputError as exc:
+        metrics.add_metric(name="Rejected", unit=MetricUnit.Count, value=1)
+        status = 503 if exc.code == "REGISTRY_UNAVAILABLE" else 400 if exc.code == "BAD_INPUT" else 422
+        return reply(status, {"code": exc.code, "message": str(exc)[:500]})
+    metrics.add_metric(name="Accepted", unit=MetricUnit.Count, value=1)
+    logger.info("attestation accepted", extra={"jti": att.jti, "account_id": att.account_id, "new": stored})
+    body = {
+        "jti": att.jti,
+        "account_id": att.account_id,
+        "issuer": att.issuer,
+        "exp": att.exp,
+        "stored": stored,
+    }
+    return reply(201 if stored else 200, body)

@@ -1,0 +1,81 @@
+"""Launch broker: API Gateway (IAM auth) ``POST /launch``. Prevents: it decides before launching.
+
+On allow (or audit) it launches with the broker role (the only role the SCP lets launch controlled
+types) and tags the instances with the decision id; on deny it answers 403 with the reasons.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+
+from enforcer.actions import broker_launch
+from enforcer.aws_wiring import runtime
+from enforcer.intake import normalise
+from enforcer.model import Ignored, InputError
+from enforcer.pipeline import rfc3339
+from enforcer.ports import AuditWriteError
+
+logger = Logger(service="gpu-broker")
+metrics = Metrics(namespace="GpuLaunchEnforcer", service="gpu-broker")
+copy_config_to_registered_loggers(source_logger=logger, include={"enforcer.actions"})
+
+
+def reply(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    """An API Gateway proxy response with a JSON body."""
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Decide on a launch request and launch it when allowed."""
+    try:
+        rt = runtime()
+        request = normalise(event, rfc3339(time.time()))
+        if isinstance(request, Ignored) or request.source != "broker":
+            raise InputError("not a POST /launch request")
+        outcome = rt.enforcer.enforce(request, action="broker:launch")
+    except InputError as exc:
+        return reply(400, {"code": exc.code, "message": str(exc)[:500]})
+    except AuditWriteError:
+        logger.exception("audit write failed; refusing")
+        return reply(
+            503, {"code": "AUDIT_UNAVAILABLE", "message": "decision could not be logged; not launching"}
+        )
+    d = outcome.decision
+    body: dict[str, Any] = {
+        "decision_id": d.decision_id,
+        "effect": d.effect,
+        "reasons": [r.to_dict() for r in d.reasons],
+    }
+    metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
+    if outcome.duplicate:
+        return reply(
+            409,
+            {
+                "code": "DUPLICATE_REQUEST",
+                "decision_id": outcome.receipt.decision_id if outcome.receipt else None,
+            },
+        )
+    if d.effect == "deny" and d.enforced:
+        metrics.add_metric(name="Denies", unit=MetricUnit.Count, value=1)
+        return reply(403, body)
+    if d.effect == "deny":
+        logger.info("would deny (dryrun); launching", extra={"decision_id": d.decision_id})
+    try:
+        ec2 = rt.clients.client("ec2", request.account_id, request.region, role=rt.config.broker_role)
+        body["instance_ids"] = broker_launch(ec2, request, d)
+    except InputError as exc:
+        return reply(400, {**body, "code": exc.code, "message": str(exc)[:500]})
+    except Exception as exc:
+        logger.exception("broker launch failed", extra={"decision_id": d.decision_id})
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+        return reply(502, {**body, "code": "LAUNCH_FAILED", "message": str(code)[:200]})
+    metrics.add_metric(name="Launches", unit=MetricUnit.Count, value=1)
+    return reply(200, body)
