@@ -65,7 +65,9 @@ def client(endpoint: str, service: str) -> Any:
 def names(endpoint: str) -> tuple[str, str]:
     suffix = uuid.uuid4().hex[:10]
     table, bucket = f"audit-{suffix}", f"audit-{suffix}"
-    create_audit_resources(client(endpoint, "dynamodb"), client(endpoint, "s3"), table, bucket, retention_days=3)
+    create_audit_resources(
+        client(endpoint, "dynamodb"), client(endpoint, "s3"), table, bucket, retention_days=3
+    )
     return table, bucket
 
 
@@ -77,7 +79,13 @@ def signer(tmp_path_factory: pytest.TempPathFactory) -> LocalEd25519Signer:
 def store(endpoint: str, names: tuple[str, str], signer: Any, **kw: Any) -> AwsAuditStore:
     table, bucket = names
     return AwsAuditStore(
-        client(endpoint, "dynamodb"), table, client(endpoint, "s3"), bucket, signer, salt=b"aws-salt-0000000", **kw
+        client(endpoint, "dynamodb"),
+        table,
+        client(endpoint, "s3"),
+        bucket,
+        signer,
+        salt=b"aws-salt-0000000",
+        **kw,
     )
 
 
@@ -88,12 +96,17 @@ def test_resources_are_created_with_object_lock(endpoint: str, names: tuple[str,
     assert conf["ObjectLockEnabled"] == "Enabled"
     retention = conf["Rule"]["DefaultRetention"]
     assert (retention["Mode"], retention["Days"]) == ("COMPLIANCE", 3)
-    assert client(endpoint, "dynamodb").describe_table(TableName=table)["Table"]["KeySchema"][0]["AttributeName"] == "pk"
+    assert (
+        client(endpoint, "dynamodb").describe_table(TableName=table)["Table"]["KeySchema"][0]["AttributeName"]
+        == "pk"
+    )
     # Idempotent.
     create_audit_resources(client(endpoint, "dynamodb"), s3, table, bucket, retention_days=3)
 
 
-def test_write_chain_and_idempotency(endpoint: str, names: tuple[str, str], signer: LocalEd25519Signer) -> None:
+def test_write_chain_and_idempotency(
+    endpoint: str, names: tuple[str, str], signer: LocalEd25519Signer
+) -> None:
     st = store(endpoint, names, signer, seal_every=None)
     assert isinstance(st, AuditSink)
     r0 = st.write(sample_decision(0), "stop")
@@ -102,7 +115,9 @@ def test_write_chain_and_idempotency(endpoint: str, names: tuple[str, str], sign
     assert (r0.seq, r1.seq) == (0, 1)
     assert dup.duplicate and (dup.seq, dup.hash, dup.decision_id) == (0, r0.hash, "decision-0")
     assert st.head()[:2] == (2, r1.hash)
-    rep = verify_aws(client(endpoint, "dynamodb"), names[0], client(endpoint, "s3"), names[1], signer.public_key_pem())
+    rep = verify_aws(
+        client(endpoint, "dynamodb"), names[0], client(endpoint, "s3"), names[1], signer.public_key_pem()
+    )
     assert rep.ok, rep.issues
     assert rep.records == 2
     assert "no checkpoint" in " ".join(rep.warnings)
@@ -138,10 +153,14 @@ def test_concurrent_writers_never_fork_nor_lose_the_chain(
     assert not errors, errors
     total = writers * per_writer
     assert sorted(s for s, _, _ in receipts) == list(range(total))  # seq 0..N-1, no gaps, no forks
-    assert {d for _, _, d in receipts} == {f"decision-{w * 100 + i}" for w in range(writers) for i in range(per_writer)}
+    assert {d for _, _, d in receipts} == {
+        f"decision-{w * 100 + i}" for w in range(writers) for i in range(per_writer)
+    }
     final = store(endpoint, names, signer, seal_every=None)
     final.flush()
-    rep = verify_aws(client(endpoint, "dynamodb"), names[0], client(endpoint, "s3"), names[1], signer.public_key_pem())
+    rep = verify_aws(
+        client(endpoint, "dynamodb"), names[0], client(endpoint, "s3"), names[1], signer.public_key_pem()
+    )
     assert rep.ok, rep.issues
     assert rep.records == total and rep.head_seq == total - 1
     assert rep.checkpoints >= 2 and rep.warnings == []
@@ -172,7 +191,9 @@ def test_seal_writes_locked_segment_and_checkpoint(
     with pytest.raises(ClientError) as exc:
         s3.delete_object(Bucket=bucket, Key=sealed["segment"], VersionId=head["VersionId"])
     assert exc.value.response["Error"]["Code"] == "AccessDenied"
-    assert s3.head_object(Bucket=bucket, Key=sealed["segment"], VersionId=head["VersionId"])["ContentLength"] == len(body)
+    assert s3.head_object(Bucket=bucket, Key=sealed["segment"], VersionId=head["VersionId"])[
+        "ContentLength"
+    ] == len(body)
     # Later records go to the next segment.
     st.write(sample_decision(5))
     nxt = st.seal()
@@ -189,7 +210,9 @@ def _tampered(endpoint: str, names: tuple[str, str], signer: LocalEd25519Signer)
     return client(endpoint, "dynamodb"), client(endpoint, "s3")
 
 
-def test_edited_dynamodb_record_is_detected(endpoint: str, names: tuple[str, str], signer: LocalEd25519Signer) -> None:
+def test_edited_dynamodb_record_is_detected(
+    endpoint: str, names: tuple[str, str], signer: LocalEd25519Signer
+) -> None:
     ddb, s3 = _tampered(endpoint, names, signer)
     item = ddb.get_item(TableName=names[0], Key={"pk": {"S": "REC#3"}})["Item"]
     item["line"]["S"] = item["line"]["S"].replace('"effect":"deny"', '"effect":"allow"')
@@ -200,7 +223,9 @@ def test_edited_dynamodb_record_is_detected(endpoint: str, names: tuple[str, str
     assert issue.file is not None and "REC#3" in issue.file
 
 
-def test_deleted_dynamodb_record_is_detected(endpoint: str, names: tuple[str, str], signer: LocalEd25519Signer) -> None:
+def test_deleted_dynamodb_record_is_detected(
+    endpoint: str, names: tuple[str, str], signer: LocalEd25519Signer
+) -> None:
     ddb, s3 = _tampered(endpoint, names, signer)
     ddb.delete_item(TableName=names[0], Key={"pk": {"S": "REC#2"}})
     issue = verify_aws(ddb, names[0], s3, names[1], signer.public_key_pem()).first_issue
@@ -248,9 +273,7 @@ def test_aws_failures_raise_audit_write_error(endpoint: str, signer: LocalEd2551
         st.write(sample_decision(0))
 
 
-def test_kms_signer_signs_checkpoints_verifiable_offline(
-    endpoint: str, names: tuple[str, str]
-) -> None:
+def test_kms_signer_signs_checkpoints_verifiable_offline(endpoint: str, names: tuple[str, str]) -> None:
     kms = client(endpoint, "kms")
     key_id = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     kms_signer = KmsSigner(kms, key_id)

@@ -48,7 +48,11 @@ def test_same_event_twice_writes_one_record(tmp_path: Path) -> None:
     store = LocalAuditStore(tmp_path / "a", salt=SALT)
     first = store.write(sample_decision(1))
     again = store.write(sample_decision(1))
-    assert again.duplicate and (again.seq, again.hash, again.decision_id) == (first.seq, first.hash, "decision-1")
+    assert again.duplicate and (again.seq, again.hash, again.decision_id) == (
+        first.seq,
+        first.hash,
+        "decision-1",
+    )
     other_source = store.write(sample_decision(1, source="state_change"))  # same id, other source
     assert not other_source.duplicate and other_source.seq == 1
     store.close()
@@ -70,7 +74,9 @@ def test_decisions_without_event_id_are_always_written(tmp_path: Path) -> None:
 
 def test_checkpoints_every_n_and_on_close(tmp_path: Path) -> None:
     signer = LocalEd25519Signer(tmp_path / "k" / "cp.pem")
-    store = LocalAuditStore(tmp_path / "a", signer, checkpoint_every=10, salt=SALT, clock=lambda: "2025-01-01T00:00:00Z")
+    store = LocalAuditStore(
+        tmp_path / "a", signer, checkpoint_every=10, salt=SALT, clock=lambda: "2025-01-01T00:00:00Z"
+    )
     for i in range(25):
         store.write(sample_decision(i))
     cps = [json.loads(x) for x in (tmp_path / "a" / "checkpoints.jsonl").read_bytes().splitlines()]
@@ -81,7 +87,9 @@ def test_checkpoints_every_n_and_on_close(tmp_path: Path) -> None:
     assert [c["seq"] for c in cps] == [9, 19, 24]
     for c in cps:
         verify_checkpoint(c, signer.public_key_pem())
-        assert c["alg"] == "EdDSA" and c["key_id"] == signer.key_id and c["timestamp"] == "2025-01-01T00:00:00Z"
+        assert (
+            c["alg"] == "EdDSA" and c["key_id"] == signer.key_id and c["timestamp"] == "2025-01-01T00:00:00Z"
+        )
     lines = (tmp_path / "a" / "segment-000001.jsonl").read_bytes().splitlines()
     assert cps[-1]["hash"] == json.loads(lines[24])["hash"]
 
@@ -244,7 +252,9 @@ def test_concurrent_processes_share_one_chain(tmp_path: Path) -> None:
     ids = []
     for seg in sorted((tmp_path / "a").glob("segment-*.jsonl")):
         ids.extend(json.loads(x)["trigger"]["event_id"] for x in seg.read_bytes().splitlines())
-    expected = {f"event-{w * 1000 + i}" for w in range(4) for i in range(40)} | {f"event-{90000 + i}" for i in range(0, 40, 10)}
+    expected = {f"event-{w * 1000 + i}" for w in range(4) for i in range(40)} | {
+        f"event-{90000 + i}" for i in range(0, 40, 10)
+    }
     assert len(ids) == len(set(ids)) and set(ids) == expected
 
 

@@ -36,7 +36,9 @@ def test_record_has_opa_and_enforcer_fields() -> None:
     assert rec["path"] == DECISION_PATH == "gpu/launch/decision"
     assert rec["result"] == {
         "effect": "deny",
-        "reasons": [{"code": "ORIGIN_RESTRICTED", "message": "account origin CN is restricted", "severity": "high"}],
+        "reasons": [
+            {"code": "ORIGIN_RESTRICTED", "message": "account origin CN is restricted", "severity": "high"}
+        ],
     }
     assert rec["policy"] == {"revision": "rev-1", "engine": "embedded"}
     assert rec["metrics"] == {"timer_eval_ns": 250000}
@@ -86,8 +88,13 @@ def test_token_is_never_logged_anywhere() -> None:
 
 
 def test_input_defaults_to_request_when_decision_has_no_input() -> None:
-    req = LaunchRequest(source="broker", action="RunInstances", account_id="1", region="eu-west-1",
-                        items=[LaunchItem("g5.xlarge", 1, chip_class="none")])
+    req = LaunchRequest(
+        source="broker",
+        action="RunInstances",
+        account_id="1",
+        region="eu-west-1",
+        items=[LaunchItem("g5.xlarge", 1, chip_class="none")],
+    )
     d = Decision("d", "2025-01-01T00:00:00Z", "allow", False, [], req, "r", "opa", mode="dryrun")
     rec = build_record(d, None, salt=SALT)
     assert rec["input"]["request"]["items"][0]["instance_type"] == "g5.xlarge"
@@ -173,7 +180,9 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
     max_leaves=20,
 )
 

@@ -72,7 +72,9 @@ def test_edit_with_recomputed_hash_breaks_the_next_link(log: tuple[Path, LocalEd
     lines = _lines(d)
     rec = json.loads(lines[5])
     rec["result"]["effect"] = "allow"
-    forged = seal_record({k: v for k, v in rec.items() if k not in ("seq", "prev_hash", "hash")}, 5, rec["prev_hash"])
+    forged = seal_record(
+        {k: v for k, v in rec.items() if k not in ("seq", "prev_hash", "hash")}, 5, rec["prev_hash"]
+    )
     lines[5] = forged.line
     _put(d, lines)
     issue = open_verify(d, signer.public_key_pem()).first_issue
@@ -165,7 +167,12 @@ def test_checkpoint_resigned_with_wrong_key_is_detected(
     (d / "checkpoints.jsonl").write_bytes(b"".join(cps))
     issue = open_verify(d, signer.public_key_pem()).first_issue
     assert issue is not None
-    assert (issue.kind, issue.file, issue.line, issue.seq) == ("checkpoint_invalid", "checkpoints.jsonl", 2, 19)
+    assert (issue.kind, issue.file, issue.line, issue.seq) == (
+        "checkpoint_invalid",
+        "checkpoints.jsonl",
+        2,
+        19,
+    )
     assert "expected" in issue.message
 
 
@@ -278,7 +285,9 @@ def test_cli_verify_bad_inputs(tmp_path: Path) -> None:
     junk.write_text("not a key")
     res = runner.invoke(root, ["--state", str(state.state), "audit", "verify", "--public-key", str(junk)])
     assert res.exit_code == 2 and "not a PEM public key" in res.output
-    res = runner.invoke(root, ["--state", str(state.state), "audit", "verify", "--public-key", str(tmp_path / "x")])
+    res = runner.invoke(
+        root, ["--state", str(state.state), "audit", "verify", "--public-key", str(tmp_path / "x")]
+    )
     assert res.exit_code == 2 and "cannot read public key" in res.output
 
 

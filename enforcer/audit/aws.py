@@ -541,47 +541,26 @@ def verify_aws(
         s3_copy = sealed.get(seq)
         if line is None:
             if s3_copy is not None:
-                report.issues.append(
-                    VerifyIssue(
-                        "missing",
-                        "record deleted from DynamoDB (its sealed S3 copy remains)",
-                        seq,
-                        ddb_loc,
-                        None,
-                    )
-                )
-                break
-            checker.issue = VerifyIssue(
-                "seq_gap", f"record {seq} is missing from DynamoDB", seq, ddb_loc, None
-            )
+                msg = f"record deleted from DynamoDB (its Object Lock copy {s3_copy[1]} line {s3_copy[2]} remains)"
+                checker.issue = VerifyIssue("missing", msg, seq, f"{ddb_loc} REC#{seq}", None)
+            else:
+                msg = f"record {seq} is missing from DynamoDB"
+                checker.issue = VerifyIssue("seq_gap", msg, seq, f"{ddb_loc} REC#{seq}", None)
             break
         raw = line.encode("utf-8") + b"\n"
         if checker.feed(raw, f"{ddb_loc} REC#{seq}", None) is not None:
             break
         if s3_copy is not None and s3_copy[0] != raw:
-            report.issues.append(
-                VerifyIssue(
-                    "s3_mismatch",
-                    f"DynamoDB record differs from its Object Lock copy {s3_copy[1]} line {s3_copy[2]}",
-                    seq,
-                    f"{ddb_loc} REC#{seq}",
-                    None,
-                )
-            )
+            msg = f"DynamoDB record differs from its Object Lock copy {s3_copy[1]} line {s3_copy[2]}"
+            checker.issue = VerifyIssue("s3_mismatch", msg, seq, f"{ddb_loc} REC#{seq}", None)
             break
     extra = sorted(s for s in records if s >= next_seq)
     if extra:
-        report.issues.append(
-            VerifyIssue(
-                "seq_order", f"record REC#{extra[0]} lies beyond the head (inserted)", extra[0], ddb_loc, None
-            )
-        )
+        msg = f"record REC#{extra[0]} lies beyond the head (inserted)"
+        report.issues.append(VerifyIssue("seq_order", msg, extra[0], f"{ddb_loc} REC#{extra[0]}", None))
+    stopped = checker.issue is not None
     finish(checker, cps, report, ddb_loc)
-    clean = checker.issue is None and not any(i.kind == "s3_mismatch" for i in report.issues)
-    if clean and report.head_hash != head_hash:
-        report.issues.append(
-            VerifyIssue(
-                "head_mismatch", "HEAD hash differs from the last record", report.head_seq, ddb_loc, None
-            )
-        )
+    if not stopped and report.head_hash != head_hash:
+        msg = "HEAD hash differs from the last record"
+        report.issues.append(VerifyIssue("head_mismatch", msg, report.head_seq, f"{ddb_loc} HEAD", None))
     return report
