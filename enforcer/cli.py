@@ -13,11 +13,22 @@ from enforcer.cli_common import CliState, fail, parse_now
 from enforcer.model import InputError
 
 ENGINE_OPTS = [
-    click.option("--engine", type=click.Choice(["embedded", "opa"]), envvar="ENFORCER_ENGINE", default="embedded",
-                 show_default=True, help="Policy engine."),
+    click.option(
+        "--engine",
+        type=click.Choice(["embedded", "opa"]),
+        envvar="ENFORCER_ENGINE",
+        default="embedded",
+        show_default=True,
+        help="Policy engine.",
+    ),
     click.option("--opa-url", envvar="ENFORCER_OPA_URL", default=None, help="OPA server URL (engine opa)."),
-    click.option("--policy", "policy_dir", type=click.Path(path_type=Path), default=None,
-                 help="Policy directory (default: policies/)."),
+    click.option(
+        "--policy",
+        "policy_dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Policy directory (default: policies/).",
+    ),
 ]
 
 
@@ -29,8 +40,14 @@ def engine_options(fn: Any) -> Any:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--state", type=click.Path(path_type=Path), envvar="ENFORCER_STATE", default=".enforcer",
-              show_default=True, help="State directory (accounts, registry, audit log).")
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path),
+    envvar="ENFORCER_STATE",
+    default=".enforcer",
+    show_default=True,
+    help="State directory (accounts, registry, audit log).",
+)
 @click.version_option(package_name="gpu-launch-enforcer")
 @click.pass_context
 def cli(ctx: click.Context, state: Path) -> None:
@@ -54,7 +71,12 @@ def catalog_classify(instance_type: str) -> None:
 
 
 @catalog.command("list")
-@click.option("--class", "chip_class", default=None, help="Only this class (3A090.a, 3A090.b, indeterminate, none, unknown).")
+@click.option(
+    "--class",
+    "chip_class",
+    default=None,
+    help="Only this class (3A090.a, 3A090.b, indeterminate, none, unknown).",
+)
 @click.option("--all", "show_all", is_flag=True, help="Include types without accelerators.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 def catalog_list(chip_class: str | None, show_all: bool, as_json: bool) -> None:
@@ -79,17 +101,31 @@ def account() -> None:
 @click.option("--kyc", type=click.Choice(["verified", "pending", "none"]), default="none", show_default=True)
 @click.option("--name")
 @click.pass_obj
-def account_add(obj: CliState, account_id: str, country: str, hq_country: str | None,
-                parent_hq_country: str | None, reseller: str | None, kyc: str, name: str | None) -> None:
+def account_add(
+    obj: CliState,
+    account_id: str,
+    country: str,
+    hq_country: str | None,
+    parent_hq_country: str | None,
+    reseller: str | None,
+    kyc: str,
+    name: str | None,
+) -> None:
     """Add or replace ACCOUNT_ID in the directory."""
     from enforcer.accounts import LocalAccountDirectory, origin_from_dict
 
     try:
-        origin = origin_from_dict({
-            "account_id": account_id, "country": country, "hq_country": hq_country or country,
-            "parent_hq_country": parent_hq_country or hq_country or country, "kyc": kyc,
-            "reseller": reseller, "name": name,
-        })
+        origin = origin_from_dict(
+            {
+                "account_id": account_id,
+                "country": country,
+                "hq_country": hq_country or country,
+                "parent_hq_country": parent_hq_country or hq_country or country,
+                "kyc": kyc,
+                "reseller": reseller,
+                "name": name,
+            }
+        )
     except InputError as exc:
         fail(str(exc))
     LocalAccountDirectory(obj.accounts_file).put(origin)
@@ -142,8 +178,15 @@ def policy_test(policy_dir: Path | None, verbose: bool) -> None:
 @click.option("--mode", type=click.Choice(["enforce", "dryrun"]), default="enforce", show_default=True)
 @engine_options
 @click.pass_obj
-def decide(obj: CliState, event_file: Path, now: str | None, mode: str, engine: str, opa_url: str | None,
-           policy_dir: Path | None) -> None:
+def decide(
+    obj: CliState,
+    event_file: Path,
+    now: str | None,
+    mode: str,
+    engine: str,
+    opa_url: str | None,
+    policy_dir: Path | None,
+) -> None:
     """Decide on one launch EVENT_FILE (JSON; - for stdin) and log the decision.
 
     Exit 0 allow or audit, 3 deny, 2 bad input, 1 audit log failure (treated as deny).

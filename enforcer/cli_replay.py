@@ -30,9 +30,11 @@ def _enforcer(obj: CliState, engine: str, opa_url: str | None, policy_dir: Path 
 def print_summary(summary: Any, elapsed: float, console: Console, diff: bool) -> None:
     """Render the replay summary tables on ``console`` (stderr)."""
     rate = summary.events / elapsed if elapsed > 0 else 0.0
-    console.print(f"[bold]Replayed {summary.events} events[/] in {elapsed:.1f}s ({rate:,.0f}/s): "
-                  f"{summary.decided} decided, {summary.ignored} ignored (failed or read-only calls), "
-                  f"{summary.errors} malformed")
+    console.print(
+        f"[bold]Replayed {summary.events} events[/] in {elapsed:.1f}s ({rate:,.0f}/s): "
+        f"{summary.decided} decided, {summary.ignored} ignored (failed or read-only calls), "
+        f"{summary.errors} malformed"
+    )
     eff = Table(title="Effect by account")
     for col in ("account", "allow", "audit", "deny"):
         eff.add_column(col, justify="right" if col != "account" else "left")
@@ -60,17 +62,38 @@ def print_summary(summary: Any, elapsed: float, console: Console, diff: bool) ->
 
 @click.command("replay")
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--out", "out_file", type=click.Path(path_type=Path), default=None, help="Decisions JSONL (default stdout).")
-@click.option("--baseline", type=click.Path(path_type=Path, exists=True), default=None,
-              help="Another policy directory: show launches whose effect changes.")
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Decisions JSONL (default stdout).",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="Another policy directory: show launches whose effect changes.",
+)
 @click.option("--now", default=None, help="Evaluate attestations as of this time (RFC 3339; default: now).")
 @click.option("--no-memo", is_flag=True, help="Evaluate every event even when an identical input was seen.")
-@click.option("--engine", type=click.Choice(["embedded", "opa"]), envvar="ENFORCER_ENGINE", default="embedded")
+@click.option(
+    "--engine", type=click.Choice(["embedded", "opa"]), envvar="ENFORCER_ENGINE", default="embedded"
+)
 @click.option("--opa-url", envvar="ENFORCER_OPA_URL", default=None)
 @click.option("--policy", "policy_dir", type=click.Path(path_type=Path), default=None)
 @click.pass_obj
-def replay_command(obj: CliState, sources: tuple[str, ...], out_file: Path | None, baseline: Path | None,
-                   now: str | None, no_memo: bool, engine: str, opa_url: str | None, policy_dir: Path | None) -> None:
+def replay_command(
+    obj: CliState,
+    sources: tuple[str, ...],
+    out_file: Path | None,
+    baseline: Path | None,
+    now: str | None,
+    no_memo: bool,
+    engine: str,
+    opa_url: str | None,
+    policy_dir: Path | None,
+) -> None:
     """Decide past launches in SOURCES with the current policy and state, without logging anything.
 
     SOURCES are CloudTrail log files ({"Records": [...]}, gzipped or not), directories of them,
@@ -96,8 +119,11 @@ def replay_command(obj: CliState, sources: tuple[str, ...], out_file: Path | Non
         if sys.stderr.isatty():
             from rich.progress import Progress, SpinnerColumn, TextColumn
 
-            progress = stack.enter_context(Progress(SpinnerColumn(), TextColumn("{task.completed} events"),
-                                                    console=console, transient=True))
+            progress = stack.enter_context(
+                Progress(
+                    SpinnerColumn(), TextColumn("{task.completed} events"), console=console, transient=True
+                )
+            )
         task = progress.add_task("replay", total=None) if progress else None
 
         def tick() -> None:

@@ -47,8 +47,15 @@ def accounts_table(accounts: list[AccountOrigin]) -> None:
     for col in ("account", "name", "country", "HQ", "parent HQ", "KYC", "reseller"):
         table.add_column(col)
     for a in accounts:
-        table.add_row(a.account_id, a.name or "", a.country or "", a.hq_country or "",
-                      a.parent_hq_country or "", a.kyc, a.reseller or "")
+        table.add_row(
+            a.account_id,
+            a.name or "",
+            a.country or "",
+            a.hq_country or "",
+            a.parent_hq_country or "",
+            a.kyc,
+            a.reseller or "",
+        )
     Console().print(table)
 
 
@@ -69,10 +76,16 @@ def run_policy_tests(policy_dir: Path | None, verbose: bool) -> int:
     for r in results:
         if verbose or not r.passed:
             status = "PASS" if r.passed else "FAIL"
-            click.echo(f"data.{r.package}.{r.name}: {status} ({r.duration_ms:.2f}ms){' ' + r.error if r.error else ''}")
+            click.echo(
+                f"data.{r.package}.{r.name}: {status} ({r.duration_ms:.2f}ms)"
+                + (f" {r.error}" if r.error else "")
+            )
     if verbose or failed:
         click.echo("-" * 80)
-    click.echo(f"PASS: {len(results) - len(failed)}/{len(results)}" + (f"\nFAIL: {len(failed)}/{len(results)}" if failed else ""))
+    click.echo(
+        f"PASS: {len(results) - len(failed)}/{len(results)}"
+        + (f"\nFAIL: {len(failed)}/{len(results)}" if failed else "")
+    )
     return 1 if failed or not results else 0
 
 
@@ -92,8 +105,15 @@ def _read_bounded(path: Path) -> bytes:
         return fh.read(MAX_EVENT_BYTES + 1)
 
 
-def decide_command(obj: CliState, event_file: Path, now: float, mode: str, engine: str,
-                   opa_url: str | None, policy_dir: Path | None) -> int:
+def decide_command(
+    obj: CliState,
+    event_file: Path,
+    now: float,
+    mode: str,
+    engine: str,
+    opa_url: str | None,
+    policy_dir: Path | None,
+) -> int:
     """Body of ``enforcer decide``: returns the exit code."""
     from enforcer.intake import normalise
     from enforcer.model import Ignored

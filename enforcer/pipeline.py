@@ -24,7 +24,14 @@ from enforcer.model import (
     Mode,
     Reason,
 )
-from enforcer.ports import AccountDirectory, AttestationProvider, AuditReceipt, AuditSink, EngineError, PolicyEngine
+from enforcer.ports import (
+    AccountDirectory,
+    AttestationProvider,
+    AuditReceipt,
+    AuditSink,
+    EngineError,
+    PolicyEngine,
+)
 
 FailPolicy = Literal["closed", "open"]
 
@@ -127,7 +134,9 @@ class Enforcer:
         worst = max(classes, key=lambda c: CLASS_RANK[c.chip_class])
         return worst.chip_class, max(c.total_tpp for c in classes)
 
-    def attestation_for(self, origin: AccountOrigin | None, request: LaunchRequest, now: float) -> AttestationResult:
+    def attestation_for(
+        self, origin: AccountOrigin | None, request: LaunchRequest, now: float
+    ) -> AttestationResult:
         """Ask the provider, turning any exception into an ``invalid`` status (never raises)."""
         if origin is None:
             return AttestationResult("missing", detail="account unknown")

@@ -140,7 +140,7 @@ def _iter_s3(url: str, s3: Any) -> Iterator[tuple[str, Any]]:
             body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read(MAX_FILE_BYTES)
             stream: IO[bytes] = io.BytesIO(body)
             if body[:2] == b"\x1f\x8b":
-                stream = gzip.GzipFile(fileobj=stream)
+                stream = gzip.GzipFile(fileobj=io.BytesIO(body))  # type: ignore[assignment]
             yield from _events_from_text(stream, f"s3://{bucket}/{obj['Key']}")
 
 

@@ -32,7 +32,7 @@ from enforcer.model import InputError
 
 logger = Logger(service="gpu-attestation-intake")
 metrics = Metrics(namespace="GpuLaunchEnforcer", service="gpu-attestation-intake")
-copy_config_to_registered_loggers(source_logger=logger, include={"enforcer.actions"})
+copy_config_to_registered_loggers(source_logger=logger, include={"enforcer"})
 
 
 def reply(status: int, body: dict[str, Any]) -> dict[str, Any]:

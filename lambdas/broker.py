@@ -23,7 +23,7 @@ from enforcer.ports import AuditWriteError
 
 logger = Logger(service="gpu-broker")
 metrics = Metrics(namespace="GpuLaunchEnforcer", service="gpu-broker")
-copy_config_to_registered_loggers(source_logger=logger, include={"enforcer.actions"})
+copy_config_to_registered_loggers(source_logger=logger, include={"enforcer"})
 
 
 def reply(status: int, body: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from enforcer.pipeline import rfc3339
 
 logger = Logger(service="gpu-cfn-hook")
 metrics = Metrics(namespace="GpuLaunchEnforcer", service="gpu-cfn-hook")
-copy_config_to_registered_loggers(source_logger=logger, include={"enforcer.actions"})
+copy_config_to_registered_loggers(source_logger=logger, include={"enforcer"})
 MAX_MESSAGE = 1000
 
 

@@ -16,7 +16,7 @@ from enforcer.aws_wiring import runtime
 
 logger = Logger(service="gpu-guard")
 metrics = Metrics(namespace="GpuLaunchEnforcer", service="gpu-guard")
-copy_config_to_registered_loggers(source_logger=logger, include={"enforcer.actions"})
+copy_config_to_registered_loggers(source_logger=logger, include={"enforcer"})
 
 #: Remediation status -> metric name.
 STATUS_METRICS = {

@@ -1,6 +1,6 @@
 """`make bench`: every speed and memory figure of the project in one run, each beside its comparison.
 
-Prints a table and writes bench-results/bench.json. Sections can be picked: python scripts/bench.py decide replay
+Prints a table and writes bench-results/bench.json. Pick sections: python scripts/bench.py decide replay
 """
 
 from __future__ import annotations
@@ -38,12 +38,22 @@ def bench_decide(n: int = 5000) -> list[Row]:
     from enforcer.policy.embedded import EmbeddedEngine
 
     engine = EmbeddedEngine(load_bundle(ROOT / "policies"))
-    enf = Enforcer(catalog=ChipCatalog(), engine=engine,
-                   accounts=StaticAccountDirectory([AccountOrigin("111122223333", "US", "US", "US", "verified")]))
+    enf = Enforcer(
+        catalog=ChipCatalog(),
+        engine=engine,
+        accounts=StaticAccountDirectory([AccountOrigin("111122223333", "US", "US", "US", "verified")]),
+    )
 
     def request() -> LaunchRequest:
-        return LaunchRequest("cloudtrail", "ec2:RunInstances", "111122223333", "us-east-1", "arn:aws:sts::1:x",
-                             [LaunchItem("p5.48xlarge", 2)], event_id="e1")
+        return LaunchRequest(
+            "cloudtrail",
+            "ec2:RunInstances",
+            "111122223333",
+            "us-east-1",
+            "arn:aws:sts::1:x",
+            [LaunchItem("p5.48xlarge", 2)],
+            event_id="e1",
+        )
 
     doc = enf.decide(request()).input
     assert doc is not None
@@ -62,15 +72,25 @@ def bench_decide(n: int = 5000) -> list[Row]:
         bare.append((time.perf_counter_ns() - t) / 1e3)
     p99, b99 = pct(pipe, 0.99), pct(bare, 0.99)
     return [
-        {"figure": "decide p50 (in-process, warm)", "value": f"{pct(pipe, 0.5):.0f} µs",
-         "compare": f"bare engine p50 {pct(bare, 0.5):.0f} µs", "target": "", "met": None},
-        {"figure": "decide p99 (in-process, warm)", "value": f"{p99:.0f} µs", "compare": f"bare engine p99 {b99:.0f} µs",
-         "target": "< 2000 µs and ≤ 2× bare", "met": p99 < 2000 and p99 <= 2 * b99},
+        {
+            "figure": "decide p50 (in-process, warm)",
+            "value": f"{pct(pipe, 0.5):.0f} µs",
+            "compare": f"bare engine p50 {pct(bare, 0.5):.0f} µs",
+            "target": "",
+            "met": None,
+        },
+        {
+            "figure": "decide p99 (in-process, warm)",
+            "value": f"{p99:.0f} µs",
+            "compare": f"bare engine p99 {b99:.0f} µs",
+            "target": "< 2000 µs and ≤ 2x bare",
+            "met": p99 < 2000 and p99 <= 2 * b99,
+        },
     ]
 
 
 def bench_replay(n: int = 100_000) -> list[Row]:
-    """Replay of n synthetic CloudTrail events on one core, beside a plain JSON-parse pass over the same files."""
+    """Replay of n synthetic CloudTrail events on one core, beside a plain JSON parse of the same files."""
     from synth_cloudtrail import write
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-replay-"))
@@ -79,8 +99,12 @@ def bench_replay(n: int = 100_000) -> list[Row]:
     env = dict(os.environ, ENFORCER_STATE=str(state))
     enforcer_bin = str(Path(sys.executable).with_name("enforcer"))
     for acct, cc in (("111122223333", "US"), ("222233334444", "CN"), ("444455556666", "AE")):
-        subprocess.run([enforcer_bin, "account", "add", acct, "--country", cc, "--kyc", "verified"], env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [enforcer_bin, "account", "add", acct, "--country", cc, "--kyc", "verified"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     rows: list[Row] = []
     code = (
         "import os,sys,time,resource,gzip,json,pathlib\n"
@@ -94,7 +118,8 @@ def bench_replay(n: int = 100_000) -> list[Row]:
         "else:\n"
         "    from click.testing import CliRunner\n"
         "    from enforcer.cli import cli\n"
-        "    args=['replay',src,'--out',os.devnull,'--policy',sys.argv[3]]+(['--no-memo'] if mode=='nomemo' else [])\n"
+        "    args=['replay',src,'--out',os.devnull,'--policy',sys.argv[3]]\n"
+        "    args+=(['--no-memo'] if mode=='nomemo' else [])\n"
         "    r=CliRunner().invoke(cli,args); assert r.exit_code==0, r.output\n"
         "    n=int(r.output.split('Replayed ')[1].split()[0])\n"
         "dt=time.perf_counter()-t\n"
@@ -102,16 +127,27 @@ def bench_replay(n: int = 100_000) -> list[Row]:
     )
     res = {}
     for mode in ("parse", "memo", "nomemo"):
-        out = subprocess.run([sys.executable, "-c", code, mode, str(tmp / "ct"), str(ROOT / "policies")], env=env,
-                             check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code, mode, str(tmp / "ct"), str(ROOT / "policies")],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         res[mode] = json.loads(out.stdout.strip().splitlines()[-1])
     parse_rate = res["parse"]["n"] / res["parse"]["s"]
     for mode, label in (("memo", "replay (default, memoised eval)"), ("nomemo", "replay --no-memo")):
         r = res[mode]
         rate = r["n"] / r["s"]
-        rows.append({"figure": f"{label}, {n:,} events, 1 core", "value": f"{rate:,.0f} events/s, {r['rss_mb']:.0f} MB",
-                     "compare": f"plain JSON parse {parse_rate:,.0f} events/s, {res['parse']['rss_mb']:.0f} MB",
-                     "target": "≥ 2,000/s, < 300 MB", "met": rate >= 2000 and r["rss_mb"] < 300})
+        rows.append(
+            {
+                "figure": f"{label}, {n:,} events, 1 core",
+                "value": f"{rate:,.0f} events/s, {r['rss_mb']:.0f} MB",
+                "compare": f"plain JSON parse {parse_rate:,.0f} events/s, {res['parse']['rss_mb']:.0f} MB",
+                "target": "≥ 2,000/s, < 300 MB",
+                "met": rate >= 2000 and r["rss_mb"] < 300,
+            }
+        )
     return rows
 
 
@@ -119,16 +155,30 @@ def _optional(name: str, fn: Callable[[], list[Row]]) -> list[Row]:
     try:
         return fn()
     except Exception as exc:
-        return [{"figure": name, "value": f"failed: {type(exc).__name__}: {exc}"[:200], "compare": "", "target": "",
-                 "met": False}]
+        return [
+            {
+                "figure": name,
+                "value": f"failed: {type(exc).__name__}: {exc}"[:200],
+                "compare": "",
+                "target": "",
+                "met": False,
+            }
+        ]
 
 
 def bench_attestation() -> list[Row]:
     from enforcer.attestation.bench import bench_attestation as run
 
     r = run()
-    return [{"figure": "attestation verify per decision (cold)", "value": f"p50 {r['cold_p50_us']:.0f} µs, p99 {r['cold_p99_us']:.0f} µs",
-             "compare": f"cached p50 {r['cached_p50_us']:.1f} µs, p99 {r['cached_p99_us']:.1f} µs", "target": "", "met": None}]
+    return [
+        {
+            "figure": "attestation verify per decision (cold)",
+            "value": f"p50 {r['cold_p50_us']:.0f} µs, p99 {r['cold_p99_us']:.0f} µs",
+            "compare": f"cached p50 {r['cached_p50_us']:.1f} µs, p99 {r['cached_p99_us']:.1f} µs",
+            "target": "",
+            "met": None,
+        }
+    ]
 
 
 def bench_audit() -> list[Row]:
@@ -137,9 +187,13 @@ def bench_audit() -> list[Row]:
     with tempfile.TemporaryDirectory() as d:
         r = run(100_000, Path(d))
     return [
-        {"figure": "audit append, 100,000 records (local)", "value": f"{r['append_per_s']:,.0f} records/s",
-         "compare": f"verify {r['verify_per_s']:,.0f} records/s", "target": "append ≥ 5,000/s, verify ≥ 50,000/s",
-         "met": r["append_per_s"] >= 5000 and r["verify_per_s"] >= 50000},
+        {
+            "figure": "audit append, 100,000 records (local)",
+            "value": f"{r['append_per_s']:,.0f} records/s",
+            "compare": f"verify {r['verify_per_s']:,.0f} records/s",
+            "target": "append ≥ 5,000/s, verify ≥ 50,000/s",
+            "met": r["append_per_s"] >= 5000 and r["verify_per_s"] >= 50000,
+        },
     ]
 
 
@@ -147,9 +201,15 @@ def bench_engines() -> list[Row]:
     from enforcer.policy.bench import bench_engines as run
 
     r = run()
-    return [{"figure": "decide via OPA REST (test server)", "value": f"p50 {r['rest_p50_us']:.0f} µs, p99 {r['rest_p99_us']:.0f} µs",
-             "compare": f"embedded p50 {r['embedded_p50_us']:.0f} µs, p99 {r['embedded_p99_us']:.0f} µs", "target": "",
-             "met": None}]
+    return [
+        {
+            "figure": "decide via OPA REST (test server)",
+            "value": f"p50 {r['rest_p50_us']:.0f} µs, p99 {r['rest_p99_us']:.0f} µs",
+            "compare": f"embedded p50 {r['embedded_p50_us']:.0f} µs, p99 {r['embedded_p99_us']:.0f} µs",
+            "target": "",
+            "met": None,
+        }
+    ]
 
 
 def bench_guard() -> list[Row]:
@@ -157,10 +217,20 @@ def bench_guard() -> list[Row]:
 
     r = run()
     return [
-        {"figure": "guard handler per event (warm, moto server)", "value": f"p50 {r['warm_p50_ms']:.1f} ms, p99 {r['warm_p99_ms']:.1f} ms",
-         "compare": "Cloud Custodian 33.5 ms p50 / 90 ms p99 (performance-anchors.md)", "target": "", "met": None},
-        {"figure": "guard cold start (import + config + policy load)", "value": f"{r['cold_start_ms']:.0f} ms",
-         "compare": "Cloud Custodian 632 ms", "target": "< 300 ms", "met": r["cold_start_ms"] < 300},
+        {
+            "figure": "guard handler per event (warm, moto server)",
+            "value": f"p50 {r['warm_p50_ms']:.1f} ms, p99 {r['warm_p99_ms']:.1f} ms",
+            "compare": "Cloud Custodian 33.5 ms p50 / 90 ms p99 (performance-anchors.md)",
+            "target": "",
+            "met": None,
+        },
+        {
+            "figure": "guard cold start (import + config + policy load)",
+            "value": f"{r['cold_start_ms']:.0f} ms",
+            "compare": "Cloud Custodian 632 ms",
+            "target": "< 300 ms",
+            "met": r["cold_start_ms"] < 300,
+        },
     ]
 
 
@@ -193,8 +263,11 @@ def main(argv: list[str]) -> int:
     Console().print(table)
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
-    (out / "bench.json").write_text(json.dumps({"rows": rows, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024},
-                                               indent=1))
+    (out / "bench.json").write_text(
+        json.dumps(
+            {"rows": rows, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, indent=1
+        )
+    )
     return 0
 
 

@@ -70,7 +70,8 @@ def build_instances(
     import moto  # dev dependency, only needed to regenerate
 
     snap = Path(os.path.dirname(moto.__file__)) / "ec2/resources/instance_types.json.gz"
-    data = json.load(gzip.open(snap))
+    with gzip.open(snap) as fh:
+        data = json.load(fh)
     types: dict[str, list[list[object]]] = {}
     for name, info in sorted(data.items()):
         accs: list[list[object]] = []
@@ -97,7 +98,9 @@ def build_instances(
     aliases: dict[str, str] = {}
     with open(ref / "instances.csv", newline="") as fh:
         for row in csv.DictReader(fh):
-            api_name = re.sub(r"\s*\(expected; not verifiable offline\)", "", row["api_accelerator_name"]).strip()
+            api_name = re.sub(
+                r"\s*\(expected; not verifiable offline\)", "", row["api_accelerator_name"]
+            ).strip()
             chip = row["chip_row_in_chips_csv"]
             if chip:
                 if chip not in chips:  # "NVIDIA A100 SXM4 40GB / 80GB (80GB)" -> the memory variant's row
@@ -113,12 +116,22 @@ def main() -> None:
     ref = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "reference"
     chips = build_chips(ref)
     for name, note in OUT_OF_SCOPE.items():
-        chips[name] = {"vendor": "Xilinx/AMD", "dense_tops": {}, "applicable_die_area_mm2": None, "planar": False,
-                       "datacenter": True, "scope": "out_of_scope", "note": note, "source": "instances.csv"}
+        chips[name] = {
+            "vendor": "Xilinx/AMD",
+            "dense_tops": {},
+            "applicable_die_area_mm2": None,
+            "planar": False,
+            "datacenter": True,
+            "scope": "out_of_scope",
+            "note": note,
+            "source": "instances.csv",
+        }
     types, aliases = build_instances(ref, chips)
     out = ROOT / "enforcer" / "data"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "chips.json").write_text(json.dumps({"chips": chips, "aliases": aliases}, indent=1, sort_keys=True))
+    (out / "chips.json").write_text(
+        json.dumps({"chips": chips, "aliases": aliases}, indent=1, sort_keys=True)
+    )
     (out / "instance_types.json").write_text(json.dumps(types, separators=(",", ":"), sort_keys=True))
     print(f"{len(chips)} chips, {len(aliases)} aliases, {len(types)} instance types -> {out}")
 

@@ -14,8 +14,18 @@ from typing import Any
 
 ACCOUNTS = ["111122223333", "222233334444", "333344445555", "444455556666", "555566667777", "999900001111"]
 ROLES = ["Dev/alice", "Dev/bob", "CI/build"]
-TYPES = ["p5.48xlarge", "p4d.24xlarge", "g6.xlarge", "g5.xlarge", "g4dn.xlarge", "trn1.32xlarge", "t3.micro",
-         "p5e.48xlarge", "inf2.xlarge", "c7i.large"]
+TYPES = [
+    "p5.48xlarge",
+    "p4d.24xlarge",
+    "g6.xlarge",
+    "g5.xlarge",
+    "g4dn.xlarge",
+    "trn1.32xlarge",
+    "t3.micro",
+    "p5e.48xlarge",
+    "inf2.xlarge",
+    "c7i.large",
+]
 
 
 def record(i: int, rng: random.Random) -> dict[str, Any]:
@@ -27,15 +37,30 @@ def record(i: int, rng: random.Random) -> dict[str, Any]:
     iid = [f"i-{i:08x}{k:09x}" for k in range(n)]
     return {
         "eventVersion": "1.09",
-        "userIdentity": {"type": "AssumedRole", "arn": f"arn:aws:sts::{acct}:assumed-role/{rng.choice(ROLES)}",
-                         "accountId": acct},
-        "eventTime": ts, "eventSource": "ec2.amazonaws.com", "eventName": "RunInstances",
-        "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.7", "userAgent": "Boto3/1.43.11",
-        "requestParameters": {"instancesSet": {"items": [{"imageId": "ami-0abc", "minCount": n, "maxCount": n}]},
-                              "instanceType": itype},
-        "responseElements": {"instancesSet": {"items": [{"instanceId": x, "instanceType": itype} for x in iid]}},
-        "eventID": f"{i:08x}-0000-4000-8000-{i:012x}", "readOnly": False, "eventType": "AwsApiCall",
-        "managementEvent": True, "recipientAccountId": acct, "eventCategory": "Management",
+        "userIdentity": {
+            "type": "AssumedRole",
+            "arn": f"arn:aws:sts::{acct}:assumed-role/{rng.choice(ROLES)}",
+            "accountId": acct,
+        },
+        "eventTime": ts,
+        "eventSource": "ec2.amazonaws.com",
+        "eventName": "RunInstances",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "203.0.113.7",
+        "userAgent": "Boto3/1.43.11",
+        "requestParameters": {
+            "instancesSet": {"items": [{"imageId": "ami-0abc", "minCount": n, "maxCount": n}]},
+            "instanceType": itype,
+        },
+        "responseElements": {
+            "instancesSet": {"items": [{"instanceId": x, "instanceType": itype} for x in iid]}
+        },
+        "eventID": f"{i:08x}-0000-4000-8000-{i:012x}",
+        "readOnly": False,
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": acct,
+        "eventCategory": "Management",
     }
 
 

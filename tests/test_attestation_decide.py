@@ -28,15 +28,31 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
 def _smuggle(world: World, account: str, token: str) -> None:
     """Store a token without verification, as a compromised intake or a bug might."""
     jti = "smuggled-" + hashlib.sha256(token.encode()).hexdigest()[:16]
-    world.registry.put_attestation(StoredAttestation(
-        account_id=account, jti=jti, token=token, issuer="unverified", kid="unverified",
-        iat=int(T0), nbf=int(T0), exp=int(T0) + 86400, submitted_at=T0))
+    world.registry.put_attestation(
+        StoredAttestation(
+            account_id=account,
+            jti=jti,
+            token=token,
+            issuer="unverified",
+            kid="unverified",
+            iat=int(T0),
+            nbf=int(T0),
+            exp=int(T0) + 86400,
+            submitted_at=T0,
+        )
+    )
 
 
 def _decide(world: World, engine: Any, catalog: Any, account: str, now: float) -> Any:
-    enf = Enforcer(catalog=catalog, accounts=StaticAccountDirectory(list(world.origins.values())), engine=engine,
-                   attestations=RegistryAttestationProvider(world.registry))
-    req = LaunchRequest("cloudtrail", "ec2:RunInstances", account, "us-east-1", items=[LaunchItem("p5.48xlarge", 1)])
+    enf = Enforcer(
+        catalog=catalog,
+        accounts=StaticAccountDirectory(list(world.origins.values())),
+        engine=engine,
+        attestations=RegistryAttestationProvider(world.registry),
+    )
+    req = LaunchRequest(
+        "cloudtrail", "ec2:RunInstances", account, "us-east-1", items=[LaunchItem("p5.48xlarge", 1)]
+    )
     return enf.decide(req, now)
 
 

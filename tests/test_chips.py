@@ -36,8 +36,15 @@ def test_every_reference_row_classifies_as_stated(catalog: ChipCatalog, row: dic
 
 def test_reference_covers_the_issue_examples(catalog: ChipCatalog) -> None:
     assert len(ROWS) >= 90
-    expect = {"p5.48xlarge": "3A090.a", "g6.xlarge": "3A090.a", "g5.xlarge": "none", "g4dn.xlarge": "none",
-              "trn1.32xlarge": "indeterminate", "p4d.24xlarge": "3A090.a", "trn2.48xlarge": "3A090.a"}
+    expect = {
+        "p5.48xlarge": "3A090.a",
+        "g6.xlarge": "3A090.a",
+        "g5.xlarge": "none",
+        "g4dn.xlarge": "none",
+        "trn1.32xlarge": "indeterminate",
+        "p4d.24xlarge": "3A090.a",
+        "trn2.48xlarge": "3A090.a",
+    }
     for itype, cls in expect.items():
         assert catalog.classify(itype).chip_class == cls
 
@@ -99,8 +106,10 @@ def test_no_accelerator_instance_is_none(catalog: ChipCatalog) -> None:
 
 
 def test_neuron_devices_not_double_counted() -> None:
-    info = {"NeuronInfo": {"NeuronDevices": [{"Name": "Inferentia2", "Count": 1}]},
-            "InferenceAcceleratorInfo": {"Accelerators": [{"Name": "Inferentia2", "Count": 1}]}}
+    info = {
+        "NeuronInfo": {"NeuronDevices": [{"Name": "Inferentia2", "Count": 1}]},
+        "InferenceAcceleratorInfo": {"Accelerators": [{"Name": "Inferentia2", "Count": 1}]},
+    }
     assert devices_from_type_info(info) == [["NeuronInfo", "Inferentia2", 1]]
 
 

@@ -80,12 +80,17 @@ def test_decide_from_stdin(state: Path) -> None:
     [
         ('{"detail-type": "AWS API Call via CloudTrail", "detail": {', "JSON"),
         ("[1, 2, 3]", ""),
-        ('{"detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2", "detail": {"eventName": 5}}', ""),
+        (
+            '{"detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2", "detail": {"eventName": 5}}',
+            "",
+        ),
         ('{"hello": "world"}', ""),
         ("", ""),
     ],
 )
-def test_malformed_events_exit_2_with_one_line(state: Path, tmp_path: Path, content: str, needle: str) -> None:
+def test_malformed_events_exit_2_with_one_line(
+    state: Path, tmp_path: Path, content: str, needle: str
+) -> None:
     f = tmp_path / "bad.json"
     f.write_text(content)
     res = run(state, "decide", str(f))
@@ -125,7 +130,13 @@ def test_catalog_classify_contract() -> None:
     res = CliRunner().invoke(cli, ["catalog", "classify", "p5.48xlarge"])
     doc = json.loads(res.stdout)
     assert set(doc) == {"instance_type", "accelerators", "chip_class", "total_tpp"}
-    assert doc["accelerators"][0] == {"model": "H100", "count": 8, "tpp": 15831.2, "pd": 19.45, "chip_class": "3A090.a"}
+    assert doc["accelerators"][0] == {
+        "model": "H100",
+        "count": 8,
+        "tpp": 15831.2,
+        "pd": 19.45,
+        "chip_class": "3A090.a",
+    }
 
 
 def test_catalog_list_filters_by_class() -> None:

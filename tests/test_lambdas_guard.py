@@ -8,6 +8,7 @@ assuming the guard role, so each CN case also exercises the cross-account path.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -69,13 +70,16 @@ def test_launch_template_only_launch(make_world: Any, account: str, final: str) 
     w: World = make_world()
     ec2 = w.client("ec2", account)
     lt = ec2.create_launch_template(
-        LaunchTemplateName="gpu", LaunchTemplateData={"InstanceType": "p5.48xlarge", "ImageId": w.ami(account)}
+        LaunchTemplateName="gpu",
+        LaunchTemplateData={"InstanceType": "p5.48xlarge", "ImageId": w.ami(account)},
     )["LaunchTemplate"]
     spec = {"LaunchTemplateId": lt["LaunchTemplateId"], "Version": "$Latest"}
     resp = w.launch(account=account, LaunchTemplate=spec)
     iid = resp["Instances"][0]["InstanceId"]
     assert resp["Instances"][0]["InstanceType"] == "p5.48xlarge"
-    event = run_instances_event(resp, account, launchTemplate={"launchTemplateId": lt["LaunchTemplateId"], "version": "$Latest"})
+    event = run_instances_event(
+        resp, account, launchTemplate={"launchTemplateId": lt["LaunchTemplateId"], "version": "$Latest"}
+    )
     for item in event["detail"]["responseElements"]["instancesSet"]["items"]:
         del item["instanceType"]  # the type is only in the template: the resolver must look it up
 
@@ -94,7 +98,8 @@ def test_auto_scaling_group_launch(make_world: Any, account: str, final: str) ->
     w: World = make_world()
     ec2, asg = w.client("ec2", account), w.client("autoscaling", account)
     lt = ec2.create_launch_template(
-        LaunchTemplateName="gpu-asg", LaunchTemplateData={"InstanceType": "p5.48xlarge", "ImageId": w.ami(account)}
+        LaunchTemplateName="gpu-asg",
+        LaunchTemplateData={"InstanceType": "p5.48xlarge", "ImageId": w.ami(account)},
     )["LaunchTemplate"]
     asg.create_auto_scaling_group(
         AutoScalingGroupName="trainers",
@@ -137,7 +142,10 @@ def test_resize_of_stopped_t3_to_p5(make_world: Any, account: str, final: str) -
     if final == "running":
         ec2.start_instances(InstanceIds=[iid])  # the US account starts its resized instance
     event = cloudtrail(
-        "ModifyInstanceAttribute", account, {"instanceId": iid, "instanceType": {"value": "p5.48xlarge"}}, {"_return": True}
+        "ModifyInstanceAttribute",
+        account,
+        {"instanceId": iid, "instanceType": {"value": "p5.48xlarge"}},
+        {"_return": True},
     )
 
     r = only(handle(event))
@@ -216,8 +224,21 @@ def test_blast_radius_cap_per_hour_across_invocations(make_world: Any) -> None:
     assert _hour_count(w) == 3
 
 
-def test_dryrun_acts_on_nothing_but_logs_would_deny(make_world: Any, capsys: Any) -> None:
+class Records(logging.Handler):
+    """Collects what the library logs (in Lambda, Powertools formats the same records as JSON)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_dryrun_acts_on_nothing_but_logs_would_deny(make_world: Any) -> None:
     w: World = make_world(ENFORCER_MODE="dryrun")
+    seen = Records()
+    logging.getLogger("enforcer").addHandler(seen)
     resp = w.launch(account=MEMBER)
     iid = resp["Instances"][0]["InstanceId"]
 
@@ -229,8 +250,9 @@ def test_dryrun_acts_on_nothing_but_logs_would_deny(make_world: Any, capsys: Any
     assert w.notifications() == []
     assert _hour_count(w) == 0
     assert w.audit_count() == 1  # dryrun decisions are still logged
-    out = capsys.readouterr().out
-    assert "would deny" in out and iid in out
+    logging.getLogger("enforcer").removeHandler(seen)
+    (line,) = [rec for rec in seen.records if "would deny" in rec.getMessage()]
+    assert line.would_act_on == [iid]
 
 
 def test_terminate_when_configured(make_world: Any) -> None:
@@ -258,7 +280,11 @@ def test_sweep_stops_running_controlled_instances(make_world: Any) -> None:
     decided = {r["remediation"]["targets"][0]: r for r in result["results"]}
     assert set(decided) == {cn_gpu, us_gpu}  # the t3 is not decided on
     assert decided[cn_gpu]["effect"] == "deny" and decided[us_gpu]["effect"] == "allow"
-    assert (w.state(cn_gpu, MEMBER), w.state(cn_cpu, MEMBER), w.state(us_gpu)) == ("stopped", "running", "running")
+    assert (w.state(cn_gpu, MEMBER), w.state(cn_cpu, MEMBER), w.state(us_gpu)) == (
+        "stopped",
+        "running",
+        "running",
+    )
     again = handle(sweep)  # a redelivered sweep does not act twice
     assert all(r["duplicate"] for r in again["results"])
 
@@ -268,7 +294,12 @@ def test_failed_calls_and_malformed_events_do_not_crash(make_world: Any) -> None
     failed = handle(load_event("cloudtrail_failed_call.json"))
     assert failed["status"] == "ignored" and "failed" in failed["reason"]
     bad = run_instances_event(
-        {"Instances": [{"InstanceId": "i-0123456789abcdef0", "ImageId": "ami-12345678", "InstanceType": "p5"}], "ReservationId": "r-1"},
+        {
+            "Instances": [
+                {"InstanceId": "i-0123456789abcdef0", "ImageId": "ami-12345678", "InstanceType": "p5"}
+            ],
+            "ReservationId": "r-1",
+        },
         MEMBER,
     )
     bad["detail"]["requestParameters"]["instancesSet"] = "nonsense"

@@ -17,7 +17,9 @@ CN = AccountOrigin("222233334444", "CN", "CN", "CN", "verified")
 RESOLD = AccountOrigin("333344445555", "SG", "SG", "SG", "none", reseller="acme")
 
 
-def req(itype: str | None = "p5.48xlarge", account: str = US.account_id, count: int = 1, **kw: Any) -> LaunchRequest:
+def req(
+    itype: str | None = "p5.48xlarge", account: str = US.account_id, count: int = 1, **kw: Any
+) -> LaunchRequest:
     item = LaunchItem(itype, count, ref=kw.pop("ref", None))
     return LaunchRequest("cloudtrail", "ec2:RunInstances", account, "us-east-1", items=[item], **kw)
 
@@ -68,9 +70,14 @@ def test_reseller_without_registry_is_missing(make_enforcer: Any) -> None:
 
 @pytest.mark.parametrize(
     ("status", "code"),
-    [("invalid", "ATTESTATION_INVALID"), ("expired", "ATTESTATION_EXPIRED"),
-     ("not_yet_valid", "ATTESTATION_NOT_YET_VALID"), ("unknown_issuer", "ATTESTATION_UNKNOWN_ISSUER"),
-     ("key_revoked", "ATTESTATION_KEY_REVOKED"), ("account_mismatch", "ATTESTATION_ACCOUNT_MISMATCH")],
+    [
+        ("invalid", "ATTESTATION_INVALID"),
+        ("expired", "ATTESTATION_EXPIRED"),
+        ("not_yet_valid", "ATTESTATION_NOT_YET_VALID"),
+        ("unknown_issuer", "ATTESTATION_UNKNOWN_ISSUER"),
+        ("key_revoked", "ATTESTATION_KEY_REVOKED"),
+        ("account_mismatch", "ATTESTATION_ACCOUNT_MISMATCH"),
+    ],
 )
 def test_attestation_status_codes(make_enforcer: Any, status: str, code: str) -> None:
     enf = make_enforcer([RESOLD], attestations=FixedAttestation(AttestationResult(status)))
@@ -107,13 +114,16 @@ def test_unresolved_reference_without_aws_denied(make_enforcer: Any) -> None:
 
 
 def test_instance_requirements_without_accelerators_is_none(make_enforcer: Any) -> None:
-    d = make_enforcer([]).decide(req(None, account="999999999999",
-                                     ref={"kind": "instance_requirements", "accelerators": False}))
+    d = make_enforcer([]).decide(
+        req(None, account="999999999999", ref={"kind": "instance_requirements", "accelerators": False})
+    )
     assert d.effect == "allow"
 
 
 def test_instance_family_takes_the_worst_class(make_enforcer: Any) -> None:
-    d = make_enforcer([CN]).decide(req(None, account=CN.account_id, ref={"kind": "instance_family", "family": "p4d"}))
+    d = make_enforcer([CN]).decide(
+        req(None, account=CN.account_id, ref={"kind": "instance_family", "family": "p4d"})
+    )
     assert d.request.items[0].chip_class == "3A090.a" and d.effect == "deny"
 
 

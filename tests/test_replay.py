@@ -21,7 +21,7 @@ from enforcer.replay import iter_events, replay
 from tests.conftest import POLICIES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from synth_cloudtrail import record, write  # noqa: E402
+from synth_cloudtrail import record, write
 
 ACCOUNTS = [
     AccountOrigin("111122223333", "US", "US", "US", "verified"),
@@ -35,9 +35,19 @@ def test_replay_reads_gzip_plain_and_jsonl(tmp_path: Path, make_enforcer: Any) -
     rng = random.Random(1)
     write(tmp_path / "ct", 30, per_file=10)
     (tmp_path / "plain.json").write_text(json.dumps({"Records": [record(100, rng), record(101, rng)]}))
-    eb = {"version": "0", "id": "eb-1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2",
-          "account": "111122223333", "region": "us-east-1", "time": "2026-10-01T00:00:00Z", "detail": record(102, rng)}
-    (tmp_path / "events.jsonl").write_text(json.dumps(eb) + "\n" + json.dumps(eb | {"id": "eb-2"}) + "\nnot json\n")
+    eb = {
+        "version": "0",
+        "id": "eb-1",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.ec2",
+        "account": "111122223333",
+        "region": "us-east-1",
+        "time": "2026-10-01T00:00:00Z",
+        "detail": record(102, rng),
+    }
+    (tmp_path / "events.jsonl").write_text(
+        json.dumps(eb) + "\n" + json.dumps(eb | {"id": "eb-2"}) + "\nnot json\n"
+    )
     out = io.StringIO()
     summary = replay(iter_events([str(tmp_path)]), make_enforcer(ACCOUNTS), out)
     assert summary.events == 30 + 2 + 3
@@ -63,7 +73,9 @@ def test_missing_source_is_an_error_line_not_a_crash(make_enforcer: Any) -> None
     assert s.errors == 1 and "no such file" in out.getvalue()
 
 
-def test_policy_diff_finds_exactly_the_flipped_launches(tmp_path: Path, make_enforcer: Any, engine: Any) -> None:
+def test_policy_diff_finds_exactly_the_flipped_launches(
+    tmp_path: Path, make_enforcer: Any, engine: Any
+) -> None:
     """Adding AE to D:5 must flip exactly the AE account's controlled launches from audit to deny."""
     write(tmp_path / "ct", 400, per_file=100)
     changed_dir = tmp_path / "policy"
@@ -80,7 +92,8 @@ def test_policy_diff_finds_exactly_the_flipped_launches(tmp_path: Path, make_enf
     flipped = {x["request"]["event_id"] for x in lines if x["changed"]}
     controlled = {"3A090.a", "3A090.b", "indeterminate", "unknown"}
     expected = {
-        x["request"]["event_id"] for x in lines
+        x["request"]["event_id"]
+        for x in lines
         if x["request"]["account_id"] == "444455556666"
         and any(i["chip_class"] in controlled for i in x["request"]["items"])
     }
@@ -89,7 +102,9 @@ def test_policy_diff_finds_exactly_the_flipped_launches(tmp_path: Path, make_enf
     assert set(summary.transitions) == {("audit", "deny")}
 
 
-def test_memo_gives_the_same_decisions_as_no_memo(tmp_path: Path, make_enforcer: Any, engine: Any, bundle: Any) -> None:
+def test_memo_gives_the_same_decisions_as_no_memo(
+    tmp_path: Path, make_enforcer: Any, engine: Any, bundle: Any
+) -> None:
     assert is_deterministic(bundle)
     write(tmp_path / "ct", 300, per_file=100)
     plain, memo = io.StringIO(), io.StringIO()
@@ -98,8 +113,10 @@ def test_memo_gives_the_same_decisions_as_no_memo(tmp_path: Path, make_enforcer:
     replay(iter_events([str(tmp_path / "ct")]), make_enforcer(ACCOUNTS, engine=memo_engine), memo, now=1.8e9)
 
     def key(s: str) -> list[tuple[str, str, list[str]]]:
-        return [(x["request"]["event_id"], x["effect"], [r["code"] for r in x["reasons"]])
-                for x in map(json.loads, s.splitlines())]
+        return [
+            (x["request"]["event_id"], x["effect"], [r["code"] for r in x["reasons"]])
+            for x in map(json.loads, s.splitlines())
+        ]
 
     assert key(plain.getvalue()) == key(memo.getvalue())
     assert memo_engine.hits > 0
@@ -116,10 +133,28 @@ def test_replay_cli_with_baseline(tmp_path: Path) -> None:
     write(tmp_path / "ct", 20, per_file=20)
     state = tmp_path / "state"
     runner = CliRunner()
-    assert runner.invoke(cli, ["--state", str(state), "account", "add", "111122223333", "--country", "US",
-                               "--kyc", "verified"]).exit_code == 0
-    res = runner.invoke(cli, ["--state", str(state), "replay", str(tmp_path / "ct"), "--out", str(tmp_path / "o.jsonl"),
-                              "--baseline", str(POLICIES), "--policy", str(POLICIES)])
+    assert (
+        runner.invoke(
+            cli,
+            ["--state", str(state), "account", "add", "111122223333", "--country", "US", "--kyc", "verified"],
+        ).exit_code
+        == 0
+    )
+    res = runner.invoke(
+        cli,
+        [
+            "--state",
+            str(state),
+            "replay",
+            str(tmp_path / "ct"),
+            "--out",
+            str(tmp_path / "o.jsonl"),
+            "--baseline",
+            str(POLICIES),
+            "--policy",
+            str(POLICIES),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "Replayed 20 events" in res.output and "change effect" in res.output
     assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 20

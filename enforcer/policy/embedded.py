@@ -60,7 +60,10 @@ class EmbeddedEngine:
 
     def evaluate(self, input_doc: dict[str, Any]) -> dict[str, Any]:
         """Evaluate ``data.gpu.launch.decision``; raise EngineError on any failure."""
-        return self.eval_path("gpu.launch.decision", input_doc)
+        result = self.eval_path("gpu.launch.decision", input_doc)
+        if not isinstance(result, dict):
+            raise EngineError("data.gpu.launch.decision is not an object")
+        return result
 
     def eval_path(self, dotted: str, input_doc: dict[str, Any] | None = None) -> Any:
         """Evaluate the document ``data.<dotted>`` and return its value."""
@@ -70,6 +73,4 @@ class EmbeddedEngine:
             result = self._engine.eval_document(dotted, input_doc)
         except Exception as exc:
             raise EngineError(f"evaluation failed: {exc}") from exc
-        if not isinstance(result, dict) and dotted.endswith("decision"):
-            raise EngineError(f"data.{dotted} is not an object")
         return result

@@ -14,7 +14,7 @@ DEFAULT_POLICY_DIR = "policies"
 
 
 def default_policy_dir() -> Path:
-    """``$ENFORCER_POLICY`` or ``policies/`` in the working directory, else the one shipped beside the package."""
+    """``$ENFORCER_POLICY``, else ``policies/`` in the working directory, else the one beside the package."""
     env = os.environ.get("ENFORCER_POLICY")
     if env:
         return Path(env)

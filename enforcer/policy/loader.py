@@ -1,4 +1,4 @@
-"""Load a policy directory the way OPA does: ``*.rego`` modules plus ``data.json`` files mounted at their path.
+"""Load a policy directory like OPA: ``*.rego`` modules plus ``data.json`` files mounted at their path.
 
 ``policies/gpu/config/data.json`` becomes ``data.gpu.config``. The revision is a SHA-256 over every file's
 relative path and bytes, so any change to logic or data changes the revision recorded in each decision.
@@ -76,7 +76,7 @@ def load_bundle(root: Path | str) -> PolicyBundle:
                 value = json.loads(raw)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{rel}: not valid JSON ({exc.msg})", "POLICY_LOAD_ERROR") from exc
-            parts = [p for p in path.parent.relative_to(base).parts]
+            parts = list(path.parent.relative_to(base).parts)
             bundle.data_files["/".join(parts)] = value
             _mount(bundle.data, parts, value)
     if not bundle.modules:
