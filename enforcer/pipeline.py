@@ -102,11 +102,15 @@ class Enforcer:
 
     # -- stages ----------------------------------------------------------------------------
     def enrich(self, request: LaunchRequest) -> float:
-        """Classify every item in place; return the request's total TPP."""
-        total = 0.0
+        """Classify every item in place; return the request's total TPP.
+
+        Items that are alternatives for one capacity (fleet or ASG overrides, ``extra["alternatives"]``)
+        each carry the full count, so the total is the largest of them, not their sum.
+        """
         for item in request.items:
             self._classify_item(item)
-            total += item.tpp
+        tpps = [item.tpp for item in request.items]
+        total = (max(tpps, default=0.0)) if request.extra.get("alternatives") else sum(tpps)
         return round(total, 1)
 
     def _classify_item(self, item: LaunchItem) -> None:

@@ -42,6 +42,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             raise InputError("not a POST /launch request")
         outcome = rt.enforcer.enforce(request, action="broker:launch")
     except InputError as exc:
+        metrics.add_metric(name="BadInput", unit=MetricUnit.Count, value=1)
         return reply(400, {"code": exc.code, "message": str(exc)[:500]})
     except AuditWriteError:
         logger.exception("audit write failed; refusing")

@@ -54,6 +54,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         rt = runtime()
         parsed = normalise(event, rfc3339(time.time()))
         if isinstance(parsed, Ignored):
+            metrics.add_metric(name="NotEvaluated", unit=MetricUnit.Count, value=1)
             return respond(token, "SUCCESS", f"not evaluated: {parsed.reason}")
         request = parsed
         d = rt.enforcer.enforce(request, action="hook:respond").decision

@@ -35,7 +35,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Decide on one EventBridge event and remediate denies; returns what was done."""
     rt = runtime()
     result = rt.guard.handle(event, rt.budget())
-    if result["status"] == "bad_input":
+    if result["status"] == "ignored":
+        metrics.add_metric(name="Ignored", unit=MetricUnit.Count, value=1)
+    elif result["status"] == "bad_input":
         logger.error("bad guard event", extra={"error": result["error"], "code": result["code"]})
         metrics.add_metric(name="BadInput", unit=MetricUnit.Count, value=1)
     for r in result.get("results", []):

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from moto import mock_aws
 
 from enforcer.accounts_aws import DynamoDBAccountDirectory, create_accounts_table
@@ -244,9 +243,8 @@ def broker_event(account: str, body: dict[str, Any]) -> dict[str, Any]:
     return ev
 
 
-# -- pytest fixture (import it into a test module: ``from tests.lambda_env import make_world``) ------
-@pytest.fixture
-def make_world(engine: Any) -> Iterator[Callable[..., World]]:
+# -- the make_world fixture body (each test module wraps it in a 3-line fixture) -----------------------
+def world_factory(engine: Any) -> Iterator[Callable[..., World]]:
     """Build worlds inside one ``mock_aws``: HOME is a US, KYC-verified account, MEMBER is a CN one."""
     with mock_aws():
 

@@ -206,7 +206,18 @@ def test_cleaned_values_take_the_trusted_fast_path_correctly(value: object) -> N
 
 
 def test_special_floats_go_through_the_reference_path() -> None:
-    for f in (1e-7, 1e21, 123456789012345680000.0, 5e-324, 0.1, -0.0, 2.5):
+    for f in (
+        1e-7,
+        1e21,
+        123456789012345680000.0,
+        9007199254740992.0,
+        -(2.0**60),
+        5e-324,
+        0.1,
+        -0.0,
+        2.5,
+        1e15 + 0.5,
+    ):
         clean, _m, _e, safe = clean_value({"f": f}, SALT, "input")
         assert canonical(clean, trusted=safe) == rfc8785.dumps(clean)
         assert not math.isnan(json.loads(canonical(clean))["f"])

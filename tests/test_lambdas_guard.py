@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -24,12 +25,17 @@ from tests.lambda_env import (
     World,
     cloudtrail,
     load_event,
-    make_world,  # noqa: F401  (fixture)
     run_instances_event,
     state_change_event,
+    world_factory,
 )
 
 CTX = LambdaContext()
+
+
+@pytest.fixture
+def make_world(engine: Any) -> Iterator[Callable[..., World]]:
+    yield from world_factory(engine)
 
 
 def handle(event: dict[str, Any]) -> dict[str, Any]:
@@ -277,7 +283,7 @@ def test_sweep_stops_running_controlled_instances(make_world: Any) -> None:
     result = handle(sweep)
 
     assert result["status"] == "swept" and result["errors"] == []
-    decided = {r["remediation"]["targets"][0]: r for r in result["results"]}
+    decided = {r["event_id"].rsplit("/", 1)[1]: r for r in result["results"]}
     assert set(decided) == {cn_gpu, us_gpu}  # the t3 is not decided on
     assert decided[cn_gpu]["effect"] == "deny" and decided[us_gpu]["effect"] == "allow"
     assert (w.state(cn_gpu, MEMBER), w.state(cn_cpu, MEMBER), w.state(us_gpu)) == (

@@ -541,7 +541,7 @@ def verify_aws(
         s3_copy = sealed.get(seq)
         if line is None:
             if s3_copy is not None:
-                msg = f"record deleted from DynamoDB (its Object Lock copy {s3_copy[1]} line {s3_copy[2]} remains)"
+                msg = f"record deleted from DynamoDB (its Object Lock copy {s3_copy[1]}:{s3_copy[2]} remains)"
                 checker.issue = VerifyIssue("missing", msg, seq, f"{ddb_loc} REC#{seq}", None)
             else:
                 msg = f"record {seq} is missing from DynamoDB"

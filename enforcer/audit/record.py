@@ -94,9 +94,9 @@ class _Cleaner:
         self.masked.append(self._pointer(key))
         return mask_value(value, self.salt)
 
-    def _str(self, value: str) -> Any:
+    def _str(self, value: str, key: str | None = None) -> Any:
         if _looks_like_jws(value):
-            return self._mask(value)
+            return self._mask(value, key)
         if not value.isascii():
             try:
                 value.encode("utf-8")
@@ -104,20 +104,25 @@ class _Cleaner:
                 value = value.encode("utf-8", "replace").decode("utf-8")
         return value
 
-    def _scalar(self, value: Any) -> Any:
+    def _float(self, value: float) -> Any:
+        if not math.isfinite(value):
+            return str(value)
+        if value.is_integer():
+            if -_INT_LIMIT <= value <= _INT_LIMIT:
+                return int(value)  # same canonical bytes as the float (RFC 8785 prints 2.0 as 2)
+            self.exotic = True  # repr() would print a trailing ".0" or an exponent
+        elif not _FLOAT_SAFE_MIN <= abs(value) < _FLOAT_SAFE_MAX:
+            self.exotic = True
+        return value
+
+    def _scalar(self, value: Any, key: str | None = None) -> Any:
         t = type(value)
         if t is str:
-            return self._str(value)
+            return self._str(value, key)
         if t is int:
             return value if -_INT_LIMIT <= value <= _INT_LIMIT else str(value)
         if t is float:
-            if not math.isfinite(value):
-                return str(value)
-            if value.is_integer() and -_INT_LIMIT <= value <= _INT_LIMIT:
-                return int(value)  # same canonical bytes as the float (RFC 8785 prints 2.0 as 2)
-            if not _FLOAT_SAFE_MIN <= abs(value) < _FLOAT_SAFE_MAX:
-                self.exotic = True
-            return value
+            return self._float(value)
         return value  # bool, None
 
     def clean(self, value: Any, depth: int = 0) -> Any:
@@ -159,11 +164,17 @@ class _Cleaner:
         path = self.path
         for i, v in enumerate(value):
             t = type(v)
-            if (t is str and v.isascii() and not v.startswith("eyJ")) or (t is bool or v is None):
+            if t is str:
+                out.append(v if v.isascii() and not v.startswith("eyJ") else self._str(v, str(i)))
+            elif t is int:
+                out.append(v if -_INT_LIMIT <= v <= _INT_LIMIT else str(v))
+            elif t is bool or v is None:
                 out.append(v)
+            elif t is float:
+                out.append(self._float(v))
             else:
                 path.append(str(i))
-                out.append(self._scalar(v) if t in _SCALARS else self.clean(v, depth + 1))
+                out.append(self.clean(v, depth + 1))
                 path.pop()
         return out
 
@@ -172,17 +183,23 @@ class _Cleaner:
         path = self.path
         for k, v in value.items():
             key = k if type(k) is str else str(k)
-            if not key.isascii() and max(key) >= "\ud800":
-                self.exotic = True
             if key in _SPECIAL_KEYS:
                 self._special(out, key, v, depth)
                 continue
+            if not key.isascii() and max(key) >= "\ud800":
+                self.exotic = True
             t = type(v)
-            if (t is str and v.isascii() and not v.startswith("eyJ")) or (t is bool or v is None):
+            if t is str:
+                out[key] = v if v.isascii() and not v.startswith("eyJ") else self._str(v, key)
+            elif t is int:
+                out[key] = v if -_INT_LIMIT <= v <= _INT_LIMIT else str(v)
+            elif t is bool or v is None:
                 out[key] = v
+            elif t is float:
+                out[key] = self._float(v)
             else:
                 path.append(key)
-                out[key] = self._scalar(v) if t in _SCALARS else self.clean(v, depth + 1)
+                out[key] = self.clean(v, depth + 1)
                 path.pop()
         return out
 

@@ -108,7 +108,7 @@ def collect(records: Iterable[LoggedRecord]) -> ReportData:
 
 def _bar_chart(title: str, counts: list[tuple[str, int]], color: str | dict[str, str]) -> str:
     counts = counts[:20]
-    row, label_w, bar_w = 24, 170, 300
+    row, label_w, bar_w = 24, 200, 280
     height = max(row * len(counts), row) + 8
     top = max((c for _, c in counts), default=0) or 1
     parts = [
@@ -136,6 +136,14 @@ def _fmt_time(t: float, bucket: int) -> str:
     return dt.strftime("%Y-%m-%d" if bucket >= 86400 else "%m-%d %H:%M")
 
 
+def _span(seconds: int) -> str:
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} day(s)"
+
+
 def _timeline(times: list[tuple[float, str]]) -> str:
     width, height, left, bottom = 1080, 240, 50, 40
     if not times:
@@ -152,12 +160,12 @@ def _timeline(times: list[tuple[float, str]]) -> str:
     for t, effect in times:
         bins[min(n - 1, int((t - start) // bucket))][effect] += 1
     top = max(sum(b.values()) for b in bins) or 1
-    plot_w, plot_h = width - left - 10, height - bottom - 10
+    plot_w, plot_h = width - left - 50, height - bottom - 10
     bw = plot_w / n
     parts = [
         f'<svg class="chart" role="img" aria-label="decisions over time" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}">',
-        f'<line x1="{left}" y1="{10 + plot_h}" x2="{width - 10}" y2="{10 + plot_h}" stroke="#999"/>',
+        f'<line x1="{left}" y1="{10 + plot_h}" x2="{left + plot_w}" y2="{10 + plot_h}" stroke="#999"/>',
         f'<line x1="{left}" y1="10" x2="{left}" y2="{10 + plot_h}" stroke="#999"/>',
         f'<text x="{left - 6}" y="16" text-anchor="end">{top}</text>',
         f'<text x="{left - 6}" y="{10 + plot_h}" text-anchor="end">0</text>',
@@ -186,7 +194,7 @@ def _timeline(times: list[tuple[float, str]]) -> str:
         )
     parts.append(
         f'<text x="{width - 10}" y="{height - 2}" text-anchor="end" class="muted">'
-        f"{esc(f'one bar = {bucket // 60} min' if bucket < 86400 else f'one bar = {bucket // 86400} day(s)')}"
+        f"{esc('one bar = ' + _span(bucket))}"
         "</text></svg>"
     )
     return "".join(parts)
@@ -206,21 +214,24 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 .card b{display:block;font-size:24px}.allow b{color:#2e7d32}.deny b{color:#c62828}.audit b{color:#ef8f00}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:16px}
 .panel{background:#fff;border:1px solid #dde3ea;border-radius:8px;padding:12px 16px}
-svg.chart{display:block;font-size:12px;fill:#1c2430}svg.chart text{fill:#1c2430}
+svg.chart{display:block;font-size:12px;fill:#1c2430;max-width:100%;height:auto}svg.chart text{fill:#1c2430}
 table{border-collapse:collapse;width:100%;background:#fff}th,td{border-bottom:1px solid #e6eaef;
 padding:5px 8px;text-align:left;vertical-align:top}th{background:#f0f3f6;position:sticky;top:0}
 td.num{text-align:right}table.counts{width:auto;min-width:260px}
 .status{padding:10px 14px;border-radius:8px;font-weight:600}.ok{background:#e8f5e9;color:#1b5e20}
 .bad{background:#ffebee;color:#b71c1c}.tag{padding:1px 6px;border-radius:4px;color:#fff;font-size:12px}
+.tablewrap{overflow-x:auto;max-width:100%}#launches{font-size:13px}#launches td{white-space:nowrap}
 input#filter{padding:6px 8px;width:320px;margin:6px 0 10px;border:1px solid #c5ced8;border-radius:6px}
 """
 
 _JS = """
 (function(){
+  document.documentElement.className='js-ready';
   var box=document.getElementById('filter');
   if(!box){return;}
   var rows=document.querySelectorAll('#launches tbody tr');
   var shown=document.getElementById('shown');
+  shown.textContent=String(rows.length);
   box.addEventListener('input',function(){
     var q=box.value.toLowerCase(),n=0;
     for(var i=0;i<rows.length;i++){
@@ -325,7 +336,7 @@ def render_html(
         ("decision_id", "decision id"),
         ("where", "record"),
     )
-    out.append("<table id='launches'><thead><tr>")
+    out.append("<div class='tablewrap'><table id='launches'><thead><tr>")
     out.append("".join(f"<th>{esc(label)}</th>" for _k, label in cols))
     out.append("</tr></thead><tbody>")
     for row in data.listed:
@@ -338,6 +349,6 @@ def render_html(
             else:
                 cells.append(f"<td>{esc(v)}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     out.append(f"<script>{_JS}</script></body></html>")
     return "".join(out)
