@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OPA_WHEEL_HASHES ?= 1
 
-.PHONY: install demo test lint typecheck policy-test pytest bench clean
+.PHONY: install demo test test-deps lint typecheck policy-test pytest bench clean
 
 $(STAMP): pyproject.toml requirements-opa.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,6 +37,10 @@ pytest: install
 	$(BIN)/pytest
 
 test: lint typecheck policy-test pytest
+
+# Headless Chromium for the HTML report test (Debian package; needs root, as in CI).
+test-deps:
+	command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) || echo "chromium not installed: the report screenshot test will be skipped"
 
 bench: install
 	$(BIN)/python scripts/bench.py

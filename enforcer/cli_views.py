@@ -138,6 +138,10 @@ def decide_command(
     except AuditWriteError as exc:
         click.echo(f"error: audit log write failed, launch treated as denied: {exc}", err=True)
         return 1
+    finally:
+        close = getattr(enforcer.audit, "close", None)
+        if close is not None:
+            close()  # signs a checkpoint over the new chain head
     decision: Decision = outcome.decision
     doc = decision.to_dict()
     if outcome.duplicate and outcome.receipt is not None:

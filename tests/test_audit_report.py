@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import shutil
 import struct
@@ -156,23 +154,12 @@ def _png_pixels(path: Path) -> tuple[int, int, list[tuple[int, ...]]]:
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
+    # Installed by the test setup (`make test-deps`, run by .ci/run), never from inside a test.
     path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-    if path is None and shutil.which("apt-get"):
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):  # one try, bounded in time
-            subprocess.run(
-                ["apt-get", "update", "-q"], capture_output=True, timeout=300, check=False, env=env
-            )
-            subprocess.run(
-                ["apt-get", "install", "-y", "-q", "chromium"],
-                capture_output=True,
-                timeout=900,
-                check=False,
-                env=env,
-            )
-        path = shutil.which("chromium")
     if path is None:
-        pytest.skip("headless Chromium is not installed and `apt-get install -y chromium` did not provide it")
+        pytest.skip(
+            "headless Chromium is not installed: run `make test-deps` (apt-get install chromium) as root"
+        )
     return path
 
 

@@ -297,3 +297,12 @@ def test_cli_verify_json_output(tmp_path: Path) -> None:
     assert res.exit_code == 0
     doc = json.loads(res.output)
     assert doc["ok"] is True and doc["records"] == 12 and doc["signatures_verified"] is True
+
+
+def test_overlong_line_is_named_without_reading_it_whole(log: tuple[Path, LocalEd25519Signer]) -> None:
+    d, signer = log
+    lines = _lines(d)
+    lines[4] = b"{" + b"x" * (2 * 1024 * 1024) + b"}\n"
+    _put(d, lines)
+    issue = open_verify(d, signer.public_key_pem()).first_issue
+    assert issue is not None and (issue.kind, issue.line, issue.seq) == ("malformed", 5, 4)

@@ -1,9 +1,17 @@
 """Tamper-evident decision log: records, hash chain, signed checkpoints, stores, verification.
 
+Files (local store, ``STATE/audit/``): ``segment-000001.jsonl`` … (records, one per line,
+rotated by size), ``checkpoints.jsonl`` (signed checkpoints ``{seq, hash, timestamp, key_id,
+alg, signature}``), ``index.tsv`` (write-side cache, rebuilt when lost), ``.lock``.
+Keys (``STATE/keys/``): ``audit-checkpoint-ed25519.pem`` (created on first use) and its exported
+public key ``audit-checkpoint-ed25519.pub.pem`` (``enforcer audit pubkey``), ``audit-salt.key``.
+AWS store: DynamoDB items ``HEAD`` / ``REC#<seq>`` / ``EVT#<digest>``; S3 Object Lock objects
+``audit/segments/<first>-<last>.jsonl`` and ``audit/checkpoints/<last>.json``.
+
 Modules: ``record`` (record building, masking, RFC 8785), ``chain`` (hash chain lines),
 ``signing`` (checkpoints, Ed25519 / KMS signers), ``local`` (``LocalAuditStore``), ``aws``
 (``AwsAuditStore``), ``verify`` (``open_verify``), ``query`` / ``report`` / ``cli`` (review),
-``defaults`` (key locations), ``bench`` (throughput).
+``defaults`` (key locations), ``layout`` (file names), ``bench`` (throughput).
 
 Both stores implement ``enforcer.ports.AuditSink``.
 """

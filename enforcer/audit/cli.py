@@ -9,9 +9,10 @@ Exit codes: 0 success; 1 ``verify`` found a problem; 2 bad input (one line on st
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -95,6 +96,13 @@ def verify_cmd(ctx: click.Context, public_key: str | None, deep: bool, as_json: 
     sys.exit(1)
 
 
+def _closed_stdout() -> NoReturn:
+    """The reader of stdout went away (e.g. ``| head``): stop quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
+
+
 def _parse_opt_time(value: str | None) -> float | None:
     return None if value is None else parse_now(value)
 
@@ -133,16 +141,20 @@ def query_cmd(
     errors: list[str] = []
     rows: list[dict[str, Any]] = []
     matched = 0
-    for lr in iter_records(state.audit_dir, errors):
-        if not flt.matches(lr.record):
-            continue
-        matched += 1
-        if fmt == "jsonl":
-            click.echo(json.dumps(lr.record, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
-        else:
-            rows.append(lr.record)
-        if limit and matched >= limit:
-            break
+    try:
+        for lr in iter_records(state.audit_dir, errors):
+            if not flt.matches(lr.record):
+                continue
+            matched += 1
+            if fmt == "jsonl":
+                click.echo(json.dumps(lr.record, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+            else:
+                rows.append(lr.record)
+            if limit and matched >= limit:
+                break
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _closed_stdout()
     for e in errors[:20]:
         click.echo(f"warning: unreadable record {e}", err=True)
     if fmt == "table":
@@ -184,7 +196,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
             escape(str(r.get("action") or "")),
             escape(str(r.get("mode"))),
         )
-    Console(soft_wrap=False).print(table)
+    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    console.print(table)
 
 
 @audit_group.command("report")
@@ -216,6 +229,7 @@ def export_cmd(ctx: click.Context, out_file: str | None) -> None:
         if out_file is None:
             for lr in iter_records(state.audit_dir, errors):
                 click.echo(opa_jsonl(lr.record))
+            sys.stdout.flush()
         else:
             n = 0
             with open(out_file, "w", encoding="utf-8") as fh:
@@ -223,6 +237,8 @@ def export_cmd(ctx: click.Context, out_file: str | None) -> None:
                     fh.write(opa_jsonl(lr.record) + "\n")
                     n += 1
             click.echo(f"wrote {n} events to {out_file}", err=True)
+    except BrokenPipeError:
+        _closed_stdout()
     except OSError as exc:
         fail(f"cannot write {out_file}: {exc.strerror or exc}")
     for e in errors[:20]:

@@ -13,13 +13,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 SEGMENT_RE = re.compile(r"^segment-(\d{6,})\.jsonl$")
 CHECKPOINTS = "checkpoints.jsonl"
 INDEX = "index.tsv"
 LOCK = ".lock"
 SALT = ".salt"
+#: Longest line a reader accepts (a record is at most 256 KiB; the rest is slack).
+MAX_LINE_BYTES = 512 * 1024
 
 
 def segment_name(number: int) -> str:
@@ -49,3 +53,22 @@ def stray_files(directory: Path) -> list[str]:
         for p in directory.iterdir()
         if p.name.endswith(".jsonl") and p.name != CHECKPOINTS and not SEGMENT_RE.match(p.name)
     )
+
+
+def bounded_lines(fh: BinaryIO, limit: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line_number, line)`` from a binary file, never reading more than ``limit`` bytes
+    into one line: an over-long line is yielded cut at ``limit`` (without its newline, so it
+    reads as malformed) and the rest of it is skipped.
+    """
+    n = 0
+    while True:
+        raw = fh.readline(limit)
+        if not raw:
+            return
+        n += 1
+        if len(raw) == limit and not raw.endswith(b"\n"):
+            while True:  # skip the rest of the over-long line
+                more = fh.readline(limit)
+                if not more or more.endswith(b"\n"):
+                    break
+        yield n, raw

@@ -39,7 +39,7 @@ def iter_records(directory: str | Path, errors: list[str] | None = None) -> Iter
     """
     for _num, path in layout.segment_files(Path(directory)):
         with path.open("rb") as fh:
-            for n, raw in enumerate(fh, start=1):
+            for n, raw in layout.bounded_lines(fh):
                 try:
                     rec, _computed, stated = parse_line(raw)
                 except LineError as exc:

@@ -32,6 +32,8 @@ from enforcer.model import CHIP_CLASSES, Decision
 DECISION_PATH = "gpu/launch/decision"
 #: A record larger than this (canonical bytes) has its ``input`` replaced by a digest.
 MAX_RECORD_BYTES = 256 * 1024
+#: Longest trigger id (event id, source, action) kept.
+MAX_ID_CHARS = 1024
 #: Deepest nesting kept (deeper values become a marker string).
 MAX_DEPTH = 100
 #: Keys dropped wherever they occur (the raw attestation token must never be logged).
@@ -322,6 +324,13 @@ def event_key(decision: Decision) -> str | None:
     return f"{req.source}:{req.event_id}"
 
 
+def _plain_id(value: Any) -> str:
+    s = str(value)[:MAX_ID_CHARS]
+    if not s.isascii():
+        s = s.encode("utf-8", "replace").decode("utf-8")
+    return s
+
+
 def _chip_classes(decision: Decision) -> list[str]:
     seen = {i.chip_class for i in decision.request.items if i.chip_class}
     ordered = [c for c in CHIP_CLASSES if c in seen]
@@ -375,7 +384,6 @@ def build_record(
             "result": {"effect": decision.effect, "reasons": [r.to_dict() for r in decision.reasons]},
             "policy": {"revision": str(decision.policy_revision), "engine": str(decision.engine)},
             "metrics": dict(decision.metrics),
-            "trigger": {"event_id": req.event_id, "source": req.source, "action": req.action},
             "account_id": str(req.account_id),
             "region": str(req.region),
             "instance_ids": [str(i) for i in req.instance_ids],
@@ -388,6 +396,12 @@ def build_record(
         }
     )
     record = AuditRecord(top, jcs_safe=input_safe and not side.exotic)
+    # The trigger ids are the idempotency key: kept verbatim (never masked), only made encodable.
+    record["trigger"] = {
+        "event_id": None if req.event_id is None else _plain_id(req.event_id),
+        "source": _plain_id(req.source),
+        "action": _plain_id(req.action),
+    }
     record["input"] = clean_input
     record["masked"] = masked + sorted(side.masked)
     record["erased"] = erased + sorted(side.erased)

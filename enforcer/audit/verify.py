@@ -323,7 +323,7 @@ def _read_checkpoint_file(path: Path, report: VerifyReport) -> list[tuple[Any, s
     if not path.exists():
         return entries
     with path.open("rb") as fh:
-        for n, raw in enumerate(fh, start=1):
+        for n, raw in layout.bounded_lines(fh):
             if not raw.strip():
                 continue
             if len(raw) > _MAX_CHECKPOINT_LINE:
@@ -373,7 +373,7 @@ def open_verify(
     for _num, path in layout.segment_files(d):
         tail = path.name
         with path.open("rb") as fh:
-            for n, raw in enumerate(fh, start=1):
+            for n, raw in layout.bounded_lines(fh):
                 if checker.feed(raw, path.name, n) is not None:
                     break
         if checker.issue is not None:
