@@ -29,6 +29,7 @@ from enforcer.pipeline import Outcome
 log = logging.getLogger(__name__)
 TAG_PREFIX = "gpu-enforcer"
 MAX_TAG_VALUE = 256
+ASG_TAG = "aws:autoscaling:groupName"
 SUSPENDED_PROCESSES = ("Launch", "ReplaceUnhealthy", "HealthCheck", "AZRebalance")
 _DONE_STATES = {
     "stop": frozenset({"stopping", "stopped", "shutting-down", "terminated"}),
@@ -306,7 +307,7 @@ class Remediator:
         budget: Budget,
         result: ActionResult,
     ) -> None:
-        states, tagged = _describe(ec2, targets)
+        states, tagged, groups = _describe(ec2, targets)
         done = _DONE_STATES[self.action]
         to_act = [i for i in targets if states.get(i) not in done and states.get(i) is not None]
         result.already = [i for i in targets if states.get(i) in done]
@@ -315,9 +316,12 @@ class Remediator:
             result.errors.append(f"not found: {', '.join(missing[:10])}")
         granted = budget.take(len(to_act))
         act, result.capped = to_act[:granted], to_act[granted:]
-        group = d.request.extra.get("auto_scaling_group_name")
-        if act and isinstance(group, str) and autoscaling is not None:
-            self._suspend(autoscaling, group, result)
+        named = d.request.extra.get("auto_scaling_group_name")
+        held = {named} if isinstance(named, str) else set()
+        held |= {groups[i] for i in act if i in groups}  # members launched by an ASG: stop it replacing them
+        if act and autoscaling is not None:
+            for group in sorted(held)[:10]:
+                self._suspend(autoscaling, group, result)
         to_tag = act + [i for i in result.already if i not in tagged]
         if to_tag:
             self._tag(ec2, to_tag, d, result)
@@ -481,10 +485,11 @@ def broker_launch(ec2: Any, request: LaunchRequest, decision: Decision) -> list[
     return [str(i["InstanceId"]) for i in resp.get("Instances") or []]
 
 
-def _describe(ec2: Any, ids: list[str]) -> tuple[dict[str, str], set[str]]:
-    """Current state of each instance and which ones already carry a decision-id tag."""
+def _describe(ec2: Any, ids: list[str]) -> tuple[dict[str, str], set[str], dict[str, str]]:
+    """State of each instance, those already carrying a decision-id tag, and their Auto Scaling group."""
     states: dict[str, str] = {}
     tagged: set[str] = set()
+    groups: dict[str, str] = {}
     for start in range(0, len(ids), _DESCRIBE_BATCH):
         batch = ids[start : start + _DESCRIBE_BATCH]
         try:
@@ -494,9 +499,12 @@ def _describe(ec2: Any, ids: list[str]) -> tuple[dict[str, str], set[str]]:
         for inst in _instances(resp):
             iid = str(inst.get("InstanceId"))
             states[iid] = str((inst.get("State") or {}).get("Name", ""))
-            if any(t.get("Key") == f"{TAG_PREFIX}:decision-id" for t in inst.get("Tags") or []):
-                tagged.add(iid)
-    return states, tagged
+            for tag in inst.get("Tags") or []:
+                if tag.get("Key") == f"{TAG_PREFIX}:decision-id":
+                    tagged.add(iid)
+                elif tag.get("Key") == ASG_TAG and isinstance(tag.get("Value"), str):
+                    groups[iid] = tag["Value"]
+    return states, tagged, groups
 
 
 def _describe_one_by_one(ec2: Any, ids: Iterable[str]) -> dict[str, Any]:

@@ -171,10 +171,10 @@ class _Reader:
         self.problems: list[str] = []
 
     def present(self, name: str) -> bool:
-        return bool(self.env.get(name, "").strip())
+        return bool(str(self.env.get(name, "")).strip())
 
     def text(self, name: str) -> str | None:
-        value = self.env.get(name, "").strip()
+        value = str(self.env.get(name, "")).strip()
         return value or None
 
     def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:

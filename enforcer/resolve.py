@@ -17,7 +17,6 @@ moto's ``NotImplementedError`` for ``DescribeCapacityBlockOfferings``, leaves th
 from __future__ import annotations
 
 import fnmatch
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -33,7 +32,7 @@ MAX_ITEMS = 64
 MAX_DEPTH = 4
 #: Durations probed when looking a Capacity Block offering up (the API has no offering-id filter).
 CAPACITY_BLOCK_HOURS = (24, 48, 72, 96, 120, 144, 168, 336)
-_MAX_PAGES = 20
+_MAX_PAGES = 5
 NOT_FOUND_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
 
 
@@ -89,7 +88,7 @@ class AwsResolver:
     ) -> None:
         self.ec2 = ec2
         self.autoscaling = autoscaling
-        self.known_types = sorted(set(known_types)) if known_types is not None else None
+        self.known_types = tuple(known_types) if known_types is not None else None
         self.attempts = max(1, attempts)
         self.backoff = backoff
         self.sleep = sleep
@@ -357,28 +356,18 @@ class RoutedResolver:
     Parameters
     ----------
     factory
-        ``factory(account_id, region) -> AwsResolver``; results are cached per pair (the factory
-        typically assumes a member-account role, see ``enforcer.aws_wiring.ClientFactory``).
+        ``factory(account_id, region) -> AwsResolver``, called per request: it must be cheap (e.g. it
+        takes clients from ``enforcer.aws_wiring.ClientFactory``, which caches them and refreshes
+        assumed-role credentials before they expire, so no stale client is kept here).
     """
 
     def __init__(self, factory: Callable[[str, str], AwsResolver]) -> None:
         self.factory = factory
-        self._cache: dict[tuple[str, str], AwsResolver] = {}
-        self._lock = threading.Lock()
-
-    def for_request(self, request: LaunchRequest) -> AwsResolver:
-        """The resolver for the request's account and region (built once per pair)."""
-        key = (request.account_id, request.region)
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is None:
-                hit = self._cache[key] = self.factory(*key)
-        return hit
 
     def resolve(self, request: LaunchRequest) -> None:
         """Resolve ``request`` in its own account; a failing factory leaves every item unresolved."""
         try:
-            resolver = self.for_request(request)
+            resolver = self.factory(request.account_id, request.region)
         except Exception as exc:
             for item in request.items:
                 if item.instance_type is None:

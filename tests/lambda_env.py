@@ -17,11 +17,8 @@ from typing import Any
 
 from moto import mock_aws
 
-from enforcer.accounts_aws import DynamoDBAccountDirectory, create_accounts_table
-from enforcer.actions import create_counter_table
-from enforcer.attestation import create_tables
-from enforcer.audit.aws import create_audit_resources
-from enforcer.aws_wiring import ClientFactory, Runtime, build_runtime, set_runtime
+from enforcer.accounts_aws import DynamoDBAccountDirectory
+from enforcer.aws_wiring import ClientFactory, Runtime, build_runtime, provision, set_runtime
 from enforcer.config import Config
 from enforcer.model import AccountOrigin
 
@@ -32,8 +29,8 @@ REGION = "us-east-1"
 PREFIX = "gle-"
 ACCOUNTS_TABLE = "gle-accounts"
 AUDIT_TABLE = "gle-audit"
-AUDIT_BUCKET = "gle-audit-bucket"
 COUNTER_TABLE = "gle-counters"
+MOTO_AMI = "ami-03cf127a"  # in moto 5.2.1's bundled us-east-1 images
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -68,34 +65,17 @@ class World:
     def __init__(self, engine: Any, endpoint_url: str | None = None, **env: str) -> None:
         self.clients = ClientFactory(REGION, home_account=HOME, endpoint_url=endpoint_url)
         self.endpoint_url = endpoint_url
-        ddb = self.client("dynamodb")
-        create_accounts_table(ddb, ACCOUNTS_TABLE)
-        create_tables(ddb, PREFIX)
-        create_audit_resources(ddb, self.client("s3"), AUDIT_TABLE, AUDIT_BUCKET)
-        create_counter_table(ddb, COUNTER_TABLE)
-        key = self.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+        environ = {**provision(self.clients, PREFIX), **env}
         sns, sqs = self.client("sns"), self.client("sqs")
-        self.topic_arn = sns.create_topic(Name="gpu-launch-denies")["TopicArn"]
+        self.topic_arn = environ["ENFORCER_TOPIC_ARN"]
         self.queue_url = sqs.create_queue(QueueName="deny-inbox")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
         sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
-        environ = {
-            "AWS_REGION": REGION,
-            "ENFORCER_ACCOUNTS_TABLE": ACCOUNTS_TABLE,
-            "ENFORCER_REGISTRY_PREFIX": PREFIX,
-            "ENFORCER_AUDIT_TABLE": AUDIT_TABLE,
-            "ENFORCER_AUDIT_BUCKET": AUDIT_BUCKET,
-            "ENFORCER_AUDIT_KEY_ID": key["KeyId"],
-            "ENFORCER_TOPIC_ARN": self.topic_arn,
-            "ENFORCER_COUNTER_TABLE": COUNTER_TABLE,
-            "ENFORCER_HOME_ACCOUNT": HOME,
-            **env,
-        }
         self.config = Config.from_env(environ)
         self.rt: Runtime = build_runtime(self.config, clients=self.clients, engine=engine)
-        self.directory = DynamoDBAccountDirectory(ddb, ACCOUNTS_TABLE)
+        self.directory = DynamoDBAccountDirectory(self.client("dynamodb"), ACCOUNTS_TABLE)
         set_runtime(self.rt)
 
     def client(self, service: str, account: str | None = None) -> Any:
@@ -113,8 +93,9 @@ class World:
         )
 
     def ami(self, account: str | None = None) -> str:
-        """An AMI id visible in ``account``."""
-        images = self.client("ec2", account).describe_images(Owners=["amazon"])["Images"]
+        """An AMI id visible in ``account`` (one of moto's bundled images; listing them all takes seconds)."""
+        ec2 = self.client("ec2", account)
+        images = ec2.describe_images(ImageIds=[MOTO_AMI])["Images"]  # raises if moto drops it
         return str(images[0]["ImageId"])
 
     def launch(

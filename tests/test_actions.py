@@ -21,6 +21,7 @@ from enforcer.actions import (
 from enforcer.model import AccountOrigin, InputError, LaunchItem, LaunchRequest
 from enforcer.pipeline import Outcome
 from enforcer.ports import AuditReceipt
+from tests.lambda_env import MOTO_AMI
 
 ACCOUNT = "123456789012"
 CN = AccountOrigin(ACCOUNT, "CN", "CN", "CN", kyc="verified")
@@ -33,7 +34,7 @@ def aws() -> Iterator[dict[str, Any]]:
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         ec2 = boto3.client("ec2", region_name="us-east-1")
         create_counter_table(ddb, "counters")
-        ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        ami = ec2.describe_images(ImageIds=[MOTO_AMI])["Images"][0]["ImageId"]
         yield {"ddb": ddb, "ec2": ec2, "ami": ami, "sns": boto3.client("sns", region_name="us-east-1")}
 
 

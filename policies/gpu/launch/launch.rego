@@ -88,12 +88,18 @@ deny contains reason("ACCOUNT_UNKNOWN", msg) if {
 	msg := sprintf("account %s is not in the account directory", [input.request.account_id])
 }
 
-deny contains reason("ORIGIN_RESTRICTED", msg) if {
-	controlled
+# One reason per code; its message names every field that triggered it.
+origin_restricted_fields contains sprintf("%s=%s", [f, c]) if {
 	some f in origin_fields
 	c := canonical(input.account[f])
 	restricted(c)
-	msg := sprintf("account %s: %s is %s (Country Group D:5 or Macau)", [input.account.account_id, f, c])
+}
+
+deny contains reason("ORIGIN_RESTRICTED", msg) if {
+	controlled
+	count(origin_restricted_fields) > 0
+	fields := concat(", ", sort(origin_restricted_fields))
+	msg := sprintf("account %s: %s (Country Group D:5 or Macau)", [input.account.account_id, fields])
 }
 
 deny contains reason(code, msg) if {
@@ -110,14 +116,19 @@ detail_suffix := sprintf(" (%s)", [input.attestation.detail]) if {
 	input.attestation.detail != ""
 } else := ""
 
-deny contains reason("END_CUSTOMER_RESTRICTED", msg) if {
-	controlled
-	reseller_account
+end_customer_restricted_fields contains sprintf("%s=%s", [f, c]) if {
 	input.attestation.status == "valid"
 	some f in origin_fields
 	c := canonical(input.attestation.claims.end_customer[f])
 	restricted(c)
-	msg := sprintf("attested end customer: %s is %s (Country Group D:5 or Macau)", [f, c])
+}
+
+deny contains reason("END_CUSTOMER_RESTRICTED", msg) if {
+	controlled
+	reseller_account
+	count(end_customer_restricted_fields) > 0
+	fields := concat(", ", sort(end_customer_restricted_fields))
+	msg := sprintf("attested end customer of reseller %s: %s (Country Group D:5 or Macau)", [input.account.reseller, fields])
 }
 
 deny contains reason("KYC_NOT_VERIFIED", msg) if {
@@ -132,11 +143,12 @@ deny contains reason("KYC_NOT_VERIFIED", msg) if {
 # Audit reasons
 # ---------------------------------------------------------------------------------------
 
+review_countries := {c | some c in origin_countries | end_customer_countries; review(c)}
+
 audit contains reason("ORIGIN_LICENSE_REVIEW", msg) if {
 	controlled
-	some c in origin_countries | end_customer_countries
-	review(c)
-	msg := sprintf("%s is in Country Group D:1/D:4: licence review", [c])
+	count(review_countries) > 0
+	msg := sprintf("%s in Country Group D:1/D:4 (not D:5): licence review", [concat(", ", sort(review_countries))])
 }
 
 audit contains reason("LARGE_COMPUTE_REQUEST", msg) if {

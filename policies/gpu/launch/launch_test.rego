@@ -189,6 +189,13 @@ test_unresolved_reference_denied if {
 	codes(d) == {"REQUEST_UNRESOLVED"}
 }
 
+test_one_reason_per_code_naming_every_field if {
+	acct := object.union(us_direct, {"country": "CN", "hq_country": "CN", "parent_hq_country": "CN"})
+	d := launch.decision with input as {"request": req([p5]), "account": acct, "attestation": {"status": "not_required"}}
+	[r] := [r | some r in d.reasons; r.code == "ORIGIN_RESTRICTED"]
+	contains(r.message, "country=CN, hq_country=CN, parent_hq_country=CN")
+}
+
 test_reasons_carry_severity if {
 	d := launch.decision with input as direct_input with input.account.country as "CN"
 	some r in d.reasons

@@ -1,0 +1,224 @@
+"""Guard handler latency (warm, against a moto server over HTTP) and cold start (fresh subprocess).
+
+``bench_guard()`` measures:
+
+- **cold start**: in a fresh interpreter, ``import lambdas.guard`` + ``Config.from_env`` + policy load
+  (the embedded OPA engine), the work a Lambda container does before its first event. boto3 is
+  imported lazily by the first invocation; its import time is reported separately.
+- **warm latency per event**: ``guard.handler`` on CloudTrail ``RunInstances`` events for instances
+  really launched in a moto ``ThreadedMotoServer`` (127.0.0.1, free port): half by a CN account
+  (deny: describe, audit write, stop, tag, notify), half by a US one (allow: audit write only). Every
+  AWS call crosses HTTP, so the figures include moto's own service time.
+
+Run with ``python -m enforcer.bench_guard``. Figures depend on the machine; nothing asserts on them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from enforcer.aws_wiring import ClientFactory, provision
+
+#: One of moto's bundled us-east-1 images (listing them all costs seconds per call).
+MOTO_AMI = "ami-03cf127a"
+_COLD_SNIPPET = """
+import time
+t0 = time.perf_counter()
+import lambdas.guard
+t1 = time.perf_counter()
+from enforcer.config import Config
+cfg = Config.from_env()
+t2 = time.perf_counter()
+from enforcer.policy.factory import make_engine
+make_engine(cfg.engine, cfg.policy_dir, cfg.opa_url, cfg.opa_timeout)
+t3 = time.perf_counter()
+import boto3
+t4 = time.perf_counter()
+print({"import_s": t1 - t0, "config_s": t2 - t1, "policy_s": t3 - t2, "boto3_s": t4 - t3})
+"""
+
+
+def cold_start(runs: int = 3) -> dict[str, float]:
+    """Median seconds of import, config and policy load over ``runs`` fresh interpreters."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "ENFORCER_POLICY": str(root / "policies")}
+    samples: list[dict[str, float]] = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", _COLD_SNIPPET],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=root,
+            timeout=120,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"cold-start probe failed: {out.stderr.strip()[-500:]}")
+        samples.append(json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"')))
+    result = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
+    result["cold_start_s"] = result["import_s"] + result["config_s"] + result["policy_s"]
+    return result
+
+
+@dataclass
+class _Context:
+    """The Lambda context attributes Powertools reads."""
+
+    invoked_function_arn: str
+    function_name: str = "bench"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = "bench"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _event(resp: dict[str, Any], account: str) -> dict[str, Any]:
+    inst = resp["Instances"]
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.ec2",
+        "account": account,
+        "time": "2025-03-01T10:00:02Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.10",
+            "userIdentity": {
+                "type": "AssumedRole",
+                "arn": f"arn:aws:sts::{account}:assumed-role/Dev/bench",
+                "accountId": account,
+            },
+            "eventTime": "2025-03-01T10:00:00Z",
+            "eventSource": "ec2.amazonaws.com",
+            "eventName": "RunInstances",
+            "awsRegion": "us-east-1",
+            "requestParameters": {
+                "instanceType": inst[0]["InstanceType"],
+                "instancesSet": {"items": [{"minCount": 1, "maxCount": 1}]},
+            },
+            "responseElements": {
+                "instancesSet": {
+                    "items": [
+                        {"instanceId": i["InstanceId"], "instanceType": i["InstanceType"]} for i in inst
+                    ]
+                }
+            },
+            "recipientAccountId": account,
+            "eventID": str(uuid.uuid4()),
+            "readOnly": False,
+            "eventType": "AwsApiCall",
+        },
+    }
+
+
+def warm_latency(events: int = 40) -> dict[str, Any]:
+    """Per-event guard latency in milliseconds against a moto server, deny and allow separately."""
+    from moto.server import ThreadedMotoServer
+
+    from enforcer.aws_wiring import build_runtime, set_runtime
+    from enforcer.config import Config
+    from enforcer.model import AccountOrigin
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    saved = {
+        k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    }
+    fake = dict.fromkeys(saved, "bench")  # moto accepts any credentials; no real ones are read
+    os.environ.update(fake)
+    from lambdas import guard  # its import copies the Powertools log config onto "enforcer"
+
+    quiet = {name: logging.getLogger(name).level for name in ("werkzeug", "enforcer")}
+    for name in quiet:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        home, member = "123456789012", "111111111111"
+        clients = ClientFactory("us-east-1", home_account=home, endpoint_url=f"http://127.0.0.1:{port}")
+        rt = build_runtime(Config.from_env(provision(clients)), clients=clients)
+        set_runtime(rt)
+        from enforcer.accounts_aws import DynamoDBAccountDirectory
+
+        directory = DynamoDBAccountDirectory(clients.client("dynamodb"), str(rt.config.accounts_table))
+        directory.put(AccountOrigin(home, "US", "US", "US", kyc="verified"))
+        directory.put(AccountOrigin(member, "CN", "CN", "CN", kyc="verified"))
+        guard.logger.setLevel("WARNING")
+        ctx = _Context(f"arn:aws:lambda:us-east-1:{home}:function:bench")
+        images = {
+            a: clients.client("ec2", a).describe_images(ImageIds=[MOTO_AMI])["Images"][0]["ImageId"]
+            for a in (home, member)
+        }
+        timings: dict[str, list[float]] = {"deny": [], "allow": []}
+        for i in range(events + 2):
+            account = member if i % 2 == 0 else home
+            resp = clients.client("ec2", account).run_instances(
+                ImageId=images[account], InstanceType="p5.48xlarge", MinCount=1, MaxCount=1
+            )
+            event = _event(resp, account)
+            with contextlib.redirect_stdout(io.StringIO()):
+                t0 = time.perf_counter()
+                out = guard.handler(event, ctx)
+                elapsed = (time.perf_counter() - t0) * 1000
+            if i >= 2:  # the first two warm the container (clients, catalogue, member credentials)
+                timings[out["results"][0]["effect"]].append(elapsed)
+        set_runtime(None)
+        return {
+            effect: {
+                "events": len(ms),
+                "p50_ms": round(statistics.median(ms), 2),
+                "p95_ms": round(sorted(ms)[max(0, int(len(ms) * 0.95) - 1)], 2),
+                "mean_ms": round(statistics.fmean(ms), 2),
+            }
+            for effect, ms in timings.items()
+            if ms
+        }
+    finally:
+        server.stop()
+        for name, level in quiet.items():
+            logging.getLogger(name).setLevel(level)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def bench_guard(events: int = 40, cold_runs: int = 3) -> dict[str, Any]:
+    """Guard latency per event (warm, moto server) and cold start (fresh subprocess); target cold < 300 ms.
+
+    Parameters
+    ----------
+    events
+        Warm events measured (half deny, half allow).
+    cold_runs
+        Fresh interpreters for the cold-start median.
+    """
+    cold = cold_start(cold_runs)
+    return {
+        "cold_start_ms": {k.removesuffix("_s"): round(v * 1000, 1) for k, v in cold.items()}
+        | {"target": 300.0},
+        "warm_per_event": warm_latency(events),
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(json.dumps(bench_guard(), indent=2))
