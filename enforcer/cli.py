@@ -196,31 +196,22 @@ def decide(
     sys.exit(decide_command(obj, event_file, parse_now(now), mode, engine, opa_url, policy_dir))
 
 
-def _attach_optional_groups() -> None:
-    """Attach groups whose modules are written by other parts (attestation, audit, cloud, replay)."""
-    import importlib
+def _attach_groups() -> None:
+    """Attach the command groups that live beside their libraries."""
+    from enforcer.audit.cli import audit_group
+    from enforcer.cli_attest import attest_group, reseller_group
+    from enforcer.cli_ops import scp_group
+    from enforcer.cli_replay import replay_command
+    from enforcer.demo import demo_command
+    from enforcer.policy.cli import push_command, sign_command, verify_command
 
-    for module, attr in (
-        ("enforcer.cli_attest", "attest_group"),
-        ("enforcer.cli_attest", "reseller_group"),
-        ("enforcer.audit.cli", "audit_group"),
-        ("enforcer.cli_ops", "scp_group"),
-        ("enforcer.cli_replay", "replay_command"),
-        ("enforcer.demo", "demo_command"),
-        ("enforcer.policy.cli", "push_command"),
-        ("enforcer.policy.cli", "sign_command"),
-    ):
-        try:
-            cmd = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            continue
-        if module == "enforcer.policy.cli":
-            policy.add_command(cmd)
-        else:
-            cli.add_command(cmd)
+    for cmd in (attest_group, reseller_group, audit_group, scp_group, replay_command, demo_command):
+        cli.add_command(cmd)
+    for cmd in (push_command, sign_command, verify_command):
+        policy.add_command(cmd)
 
 
-_attach_optional_groups()
+_attach_groups()
 
 
 def main() -> None:

@@ -177,6 +177,31 @@ def test_state_change_pending_is_described_then_decided(make_world: Any) -> None
     assert ignored["status"] == "ignored"
 
 
+def test_state_change_of_an_asg_member_holds_its_group(make_world: Any) -> None:
+    w: World = make_world()
+    ec2, asg = w.client("ec2", MEMBER), w.client("autoscaling", MEMBER)
+    lt = ec2.create_launch_template(
+        LaunchTemplateName="gpu-members",
+        LaunchTemplateData={"InstanceType": "p5.48xlarge", "ImageId": w.ami(MEMBER)},
+    )["LaunchTemplate"]
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName="members",
+        LaunchTemplate={"LaunchTemplateId": lt["LaunchTemplateId"], "Version": "1"},
+        MinSize=1,
+        MaxSize=1,
+        AvailabilityZones=["us-east-1a"],
+    )
+    (iid,) = [
+        i["InstanceId"] for i in asg.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"]
+    ]
+
+    r = only(handle(state_change_event(iid, MEMBER)))
+
+    assert r["remediation"]["acted"] == [iid] and r["remediation"]["suspended_groups"] == ["members"]
+    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["members"])["AutoScalingGroups"][0]
+    assert "ReplaceUnhealthy" in {p["ProcessName"] for p in group["SuspendedProcesses"]}
+
+
 def test_duplicate_event_acts_once(make_world: Any) -> None:
     w: World = make_world()
     resp = w.launch(account=MEMBER)

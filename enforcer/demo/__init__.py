@@ -19,7 +19,13 @@ from rich.table import Table
 
 from enforcer.cli_common import CliState
 
-EFFECT_STYLE = {"allow": "green", "deny": "bold red", "audit": "yellow", "stored": "green", "refused": "bold red"}
+EFFECT_STYLE = {
+    "allow": "green",
+    "deny": "bold red",
+    "audit": "yellow",
+    "stored": "green",
+    "refused": "bold red",
+}
 INTRO = """[bold]GPU launch enforcer: end-to-end demo[/] (moto server on 127.0.0.1, embedded OPA engine, no AWS account)
 
 Which path does what, honestly:
@@ -36,8 +42,16 @@ def _render(rows: list[Any], console: Console) -> None:
         table.add_column(col, no_wrap=col in ("#", "path", "chip class", "decision"))
     for n, r in enumerate(rows, 1):
         style = EFFECT_STYLE.get(r.effect, "")
-        table.add_row(str(n), r.path, r.who, r.request, r.chip_class, f"[{style}]{r.effect}[/]" if style else r.effect,
-                      "\n".join(r.reasons) or "-", r.outcome)
+        table.add_row(
+            str(n),
+            r.path,
+            r.who,
+            r.request,
+            r.chip_class,
+            f"[{style}]{r.effect}[/]" if style else r.effect,
+            "\n".join(r.reasons) or "-",
+            r.outcome,
+        )
     console.print(table)
 
 
@@ -75,21 +89,34 @@ def run_demo(state: Path, console: Console) -> int:
             seal()
         cfg = world.config
         assert cfg.audit_table and cfg.audit_bucket
-        report = verify_aws(world.client("dynamodb"), cfg.audit_table, world.client("s3"), cfg.audit_bucket,
-                            _kms_public_pem(world))
+        report = verify_aws(
+            world.client("dynamodb"),
+            cfg.audit_table,
+            world.client("s3"),
+            cfg.audit_bucket,
+            _kms_public_pem(world),
+        )
         records = world.audit_records()
-        html = render_html(records, title="GPU launch decisions (demo)", source=f"dynamodb:{cfg.audit_table}",
-                           verification=report)
+        html = render_html(
+            records,
+            title="GPU launch decisions (demo)",
+            source=f"dynamodb:{cfg.audit_table}",
+            verification=report,
+        )
     report_path = state / "demo-report.html"
     report_path.write_text(html)
     ok = report.ok
     console.print(f"\n[bold]Duplicate delivery:[/] {redelivered}")
     verdict = "[green]verified[/]" if ok else "[bold red]FAILED[/]"
-    console.print(f"[bold]Audit log:[/] {len(records)} decision records in DynamoDB, sealed to S3 Object Lock "
-                  f"(COMPLIANCE) with a KMS-signed checkpoint: chain {verdict} ({report.summary()})")
+    console.print(
+        f"[bold]Audit log:[/] {len(records)} decision records in DynamoDB, sealed to S3 Object Lock "
+        f"(COMPLIANCE) with a KMS-signed checkpoint: chain {verdict} ({report.summary()})"
+    )
     noun = "policy" if len(scps) == 1 else "policies"
-    console.print(f"[bold]SCP:[/] {len(scps)} service control {noun} written to {state / 'scp'} "
-                  "(explicit instance-type lists from the catalogue, each under 5,120 characters)")
+    console.print(
+        f"[bold]SCP:[/] {len(scps)} service control {noun} written to {state / 'scp'} "
+        "(explicit instance-type lists from the catalogue, each under 5,120 characters)"
+    )
     console.print(f"[bold]HTML report:[/] {report_path.resolve()}")
     console.print(f"\nDone in {time.perf_counter() - start:.1f}s.")
     return 0 if ok else 1
@@ -99,9 +126,8 @@ def run_demo(state: Path, console: Console) -> int:
 @click.pass_obj
 def demo_command(obj: CliState) -> None:
     """Run the end-to-end demo on a moto-simulated AWS organisation (no AWS account needed)."""
-    import sys
-
     import logging
+    import sys
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's access log
     console = Console()

@@ -13,80 +13,154 @@ from typing import Any
 REGION = "us-east-1"
 
 
-def cloudtrail(name: str, account: str, request: dict[str, Any], response: dict[str, Any] | None,
-               source: str = "ec2.amazonaws.com", principal: str = "Dev/alice") -> dict[str, Any]:
+def cloudtrail(
+    name: str,
+    account: str,
+    request: dict[str, Any],
+    response: dict[str, Any] | None,
+    source: str = "ec2.amazonaws.com",
+    principal: str = "Dev/alice",
+) -> dict[str, Any]:
     """An EventBridge CloudTrail event around ``request`` and ``response`` made by ``account``."""
     arn = f"arn:aws:sts::{account}:assumed-role/{principal}"
     return {
-        "version": "0", "id": str(uuid.uuid4()), "detail-type": "AWS API Call via CloudTrail",
-        "source": "aws." + source.split(".")[0], "account": account, "time": "2026-11-26T10:00:00Z",
-        "region": REGION, "resources": [],
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws." + source.split(".")[0],
+        "account": account,
+        "time": "2026-11-26T10:00:00Z",
+        "region": REGION,
+        "resources": [],
         "detail": {
             "eventVersion": "1.09",
-            "userIdentity": {"type": "AssumedRole", "arn": arn, "accountId": account,
-                             "principalId": "AROAEXAMPLE:" + principal.split("/")[-1]},
-            "eventTime": "2026-11-26T10:00:00Z", "eventSource": source, "eventName": name,
-            "awsRegion": REGION, "sourceIPAddress": "203.0.113.7", "userAgent": "Boto3/1.43.11",
-            "requestParameters": request, "responseElements": response, "requestID": str(uuid.uuid4()),
-            "eventID": str(uuid.uuid4()), "readOnly": False, "eventType": "AwsApiCall",
-            "managementEvent": True, "recipientAccountId": account, "eventCategory": "Management",
+            "userIdentity": {
+                "type": "AssumedRole",
+                "arn": arn,
+                "accountId": account,
+                "principalId": "AROAEXAMPLE:" + principal.split("/")[-1],
+            },
+            "eventTime": "2026-11-26T10:00:00Z",
+            "eventSource": source,
+            "eventName": name,
+            "awsRegion": REGION,
+            "sourceIPAddress": "203.0.113.7",
+            "userAgent": "Boto3/1.43.11",
+            "requestParameters": request,
+            "responseElements": response,
+            "requestID": str(uuid.uuid4()),
+            "eventID": str(uuid.uuid4()),
+            "readOnly": False,
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": account,
+            "eventCategory": "Management",
         },
     }
 
 
-def run_instances(resp: dict[str, Any], account: str, instance_type: str | None,
-                  attestation_id: str | None = None, template: dict[str, str] | None = None) -> dict[str, Any]:
+def run_instances(
+    resp: dict[str, Any],
+    account: str,
+    instance_type: str | None,
+    attestation_id: str | None = None,
+    template: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """RunInstances event for a moto ``run_instances`` response."""
     n = len(resp["Instances"])
     params: dict[str, Any] = {
-        "instancesSet": {"items": [{"imageId": resp["Instances"][0]["ImageId"], "minCount": n, "maxCount": n}]},
+        "instancesSet": {
+            "items": [{"imageId": resp["Instances"][0]["ImageId"], "minCount": n, "maxCount": n}]
+        },
     }
     if instance_type:
         params["instanceType"] = instance_type
     if template:
         params["launchTemplate"] = template
     if attestation_id:
-        params["tagSpecificationSet"] = {"items": [{"resourceType": "instance",
-                                                    "tags": [{"key": "gpu-attestation", "value": attestation_id}]}]}
-    items = [{"instanceId": i["InstanceId"], "instanceType": i["InstanceType"],
-              "instanceState": {"code": 0, "name": "pending"}} for i in resp["Instances"]]
+        params["tagSpecificationSet"] = {
+            "items": [
+                {"resourceType": "instance", "tags": [{"key": "gpu-attestation", "value": attestation_id}]}
+            ]
+        }
+    items = [
+        {
+            "instanceId": i["InstanceId"],
+            "instanceType": i["InstanceType"],
+            "instanceState": {"code": 0, "name": "pending"},
+        }
+        for i in resp["Instances"]
+    ]
     response = {"reservationId": resp["ReservationId"], "ownerId": account, "instancesSet": {"items": items}}
     return cloudtrail("RunInstances", account, params, response)
 
 
-def create_fleet(resp: dict[str, Any], account: str, template_id: str, instance_type: str, count: int) -> dict[str, Any]:
+def create_fleet(
+    resp: dict[str, Any], account: str, template_id: str, instance_type: str, count: int
+) -> dict[str, Any]:
     """CreateFleet (instant) event, in CloudTrail's PascalCase ``CreateFleetRequest`` spelling."""
-    request = {"CreateFleetRequest": {
-        "Type": "instant",
-        "TargetCapacitySpecification": {"DefaultTargetCapacityType": "on-demand", "TotalTargetCapacity": count},
-        "LaunchTemplateConfigs": {"LaunchTemplateSpecification": {"LaunchTemplateId": template_id, "Version": "$Latest"},
-                                  "Overrides": {"InstanceType": instance_type, "tag": 1}, "tag": 1},
-    }}
+    request = {
+        "CreateFleetRequest": {
+            "Type": "instant",
+            "TargetCapacitySpecification": {
+                "DefaultTargetCapacityType": "on-demand",
+                "TotalTargetCapacity": count,
+            },
+            "LaunchTemplateConfigs": {
+                "LaunchTemplateSpecification": {"LaunchTemplateId": template_id, "Version": "$Latest"},
+                "Overrides": {"InstanceType": instance_type, "tag": 1},
+                "tag": 1,
+            },
+        }
+    }
     ids = [i for inst in resp.get("Instances", []) for i in inst.get("InstanceIds", [])]
-    response = {"CreateFleetResponse": {"fleetId": resp["FleetId"], "fleetInstanceSet": {
-        "item": {"instanceType": instance_type, "lifecycle": "on-demand", "instanceIds": {"item": ids}}}}}
+    response = {
+        "CreateFleetResponse": {
+            "fleetId": resp["FleetId"],
+            "fleetInstanceSet": {
+                "item": {
+                    "instanceType": instance_type,
+                    "lifecycle": "on-demand",
+                    "instanceIds": {"item": ids},
+                }
+            },
+        }
+    }
     return cloudtrail("CreateFleet", account, request, response)
 
 
 def create_asg(account: str, name: str, template_id: str, desired: int) -> dict[str, Any]:
     """CreateAutoScalingGroup event (JSON service: lowerCamelCase, no response)."""
-    request = {"autoScalingGroupName": name, "minSize": 0, "maxSize": desired, "desiredCapacity": desired,
-               "launchTemplate": {"launchTemplateId": template_id, "version": "$Latest"}}
+    request = {
+        "autoScalingGroupName": name,
+        "minSize": 0,
+        "maxSize": desired,
+        "desiredCapacity": desired,
+        "launchTemplate": {"launchTemplateId": template_id, "version": "$Latest"},
+    }
     return cloudtrail("CreateAutoScalingGroup", account, request, None, source="autoscaling.amazonaws.com")
 
 
 def hook_request(account: str, instance_type: str, logical_id: str = "Trainer") -> dict[str, Any]:
     """A CloudFormation Lambda Hook request for an ``AWS::EC2::Instance`` (CREATE_PRE_PROVISION)."""
     return {
-        "clientRequestToken": str(uuid.uuid4()), "awsAccountId": account,
+        "clientRequestToken": str(uuid.uuid4()),
+        "awsAccountId": account,
         "stackId": f"arn:aws:cloudformation:{REGION}:{account}:stack/gpu-training/{uuid.uuid4()}",
-        "changeSetId": "", "hookTypeName": "Private::Gpu::LaunchGuard", "hookTypeVersion": "00000001",
+        "changeSetId": "",
+        "hookTypeName": "Private::Gpu::LaunchGuard",
+        "hookTypeVersion": "00000001",
         "hookModel": {"LambdaFunction": f"arn:aws:lambda:{REGION}:123456789012:function:gpu-cfn-hook"},
         "actionInvocationPoint": "CREATE_PRE_PROVISION",
-        "requestData": {"targetName": "AWS::EC2::Instance", "targetType": "AWS::EC2::Instance",
-                        "targetLogicalId": logical_id,
-                        "targetModel": {"resourceProperties": {"InstanceType": instance_type, "ImageId": "ami-0abc"},
-                                        "previousResourceProperties": {}}},
+        "requestData": {
+            "targetName": "AWS::EC2::Instance",
+            "targetType": "AWS::EC2::Instance",
+            "targetLogicalId": logical_id,
+            "targetModel": {
+                "resourceProperties": {"InstanceType": instance_type, "ImageId": "ami-0abc"},
+                "previousResourceProperties": {},
+            },
+        },
         "requestContext": {"invocation": 1, "callbackContext": None},
     }
 
@@ -94,9 +168,20 @@ def hook_request(account: str, instance_type: str, logical_id: str = "Trainer") 
 def api_request(account: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
     """An API Gateway REST proxy ``POST`` from a caller in ``account`` (IAM auth)."""
     return {
-        "resource": path, "path": path, "httpMethod": "POST", "isBase64Encoded": False,
-        "headers": {"Content-Type": "application/json"}, "body": json.dumps(body),
-        "requestContext": {"accountId": "123456789012", "stage": "prod", "requestId": str(uuid.uuid4()),
-                           "identity": {"accountId": account, "caller": "AROAEXAMPLE:alice",
-                                        "userArn": f"arn:aws:sts::{account}:assumed-role/Dev/alice"}},
+        "resource": path,
+        "path": path,
+        "httpMethod": "POST",
+        "isBase64Encoded": False,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(body),
+        "requestContext": {
+            "accountId": "123456789012",
+            "stage": "prod",
+            "requestId": str(uuid.uuid4()),
+            "identity": {
+                "accountId": account,
+                "caller": "AROAEXAMPLE:alice",
+                "userArn": f"arn:aws:sts::{account}:assumed-role/Dev/alice",
+            },
+        },
     }

@@ -20,8 +20,12 @@ from enforcer.model import AccountOrigin
 # Reseller sub-accounts are registered in the reseller's name (an SG shell): only the attestation says
 # who the end customer really is.
 US_LAB = AccountOrigin("210000000001", "US", "US", "US", "verified", name="Northwind AI, US direct")
-SG_CUSTOMER = AccountOrigin("210000000002", "SG", "SG", "SG", "none", "harbour-sg", "Merlion (SG) via Harbour")
-CN_UNIVERSITY = AccountOrigin("210000000003", "SG", "SG", "SG", "none", "pearl-river", "university via Pearl River")
+SG_CUSTOMER = AccountOrigin(
+    "210000000002", "SG", "SG", "SG", "none", "harbour-sg", "Merlion (SG) via Harbour"
+)
+CN_UNIVERSITY = AccountOrigin(
+    "210000000003", "SG", "SG", "SG", "none", "pearl-river", "university via Pearl River"
+)
 CN_LAB = AccountOrigin("210000000004", "SG", "SG", "SG", "none", "pearl-river", "AI lab via Pearl River")
 UAE_CUSTOMER = AccountOrigin("210000000005", "AE", "AE", "AE", "verified", name="Falcon (UAE) direct")
 SILENT = AccountOrigin("210000000006", "MY", "MY", "MY", "none", "pearl-river", "unattested, Pearl River")
@@ -52,8 +56,6 @@ class Reseller:
     country: str
     kid: str
     key: Any = None
-
-
 
 
 class Scenario:
@@ -88,22 +90,37 @@ class Scenario:
         from enforcer.attestation import DEFAULT_AUDIENCE, EndCustomer, build_claims, sign_token
 
         r = self.resellers[reseller]
-        claims = build_claims(issuer=r.rid, account=account, end_customer=EndCustomer(country, hq, parent, "verified"),
-                              now=self.now, valid_days=30, max_valid_days=90, audience=DEFAULT_AUDIENCE,
-                              end_use="AI model training")
+        claims = build_claims(
+            issuer=r.rid,
+            account=account,
+            end_customer=EndCustomer(country, hq, parent, "verified"),
+            now=self.now,
+            valid_days=30,
+            max_valid_days=90,
+            audience=DEFAULT_AUDIENCE,
+            end_use="AI model training",
+        )
         return str(sign_token(key or r.key, r.kid, claims))
 
     def submit(self, who: str, token: str) -> tuple[int, dict[str, Any]]:
         """A reseller submits an attestation through the intake API; adds a row."""
         from lambdas import attestation_intake
 
-        resp = self.w.call(attestation_intake.handler, events.api_request("300000000001", "/attestations",
-                                                                           {"token": token}))
+        resp = self.w.call(
+            attestation_intake.handler, events.api_request("300000000001", "/attestations", {"token": token})
+        )
         body = json.loads(resp["body"])
         ok = resp["statusCode"] in (200, 201)
-        self.rows.append(Row("attestation API", who, "submit attestation", effect="stored" if ok else "refused",
-                             reasons=[] if ok else [body.get("code", "?")],
-                             outcome=f"{resp['statusCode']}" + (", stored" if ok else ", not stored")))
+        self.rows.append(
+            Row(
+                "attestation API",
+                who,
+                "submit attestation",
+                effect="stored" if ok else "refused",
+                reasons=[] if ok else [body.get("code", "?")],
+                outcome=f"{resp['statusCode']}" + (", stored" if ok else ", not stored"),
+            )
+        )
         return resp["statusCode"], body
 
     # -- launch paths ------------------------------------------------------------------------------------
@@ -111,8 +128,9 @@ class Scenario:
         """The chip class the catalogue gives ``itype``."""
         return self.w.runtime.enforcer.catalog.classify(itype).chip_class
 
-    def guard(self, path: str, who: str, what: str, itype: str, event: dict[str, Any], account: str,
-              ids: list[str]) -> dict[str, Any]:
+    def guard(
+        self, path: str, who: str, what: str, itype: str, event: dict[str, Any], account: str, ids: list[str]
+    ) -> dict[str, Any]:
         """Deliver a CloudTrail event to the reactive guard; record what happened to the instances."""
         from lambdas import guard
 
@@ -128,8 +146,9 @@ class Scenario:
         if r.get("effect") == "deny":
             self.denied_events.append((event, account, ids))
         codes = list(dict.fromkeys(r.get("reasons", [])))
-        self.rows.append(Row(path, who, what, self.chip_class(itype), r.get("effect", result["status"]), codes,
-                             outcome))
+        self.rows.append(
+            Row(path, who, what, self.chip_class(itype), r.get("effect", result["status"]), codes, outcome)
+        )
         return result
 
     def redeliver_first_deny(self) -> str:
@@ -144,46 +163,83 @@ class Scenario:
         r = (result.get("results") or [{}])[0]
         after = self.w.audit_count()
         status = r.get("remediation", {}).get("status")
-        return (f"the first denied CloudTrail event was delivered again: duplicate={r.get('duplicate')}, "
-                f"remediation '{status}', audit records {before} -> {after} (acted once, logged once)")
+        return (
+            f"the first denied CloudTrail event was delivered again: duplicate={r.get('duplicate')}, "
+            f"remediation '{status}', audit records {before} -> {after} (acted once, logged once)"
+        )
 
     def run_instances(self, origin: AccountOrigin, itype: str, count: int, jti: str | None = None) -> None:
         ec2 = self.w.client("ec2", origin.account_id)
         resp = ec2.run_instances(ImageId=MOTO_AMI, InstanceType=itype, MinCount=count, MaxCount=count)
         ids = [i["InstanceId"] for i in resp["Instances"]]
         ev = events.run_instances(resp, origin.account_id, itype, attestation_id=jti)
-        self.guard("RunInstances", origin.name or origin.account_id, f"{count}× {itype}", itype, ev,
-                   origin.account_id, ids)
+        self.guard(
+            "RunInstances",
+            origin.name or origin.account_id,
+            f"{count}× {itype}",
+            itype,
+            ev,
+            origin.account_id,
+            ids,
+        )
 
     def create_fleet(self, origin: AccountOrigin, itype: str, count: int) -> None:
         ec2 = self.w.client("ec2", origin.account_id)
-        lt = ec2.create_launch_template(LaunchTemplateName="lab-fleet",
-                                        LaunchTemplateData={"ImageId": MOTO_AMI})["LaunchTemplate"]["LaunchTemplateId"]
+        lt = ec2.create_launch_template(
+            LaunchTemplateName="lab-fleet", LaunchTemplateData={"ImageId": MOTO_AMI}
+        )["LaunchTemplate"]["LaunchTemplateId"]
         resp = ec2.create_fleet(
             Type="instant",
-            TargetCapacitySpecification={"TotalTargetCapacity": count, "DefaultTargetCapacityType": "on-demand"},
-            LaunchTemplateConfigs=[{"LaunchTemplateSpecification": {"LaunchTemplateId": lt, "Version": "$Latest"},
-                                    "Overrides": [{"InstanceType": itype}]}],
+            TargetCapacitySpecification={
+                "TotalTargetCapacity": count,
+                "DefaultTargetCapacityType": "on-demand",
+            },
+            LaunchTemplateConfigs=[
+                {
+                    "LaunchTemplateSpecification": {"LaunchTemplateId": lt, "Version": "$Latest"},
+                    "Overrides": [{"InstanceType": itype}],
+                }
+            ],
         )
         ids = [i for inst in resp.get("Instances", []) for i in inst.get("InstanceIds", [])]
         ev = events.create_fleet(resp, origin.account_id, lt, itype, count)
-        self.guard("CreateFleet", origin.name or origin.account_id, f"{count}× {itype}", itype, ev,
-                   origin.account_id, ids)
+        self.guard(
+            "CreateFleet",
+            origin.name or origin.account_id,
+            f"{count}× {itype}",
+            itype,
+            ev,
+            origin.account_id,
+            ids,
+        )
 
     def auto_scaling(self, origin: AccountOrigin, itype: str, desired: int) -> None:
         ec2 = self.w.client("ec2", origin.account_id)
         asg = self.w.client("autoscaling", origin.account_id)
-        lt = ec2.create_launch_template(LaunchTemplateName="inference",
-                                        LaunchTemplateData={"InstanceType": itype, "ImageId": MOTO_AMI})
+        lt = ec2.create_launch_template(
+            LaunchTemplateName="inference", LaunchTemplateData={"InstanceType": itype, "ImageId": MOTO_AMI}
+        )
         lt_id = lt["LaunchTemplate"]["LaunchTemplateId"]
-        asg.create_auto_scaling_group(AutoScalingGroupName="inference", MinSize=0, MaxSize=desired,
-                                      DesiredCapacity=desired, AvailabilityZones=["us-east-1a"],
-                                      LaunchTemplate={"LaunchTemplateId": lt_id, "Version": "$Latest"})
+        asg.create_auto_scaling_group(
+            AutoScalingGroupName="inference",
+            MinSize=0,
+            MaxSize=desired,
+            DesiredCapacity=desired,
+            AvailabilityZones=["us-east-1a"],
+            LaunchTemplate={"LaunchTemplateId": lt_id, "Version": "$Latest"},
+        )
         group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["inference"])["AutoScalingGroups"][0]
         ids = [i["InstanceId"] for i in group["Instances"]]
         ev = events.create_asg(origin.account_id, "inference", lt_id, desired)
-        self.guard("Auto Scaling", origin.name or origin.account_id,
-                   f"ASG {desired}× {itype} (template)", itype, ev, origin.account_id, ids)
+        self.guard(
+            "Auto Scaling",
+            origin.name or origin.account_id,
+            f"ASG {desired}× {itype} (template)",
+            itype,
+            ev,
+            origin.account_id,
+            ids,
+        )
 
     def hook(self, origin: AccountOrigin, itype: str) -> None:
         from lambdas import cfn_hook
@@ -193,9 +249,17 @@ class Scenario:
         codes = list(dict.fromkeys(re.findall(r"\b([A-Z][A-Z_]{3,})(?=:)", resp.get("message", ""))))
         effect = "deny" if resp["hookStatus"] == "FAILED" else "allow"
         outcome = "stack blocked" if effect == "deny" else "stack proceeds"
-        self.rows.append(Row("CFN hook", origin.name or origin.account_id,
-                             f"EC2::Instance {itype}", self.chip_class(itype), effect, codes,
-                             f"{status}, {outcome}"))
+        self.rows.append(
+            Row(
+                "CFN hook",
+                origin.name or origin.account_id,
+                f"EC2::Instance {itype}",
+                self.chip_class(itype),
+                effect,
+                codes,
+                f"{status}, {outcome}",
+            )
+        )
 
     def broker(self, origin: AccountOrigin, itype: str, count: int) -> None:
         from lambdas import broker
@@ -204,11 +268,22 @@ class Scenario:
         resp = self.w.call(broker.handler, events.api_request(origin.account_id, "/launch", body))
         doc = json.loads(resp["body"])
         launched = doc.get("instance_ids") or doc.get("instances") or []
-        outcome = (f"{resp['statusCode']}, {len(launched)} launched by broker role, tagged"
-                   if resp["statusCode"] == 200 else f"{resp['statusCode']}, nothing launched")
-        self.rows.append(Row("broker API", origin.name or origin.account_id, f"{count}× {itype}",
-                             self.chip_class(itype),
-                             doc.get("effect", ""), [r["code"] for r in doc.get("reasons", [])], outcome))
+        outcome = (
+            f"{resp['statusCode']}, {len(launched)} launched by broker role, tagged"
+            if resp["statusCode"] == 200
+            else f"{resp['statusCode']}, nothing launched"
+        )
+        self.rows.append(
+            Row(
+                "broker API",
+                origin.name or origin.account_id,
+                f"{count}× {itype}",
+                self.chip_class(itype),
+                doc.get("effect", ""),
+                [r["code"] for r in doc.get("reasons", [])],
+                outcome,
+            )
+        )
 
     # -- the story -----------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -217,15 +292,23 @@ class Scenario:
 
         self.setup()
         # Resellers attest their end customers through the intake API.
-        _, sg = self.submit("Harbour → Merlion Analytics (SG, SG HQ)",
-                            self.sign("harbour-sg", SG_CUSTOMER.account_id, "SG", "SG", "SG"))
-        _, uni = self.submit("Pearl River → Huadong University (CN)",
-                             self.sign("pearl-river", CN_UNIVERSITY.account_id, "CN", "CN", "CN"))
-        _, lab = self.submit("Pearl River → lab (SG entity, parent HQ CN)",
-                             self.sign("pearl-river", CN_LAB.account_id, "SG", "SG", "CN"))
+        _, sg = self.submit(
+            "Harbour → Merlion Analytics (SG, SG HQ)",
+            self.sign("harbour-sg", SG_CUSTOMER.account_id, "SG", "SG", "SG"),
+        )
+        _, uni = self.submit(
+            "Pearl River → Huadong University (CN)",
+            self.sign("pearl-river", CN_UNIVERSITY.account_id, "CN", "CN", "CN"),
+        )
+        _, lab = self.submit(
+            "Pearl River → lab (SG entity, parent HQ CN)",
+            self.sign("pearl-river", CN_LAB.account_id, "SG", "SG", "CN"),
+        )
         attacker = load_signing_key(generate_private_key_pem("ES256"))
-        self.submit("forged 'Harbour' attestation for Lotus Data",
-                    self.sign("harbour-sg", FORGED.account_id, "SG", "SG", "SG", key=attacker))
+        self.submit(
+            "forged 'Harbour' attestation for Lotus Data",
+            self.sign("harbour-sg", FORGED.account_id, "SG", "SG", "SG", key=attacker),
+        )
         # Launches through every path.
         self.run_instances(US_LAB, "p5.48xlarge", 1)
         self.run_instances(SG_CUSTOMER, "p5e.48xlarge", 1, sg.get("jti"))

@@ -62,8 +62,11 @@ class DemoWorld:
         from enforcer.aws_wiring import ClientFactory, build_runtime, provision, set_runtime
         from enforcer.config import Config
 
-        for var, value in (("AWS_ACCESS_KEY_ID", "demo"), ("AWS_SECRET_ACCESS_KEY", "demo"),
-                           ("AWS_DEFAULT_REGION", REGION)):
+        for var, value in (
+            ("AWS_ACCESS_KEY_ID", "demo"),
+            ("AWS_SECRET_ACCESS_KEY", "demo"),
+            ("AWS_DEFAULT_REGION", REGION),
+        ):
             os.environ.setdefault(var, value)
         self.log = log
         self.clients = ClientFactory(REGION, home_account=HOME, endpoint_url=endpoint_url)
