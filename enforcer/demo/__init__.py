@@ -26,14 +26,22 @@ EFFECT_STYLE = {
     "stored": "green",
     "refused": "bold red",
 }
-INTRO = """[bold]GPU launch enforcer: end-to-end demo[/] (moto server on 127.0.0.1, embedded OPA engine, no AWS account)
-
-Which path does what, honestly:
-  [bold]SCP[/] (generated from the chip catalogue) [green]prevents[/] direct calls for controlled types, except the broker role
-  [bold]launch broker[/] and [bold]CloudFormation hook[/] [green]prevent[/]: they decide before anything is launched
-  [bold]reactive guard[/] (CloudTrail via EventBridge, state changes, sweep) [yellow]remediates[/]: seconds after a launch
-  it stops the instances, tags them with the decision id and notifies; it cannot un-run them
-"""
+INTRO = "\n".join(
+    [
+        "[bold]GPU launch enforcer: end-to-end demo[/]",
+        "(moto server on 127.0.0.1, embedded OPA engine, no AWS account)",
+        "",
+        "Which path does what, honestly:",
+        "  [bold]SCP[/] (generated from the chip catalogue) [green]prevents[/] direct calls for",
+        "    controlled types, except the broker role",
+        "  [bold]launch broker[/] and [bold]CloudFormation hook[/] [green]prevent[/]: they decide",
+        "    before anything is launched",
+        "  [bold]reactive guard[/] (CloudTrail via EventBridge, state changes, sweep) [yellow]remediates[/]:",
+        "    seconds after a launch it stops the instances, tags them with the decision id",
+        "    and notifies; it cannot un-run them",
+        "",
+    ]
+)
 
 
 def _render(rows: list[Any], console: Console) -> None:

@@ -64,7 +64,7 @@ class Scenario:
     def __init__(self, world: DemoWorld) -> None:
         self.w = world
         self.rows: list[Row] = []
-        self.denied_events: list[tuple[dict[str, Any], str, list[str]]] = []
+        self.denied_events: list[dict[str, Any]] = []
         self.now = time.time()
         self.resellers = {
             "harbour-sg": Reseller("harbour-sg", "Harbour Cloud Pte Ltd", "SG", "harbour-2026"),
@@ -144,12 +144,12 @@ class Scenario:
         if ids and r.get("effect") == "deny" and "gpu-enforcer:decision-id" in self.w.tags(ids[0], account):
             outcome += ", tagged"
         if r.get("effect") == "deny":
-            self.denied_events.append((event, account, ids))
+            self.denied_events.append(event)
         codes = list(dict.fromkeys(r.get("reasons", [])))
         self.rows.append(
             Row(path, who, what, self.chip_class(itype), r.get("effect", result["status"]), codes, outcome)
         )
-        return result
+        return dict(result)
 
     def redeliver_first_deny(self) -> str:
         """EventBridge delivers at least once: send the first denied event again and say what happened."""
@@ -157,7 +157,7 @@ class Scenario:
 
         if not self.denied_events:
             return "no denied event to redeliver"
-        event, account, ids = self.denied_events[0]
+        event = self.denied_events[0]
         before = self.w.audit_count()
         result = self.w.call(guard.handler, event)
         r = (result.get("results") or [{}])[0]
@@ -176,7 +176,7 @@ class Scenario:
         self.guard(
             "RunInstances",
             origin.name or origin.account_id,
-            f"{count}× {itype}",
+            f"{count}x {itype}",
             itype,
             ev,
             origin.account_id,
@@ -206,7 +206,7 @@ class Scenario:
         self.guard(
             "CreateFleet",
             origin.name or origin.account_id,
-            f"{count}× {itype}",
+            f"{count}x {itype}",
             itype,
             ev,
             origin.account_id,
@@ -234,7 +234,7 @@ class Scenario:
         self.guard(
             "Auto Scaling",
             origin.name or origin.account_id,
-            f"ASG {desired}× {itype} (template)",
+            f"ASG {desired}x {itype} (template)",
             itype,
             ev,
             origin.account_id,
@@ -277,7 +277,7 @@ class Scenario:
             Row(
                 "broker API",
                 origin.name or origin.account_id,
-                f"{count}× {itype}",
+                f"{count}x {itype}",
                 self.chip_class(itype),
                 doc.get("effect", ""),
                 [r["code"] for r in doc.get("reasons", [])],

@@ -84,7 +84,7 @@ class DemoWorld:
     def call(self, handler: Any, event: dict[str, Any]) -> Any:
         """Invoke a Lambda handler, sending its structured logs and metrics to the demo log file."""
         self._route_logs()
-        with contextlib.redirect_stdout(self.log):  # type: ignore[type-var]
+        with contextlib.redirect_stdout(self.log):
             return handler(event, self.ctx)
 
     def _route_logs(self) -> None:
