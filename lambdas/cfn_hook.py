@@ -65,6 +65,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.exception("hook evaluation failed")
         metrics.add_metric(name="InternalFailures", unit=MetricUnit.Count, value=1)
         if _may_fail_open(request):
+            metrics.add_metric(name="FailOpen", unit=MetricUnit.Count, value=1)  # every fail-open is counted
             return respond(
                 token, "SUCCESS", f"guard error ({type(exc).__name__}); no controlled chip: fail open"
             )
