@@ -49,6 +49,6 @@ def run_tests(bundle: PolicyBundle, engine: Any) -> list[TestResult]:
             value = engine.eval_path(f"{pkg}.{name}")
             ok, err = value is True, "" if value is True else f"got {value!r}"
         except Exception as exc:
-            ok, err = False, str(exc).splitlines()[0][:300]
+            ok, err = False, " ".join(str(exc).split())[:600]
         results.append(TestResult(pkg, name, ok, err, (time.perf_counter() - start) * 1000))
     return results

@@ -73,16 +73,16 @@ item_label(item) := item.instance_type if is_string(item.instance_type)
 item_label(item) := sprintf("%v", [item.ref]) if not is_string(item.instance_type)
 
 # ---------------------------------------------------------------------------------------
-# Deny reasons (only for requests that include a controlled or possibly controlled chip)
+# Violations: deny reasons (only for requests with a controlled or possibly controlled chip)
 # ---------------------------------------------------------------------------------------
 
-deny contains reason("REQUEST_UNRESOLVED", msg) if {
+violations contains reason("REQUEST_UNRESOLVED", msg) if {
 	some item in controlled_items
 	item.unresolved
 	msg := sprintf("could not resolve %s to an instance type; it may hold a controlled chip", [item_label(item)])
 }
 
-deny contains reason("ACCOUNT_UNKNOWN", msg) if {
+violations contains reason("ACCOUNT_UNKNOWN", msg) if {
 	controlled
 	not input.account
 	msg := sprintf("account %s is not in the account directory", [input.request.account_id])
@@ -95,14 +95,14 @@ origin_restricted_fields contains sprintf("%s=%s", [f, c]) if {
 	restricted(c)
 }
 
-deny contains reason("ORIGIN_RESTRICTED", msg) if {
+violations contains reason("ORIGIN_RESTRICTED", msg) if {
 	controlled
 	count(origin_restricted_fields) > 0
 	fields := concat(", ", sort(origin_restricted_fields))
 	msg := sprintf("account %s: %s (Country Group D:5 or Macau)", [input.account.account_id, fields])
 }
 
-deny contains reason(code, msg) if {
+violations contains reason(code, msg) if {
 	controlled
 	reseller_account
 	status := input.attestation.status
@@ -123,7 +123,7 @@ end_customer_restricted_fields contains sprintf("%s=%s", [f, c]) if {
 	restricted(c)
 }
 
-deny contains reason("END_CUSTOMER_RESTRICTED", msg) if {
+violations contains reason("END_CUSTOMER_RESTRICTED", msg) if {
 	controlled
 	reseller_account
 	count(end_customer_restricted_fields) > 0
@@ -131,7 +131,7 @@ deny contains reason("END_CUSTOMER_RESTRICTED", msg) if {
 	msg := sprintf("attested end customer of reseller %s: %s (Country Group D:5 or Macau)", [input.account.reseller, fields])
 }
 
-deny contains reason("KYC_NOT_VERIFIED", msg) if {
+violations contains reason("KYC_NOT_VERIFIED", msg) if {
 	controlled
 	input.account
 	not reseller_account
@@ -162,6 +162,37 @@ audit contains reason("CHIP_CLASS_INDETERMINATE", msg) if {
 	item.chip_class in cfg.review_classes
 	not item.unresolved
 	msg := sprintf("%s: chip class %s", [item.instance_type, item.chip_class])
+}
+
+# ---------------------------------------------------------------------------------------
+# Break-glass: time-boxed grants (data.gpu.break_glass.grants) waive listed deny codes for one
+# account, except legal prohibitions (cfg.never_waivable); each waived reason becomes an audit.
+# The account is matched first, so a malformed grant can only affect its own account.
+# ---------------------------------------------------------------------------------------
+
+active_grants contains g if {
+	some g in data.gpu.break_glass.grants
+	g.account_id == input.request.account_id
+	time.parse_rfc3339_ns(g.expires) > time.parse_rfc3339_ns(input.now)
+}
+
+waived(code) if {
+	some g in active_grants
+	code in g.waives
+	not code in cfg.never_waivable
+}
+
+deny contains r if {
+	some r in violations
+	not waived(r.code)
+}
+
+audit contains reason("BREAK_GLASS", msg) if {
+	some r in violations
+	some g in active_grants
+	r.code in g.waives
+	not r.code in cfg.never_waivable
+	msg := sprintf("%s waived by grant %v (approved by %v, expires %v): %s", [r.code, g.id, g.approved_by, g.expires, r.message])
 }
 
 # ---------------------------------------------------------------------------------------

@@ -207,3 +207,36 @@ test_mixed_request_controlled_if_any_item_is if {
 	d := launch.decision with input as {"request": req([g5, p5]), "attestation": {"status": "missing"}}
 	d.effect == "deny"
 }
+
+# ---------------------------------------------------------------------------------------
+# Break-glass
+# ---------------------------------------------------------------------------------------
+
+kyc_pending := object.union(direct_input, {"account": object.union(us_direct, {"kyc": "pending"}), "now": "2026-11-26T10:00:00Z"})
+
+grant(codes, expires) := {"id": "BG-1", "account_id": "111122223333", "waives": codes, "expires": expires, "approved_by": "cco"}
+
+test_break_glass_waives_until_expiry if {
+	d := launch.decision with input as kyc_pending with data.gpu.break_glass.grants as [grant(["KYC_NOT_VERIFIED"], "2026-12-01T00:00:00Z")]
+	d.effect == "audit"
+	codes(d) == {"BREAK_GLASS"}
+}
+
+test_expired_break_glass_does_not_waive if {
+	d := launch.decision with input as kyc_pending with data.gpu.break_glass.grants as [grant(["KYC_NOT_VERIFIED"], "2026-11-01T00:00:00Z")]
+	d.effect == "deny"
+	codes(d) == {"KYC_NOT_VERIFIED"}
+}
+
+test_break_glass_never_waives_restricted_origin if {
+	cn := object.union(kyc_pending, {"account": object.union(us_direct, {"country": "CN"})})
+	d := launch.decision with input as cn with data.gpu.break_glass.grants as [grant(["ORIGIN_RESTRICTED"], "2027-01-01T00:00:00Z")]
+	d.effect == "deny"
+	"ORIGIN_RESTRICTED" in codes(d)
+}
+
+test_break_glass_for_another_account_ignored_even_if_malformed if {
+	other := {"id": "BG-2", "account_id": "999999999999", "waives": ["KYC_NOT_VERIFIED"], "expires": "not a time"}
+	d := launch.decision with input as kyc_pending with data.gpu.break_glass.grants as [other]
+	codes(d) == {"KYC_NOT_VERIFIED"}
+}
