@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from enforcer.dynamo import create_pk_table
 from enforcer.model import Decision, InputError, LaunchRequest
 from enforcer.pipeline import Outcome
 
@@ -124,15 +125,7 @@ def create_counter_table(dynamodb: Any, table: str) -> str:
         Table name.
     """
     try:
-        dynamodb.create_table(
-            TableName=table,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        dynamodb.get_waiter("table_exists").wait(
-            TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
-        )
+        create_pk_table(dynamodb, table)
         dynamodb.update_time_to_live(
             TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
         )

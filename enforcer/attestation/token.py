@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jws
-from joserfc.errors import JoseError, UnsupportedAlgorithmError
-from joserfc.jwa import JWSAlgModel
-from joserfc.jws import JWSRegistry
+from joserfc.errors import JoseError
 from joserfc.util import urlsafe_b64decode
 
 from enforcer.attestation.constants import ALGORITHMS, ALLOWED_HEADER_KEYS, ID_RE, MAX_TOKEN_BYTES, TOKEN_TYPE
 from enforcer.attestation.keys import SigningKey, VerifyingKey
+from enforcer.jws import pinned_registry
 from enforcer.model import InputError
 
 _SEGMENTS_RE = re.compile(rb"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
@@ -36,30 +35,7 @@ class TokenFormatError(InputError):
         super().__init__(message, code="ATTESTATION_INVALID")
 
 
-class _PinnedRegistry(JWSRegistry):
-    """A joserfc registry that knows exactly one algorithm: the registered key's.
-
-    joserfc warns on every ``EdDSA`` use (RFC 9864 prefers ``Ed25519``); the algorithm is pinned
-    by DESIGN.md, so the warning is not raised here.
-    """
-
-    max_header_length = MAX_TOKEN_BYTES
-    max_payload_length = MAX_TOKEN_BYTES
-    max_signature_length = 128
-
-    def __init__(self, algorithm: str) -> None:
-        if algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm {algorithm!r} is not pinned")
-        super().__init__(algorithms=[algorithm], strict_check_header=True)
-        self.pinned = algorithm
-
-    def get_alg(self, name: str) -> JWSAlgModel:
-        if name != self.pinned:
-            raise UnsupportedAlgorithmError(f"algorithm {name!r} does not match the registered key")
-        return self.algorithms[name]
-
-
-_REGISTRIES = {alg: _PinnedRegistry(alg) for alg in ALGORITHMS}
+_REGISTRIES = {alg: pinned_registry(alg, MAX_TOKEN_BYTES, MAX_TOKEN_BYTES) for alg in ALGORITHMS}
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

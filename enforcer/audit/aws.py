@@ -35,6 +35,7 @@ from enforcer.audit.local import event_digest, record_event_key, utc_now
 from enforcer.audit.record import build_record, canonical
 from enforcer.audit.signing import Signer, make_checkpoint
 from enforcer.audit.verify import ChainChecker, VerifyIssue, VerifyReport, check_checkpoints, finish
+from enforcer.dynamo import create_pk_table
 from enforcer.model import Decision
 from enforcer.ports import AuditReceipt, AuditWriteError
 
@@ -410,15 +411,7 @@ def create_audit_resources(
         Bucket region when not us-east-1.
     """
     try:
-        dynamodb.create_table(
-            TableName=table,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        dynamodb.get_waiter("table_exists").wait(
-            TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
-        )
+        create_pk_table(dynamodb, table)
     except Exception as exc:
         if _error_code(exc) != "ResourceInUseException":
             raise

@@ -26,12 +26,11 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from joserfc import jws
-from joserfc.errors import JoseError, UnsupportedAlgorithmError
-from joserfc.jwa import JWSAlgModel
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey
-from joserfc.jws import JWSRegistry
 from joserfc.util import urlsafe_b64decode
 
+from enforcer.jws import pinned_registry
 from enforcer.model import InputError
 from enforcer.policy.loader import MAX_POLICY_BYTES, PolicyBundle, load_bundle
 
@@ -53,23 +52,6 @@ class PolicySignatureError(InputError):
     def __init__(self, message: str, file: str | None = None) -> None:
         super().__init__(f"{file}: {message}" if file else message, "POLICY_SIGNATURE_INVALID")
         self.file = file
-
-
-class _PinnedRegistry(JWSRegistry):
-    """A joserfc registry that accepts exactly one algorithm (the key's); EdDSA without a warning."""
-
-    max_header_length = 4096
-    max_payload_length = MAX_SIGNATURES_BYTES
-    max_signature_length = 128
-
-    def __init__(self, algorithm: str) -> None:
-        super().__init__(algorithms=[algorithm], strict_check_header=True)
-        self.pinned = algorithm
-
-    def get_alg(self, name: str) -> JWSAlgModel:
-        if name != self.pinned:
-            raise UnsupportedAlgorithmError(f"algorithm {name!r} does not match the key ({self.pinned})")
-        return self.algorithms[name]
 
 
 # -- keys --------------------------------------------------------------------------------------
@@ -271,7 +253,10 @@ def sign_bundle(root: Path | str, private_key_pem: bytes | str, keyid: str, iat:
     }
     header = {"alg": alg, "typ": "JWT", "kid": keyid}
     token = jws.serialize_compact(
-        header, json.dumps(payload, sort_keys=True, separators=(",", ":")), key, registry=_PinnedRegistry(alg)
+        header,
+        json.dumps(payload, sort_keys=True, separators=(",", ":")),
+        key,
+        registry=pinned_registry(alg, 4096, MAX_SIGNATURES_BYTES),
     )
     target = Path(root) / SIGNATURES_FILE
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".signatures.")
@@ -373,7 +358,7 @@ def verify_bundle(
     base = Path(root)
     alg, key = _public_key(public_key_pem)
     token = _read_token(base)
-    registry = _PinnedRegistry(alg)
+    registry = pinned_registry(alg, 4096, MAX_SIGNATURES_BYTES)
     try:
         header = json.loads(urlsafe_b64decode(token.split(".", 1)[0].encode("ascii")))
         obj = jws.deserialize_compact(token, key, registry=registry)
