@@ -125,6 +125,9 @@ class AwsAuditStore:
         self.max_attempts = max_attempts
         self.clock = clock
         self.conflicts = 0  # lost races, for metrics
+        # (next_seq, last_hash) after this container's last append: a warm writer tries it first and
+        # reads the HEAD item only when the conditional write says another writer moved it.
+        self._head_cache: tuple[int, str] | None = None
 
     # ------------------------------------------------------------------ reads
     def _get(self, pk: str) -> dict[str, Any] | None:
@@ -174,18 +177,18 @@ class AwsAuditStore:
         key = record_event_key(record)
         evt_pk = _evt_pk(key) if key else None
         did = str(record["decision_id"])
-        if evt_pk is not None:
-            dup = self._duplicate(evt_pk)
-            if dup is not None:
-                return dup
+        # A redelivered event fails the EVT item's condition inside the transaction; only then is the
+        # earlier receipt read, so a first delivery costs one write when the head is cached.
+        cached = self._head_cache
         for attempt in range(self.max_attempts):
-            head = self._get(HEAD)
-            if head is None:
-                seq, prev = 0, GENESIS
+            if attempt == 0 and cached is not None:
+                first, (seq, prev) = False, cached
             else:
-                seq, prev = int(head["seq"]["N"]), head["hash"]["S"]
+                head = self._get(HEAD)
+                first = head is None
+                seq, prev = (0, GENESIS) if head is None else (int(head["seq"]["N"]), head["hash"]["S"])
             sealed = seal_record(record, seq, prev)
-            items = [self._head_op(head is None, seq, sealed.hash)]
+            items = [self._head_op(first, seq, sealed.hash)]
             items.append(
                 {
                     "Put": {
@@ -233,9 +236,13 @@ class AwsAuditStore:
                             return dup
                 elif code not in ("TransactionConflictException", "ThrottlingException"):
                     raise
+                self._head_cache = None
+                if attempt == 0 and cached is not None:
+                    continue  # the cached head was stale: re-read it without backing off
                 self.conflicts += 1
                 time.sleep(random.uniform(0, min(0.5, 0.005 * (2 ** min(attempt, 7)))))
                 continue
+            self._head_cache = (seq + 1, sealed.hash)
             receipt = AuditReceipt(seq=seq, hash=sealed.hash, duplicate=False, decision_id=did)
             if self.seal_every and (seq + 1) % self.seal_every == 0:
                 try:
