@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -200,8 +201,8 @@ def audit_sink(cfg: Config, clients: ClientFactory) -> AuditSink | None:
     """The AWS audit store (DynamoDB chain, S3 Object Lock copies, KMS-signed checkpoints) if configured."""
     if cfg.audit_table is None:
         return None
-    cfg.require("audit_bucket", "audit_key_id")
-    assert cfg.audit_bucket is not None and cfg.audit_key_id is not None
+    cfg.require("audit_bucket", "audit_key_id", "audit_salt_secret")
+    assert cfg.audit_bucket is not None and cfg.audit_key_id is not None and cfg.audit_salt_secret is not None
     from enforcer.audit.aws import AwsAuditStore
     from enforcer.audit.signing import KmsSigner
 
@@ -211,7 +212,30 @@ def audit_sink(cfg: Config, clients: ClientFactory) -> AuditSink | None:
         clients.client("s3"),
         cfg.audit_bucket,
         KmsSigner(clients.client("kms"), cfg.audit_key_id),
+        salt=masking_salt(clients.client("secretsmanager"), cfg.audit_salt_secret),
     )
+
+
+def masking_salt(secrets: Any, secret_id: str) -> bytes:
+    """The audit masking salt, shared by every container so masked values stay comparable.
+
+    Raises
+    ------
+    enforcer.config.ConfigError
+        When the secret is unreadable or shorter than 16 bytes.
+    """
+    from enforcer.config import ConfigError
+
+    try:
+        value = secrets.get_secret_value(SecretId=secret_id)["SecretString"]
+    except Exception as exc:
+        raise ConfigError(
+            f"ENFORCER_AUDIT_SALT_SECRET: cannot read {secret_id}: {type(exc).__name__}"
+        ) from exc
+    salt = str(value).encode("utf-8")
+    if len(salt) < 16:
+        raise ConfigError("ENFORCER_AUDIT_SALT_SECRET: the salt must be at least 16 bytes")
+    return salt
 
 
 def make_resolver(clients: ClientFactory, catalog: ChipCatalog) -> RoutedResolver:
@@ -356,6 +380,9 @@ def provision(clients: ClientFactory, prefix: str = "gle-") -> dict[str, str]:
     create_counter_table(ddb, names["counters"])
     key = clients.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
     topic = clients.client("sns").create_topic(Name=f"{prefix}denies")["TopicArn"]
+    salt = clients.client("secretsmanager").create_secret(
+        Name=f"{prefix}audit-salt", SecretString=secrets.token_urlsafe(32)
+    )["ARN"]
     return {
         "AWS_REGION": clients.region,
         "ENFORCER_ACCOUNTS_TABLE": names["accounts"],
@@ -363,6 +390,7 @@ def provision(clients: ClientFactory, prefix: str = "gle-") -> dict[str, str]:
         "ENFORCER_AUDIT_TABLE": names["audit"],
         "ENFORCER_AUDIT_BUCKET": bucket,
         "ENFORCER_AUDIT_KEY_ID": str(key["KeyId"]),
+        "ENFORCER_AUDIT_SALT_SECRET": str(salt),
         "ENFORCER_TOPIC_ARN": str(topic),
         "ENFORCER_COUNTER_TABLE": names["counters"],
         "ENFORCER_HOME_ACCOUNT": clients.home_account,

@@ -20,6 +20,7 @@ variable                               meaning (default)
 ``ENFORCER_AUDIT_TABLE``               DynamoDB audit index table
 ``ENFORCER_AUDIT_BUCKET``              S3 Object Lock bucket holding the audit records
 ``ENFORCER_AUDIT_KEY_ID``              KMS key (ECC_NIST_P256, SIGN_VERIFY) signing checkpoints
+``ENFORCER_AUDIT_SALT_SECRET``         Secrets Manager secret (ARN or name) holding the masking salt
 ``ENFORCER_TOPIC_ARN``                 SNS topic for deny notifications
 ``ENFORCER_COUNTER_TABLE``             DynamoDB table of the hourly blast-radius counter
 ``ENFORCER_MAX_ACTIONS_PER_INVOCATION`` instances acted on per invocation before alert-only (``10``)
@@ -51,6 +52,9 @@ _TOPIC_RE = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,25
 _KEY_RE = re.compile(
     r"(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+|alias/[A-Za-z0-9/_-]+|[0-9a-f-]{36})"
 )
+_SECRET_RE = re.compile(
+    r"(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:)?[A-Za-z0-9/_+=.@-]{1,512}"
+)
 _ROLE_RE = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
 _EXTERNAL_ID_RE = re.compile(r"[A-Za-z0-9+=,.@:/_-]{2,1224}")
 _ACCOUNT_RE = re.compile(r"\d{12}")
@@ -80,6 +84,7 @@ class Config:
     audit_table: str | None = None
     audit_bucket: str | None = None
     audit_key_id: str | None = None
+    audit_salt_secret: str | None = None
     topic_arn: str | None = None
     counter_table: str | None = None
     max_actions_per_invocation: int = 10
@@ -122,6 +127,9 @@ class Config:
             audit_table=r.match("ENFORCER_AUDIT_TABLE", _TABLE_RE, "a DynamoDB table name"),
             audit_bucket=r.match("ENFORCER_AUDIT_BUCKET", _BUCKET_RE, "an S3 bucket name"),
             audit_key_id=r.match("ENFORCER_AUDIT_KEY_ID", _KEY_RE, "a KMS key id, ARN or alias"),
+            audit_salt_secret=r.match(
+                "ENFORCER_AUDIT_SALT_SECRET", _SECRET_RE, "a Secrets Manager secret ARN or name"
+            ),
             topic_arn=r.match("ENFORCER_TOPIC_ARN", _TOPIC_RE, "an SNS topic ARN"),
             counter_table=r.match("ENFORCER_COUNTER_TABLE", _TABLE_RE, "a DynamoDB table name"),
             max_actions_per_invocation=r.number("ENFORCER_MAX_ACTIONS_PER_INVOCATION", int, 10, 0, MAX_CAP),
@@ -140,10 +148,11 @@ class Config:
             "ENFORCER_AUDIT_TABLE": cfg.audit_table,
             "ENFORCER_AUDIT_BUCKET": cfg.audit_bucket,
             "ENFORCER_AUDIT_KEY_ID": cfg.audit_key_id,
+            "ENFORCER_AUDIT_SALT_SECRET": cfg.audit_salt_secret,
         }
         if any(audit.values()) and not all(audit.values()):
             missing = ", ".join(k for k, v in audit.items() if not v)
-            r.problems.append(f"the AWS audit store needs all three audit variables; missing {missing}")
+            r.problems.append(f"the AWS audit store needs all four audit variables; missing {missing}")
         if cfg.engine == "opa" and not r.present("ENFORCER_OPA_URL"):
             r.problems.append("ENFORCER_OPA_URL is required when ENFORCER_ENGINE=opa")
         if r.problems:

@@ -34,6 +34,7 @@ NOT_MODELLED = {
     "AWS::S3::BucketPolicy",
     "AWS::SQS::QueuePolicy",
     "AWS::Events::EventBusPolicy",
+    "AWS::SecretsManager::Secret",
 }
 
 
@@ -242,6 +243,12 @@ def test_template_deploys_into_moto_cloudformation() -> None:
             "gpu-enforcer-attestation-intake",
         ):
             variables = lam.get_function(FunctionName=fn)["Configuration"]["Environment"]["Variables"]
+            # moto does not model AWS::SecretsManager::Secret, so it drops the variable that !Refs it
+            assert (
+                "ENFORCER_AUDIT_SALT_SECRET"
+                in load(TEMPLATE)["Globals"]["Function"]["Environment"]["Variables"]
+            )
+            variables.setdefault("ENFORCER_AUDIT_SALT_SECRET", "audit-salt")
             cfg = Config.from_env({**variables, "AWS_REGION": "us-east-1"})
             assert cfg.accounts_table == "gpu-enforcer-accounts"
 

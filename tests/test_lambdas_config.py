@@ -23,6 +23,7 @@ def test_full_configuration() -> None:
             "ENFORCER_AUDIT_TABLE": "gle-audit",
             "ENFORCER_AUDIT_BUCKET": "gle-audit-bucket",
             "ENFORCER_AUDIT_KEY_ID": "alias/gle-audit",
+            "ENFORCER_AUDIT_SALT_SECRET": "gle-audit-salt",
             "ENFORCER_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:gpu-denies",
             "ENFORCER_MAX_ACTIONS_PER_HOUR": "5",
             "ENFORCER_SWEEP_ACCOUNTS": "111111111111, 222222222222",
@@ -66,3 +67,20 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_require_names_the_missing_variables() -> None:
     with pytest.raises(ConfigError, match="ENFORCER_ACCOUNTS_TABLE"):
         Config.from_env({}).require("accounts_table")
+
+
+def test_masking_salt_is_read_from_secrets_manager_and_checked() -> None:
+    import boto3
+    from moto import mock_aws
+
+    from enforcer.aws_wiring import masking_salt
+
+    with mock_aws():
+        sm = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = sm.create_secret(Name="salt", SecretString="s" * 32)["ARN"]
+        assert masking_salt(sm, arn) == b"s" * 32
+        sm.create_secret(Name="short", SecretString="abc")
+        with pytest.raises(ConfigError, match="at least 16 bytes"):
+            masking_salt(sm, "short")
+        with pytest.raises(ConfigError, match="cannot read"):
+            masking_salt(sm, "missing")
