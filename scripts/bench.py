@@ -89,6 +89,42 @@ def bench_decide(n: int = 5000) -> list[Row]:
     ]
 
 
+def bench_guard_inprocess(n: int = 40) -> list[Row]:
+    """Guard deny latency with moto in-process: the setting of the Cloud Custodian anchor."""
+    import contextlib
+    import io
+
+    from enforcer.policy import load_bundle
+    from enforcer.policy.embedded import EmbeddedEngine
+    from lambdas import guard
+    from tests import lambda_env as le
+
+    gen = le.world_factory(EmbeddedEngine(load_bundle(ROOT / "policies")))
+    world = next(gen)()
+    ctx = le.LambdaContext()
+    samples: list[float] = []
+    for i in range(n + 5):
+        resp = world.launch(account=le.MEMBER)
+        event = le.run_instances_event(resp, le.MEMBER, instanceType="p5.48xlarge")
+        with contextlib.redirect_stdout(io.StringIO()):
+            t = time.perf_counter()
+            guard.handler(event, ctx)
+            dt = (time.perf_counter() - t) * 1000
+        if i >= 5:
+            samples.append(dt)
+    with contextlib.suppress(StopIteration):
+        next(gen)
+    return [
+        {
+            "figure": "guard handler per deny event (warm, moto in-process)",
+            "value": f"p50 {pct(samples, 0.5):.1f} ms, p95 {pct(samples, 0.95):.1f} ms, max {max(samples):.0f} ms",
+            "compare": "Cloud Custodian 33.5 ms p50, 90 ms p99 (same setting; stop only, no audit log)",
+            "target": "",
+            "met": None,
+        }
+    ]
+
+
 def bench_replay(n: int = 100_000) -> list[Row]:
     """Replay of n synthetic CloudTrail events on one core, beside a plain JSON parse of the same files."""
     from synth_cloudtrail import write
@@ -250,6 +286,7 @@ SECTIONS: dict[str, Callable[[], list[Row]]] = {
     "audit": bench_audit,
     "engines": bench_engines,
     "guard": bench_guard,
+    "guard-inprocess": bench_guard_inprocess,
     "replay": bench_replay,
 }
 
@@ -270,7 +307,8 @@ def main(argv: list[str]) -> int:
     for r in rows:
         met = "" if r["met"] is None else ("yes" if r["met"] else "NO")
         table.add_row(r["figure"], r["value"], r["compare"], r["target"], met)
-    Console().print(table)
+    console = Console()
+    (console if console.is_terminal else Console(width=170)).print(table)
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
     (out / "bench.json").write_text(
