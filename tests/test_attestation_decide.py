@@ -4,6 +4,7 @@ must still deny the launch with the right reason code, on both registry backends
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,13 +58,25 @@ def _decide(world: World, engine: Any, catalog: Any, account: str, now: float) -
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_decide_denies_forged_attestation(world: World, engine: Any, catalog: Any, name: str) -> None:
+def test_decide_denies_forged_attestation(
+    world: World, engine: Any, catalog: Any, name: str, tmp_path: Path
+) -> None:
     case = CASES[name](world)
     _smuggle(world, case.account, case.token)
     d = _decide(world, engine, catalog, case.account, case.now)
     assert d.effect == "deny", d.to_dict()
     assert reason_code(case.status) in [r.code for r in d.reasons]
     assert d.attestation is not None and d.attestation["status"] == case.status
+    # and it is audited: one record, no token in it
+    from enforcer.audit import LocalAuditStore, open_verify
+    from enforcer.audit.query import iter_records
+
+    with LocalAuditStore(tmp_path / "audit") as store:
+        store.write(d, "cli:decide")
+    records = [r.record for r in iter_records(tmp_path / "audit")]
+    assert len(records) == 1 and open_verify(tmp_path / "audit").ok
+    assert case.token not in json.dumps(records[0])
+    assert reason_code(case.status) in json.dumps(records[0]["result"])
 
 
 def test_decide_allows_the_untampered_token(world: World, engine: Any, catalog: Any) -> None:

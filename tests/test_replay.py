@@ -166,3 +166,23 @@ def test_gzip_detection(tmp_path: Path) -> None:
     with gzip.open(p, "wt") as fh:
         json.dump({"Records": [record(1, random.Random(0))]}, fh)
     assert len(list(iter_events([str(p)]))) == 1
+
+
+def test_replay_from_an_s3_prefix_as_cloudtrail_writes_it(tmp_path: Path, make_enforcer: Any) -> None:
+    import boto3
+    from moto import mock_aws
+
+    files = write(tmp_path / "ct", 40, per_file=20)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="org-trail")
+        prefix = "AWSLogs/o-abc/111122223333/CloudTrail/us-east-1/2026/10/01/"
+        for f in files:
+            s3.put_object(Bucket="org-trail", Key=prefix + f.name, Body=f.read_bytes())
+        s3.put_object(Bucket="org-trail", Key="elsewhere/ignored.json.gz", Body=files[0].read_bytes())
+        out = io.StringIO()
+        summary = replay(iter_events(["s3://org-trail/AWSLogs/"], s3), make_enforcer(ACCOUNTS), out)
+    assert summary.events == 40 and summary.decided == 40
+    assert all(
+        json.loads(x)["source"].startswith("s3://org-trail/AWSLogs/") for x in out.getvalue().splitlines()
+    )
