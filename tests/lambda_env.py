@@ -20,6 +20,7 @@ from moto import mock_aws
 from enforcer.accounts_aws import DynamoDBAccountDirectory
 from enforcer.aws_wiring import ClientFactory, Runtime, build_runtime, provision, set_runtime
 from enforcer.config import Config
+from enforcer.demo.events import run_instances
 from enforcer.model import AccountOrigin
 
 EVENTS = Path(__file__).resolve().parent / "events"
@@ -174,23 +175,7 @@ def cloudtrail(
 
 def run_instances_event(resp: dict[str, Any], account: str, **request: Any) -> dict[str, Any]:
     """RunInstances event for a moto ``run_instances`` response (request fields in CloudTrail spelling)."""
-    n = len(resp["Instances"])
-    params = {
-        "instancesSet": {
-            "items": [{"imageId": resp["Instances"][0]["ImageId"], "minCount": n, "maxCount": n}]
-        }
-    }
-    params.update(request)
-    items = [
-        {
-            "instanceId": i["InstanceId"],
-            "instanceType": i["InstanceType"],
-            "instanceState": {"code": 0, "name": "pending"},
-        }
-        for i in resp["Instances"]
-    ]
-    response = {"reservationId": resp["ReservationId"], "ownerId": account, "instancesSet": {"items": items}}
-    return cloudtrail("RunInstances", account, params, response)
+    return run_instances(resp, account, **request)
 
 
 def state_change_event(iid: str, account: str, state: str = "pending") -> dict[str, Any]:

@@ -7,7 +7,6 @@ account) goes through boto3 with ``endpoint_url``, as it would against AWS.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +15,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from enforcer.aws_wiring import set_runtime
+from enforcer.demo.world import free_port
 from lambdas import broker, cfn_hook, guard
 from tests.lambda_env import (
     HOME,
@@ -27,12 +27,6 @@ from tests.lambda_env import (
     hook_event,
     run_instances_event,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

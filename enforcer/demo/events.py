@@ -59,30 +59,15 @@ def cloudtrail(
     }
 
 
-def run_instances(
-    resp: dict[str, Any],
-    account: str,
-    instance_type: str | None,
-    attestation_id: str | None = None,
-    template: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """RunInstances event for a moto ``run_instances`` response."""
+def run_instances(resp: dict[str, Any], account: str, **request: Any) -> dict[str, Any]:
+    """RunInstances event for a moto ``run_instances`` response; ``request``: more request fields."""
     n = len(resp["Instances"])
     params: dict[str, Any] = {
         "instancesSet": {
             "items": [{"imageId": resp["Instances"][0]["ImageId"], "minCount": n, "maxCount": n}]
         },
+        **request,
     }
-    if instance_type:
-        params["instanceType"] = instance_type
-    if template:
-        params["launchTemplate"] = template
-    if attestation_id:
-        params["tagSpecificationSet"] = {
-            "items": [
-                {"resourceType": "instance", "tags": [{"key": "gpu-attestation", "value": attestation_id}]}
-            ]
-        }
     items = [
         {
             "instanceId": i["InstanceId"],
@@ -93,6 +78,14 @@ def run_instances(
     ]
     response = {"reservationId": resp["ReservationId"], "ownerId": account, "instancesSet": {"items": items}}
     return cloudtrail("RunInstances", account, params, response)
+
+
+def attestation_tag(attestation_id: str | None) -> dict[str, Any]:
+    """Request fields that tag the launch with an attestation id (``gpu-attestation``), or nothing."""
+    if not attestation_id:
+        return {}
+    tags = [{"key": "gpu-attestation", "value": attestation_id}]
+    return {"tagSpecificationSet": {"items": [{"resourceType": "instance", "tags": tags}]}}
 
 
 def create_fleet(

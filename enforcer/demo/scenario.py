@@ -172,7 +172,7 @@ class Scenario:
         ec2 = self.w.client("ec2", origin.account_id)
         resp = ec2.run_instances(ImageId=MOTO_AMI, InstanceType=itype, MinCount=count, MaxCount=count)
         ids = [i["InstanceId"] for i in resp["Instances"]]
-        ev = events.run_instances(resp, origin.account_id, itype, attestation_id=jti)
+        ev = events.run_instances(resp, origin.account_id, instanceType=itype, **events.attestation_tag(jti))
         self.guard(
             "RunInstances",
             origin.name or origin.account_id,
