@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from enforcer.cli import cli
-from tests.conftest import EVENTS
+from tests.conftest import EVENTS, ROOT
 
 ACCOUNT = "111122223333"
 
@@ -166,3 +166,53 @@ def test_policy_test_command_passes_and_fails(tmp_path: Path) -> None:
     cfg.write_text(cfg.read_text().replace("1000000", "10"))
     bad = CliRunner().invoke(cli, ["policy", "test", str(tmp_path / "p")])
     assert bad.exit_code == 1 and "FAIL" in bad.stdout
+
+
+def test_decide_and_replay_through_an_opa_server(state: Path, tmp_path: Path) -> None:
+    """`--engine opa --opa-url`: the same decision through OPA's REST API, and a dead server fails closed."""
+    from tests.opa_server import OpaTestServer, unused_port
+
+    add(state, "CN", account="222233334444")
+    add(state, "US")
+    with OpaTestServer() as server:
+        assert CliRunner().invoke(cli, ["policy", "push", "--opa-url", server.url]).exit_code == 0
+        res = run(
+            state,
+            "decide",
+            str(ROOT / "examples/events/runinstances-p5.json"),
+            "--engine",
+            "opa",
+            "--opa-url",
+            server.url,
+        )
+        assert res.exit_code == 0 and json.loads(res.stdout)["policy"]["engine"] == "opa"
+        res = run(
+            state,
+            "decide",
+            str(ROOT / "examples/events/runinstances-p5-cn.json"),
+            "--engine",
+            "opa",
+            "--opa-url",
+            server.url,
+        )
+        assert res.exit_code == 3 and "ORIGIN_RESTRICTED" in res.stdout
+        rep = run(
+            state,
+            "replay",
+            str(ROOT / "examples/cloudtrail"),
+            "--engine",
+            "opa",
+            "--opa-url",
+            server.url,
+            "--out",
+            str(tmp_path / "o.jsonl"),
+        )
+        assert rep.exit_code == 0 and "Replayed 500 events" in rep.output
+    event = json.loads(Path(str(ROOT / "examples/events/runinstances-p5.json")).read_text())
+    event["id"] = "another-launch"
+    f = tmp_path / "ev.json"
+    f.write_text(json.dumps(event))
+    dead = f"http://127.0.0.1:{unused_port()}"
+    res = run(state, "decide", str(f), "--engine", "opa", "--opa-url", dead)
+    assert res.exit_code == 3
+    assert [r["code"] for r in json.loads(res.stdout)["reasons"]] == ["POLICY_ENGINE_UNAVAILABLE"]
