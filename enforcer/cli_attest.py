@@ -25,13 +25,12 @@ from enforcer.attestation.constants import (
     ALGORITHMS,
     DEFAULT_AUDIENCE,
     MAX_TOKEN_BYTES,
-    reason_code,
 )
 from enforcer.attestation.keys import generate_private_key_pem, load_public_key_pem, load_signing_key
 from enforcer.attestation.local_registry import LocalRegistry
-from enforcer.attestation.registry import AttestationRegistry, ResellerKey, StoredAttestation
+from enforcer.attestation.registry import AttestationRegistry, ResellerKey
+from enforcer.attestation.submit import submit_token
 from enforcer.attestation.token import TokenFormatError, parse_unverified, sign_token
-from enforcer.attestation.verify import verify_token
 from enforcer.cli_common import CliState, fail, parse_now
 from enforcer.model import InputError
 from enforcer.ports import AccountDirectory
@@ -245,41 +244,17 @@ def build_attest_group(
         when = parse_now(now)
         token = _read_token(file)
         try:
-            parsed = parse_unverified(token)
-        except TokenFormatError as exc:
-            fail(f"ATTESTATION_INVALID: malformed token: {exc}")
-        target = account if account is not None else parsed.payload.get("sub")
-        if not isinstance(target, str) or not ACCOUNT_RE.match(target):
-            fail("ATTESTATION_INVALID: no valid 12-digit account id (sub claim or --account)")
-        try:
-            origin = directory_factory(state).get(target)
+            att, stored = submit_token(
+                token,
+                directory_factory(state),
+                registry_factory(state),
+                when,
+                account=account,
+                audience=audience_from_env(),
+                max_validity_days=max_validity_from_env(),
+            )
         except InputError as exc:
-            fail(str(exc))
-        if origin is None:
-            fail(f"ACCOUNT_UNKNOWN: account {target} is not in the account directory")
-        registry = registry_factory(state)
-        result = verify_token(
-            token, origin, registry, when, audience_from_env(), max_validity_days=max_validity_from_env()
-        )
-        if result.status != "valid":
-            fail(f"{reason_code(result.status) or 'ATTESTATION_INVALID'}: {result.detail}")
-        claims = result.claims
-        assert result.jti is not None and result.kid is not None and result.issuer is not None
-        att = StoredAttestation(
-            account_id=origin.account_id,
-            jti=result.jti,
-            token=token,
-            issuer=result.issuer,
-            kid=result.kid,
-            iat=int(claims["iat"]),
-            nbf=int(claims["nbf"]),
-            exp=int(claims["exp"]),
-            submitted_at=when,
-        )
-        try:
-            stored = registry.put_attestation(att)
-        except InputError as exc:
-            fail(str(exc))
+            fail(f"{exc.code}: {exc}" if exc.code.startswith(("ATTESTATION_", "ACCOUNT_")) else str(exc))
         if not stored:
             click.echo(f"already stored: {att.jti}", err=True)
         click.echo(att.jti)

@@ -21,11 +21,8 @@ from enforcer.attestation import (
     MAX_TOKEN_BYTES,
     RegistryAttestationProvider,
     StoredAttestation,
-    TokenFormatError,
-    parse_unverified,
-    reason_code,
-    verify_token,
 )
+from enforcer.attestation.submit import submit_token
 from enforcer.aws_wiring import Runtime, runtime
 from enforcer.intake import parse_event_bytes
 from enforcer.model import InputError
@@ -61,33 +58,14 @@ def submit(rt: Runtime, token: str, now: float) -> tuple[StoredAttestation, bool
     provider = rt.enforcer.attestations
     if not isinstance(provider, RegistryAttestationProvider):
         raise InputError("no attestation registry is configured", "REGISTRY_UNAVAILABLE")
-    try:
-        sub = parse_unverified(token).payload.get("sub")
-    except TokenFormatError as exc:
-        raise InputError(f"malformed token: {exc}", "ATTESTATION_INVALID") from None
-    if not isinstance(sub, str) or not (len(sub) == 12 and sub.isdigit()):
-        raise InputError("the sub claim is not a 12-digit account id", "ATTESTATION_INVALID")
-    origin = rt.enforcer.accounts.get(sub)
-    if origin is None:
-        raise InputError(f"account {sub} is not in the account directory", "ACCOUNT_UNKNOWN")
-    result = verify_token(
-        token, origin, provider.registry, now, provider.audience, max_validity_days=provider.max_validity_days
-    )
-    if result.status != "valid" or not (result.jti and result.kid and result.issuer):
-        raise InputError(result.detail or result.status, reason_code(result.status) or "ATTESTATION_INVALID")
-    c = result.claims
-    att = StoredAttestation(
-        origin.account_id,
-        result.jti,
+    return submit_token(
         token,
-        result.issuer,
-        result.kid,
-        int(c["iat"]),
-        int(c["nbf"]),
-        int(c["exp"]),
+        rt.enforcer.accounts,
+        provider.registry,
         now,
+        audience=provider.audience,
+        max_validity_days=provider.max_validity_days,
     )
-    return att, provider.registry.put_attestation(att)
 
 
 @metrics.log_metrics
