@@ -28,7 +28,7 @@ def pct(samples: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(len(s) * q))]
 
 
-def bench_decide(n: int = 5000) -> list[Row]:
+def _decide_rows(n: int = 5000) -> list[Row]:
     """decide() in-process (warm, no AWS I/O) beside the bare engine evaluation of the same input."""
     from enforcer.accounts import StaticAccountDirectory
     from enforcer.chips import ChipCatalog
@@ -87,6 +87,24 @@ def bench_decide(n: int = 5000) -> list[Row]:
             "met": p99 < 2000 and p99 <= 2 * b99,
         },
     ]
+
+
+def bench_decide() -> list[Row]:
+    """decide() beside the bare engine, under Go's default GC target and under GOGC=400 (as deployed).
+
+    Go reads GOGC when the OPA library loads, from the environment the process started with, so each
+    setting runs in its own process.
+    """
+    rows: list[Row] = []
+    for gogc in ("100", "400"):
+        env = dict(os.environ, GOGC=gogc)
+        out = subprocess.run(
+            [sys.executable, __file__, "--decide-json"], env=env, check=True, capture_output=True, text=True
+        ).stdout
+        for r in json.loads(out.strip().splitlines()[-1]):
+            r["figure"] += f", GOGC={gogc}" + (" (template default)" if gogc == "400" else "")
+            rows.append(r)
+    return rows
 
 
 def bench_guard_inprocess(n: int = 40) -> list[Row]:
@@ -293,6 +311,9 @@ SECTIONS: dict[str, Callable[[], list[Row]]] = {
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["--decide-json"]:
+        print(json.dumps(_decide_rows()))
+        return 0
     from rich.console import Console
     from rich.table import Table
 
