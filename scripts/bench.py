@@ -117,6 +117,10 @@ def bench_guard_inprocess(n: int = 40) -> list[Row]:
     from lambdas import guard
     from tests import lambda_env as le
 
+    import logging
+
+    for name in ("gpu-guard", "enforcer"):  # Powertools JSON logs would flood the table's output
+        logging.getLogger(name).setLevel(logging.WARNING)
     gen = le.world_factory(EmbeddedEngine(load_bundle(ROOT / "policies")))
     world = next(gen)()
     ctx = le.LambdaContext()
