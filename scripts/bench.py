@@ -111,13 +111,12 @@ def bench_guard_inprocess(n: int = 40) -> list[Row]:
     """Guard deny latency with moto in-process: the setting of the Cloud Custodian anchor."""
     import contextlib
     import io
+    import logging
 
     from enforcer.policy import load_bundle
     from enforcer.policy.embedded import EmbeddedEngine
     from lambdas import guard
     from tests import lambda_env as le
-
-    import logging
 
     for name in ("gpu-guard", "enforcer"):  # Powertools JSON logs would flood the table's output
         logging.getLogger(name).setLevel(logging.WARNING)
