@@ -19,7 +19,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FIELDS = ("GpuInfo", "NeuronInfo", "InferenceAcceleratorInfo", "FpgaInfo", "MediaAcceleratorInfo")
+sys.path.insert(0, str(ROOT))
+
+from enforcer.chips import devices_from_type_info  # noqa: E402
+
 # Chips with only FP32 throughput (no tensor path); figures per GPU die from the datasheet notes in chips.csv.
 FP32_ONLY = {"NVIDIA K80 (per GK210 GPU)": 4.37, "NVIDIA M60 (per GM204 GPU)": 4.8}
 
@@ -74,27 +77,7 @@ def build_instances(
         data = json.load(fh)
     types: dict[str, list[list[object]]] = {}
     for name, info in sorted(data.items()):
-        accs: list[list[object]] = []
-        for field in FIELDS:
-            block = info.get(field)
-            if not block:
-                continue
-            if field == "InferenceAcceleratorInfo" and info.get("NeuronInfo"):
-                continue  # inf1/inf2 list the same devices under both fields
-            devices = (
-                block.get("Gpus")
-                or block.get("NeuronDevices")
-                or block.get("Accelerators")
-                or block.get("Fpgas")
-                or block.get("MediaAccelerators")
-                or []
-            )
-            for d in devices:
-                count = d.get("Count", 0) or 0
-                if count == 0 and d.get("GpuPartitionSize"):
-                    count = d.get("LogicalGpuCount", 1) * d["GpuPartitionSize"]
-                accs.append([field, d["Name"], count])
-        types[name] = accs
+        types[name] = devices_from_type_info(info)  # the same reading the runtime applies to AWS answers
     aliases: dict[str, str] = {}
     with open(ref / "instances.csv", newline="") as fh:
         for row in csv.DictReader(fh):
