@@ -20,20 +20,16 @@ import io
 import json
 import logging
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from enforcer.aws_wiring import ClientFactory, provision
+from enforcer.demo.world import MOTO_AMI
 
-#: One of moto's bundled us-east-1 images (listing them all costs seconds per call).
-MOTO_AMI = "ami-03cf127a"
 _COLD_SNIPPET = """
 import time
 t0 = time.perf_counter()
@@ -73,74 +69,16 @@ def cold_start(runs: int = 3) -> dict[str, float]:
     return result
 
 
-@dataclass
-class _Context:
-    """The Lambda context attributes Powertools reads."""
-
-    invoked_function_arn: str
-    function_name: str = "bench"
-    memory_limit_in_mb: int = 512
-    aws_request_id: str = "bench"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _event(resp: dict[str, Any], account: str) -> dict[str, Any]:
-    inst = resp["Instances"]
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "AWS API Call via CloudTrail",
-        "source": "aws.ec2",
-        "account": account,
-        "time": "2025-03-01T10:00:02Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {
-            "eventVersion": "1.10",
-            "userIdentity": {
-                "type": "AssumedRole",
-                "arn": f"arn:aws:sts::{account}:assumed-role/Dev/bench",
-                "accountId": account,
-            },
-            "eventTime": "2025-03-01T10:00:00Z",
-            "eventSource": "ec2.amazonaws.com",
-            "eventName": "RunInstances",
-            "awsRegion": "us-east-1",
-            "requestParameters": {
-                "instanceType": inst[0]["InstanceType"],
-                "instancesSet": {"items": [{"minCount": 1, "maxCount": 1}]},
-            },
-            "responseElements": {
-                "instancesSet": {
-                    "items": [
-                        {"instanceId": i["InstanceId"], "instanceType": i["InstanceType"]} for i in inst
-                    ]
-                }
-            },
-            "recipientAccountId": account,
-            "eventID": str(uuid.uuid4()),
-            "readOnly": False,
-            "eventType": "AwsApiCall",
-        },
-    }
-
-
 def warm_latency(events: int = 40) -> dict[str, Any]:
     """Per-event guard latency in milliseconds against a moto server, deny and allow separately."""
-    from moto.server import ThreadedMotoServer
-
     from enforcer.aws_wiring import build_runtime, set_runtime
     from enforcer.config import Config
+    from enforcer.demo.events import run_instances
+    from enforcer.demo.world import LambdaContext, moto_server
     from enforcer.model import AccountOrigin
 
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    stack = contextlib.ExitStack()
+    url = stack.enter_context(moto_server())
     saved = {
         k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
     }
@@ -153,7 +91,7 @@ def warm_latency(events: int = 40) -> dict[str, Any]:
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
         home, member = "123456789012", "111111111111"
-        clients = ClientFactory("us-east-1", home_account=home, endpoint_url=f"http://127.0.0.1:{port}")
+        clients = ClientFactory("us-east-1", home_account=home, endpoint_url=url)
         rt = build_runtime(Config.from_env(provision(clients)), clients=clients)
         set_runtime(rt)
         from enforcer.accounts_aws import DynamoDBAccountDirectory
@@ -162,7 +100,7 @@ def warm_latency(events: int = 40) -> dict[str, Any]:
         directory.put(AccountOrigin(home, "US", "US", "US", kyc="verified"))
         directory.put(AccountOrigin(member, "CN", "CN", "CN", kyc="verified"))
         guard.logger.setLevel("WARNING")
-        ctx = _Context(f"arn:aws:lambda:us-east-1:{home}:function:bench")
+        ctx = LambdaContext()
         images = {
             a: clients.client("ec2", a).describe_images(ImageIds=[MOTO_AMI])["Images"][0]["ImageId"]
             for a in (home, member)
@@ -173,7 +111,7 @@ def warm_latency(events: int = 40) -> dict[str, Any]:
             resp = clients.client("ec2", account).run_instances(
                 ImageId=images[account], InstanceType="p5.48xlarge", MinCount=1, MaxCount=1
             )
-            event = _event(resp, account)
+            event = run_instances(resp, account, instanceType="p5.48xlarge")
             with contextlib.redirect_stdout(io.StringIO()):
                 t0 = time.perf_counter()
                 out = guard.handler(event, ctx)
@@ -192,7 +130,7 @@ def warm_latency(events: int = 40) -> dict[str, Any]:
             if ms
         }
     finally:
-        server.stop()
+        stack.close()
         for name, level in quiet.items():
             logging.getLogger(name).setLevel(level)
         for k, v in saved.items():

@@ -11,7 +11,6 @@ import copy
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,9 @@ from moto import mock_aws
 from enforcer.accounts_aws import DynamoDBAccountDirectory
 from enforcer.aws_wiring import ClientFactory, Runtime, build_runtime, provision, set_runtime
 from enforcer.config import Config
-from enforcer.demo.events import run_instances
+from enforcer.demo.events import api_request, hook_request, run_instances
+from enforcer.demo.world import MOTO_AMI
+from enforcer.demo.world import LambdaContext as LambdaContext  # re-exported for the handler tests
 from enforcer.model import AccountOrigin
 
 EVENTS = Path(__file__).resolve().parent / "events"
@@ -31,23 +32,12 @@ PREFIX = "gle-"
 ACCOUNTS_TABLE = "gle-accounts"
 AUDIT_TABLE = "gle-audit"
 COUNTER_TABLE = "gle-counters"
-MOTO_AMI = "ami-03cf127a"  # in moto 5.2.1's bundled us-east-1 images
 
 
 def load_event(name: str) -> dict[str, Any]:
     """A fixture from ``tests/events`` (a fresh copy)."""
     data: dict[str, Any] = json.loads((EVENTS / name).read_text())
     return data
-
-
-@dataclass
-class LambdaContext:
-    """The attributes Powertools reads from the Lambda context object."""
-
-    function_name: str = "gpu-guard"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{HOME}:function:gpu-guard"
-    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
 
 
 class World:
@@ -190,23 +180,12 @@ def state_change_event(iid: str, account: str, state: str = "pending") -> dict[s
 
 def hook_event(account: str, instance_type: str = "p5.48xlarge") -> dict[str, Any]:
     """A Lambda Hook request for an ``AWS::EC2::Instance`` in ``account``."""
-    ev = load_event("cfn_hook_ec2_instance.json")
-    ev["awsAccountId"] = account
-    ev["clientRequestToken"] = str(uuid.uuid4())
-    ev["stackId"] = ev["stackId"].replace("111122223333", account)
-    ev["requestData"]["targetModel"]["resourceProperties"]["InstanceType"] = instance_type
-    return ev
+    return hook_request(account, instance_type)
 
 
 def broker_event(account: str, body: dict[str, Any]) -> dict[str, Any]:
     """API Gateway ``POST /launch`` from a caller in ``account``."""
-    ev = load_event("broker_launch.json")
-    ident = ev["requestContext"]["identity"]
-    ident["accountId"] = account
-    ident["userArn"] = f"arn:aws:sts::{account}:assumed-role/Dev/alice"
-    ev["requestContext"]["requestId"] = str(uuid.uuid4())
-    ev["body"] = json.dumps(body)
-    return ev
+    return api_request(account, "/launch", body)
 
 
 # -- the make_world fixture body (each test module wraps it in a 3-line fixture) -----------------------

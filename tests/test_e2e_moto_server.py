@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from enforcer.aws_wiring import set_runtime
-from enforcer.demo.world import free_port
+from enforcer.demo.world import moto_server
 from lambdas import broker, cfn_hook, guard
 from tests.lambda_env import (
     HOME,
@@ -31,13 +30,8 @@ from tests.lambda_env import (
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    port = free_port()
-    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    srv.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture
