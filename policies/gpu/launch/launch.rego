@@ -88,6 +88,21 @@ violations contains reason("ACCOUNT_UNKNOWN", msg) if {
 	msg := sprintf("account %s is not in the account directory", [input.request.account_id])
 }
 
+# An origin field that is missing or not an ISO 3166-1 alpha-2 code is as good as unknown: a
+# directory that drops a malformed "CHN" tag must not make the account look unrestricted.
+violations contains reason("ACCOUNT_UNKNOWN", msg) if {
+	controlled
+	input.account
+	some f in origin_fields
+	not iso_country(input.account[f])
+	msg := sprintf("account %s: origin %s is missing or not an ISO country code", [input.account.account_id, f])
+}
+
+iso_country(c) if {
+	is_string(c)
+	regex.match(`^[A-Z]{2}$`, c)
+}
+
 # One reason per code; its message names every field that triggered it.
 origin_restricted_fields contains sprintf("%s=%s", [f, c]) if {
 	some f in origin_fields

@@ -240,3 +240,19 @@ test_break_glass_for_another_account_ignored_even_if_malformed if {
 	d := launch.decision with input as kyc_pending with data.gpu.break_glass.grants as [other]
 	codes(d) == {"KYC_NOT_VERIFIED"}
 }
+
+test_incomplete_or_malformed_origin_is_unknown if {
+	every f in ["country", "hq_country", "parent_hq_country"] {
+		every bad in [null, "CHN", "China"] {
+			acct := object.union(us_direct, {f: bad})
+			d := launch.decision with input as object.union(direct_input, {"account": acct})
+			d.effect == "deny"
+			"ACCOUNT_UNKNOWN" in codes(d)
+		}
+	}
+}
+
+test_incomplete_origin_does_not_matter_for_uncontrolled_chips if {
+	d := launch.decision with input as {"request": req([g5]), "account": object.union(us_direct, {"country": null}), "attestation": {"status": "not_required"}}
+	d.effect == "allow"
+}
