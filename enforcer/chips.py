@@ -33,6 +33,8 @@ PD_B2_LOW = 3.2
 BITS = {"fp4": 4, "fp8": 8, "int8": 8, "fp16": 16, "fp32": 32}
 #: Restrictiveness order used to pick an instance's class from its accelerators.
 CLASS_RANK = {"3A090.a": 5, "3A090.b": 4, "indeterminate": 3, "unknown": 2, "none": 0}
+#: AWS Batch instance "families" that only ever select CPU types (C, M, R and their Graviton peers).
+CPU_ONLY_FAMILIES = frozenset({"optimal", "default_x86_64", "default_arm64"})
 ACCEL_FIELDS = ("GpuInfo", "NeuronInfo", "InferenceAcceleratorInfo", "FpgaInfo", "MediaAcceleratorInfo")
 
 
@@ -124,6 +126,7 @@ class ChipCatalog:
         self._types: dict[str, list[list[Any]]] = _load_json("instance_types.json")
         self._ec2 = ec2_client
         self._cache: dict[str, Classification] = {}
+        self._families: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
     # -- lookups ---------------------------------------------------------------------------
@@ -154,10 +157,28 @@ class ChipCatalog:
         if hit is not None:
             return hit
         devices, source = self._devices(key)
-        result = self._build(instance_type, devices, source)
-        with self._lock:
-            self._cache[key] = result
+        result = self._build(key, devices, source)
+        if source != "none":  # "unknown" may be a passing describe failure: ask again next time
+            with self._lock:
+                self._cache[key] = result
         return result
+
+    def family_class(self, family: str) -> tuple[str, float]:
+        """The most restrictive class of an instance family (``p4d``) and its largest type's TPP (cached).
+
+        AWS Batch's CPU-only pseudo-families (``optimal``, ``default_x86_64``, ``default_arm64``)
+        are ``none``; a family with no known type is ``unknown``.
+        """
+        if family in CPU_ONLY_FAMILIES:
+            return "none", 0.0
+        hit = self._families.get(family)
+        if hit is None:
+            members = [self.classify(t) for t in self._types if t.split(".", 1)[0] == family]
+            worst = max(members, key=lambda c: CLASS_RANK[c.chip_class], default=None)
+            hit = ("unknown", 0.0) if worst is None else (worst.chip_class, max(c.total_tpp for c in members))
+            with self._lock:
+                self._families[family] = hit
+        return hit
 
     # -- internals -------------------------------------------------------------------------
     def _devices(self, itype: str) -> tuple[list[list[Any]] | None, str]:

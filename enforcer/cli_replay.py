@@ -99,14 +99,20 @@ def replay_command(
     SOURCES are CloudTrail log files ({"Records": [...]}, gzipped or not), directories of them,
     EventBridge events (JSON or JSONL) or s3://bucket/prefix.
     """
+    from enforcer.policy.embedded import EngineMissing
+    from enforcer.ports import EngineError
     from enforcer.replay import iter_events, replay
 
     at = parse_now(now)
+    if baseline and engine == "opa":  # one OPA server holds one policy: both sides would ask the same one
+        fail("--baseline compares two policy directories on the embedded engine; use --engine embedded")
     try:
         enf = _enforcer(obj, engine, opa_url, policy_dir, not no_memo)
         base = _enforcer(obj, engine, opa_url, baseline, not no_memo) if baseline else None
     except InputError as exc:
         fail(f"{exc.code}: {exc}")
+    except (EngineError, EngineMissing) as exc:
+        fail(f"POLICY_LOAD_ERROR: {' '.join(str(exc).split())[:300]}")
     s3 = None
     if any(s.startswith("s3://") for s in sources):
         import boto3

@@ -13,7 +13,6 @@ from rich.table import Table
 from enforcer.cli_common import CliState
 from enforcer.model import AccountOrigin, Decision, InputError
 
-EFFECT_STYLE = {"allow": "green", "deny": "bold red", "audit": "yellow"}
 EXIT_FOR_EFFECT = {"allow": 0, "audit": 0, "deny": 3}
 MAX_EVENT_BYTES = 1_048_576
 
@@ -117,7 +116,8 @@ def decide_command(
     """Body of ``enforcer decide``: returns the exit code."""
     from enforcer.intake import normalise
     from enforcer.model import Ignored
-    from enforcer.ports import AuditWriteError
+    from enforcer.policy.embedded import EngineMissing
+    from enforcer.ports import AuditWriteError, EngineError
     from enforcer.wiring import local_enforcer
 
     try:
@@ -132,6 +132,9 @@ def decide_command(
         enforcer = local_enforcer(obj, mode=mode, engine=engine, opa_url=opa_url, policy_dir=policy_dir)
     except InputError as exc:
         click.echo(f"error: {exc.code}: {exc}", err=True)
+        return 2
+    except (EngineError, EngineMissing) as exc:  # a policy that does not compile, or no engine
+        click.echo(f"error: POLICY_LOAD_ERROR: {' '.join(str(exc).split())[:300]}", err=True)
         return 2
     try:
         outcome = enforcer.enforce(request, now)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from enforcer.chips import CLASS_RANK, ChipCatalog
+from enforcer.chips import ChipCatalog
 from enforcer.model import (
     CONTROLLED_CLASSES,
     AccountOrigin,
@@ -124,19 +124,9 @@ class Enforcer:
         if kind == "instance_requirements" and ref.get("accelerators") is False:
             item.chip_class = "none"
         elif kind == "instance_family":
-            item.chip_class, item.tpp = self._family_class(str(ref.get("family", "")))
+            item.chip_class, item.tpp = self.catalog.family_class(str(ref.get("family", "")))
         else:
             item.chip_class = "unknown"
-
-    def _family_class(self, family: str) -> tuple[str, float]:
-        if family == "optimal":  # AWS Batch "optimal" draws from C, M and R families only
-            return "none", 0.0
-        members = [t for t in self.catalog.known_types() if t.split(".", 1)[0] == family]
-        if not members:
-            return "unknown", 0.0
-        classes = [self.catalog.classify(t) for t in members]
-        worst = max(classes, key=lambda c: CLASS_RANK[c.chip_class])
-        return worst.chip_class, max(c.total_tpp for c in classes)
 
     def attestation_for(
         self, origin: AccountOrigin | None, request: LaunchRequest, now: float
@@ -182,7 +172,7 @@ class Enforcer:
         t2 = time.perf_counter_ns()
         return Decision(
             decision_id=str(uuid.uuid4()),
-            timestamp=rfc3339(now),
+            timestamp=input_doc["now"],
             effect=effect,
             enforced=self.mode == "enforce",
             reasons=reasons,

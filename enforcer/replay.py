@@ -56,11 +56,11 @@ class ReplaySummary:
 
 
 def _open(path: Path) -> IO[bytes]:
-    raw = path.open("rb")
-    head = raw.peek(2)[:2] if isinstance(raw, io.BufferedReader) else b""
-    if head == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
-    return raw
+    with path.open("rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    # the caller closes it (`with _open(f)`); closing a gzip.open stream closes the file too
+    stream: IO[bytes] = gzip.open(path, "rb") if gzipped else path.open("rb")  # type: ignore[assignment]  # noqa: SIM115
+    return stream
 
 
 def _events_from_text(stream: IO[bytes], label: str) -> Iterator[tuple[str, Any]]:

@@ -124,3 +124,30 @@ def test_describe_instance_types_is_used_when_a_client_is_given() -> None:
     # moto lacks p3.2xlarge: the bundled table answers
     p3 = cat.classify("p3.2xlarge")
     assert p3.source == "bundled" and p3.chip_class == "none"
+
+
+def test_batch_cpu_only_families_are_none_and_families_take_the_worst_class(catalog: ChipCatalog) -> None:
+    for family in ("optimal", "default_x86_64", "default_arm64"):
+        assert catalog.family_class(family) == ("none", 0.0)
+    cls, tpp = catalog.family_class("p4d")
+    assert cls == "3A090.a" and tpp == catalog.classify("p4d.24xlarge").total_tpp
+    assert catalog.family_class("zz9")[0] == "unknown"
+
+
+def test_classify_reports_the_name_without_the_sagemaker_prefix_consistently(catalog: ChipCatalog) -> None:
+    assert catalog.classify("ml.g6.xlarge").instance_type == catalog.classify("g6.xlarge").instance_type
+
+
+def test_a_failed_describe_is_not_cached_as_unknown() -> None:
+    class Flaky:  # throttling cannot be caused in moto: a stand-in client that fails once
+        calls = 0
+
+        def describe_instance_types(self, InstanceTypes: list[str]) -> dict[str, object]:
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise RuntimeError("ThrottlingException")
+            return {"InstanceTypes": [{"GpuInfo": {"Gpus": [{"Name": "H100", "Count": 8}]}}]}
+
+    cat = ChipCatalog(Flaky())
+    assert cat.classify("p7.new").chip_class == "unknown"
+    assert cat.classify("p7.new").chip_class == "3A090.a"

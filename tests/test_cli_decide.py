@@ -216,3 +216,22 @@ def test_decide_and_replay_through_an_opa_server(state: Path, tmp_path: Path) ->
     res = run(state, "decide", str(f), "--engine", "opa", "--opa-url", dead)
     assert res.exit_code == 3
     assert [r["code"] for r in json.loads(res.stdout)["reasons"]] == ["POLICY_ENGINE_UNAVAILABLE"]
+
+
+def test_policy_that_does_not_compile_is_exit_2_not_a_traceback(state: Path, tmp_path: Path) -> None:
+    (tmp_path / "bad.rego").write_text("package gpu.launch\n\ndecision := {\n")
+    res = run(state, "decide", str(EVENTS / "cloudtrail_runinstances.json"), "--policy", str(tmp_path))
+    assert res.exit_code == 2 and "POLICY_LOAD_ERROR" in res.stderr and "Traceback" not in res.output
+
+
+def test_replay_baseline_needs_the_embedded_engine(state: Path) -> None:
+    res = run(
+        state,
+        "replay",
+        str(ROOT / "examples/cloudtrail"),
+        "--engine",
+        "opa",
+        "--baseline",
+        str(ROOT / "policies"),
+    )
+    assert res.exit_code == 2 and "--baseline" in res.stderr
