@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from enforcer.aws_errors import error_code
 from enforcer.model import AccountOrigin, InputError
 
 ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
@@ -100,7 +101,7 @@ def create_accounts_table(dynamodb_client: Any, table: str) -> str:
             BillingMode="PAY_PER_REQUEST",
         )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+        if error_code(exc) != "ResourceInUseException":
             raise
     dynamodb_client.get_waiter("table_exists").wait(TableName=table)
     return table
@@ -175,7 +176,7 @@ class OrganizationsAccountDirectory:
                 for t in page.get("Tags", []):
                     tags[str(t["Key"])] = str(t["Value"])
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+            if error_code(exc) in _NOT_FOUND:
                 return None
             raise
         return tags

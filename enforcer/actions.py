@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from enforcer.aws_errors import error_code
 from enforcer.dynamo import create_pk_table
 from enforcer.model import Decision, InputError, LaunchRequest
 from enforcer.pipeline import Outcome
@@ -100,8 +101,7 @@ class HourlyCounter:
                 },
             )
         except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-            if code == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -130,7 +130,7 @@ def create_counter_table(dynamodb: Any, table: str) -> str:
             TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
         )
     except Exception as exc:
-        if _code(exc) != "ResourceInUseException":
+        if error_code(exc) != "ResourceInUseException":
             raise
     return table
 
@@ -326,7 +326,7 @@ class Remediator:
                     ec2.terminate_instances(InstanceIds=act)
                 result.acted = act
             except Exception as exc:
-                result.errors.append(f"{self.action} failed: {_code(exc)}")
+                result.errors.append(f"{self.action} failed: {error_code(exc)}")
         if result.capped:
             result.status = "capped"
         elif result.acted:
@@ -347,7 +347,7 @@ class Remediator:
             )
             result.suspended_groups.append(group)
         except Exception as exc:
-            result.errors.append(f"suspend {group} failed: {_code(exc)}")
+            result.errors.append(f"suspend {group} failed: {error_code(exc)}")
 
     def _tag(self, ec2: Any, ids: list[str], d: Decision, result: ActionResult) -> None:
         tags = [
@@ -358,7 +358,7 @@ class Remediator:
         try:
             ec2.create_tags(Resources=ids, Tags=tags)
         except Exception as exc:
-            result.errors.append(f"tagging failed: {_code(exc)}")
+            result.errors.append(f"tagging failed: {error_code(exc)}")
 
     # -- notification ---------------------------------------------------------------------------
     def notify(self, d: Decision, result: ActionResult) -> None:
@@ -386,8 +386,8 @@ class Remediator:
             )
             result.notified = True
         except Exception as exc:
-            result.errors.append(f"notify failed: {_code(exc)}")
-            self.log.warning("notification failed", extra={**_ctx(d), "error": _code(exc)})
+            result.errors.append(f"notify failed: {error_code(exc)}")
+            self.log.warning("notification failed", extra={**_ctx(d), "error": error_code(exc)})
 
 
 def launch_tags(decision: Decision, request: LaunchRequest) -> list[dict[str, str]]:
@@ -521,15 +521,6 @@ def _fleet_instances(ec2: Any, fleet_id: str) -> list[str]:
     except Exception:
         return []
     return [str(i["InstanceId"]) for i in resp.get("ActiveInstances") or []]
-
-
-def _code(exc: BaseException) -> str:
-    resp = getattr(exc, "response", None)
-    if isinstance(resp, Mapping):
-        code = resp.get("Error", {}).get("Code")
-        if isinstance(code, str):
-            return code[:128]
-    return type(exc).__name__
 
 
 def _ctx(d: Decision) -> dict[str, Any]:

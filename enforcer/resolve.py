@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from enforcer.aws_errors import error_code
 from enforcer.intake._tags import find_attestation_ref
 from enforcer.intake._util import requirements_ref
 from enforcer.intake.cloudtrail_ec2 import fleet_configs
@@ -38,17 +39,6 @@ NOT_FOUND_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Ma
 
 class ResolutionError(Exception):
     """A reference that AWS could not turn into an instance type (kept on the item, never raised out)."""
-
-
-def _error_code(exc: BaseException) -> str:
-    resp = getattr(exc, "response", None)
-    if isinstance(resp, Mapping):
-        code = resp.get("Error", {}).get("Code")
-        if isinstance(code, str) and code:
-            return code[:128]
-    if isinstance(exc, NotImplementedError):
-        return "NotImplemented"
-    return type(exc).__name__
 
 
 class AwsResolver:
@@ -150,7 +140,7 @@ class AwsResolver:
                     raise ResolutionError(f"more than {budget} alternatives")
             return result or [item]
         except Exception as exc:  # never raise: the item stays unresolved and the policy fails closed
-            detail = str(exc)[:200] if isinstance(exc, ResolutionError) else _error_code(exc)
+            detail = str(exc)[:200] if isinstance(exc, ResolutionError) else error_code(exc)
             item.ref = {**ref, "resolution_error": detail}
             return [item]
 
@@ -246,7 +236,7 @@ class AwsResolver:
             try:
                 resp = self.ec2.describe_instances(InstanceIds=[iid])
             except Exception as exc:
-                if _error_code(exc) not in NOT_FOUND_CODES or attempt == self.attempts - 1:
+                if error_code(exc) not in NOT_FOUND_CODES or attempt == self.attempts - 1:
                     raise
                 self.sleep(delay)
                 delay *= 2
@@ -371,6 +361,6 @@ class RoutedResolver:
         except Exception as exc:
             for item in request.items:
                 if item.instance_type is None:
-                    item.ref = {**(item.ref or {}), "resolution_error": _error_code(exc)}
+                    item.ref = {**(item.ref or {}), "resolution_error": error_code(exc)}
             return
         resolver.resolve(request)

@@ -15,6 +15,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit
 
 from enforcer.actions import broker_launch
+from enforcer.aws_errors import error_code
 from enforcer.aws_wiring import runtime
 from enforcer.intake import normalise
 from enforcer.model import Ignored, InputError
@@ -76,7 +77,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return reply(400, {**body, "code": exc.code, "message": str(exc)[:500]})
     except Exception as exc:
         logger.exception("broker launch failed", extra={"decision_id": d.decision_id})
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
-        return reply(502, {**body, "code": "LAUNCH_FAILED", "message": str(code)[:200]})
+        return reply(502, {**body, "code": "LAUNCH_FAILED", "message": error_code(exc)[:200]})
     metrics.add_metric(name="Launches", unit=MetricUnit.Count, value=1)
     return reply(200, body)

@@ -29,6 +29,7 @@ from enforcer.attestation.registry import (
     check_id,
     newest_first,
 )
+from enforcer.aws_errors import error_code
 
 META_ID = "#meta"
 _SER = TypeSerializer()
@@ -72,7 +73,7 @@ def create_tables(dynamodb_client: Any, prefix: str) -> dict[str, str]:
                 BillingMode="PAY_PER_REQUEST",
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            if error_code(exc) != "ResourceInUseException":
                 raise
         dynamodb_client.get_waiter("table_exists").wait(TableName=name)
     return names
@@ -106,10 +107,6 @@ def _item(d: dict[str, Any]) -> dict[str, Any]:
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _from_ddb(_DES.deserialize(v)) for k, v in item.items()}
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 class DynamoDBRegistry:
@@ -151,7 +148,7 @@ class DynamoDBRegistry:
         try:
             self.client.transact_write_items(TransactItems=[{"Update": update}, self._bump()])
         except ClientError as exc:
-            if _code(exc) == "TransactionCanceledException":
+            if error_code(exc) == "TransactionCanceledException":
                 raise RegistryError(f"{what}: refused (changed concurrently or does not exist)") from exc
             raise
 
@@ -305,7 +302,7 @@ class DynamoDBRegistry:
             )
             return True
         except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
         old = self._get(self.attestations_table, {"account_id": att.account_id, "jti": att.jti})
         if old is not None and old.get("token_sha256") == att.token_sha256:

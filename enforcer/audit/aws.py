@@ -35,6 +35,7 @@ from enforcer.audit.local import event_digest, record_event_key, utc_now
 from enforcer.audit.record import build_record, canonical
 from enforcer.audit.signing import Signer, make_checkpoint
 from enforcer.audit.verify import ChainChecker, VerifyIssue, VerifyReport, check_checkpoints, finish
+from enforcer.aws_errors import error_code
 from enforcer.dynamo import create_pk_table
 from enforcer.model import Decision
 from enforcer.ports import AuditReceipt, AuditWriteError
@@ -58,13 +59,6 @@ def _n(value: int) -> dict[str, str]:
 
 def _s(value: str) -> dict[str, str]:
     return {"S": value}
-
-
-def _error_code(exc: Exception) -> str:
-    resp = getattr(exc, "response", None)
-    if isinstance(resp, dict):
-        return str(resp.get("Error", {}).get("Code", ""))
-    return ""
 
 
 class AwsAuditStore:
@@ -223,7 +217,7 @@ class AwsAuditStore:
             try:
                 self.ddb.transact_write_items(TransactItems=items)
             except Exception as exc:
-                code = _error_code(exc)
+                code = error_code(exc)
                 if code == "TransactionCanceledException":
                     reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
                     if (
@@ -362,7 +356,7 @@ class AwsAuditStore:
                 ExpressionAttributeValues={":end": _n(end), ":h": _s(last_hash), ":old": _n(sealed_seq)},
             )
         except Exception as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 return None  # another writer sealed the same range concurrently (same bytes)
             raise
         return {"segment": seg_key, "checkpoint_key": cp_key, "checkpoint": cp, "first": start, "last": end}
@@ -420,14 +414,14 @@ def create_audit_resources(
     try:
         create_pk_table(dynamodb, table)
     except Exception as exc:
-        if _error_code(exc) != "ResourceInUseException":
+        if error_code(exc) != "ResourceInUseException":
             raise
     try:
         dynamodb.update_continuous_backups(
             TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
         )
     except Exception as exc:  # optional hardening; not every endpoint supports it
-        if _error_code(exc) not in ("UnknownOperationException", "ContinuousBackupsUnavailableException"):
+        if error_code(exc) not in ("UnknownOperationException", "ContinuousBackupsUnavailableException"):
             raise
     kwargs: dict[str, Any] = {"Bucket": bucket, "ObjectLockEnabledForBucket": True}
     if region and region != "us-east-1":
@@ -435,7 +429,7 @@ def create_audit_resources(
     try:
         s3.create_bucket(**kwargs)
     except Exception as exc:
-        if _error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+        if error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
     s3.put_object_lock_configuration(
         Bucket=bucket,
