@@ -261,8 +261,9 @@ class Remediator:
             result.status = "would_deny"
             return result
         if targets:
+            seen = len(budget.errors)
             self._act(d, targets, ec2, autoscaling, budget, result)
-        result.errors += budget.errors
+            result.errors += budget.errors[seen:]  # only this outcome's counter errors
         self.notify(d, result)
         return result
 

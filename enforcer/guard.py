@@ -17,7 +17,7 @@ from enforcer.actions import ActionResult, Budget, Remediator
 from enforcer.intake import normalise
 from enforcer.intake._tags import find_attestation_ref
 from enforcer.model import Ignored, InputError, LaunchItem, LaunchRequest
-from enforcer.pipeline import Enforcer, rfc3339
+from enforcer.pipeline import Enforcer, Outcome, rfc3339
 
 #: Most instances one sweep decides on (per invocation).
 MAX_SWEEP_INSTANCES = 1000
@@ -108,6 +108,9 @@ class Guard:
         """Decide on ``request``, log it, then remediate in the launch's own account."""
         outcome = self.enforcer.enforce(request, now, action=self.planned_action)
         d = outcome.decision
+        if d.effect != "deny" or outcome.duplicate:  # nothing to act on: no AssumeRole, no clients
+            result = self.remediator.remediate(outcome, None, None, budget)
+            return self._result(request, outcome, result)
         try:
             ec2 = self.clients.client("ec2", request.account_id, request.region)
             asg = self.clients.client("autoscaling", request.account_id, request.region)
@@ -115,10 +118,15 @@ class Guard:
             result = ActionResult(
                 "failed", d.decision_id, errors=[f"member account access: {type(exc).__name__}"]
             )
-            if d.effect == "deny" and d.enforced and not outcome.duplicate:
+            if d.enforced:
                 self.remediator.notify(d, result)
         else:
             result = self.remediator.remediate(outcome, ec2, asg, budget)
+        return self._result(request, outcome, result)
+
+    @staticmethod
+    def _result(request: LaunchRequest, outcome: Outcome, result: ActionResult) -> dict[str, Any]:
+        d = outcome.decision
         return {
             "event_id": request.event_id,
             "decision_id": d.decision_id,

@@ -132,3 +132,18 @@ def test_broker_launch_refuses_what_it_cannot_launch_exactly(aws: dict[str, Any]
     ok.extra["launch"] = {"instanceType": "p5.48xlarge", "count": 1, "imageId": aws["ami"]}
     first = broker_launch(aws["ec2"], ok, d)
     assert len(first) == 1
+
+
+def test_counter_errors_are_reported_once_per_outcome(aws: dict[str, Any], make_enforcer: Any) -> None:
+    """A sweep shares one budget: each result carries its own counter failure, not all earlier ones."""
+    ec2 = aws["ec2"]
+    ids = [
+        ec2.run_instances(ImageId=aws["ami"], InstanceType="p5.48xlarge", MinCount=1, MaxCount=1)[
+            "Instances"
+        ][0]["InstanceId"]
+        for _ in range(3)
+    ]
+    budget = Budget(10, HourlyCounter(aws["ddb"], "no-such-table", cap=10))
+    rem = Remediator("stop")
+    results = [rem.remediate(outcome(make_enforcer, CN, [i]), ec2, None, budget) for i in ids]
+    assert [sum("counter failed" in e for e in r.errors) for r in results] == [1, 1, 1]
