@@ -306,3 +306,14 @@ def test_overlong_line_is_named_without_reading_it_whole(log: tuple[Path, LocalE
     _put(d, lines)
     issue = open_verify(d, signer.public_key_pem()).first_issue
     assert issue is not None and (issue.kind, issue.line, issue.seq) == ("malformed", 5, 4)
+
+
+def test_signatures_verified_means_checked(tmp_path: Path, log: tuple[Path, LocalEd25519Signer]) -> None:
+    """Passing a key is not enough: no checkpoint, or one under another key, is not 'verified'."""
+    d, signer = log
+    other = LocalEd25519Signer(tmp_path / "keys" / "other.pem")
+    assert not open_verify(d, other.public_key_pem()).signatures_verified
+    unsigned = LocalAuditStore(tmp_path / "bare", None, checkpoint_every=1000, salt=b"salt-for-tests-0001")
+    unsigned.write(sample_decision(0), "stop")
+    unsigned.close()
+    assert not open_verify(tmp_path / "bare", signer.public_key_pem()).signatures_verified

@@ -257,6 +257,7 @@ def check_checkpoints(
     """
     out: dict[int, tuple[str, str]] = {}
     last = -1
+    verified = invalid = 0
     for cp, file, line in entries:
         report.checkpoints += 1
         label = f"checkpoint {file}:{line}" if line is not None else f"checkpoint {file}"
@@ -264,7 +265,9 @@ def check_checkpoints(
             check_checkpoint_shape(cp)
             if public_key_pem is not None:
                 verify_checkpoint(cp, public_key_pem)
+                verified += 1
         except CheckpointError as exc:
+            invalid += 1
             seq = cp.get("seq") if isinstance(cp, dict) and isinstance(cp.get("seq"), int) else None
             report.issues.append(VerifyIssue("checkpoint_invalid", str(exc), seq, file, line))
             continue
@@ -281,7 +284,8 @@ def check_checkpoints(
                 VerifyIssue("checkpoint_conflict", f"two checkpoints disagree on seq {seq}", seq, file, line)
             )
         out[seq] = (cp["hash"], label)
-    report.signatures_verified = public_key_pem is not None
+    # True only when signatures were actually checked: at least one verified, none refused
+    report.signatures_verified = verified > 0 and invalid == 0
     return out
 
 
