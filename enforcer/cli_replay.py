@@ -35,6 +35,10 @@ def print_summary(summary: Any, elapsed: float, console: Console, diff: bool) ->
         f"{summary.decided} decided, {summary.ignored} ignored (failed or read-only calls), "
         f"{summary.errors} malformed"
     )
+    if summary.error_codes:
+        console.print(
+            "malformed, by code: " + ", ".join(f"{c} {n}" for c, n in summary.error_codes.most_common())
+        )
     eff = Table(title="Effect by account")
     for col in ("account", "allow", "audit", "deny"):
         eff.add_column(col, justify="right" if col != "account" else "left")

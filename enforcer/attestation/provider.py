@@ -9,7 +9,6 @@ changes, so a cached result never outlives a revocation.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from enforcer.attestation.constants import (
@@ -80,7 +79,7 @@ class RegistryAttestationProvider:
 
     def _check(self, att: StoredAttestation, origin: AccountOrigin, now: float) -> AttestationResult:
         key = (
-            att.token_sha256 or hashlib.sha256(att.token.encode()).hexdigest(),
+            att.token_sha256,
             origin.account_id,
             origin.reseller or "",
         )

@@ -62,10 +62,6 @@ class ResellerKey:
         if self.status not in KEY_STATUSES:
             raise RegistryError(f"key status must be one of {', '.join(KEY_STATUSES)}")
 
-    def usable_at(self, now: float) -> bool:
-        """True when the key is active and not past ``not_after`` at ``now``."""
-        return self.status == "active" and (self.not_after is None or now <= self.not_after)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "kid": self.kid,

@@ -172,11 +172,6 @@ class LocalAuditStore:
         """Return ``(seq, hash)`` of the last record this store knows of (``(-1, GENESIS)`` when empty)."""
         return self._seq, self._hash
 
-    @property
-    def last_checkpoint_seq(self) -> int:
-        """Return the seq of the newest checkpoint seen (-1 when none)."""
-        return self._last_cp_seq
-
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)

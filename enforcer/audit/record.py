@@ -27,9 +27,8 @@ from typing import Any
 import rfc8785
 
 from enforcer.model import CHIP_CLASSES, Decision
+from enforcer.policy import DECISION_PATH
 
-#: OPA-style decision path of every record.
-DECISION_PATH = "gpu/launch/decision"
 #: A record larger than this (canonical bytes) has its ``input`` replaced by a digest.
 MAX_RECORD_BYTES = 256 * 1024
 #: Longest trigger id (event id, source, action) kept.
@@ -308,20 +307,6 @@ def canonical(value: Any, *, trusted: bool = False) -> bytes:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
         raise RecordError(f"cannot canonicalise audit record: {exc}") from exc
-
-
-def event_key(decision: Decision) -> str | None:
-    """Return the idempotency key of a decision's trigger (``source:event_id``), or None.
-
-    Parameters
-    ----------
-    decision
-        The decision whose trigger is keyed.
-    """
-    req = decision.request
-    if not req.event_id:
-        return None
-    return f"{req.source}:{req.event_id}"
 
 
 def _plain_id(value: Any) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from enforcer.policy import DECISION_PATH
 from enforcer.policy.loader import PolicyBundle
 from enforcer.ports import EngineError
 
@@ -60,7 +61,7 @@ class EmbeddedEngine:
 
     def evaluate(self, input_doc: dict[str, Any]) -> dict[str, Any]:
         """Evaluate ``data.gpu.launch.decision``; raise EngineError on any failure."""
-        result = self.eval_path("gpu.launch.decision", input_doc)
+        result = self.eval_path(DECISION_PATH.replace("/", "."), input_doc)
         if not isinstance(result, dict):
             raise EngineError("data.gpu.launch.decision is not an object")
         return result

@@ -22,6 +22,7 @@ from opa_client import OpaClient
 from opa_client import errors as opa_errors
 
 from enforcer.model import InputError
+from enforcer.policy import DECISION_PATH
 from enforcer.policy.breaker import CircuitBreaker
 from enforcer.ports import EngineError
 
@@ -161,7 +162,7 @@ class OpaRestEngine:
         revision: str,
         timeout: float = DEFAULT_TIMEOUT,
         breaker: CircuitBreaker | None = None,
-        path: str = "gpu/launch/decision",
+        path: str = DECISION_PATH,
         token: str | None = None,
         trust_env: bool = False,
     ) -> None:
