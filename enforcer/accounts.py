@@ -17,13 +17,15 @@ from typing import Any
 from enforcer.model import AccountOrigin, InputError
 
 KYC_LEVELS = ("verified", "pending", "none")
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
-_CC_RE = re.compile(r"^[A-Z]{2}$")
+#: 12 ASCII digits (``\Z``, not ``$``: a trailing newline must not pass). Shared by every backend.
+ACCOUNT_RE = re.compile(r"^[0-9]{12}\Z")
+#: ISO 3166-1 alpha-2, upper case.
+COUNTRY_RE = re.compile(r"^[A-Z]{2}\Z")
 
 
 def validate_account_id(account_id: str) -> str:
     """Return ``account_id`` if it is a 12-digit AWS account id, else raise InputError."""
-    if not isinstance(account_id, str) or not _ACCOUNT_RE.match(account_id):
+    if not isinstance(account_id, str) or not ACCOUNT_RE.match(account_id):
         raise InputError(f"not a 12-digit AWS account id: {account_id!r}", "BAD_ACCOUNT_ID")
     return account_id
 
@@ -33,7 +35,7 @@ def normalise_country(cc: str | None) -> str | None:
     if cc is None or cc == "":
         return None
     up = cc.strip().upper()
-    if not _CC_RE.match(up):
+    if not COUNTRY_RE.match(up):
         raise InputError(f"not an ISO 3166-1 alpha-2 country code: {cc!r}", "BAD_COUNTRY")
     return up
 

@@ -6,18 +6,16 @@ Clients are passed in, never created here.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from enforcer.accounts import ACCOUNT_RE, COUNTRY_RE
 from enforcer.aws_errors import error_code
 from enforcer.model import AccountOrigin, InputError
 
-ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
-COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 KYC_VALUES = ("verified", "pending", "none")
 MAX_VALUE_CHARS = 128
 

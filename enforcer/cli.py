@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from enforcer.cli_common import CliState, fail, parse_now
+from enforcer.cli_common import DEFAULT_STATE, CliState, fail, parse_now
 from enforcer.model import InputError
 
 ENGINE_OPTS = [
@@ -44,7 +44,7 @@ def engine_options(fn: Any) -> Any:
     "--state",
     type=click.Path(path_type=Path),
     envvar="ENFORCER_STATE",
-    default=".enforcer",
+    default=DEFAULT_STATE,
     show_default=True,
     help="State directory (accounts, registry, audit log).",
 )

@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from enforcer.cli_common import CliState
+from enforcer.intake.parse import DEFAULT_MAX_BYTES
 from enforcer.model import AccountOrigin, Decision, InputError
 
 EXIT_FOR_EFFECT = {"allow": 0, "audit": 0, "deny": 3}
-MAX_EVENT_BYTES = 1_048_576
 
 
 def catalog_table(chip_class: str | None, show_all: bool, as_json: bool) -> None:
@@ -93,15 +93,15 @@ def read_event(path: Path) -> object:
     from enforcer.intake import parse_event_bytes
 
     try:
-        raw = sys.stdin.buffer.read(MAX_EVENT_BYTES + 1) if str(path) == "-" else _read_bounded(path)
+        raw = sys.stdin.buffer.read(DEFAULT_MAX_BYTES + 1) if str(path) == "-" else _read_bounded(path)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}", "BAD_INPUT") from exc
-    return parse_event_bytes(raw, MAX_EVENT_BYTES)
+    return parse_event_bytes(raw, DEFAULT_MAX_BYTES)
 
 
 def _read_bounded(path: Path) -> bytes:
     with open(path, "rb") as fh:
-        return fh.read(MAX_EVENT_BYTES + 1)
+        return fh.read(DEFAULT_MAX_BYTES + 1)
 
 
 def decide_command(

@@ -156,3 +156,14 @@ def test_dynamodb_put_round_trip() -> None:
         got = b.directory.get("444444444444")
         assert got == AccountOrigin("444444444444", "US", None, None, "none", None, name="Team GPU")
         assert create_accounts_table(b.directory.client, "accounts") == "accounts"  # idempotent
+
+
+def test_account_ids_with_a_trailing_newline_or_non_ascii_digits_are_refused() -> None:
+    from enforcer.accounts import validate_account_id
+    from enforcer.attestation.registry import RegistryError, check_account
+
+    for bad in ("123456789012\n", "١٢٣٤٥٦٧٨٩٠١٢"):
+        with pytest.raises(InputError):
+            validate_account_id(bad)
+        with pytest.raises(RegistryError):
+            check_account(bad)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from enforcer.accounts import ACCOUNT_RE as ACCOUNT_RE  # re-exported for the attestation modules
+from enforcer.accounts import COUNTRY_RE as COUNTRY_RE
+from enforcer.jws import ALGORITHMS as JWS_ALGORITHMS
+
 #: The only JWS algorithms an attestation may use; the registered key decides which one.
-ALGORITHMS: Final = ("ES256", "EdDSA")
+ALGORITHMS: Final = JWS_ALGORITHMS
 
 #: ``typ`` header of every attestation (explicit typing, RFC 8725 section 3.11).
 TOKEN_TYPE: Final = "gpu-attestation+jwt"  # noqa: S105 - a media type, not a secret
@@ -38,9 +42,8 @@ STATUS_REASON_CODES: Final = {
 }
 
 #: Identifier shapes (reseller ids, key ids, token ids). Kept narrow: they end up in file names and keys.
-ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-ACCOUNT_RE: Final = re.compile(r"^[0-9]{12}$")
-COUNTRY_RE: Final = re.compile(r"^[A-Z]{2}$")
+ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
+
 
 #: Accepted ``end_customer.kyc_level`` values.
 KYC_LEVELS: Final = ("none", "pending", "basic", "verified", "enhanced")

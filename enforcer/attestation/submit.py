@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
+from enforcer.accounts import ACCOUNT_RE
 from enforcer.attestation.constants import DEFAULT_AUDIENCE, DEFAULT_MAX_VALIDITY_DAYS, reason_code
 from enforcer.attestation.registry import AttestationRegistry, StoredAttestation
 from enforcer.attestation.token import TokenFormatError, parse_unverified
 from enforcer.attestation.verify import verify_token
 from enforcer.model import InputError
 from enforcer.ports import AccountDirectory
-
-_ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
 
 
 def submit_token(
@@ -52,7 +49,7 @@ def submit_token(
     except TokenFormatError as exc:
         raise InputError(f"malformed token: {exc}", "ATTESTATION_INVALID") from None
     target = account if account is not None else sub
-    if not isinstance(target, str) or not _ACCOUNT_RE.match(target):
+    if not isinstance(target, str) or not ACCOUNT_RE.match(target):
         raise InputError("no valid 12-digit account id (sub claim or --account)", "ATTESTATION_INVALID")
     origin = directory.get(target)
     if origin is None:

@@ -35,9 +35,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from enforcer.audit.record import canonical
+from enforcer.jws import ALGORITHMS
 
 CHECKPOINT_CONTEXT = b"gpu-launch-enforcer/audit-checkpoint/v1\n"
-ALGORITHMS = ("EdDSA", "ES256")
 #: Largest public key PEM accepted.
 MAX_PEM_BYTES = 16 * 1024
 _SIG_MAX_B64 = 256

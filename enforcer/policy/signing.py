@@ -36,12 +36,11 @@ from enforcer.policy.loader import MAX_POLICY_BYTES, PolicyBundle, load_bundle
 
 SIGNATURES_FILE = ".signatures.json"
 HASH_ALGORITHM = "SHA-256"
-ALGORITHMS = ("ES256", "EdDSA")
 MAX_SIGNATURES_BYTES = 512 * 1024
 MAX_FILES = 1000
 MAX_PEM_BYTES = 16 * 1024
-_KID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+_KID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
+_HEX64_RE = re.compile(r"^[0-9a-f]{64}\Z")
 
 JoseKey = ECKey | OKPKey
 
