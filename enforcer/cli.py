@@ -5,38 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from enforcer.cli_common import DEFAULT_STATE, CliState, fail, parse_now
+from enforcer.cli_common import DEFAULT_STATE, CliState, engine_options, fail, parse_now
 from enforcer.model import InputError
-
-ENGINE_OPTS = [
-    click.option(
-        "--engine",
-        type=click.Choice(["embedded", "opa"]),
-        envvar="ENFORCER_ENGINE",
-        default="embedded",
-        show_default=True,
-        help="Policy engine.",
-    ),
-    click.option("--opa-url", envvar="ENFORCER_OPA_URL", default=None, help="OPA server URL (engine opa)."),
-    click.option(
-        "--policy",
-        "policy_dir",
-        type=click.Path(path_type=Path),
-        default=None,
-        help="Policy directory (default: policies/).",
-    ),
-]
-
-
-def engine_options(fn: Any) -> Any:
-    """Attach ``--engine``, ``--opa-url`` and ``--policy`` to a deciding command."""
-    for opt in reversed(ENGINE_OPTS):
-        fn = opt(fn)
-    return fn
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

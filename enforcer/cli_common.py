@@ -7,9 +7,11 @@ import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
+
+from enforcer.policy.factory import ENGINES
 
 DEFAULT_STATE = ".enforcer"
 
@@ -64,3 +66,30 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print one clear line on stderr and exit with ``code`` (no traceback)."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+ENGINE_OPTS = [
+    click.option(
+        "--engine",
+        type=click.Choice(ENGINES),
+        envvar="ENFORCER_ENGINE",
+        default="embedded",
+        show_default=True,
+        help="Policy engine.",
+    ),
+    click.option("--opa-url", envvar="ENFORCER_OPA_URL", default=None, help="OPA server URL (engine opa)."),
+    click.option(
+        "--policy",
+        "policy_dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Policy directory (default: policies/).",
+    ),
+]
+
+
+def engine_options(fn: Any) -> Any:
+    """Attach ``--engine``, ``--opa-url`` and ``--policy`` to a deciding command."""
+    for opt in reversed(ENGINE_OPTS):
+        fn = opt(fn)
+    return fn

@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from enforcer.cli_common import CliState, fail, parse_now
+from enforcer.cli_common import CliState, engine_options, fail, parse_now
 from enforcer.model import InputError
 
 
@@ -81,11 +81,7 @@ def print_summary(summary: Any, elapsed: float, console: Console, diff: bool) ->
 )
 @click.option("--now", default=None, help="Evaluate attestations as of this time (RFC 3339; default: now).")
 @click.option("--no-memo", is_flag=True, help="Evaluate every event even when an identical input was seen.")
-@click.option(
-    "--engine", type=click.Choice(["embedded", "opa"]), envvar="ENFORCER_ENGINE", default="embedded"
-)
-@click.option("--opa-url", envvar="ENFORCER_OPA_URL", default=None)
-@click.option("--policy", "policy_dir", type=click.Path(path_type=Path), default=None)
+@engine_options
 @click.pass_obj
 def replay_command(
     obj: CliState,

@@ -63,18 +63,9 @@ def _render(rows: list[Any], console: Console) -> None:
     console.print(table)
 
 
-def _kms_public_pem(world: Any) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    assert world.config.audit_key_id is not None
-    der = world.client("kms").get_public_key(KeyId=world.config.audit_key_id)["PublicKey"]
-    key = serialization.load_der_public_key(der)
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
 def run_demo(state: Path, console: Console) -> int:
     """Run the demo; write the report and logs under ``state``; return the exit code."""
-    from enforcer.audit.aws import verify_aws
+    from enforcer.audit.aws import AwsAuditStore, verify_aws
     from enforcer.audit.report import render_html
     from enforcer.demo.scenario import Scenario
     from enforcer.demo.world import DemoWorld, moto_server
@@ -92,9 +83,8 @@ def run_demo(state: Path, console: Console) -> int:
         redelivered = scenario.redeliver_first_deny()
         _render(scenario.rows, console)
         audit = world.runtime.enforcer.audit
-        seal = getattr(audit, "seal", None)
-        if seal is not None:
-            seal()
+        assert isinstance(audit, AwsAuditStore)  # the demo's runtime always has the AWS store
+        audit.seal()
         cfg = world.config
         assert cfg.audit_table and cfg.audit_bucket
         report = verify_aws(
@@ -102,7 +92,7 @@ def run_demo(state: Path, console: Console) -> int:
             cfg.audit_table,
             world.client("s3"),
             cfg.audit_bucket,
-            _kms_public_pem(world),
+            audit.signer.public_key_pem(),  # the KMS key's public half, as a third party would fetch it
         )
         records = world.audit_records()
         html = render_html(
