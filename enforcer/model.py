@@ -98,6 +98,9 @@ class LaunchItem:
     chip_class: str | None = None
     tpp: float = 0.0
     accelerators: list[Accelerator] = field(default_factory=list)
+    #: Items sharing a group are alternatives for one capacity (fleet overrides, a requirement's
+    #: type list): the launch gets one of them, so the request's TPP counts the largest, not the sum.
+    group: str | None = None
 
     @property
     def unresolved(self) -> bool:
@@ -115,6 +118,8 @@ class LaunchItem:
             d["ref"] = self.ref
         if self.path:
             d["path"] = self.path
+        if self.group is not None:
+            d["group"] = self.group
         if self.accelerators:
             d["accelerators"] = [a.to_dict() for a in self.accelerators]
         return d

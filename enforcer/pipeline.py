@@ -104,14 +104,16 @@ class Enforcer:
     def enrich(self, request: LaunchRequest) -> float:
         """Classify every item in place; return the request's total TPP.
 
-        Items that are alternatives for one capacity (fleet or ASG overrides, ``extra["alternatives"]``)
-        each carry the full count, so the total is the largest of them, not their sum.
+        Items of one ``group`` are alternatives for one capacity (fleet or ASG overrides, a
+        requirement's type list) and each carry the full count, so a group counts its largest item;
+        groups and ungrouped items add up.
         """
-        for item in request.items:
+        largest: dict[object, float] = {}
+        for n, item in enumerate(request.items):
             self._classify_item(item)
-        tpps = [item.tpp for item in request.items]
-        total = (max(tpps, default=0.0)) if request.extra.get("alternatives") else sum(tpps)
-        return round(total, 1)
+            key = item.group if item.group is not None else n
+            largest[key] = max(largest.get(key, 0.0), item.tpp)
+        return round(sum(largest.values()), 1)
 
     def _classify_item(self, item: LaunchItem) -> None:
         if item.instance_type is not None:

@@ -102,7 +102,9 @@ class AwsResolver:
                 continue
             budget = MAX_ITEMS - len(out) - (len(request.items) - index - 1)
             resolved = self.resolve_item(item, request, budget=max(budget, 1))
-            if len(resolved) > 1:
+            if len(resolved) > 1:  # a template's or requirement's choices: alternatives for this item
+                for r in resolved:
+                    r.group = item.group or f"resolved[{index}]"
                 request.extra["alternatives"] = True
             out.extend(resolved)
         request.items[:] = out

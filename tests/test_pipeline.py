@@ -180,3 +180,43 @@ def test_policy_revision_changes_with_data(tmp_path: Path) -> None:
     cfg = tmp_path / "p" / "gpu" / "config" / "data.json"
     cfg.write_text(cfg.read_text().replace("1000000", "2000000"))
     assert load_bundle(tmp_path / "p").revision != before
+
+
+def test_alternatives_count_once_per_group_and_groups_add_up(make_enforcer: Any) -> None:
+    """A HyperPod cluster: a fixed p5 group plus a requirement choosing p4d or p5 for 4 instances."""
+    import copy
+    import json
+
+    from enforcer.intake import normalise
+    from tests.conftest import EVENTS
+
+    event = json.loads((EVENTS / "cloudtrail_sagemaker_cluster.json").read_text())
+    groups = event["detail"]["requestParameters"]["instanceGroups"]
+    flex = copy.deepcopy(groups[1])
+    del flex["instanceType"]
+    flex["instanceGroupName"] = "flex"
+    flex["instanceRequirements"] = {"instanceTypes": ["ml.p4d.24xlarge", "ml.p5.48xlarge"]}
+    groups.append(flex)
+    request = normalise(event)
+    d = make_enforcer([US]).decide(request)
+    by_type = {}
+    for item in d.request.items:
+        by_type.setdefault(item.instance_type, []).append(item)
+    p5 = by_type["p5.48xlarge"]
+    fixed = next(i for i in p5 if i.group is None)
+    chosen = next(i for i in p5 if i.group is not None)
+    assert by_type["p4d.24xlarge"][0].group == chosen.group  # one group per requirement
+    total = d.input["request"]["total_tpp"]
+    assert total == pytest.approx(fixed.tpp + chosen.tpp + by_type["m5.xlarge"][0].tpp)
+
+
+def test_items_without_a_group_add_up(make_enforcer: Any) -> None:
+    req = LaunchRequest(
+        "cloudtrail",
+        "ec2:RunInstances",
+        US.account_id,
+        "us-east-1",
+        items=[LaunchItem("p5.48xlarge", 1), LaunchItem("p5.48xlarge", 1)],
+    )
+    d = make_enforcer([US]).decide(req)
+    assert d.input is not None and d.input["request"]["total_tpp"] == pytest.approx(2 * 126649.6)

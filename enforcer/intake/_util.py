@@ -34,6 +34,15 @@ class Parsed:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def alternatives(out: Parsed, items: list[LaunchItem], group: str) -> Parsed:
+    """Mark ``items`` as alternatives for one capacity (``LaunchItem.group``) when there are several."""
+    if len(items) > 1:
+        for item in items:
+            item.group = group
+        out.extra["alternatives"] = True
+    return out
+
+
 def kind(value: Any) -> str:
     """Name the JSON type of ``value`` for error messages (never echoes the value itself)."""
     if value is None:

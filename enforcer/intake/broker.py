@@ -42,7 +42,9 @@ def _request(
     elif body.fleet is not None:
         for i, t in enumerate(body.fleet.instanceTypes):
             items.append(LaunchItem(instance_type=t, count=body.count, path=f"body.fleet.instanceTypes[{i}]"))
-        if len(items) > 1:
+        if len(items) > 1:  # the fleet's types are alternatives for ``count`` instances
+            for item in items:
+                item.group = "body.fleet"
             extra["alternatives"] = True
     elif tref is not None:
         items.append(ref_item(tref, "body.launchTemplate", body.count))

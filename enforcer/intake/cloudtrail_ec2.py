@@ -12,6 +12,7 @@ from typing import Any
 from enforcer.intake._registry import shape
 from enforcer.intake._util import (
     Parsed,
+    alternatives,
     as_list,
     count,
     first,
@@ -71,12 +72,6 @@ def fleet_configs(configs: Any, at: str, n: int) -> list[LaunchItem]:
                 raise InputError(f"{cpath}: neither a launch template nor an instance type")
             items.append(ref_item(tref, spath, n))
     return items
-
-
-def _alternatives(out: Parsed) -> Parsed:
-    if len(out.items) > 1:
-        out.extra["alternatives"] = True  # items are alternatives for one capacity, not a sum
-    return out
 
 
 @shape(EC2, "RunInstances")
@@ -143,7 +138,7 @@ def create_fleet(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) 
                 out.instance_ids.append(instance_id(iid, f"{ipath}[{i}]"))
     if not out.items and fleet_id is not None:
         out.items = [ref_item({"kind": "fleet", "id": fleet_id}, locate(p, "FleetId", at)[1], n)]
-    return _alternatives(out)
+    return alternatives(out, out.items, "request")
 
 
 @shape(EC2, "RequestSpotFleet")
@@ -166,7 +161,7 @@ def request_spot_fleet(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | 
         else:
             raise InputError(f"{path}: launch specification without an instance type")
     out.items += fleet_configs(*locate(cfg, "launchTemplateConfigs", at), n)
-    return _alternatives(out)
+    return alternatives(out, out.items, "request")
 
 
 @shape(EC2, "RequestSpotInstances")
@@ -212,7 +207,8 @@ def create_capacity_reservation_fleet(
     n = largest(opt_count(p, "TotalTargetCapacity", at))
     key, specs = first(p, "InstanceTypeSpecifications", "InstanceTypeSpecification")
     items = [type_item(*locate(s, "InstanceType", path), n) for path, s in objects(specs, f"{at}.{key}")]
-    return _alternatives(Parsed(items))
+    out = Parsed(items)
+    return alternatives(out, out.items, "request")
 
 
 @shape(EC2, "PurchaseCapacityBlock")

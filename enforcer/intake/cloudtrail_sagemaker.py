@@ -12,6 +12,7 @@ from enforcer.intake._registry import shape
 from enforcer.intake._util import (
     MAX_COUNT,
     Parsed,
+    alternatives,
     as_list,
     instance_type,
     largest,
@@ -140,9 +141,10 @@ def hyperpod_cluster(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | No
             reqs, rpath = objp(g, "instanceRequirements", path)
             if reqs is not None:
                 alts, apath = locate(reqs, "instanceTypes", rpath)
+                start = len(out.items)
                 for i, alt in enumerate(as_list(alts)):
                     _add(out, alt, f"{apath}[{i}]", n)
-                    out.extra["alternatives"] = True
+                alternatives(out, out.items[start:], apath)  # one group per requirement, not the cluster
     return _finish(out)
 
 

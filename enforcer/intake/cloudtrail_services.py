@@ -8,6 +8,7 @@ from typing import Any
 from enforcer.intake._registry import shape
 from enforcer.intake._util import (
     Parsed,
+    alternatives,
     as_list,
     first,
     instance_type,
@@ -27,12 +28,6 @@ from enforcer.model import Ignored, InputError, LaunchItem
 
 #: EKS's documented default node type when neither instanceTypes nor a template type is given.
 EKS_DEFAULT_TYPE = "t3.medium"
-
-
-def _alternatives(out: Parsed) -> Parsed:
-    if len(out.items) > 1:
-        out.extra["alternatives"] = True
-    return out
 
 
 def _mixed_instances(out: Parsed, mlt: Mapping[str, Any], mpath: str, n: int) -> None:
@@ -92,7 +87,7 @@ def auto_scaling_group(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | 
     if not out.items and name is not None:
         ref = {"kind": "auto_scaling_group", "name": name}
         out.items.append(ref_item(ref, locate(p, "autoScalingGroupName", at)[1], n))
-    return _alternatives(out)
+    return alternatives(out, out.items, "request")
 
 
 @shape("autoscaling.amazonaws.com", "CreateLaunchConfiguration")
@@ -129,7 +124,7 @@ def eks_nodegroup(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None)
         out.items.append(ref_item(template_ref(lt, lpath), lpath, n))
     if not out.items:
         out.items.append(LaunchItem(instance_type=EKS_DEFAULT_TYPE, count=n, path="default(eks)"))
-    return _alternatives(out)
+    return alternatives(out, out.items, "request")
 
 
 def _batch(p: Mapping[str, Any], at: str, create: bool) -> Parsed | Ignored:
@@ -164,7 +159,7 @@ def _batch(p: Mapping[str, Any], at: str, create: bool) -> Parsed | Ignored:
         elif name is not None:
             ref = {"kind": "compute_environment", "name": name}
             out.items.append(ref_item(ref, locate(p, "computeEnvironment", at)[1]))
-    return _alternatives(out)
+    return alternatives(out, out.items, "request")
 
 
 @shape("batch.amazonaws.com", "CreateComputeEnvironment")
@@ -202,7 +197,9 @@ def emr(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed
         out.items.append(_emr_group(g, path))
     key, fleets = first(root, "instanceFleets", "instanceFleet")
     for path, f in objects(fleets, f"{rpath}.{key}"):
-        out.items += _emr_fleet(f, path)
+        fleet = _emr_fleet(f, path)
+        out.items += fleet
+        alternatives(out, fleet, path)  # a fleet's type configs are alternatives; fleets add up
         out.extra["instance_fleets"] = True
     master, mpath = locate(root, "masterInstanceType", rpath)
     if master is not None:
