@@ -165,12 +165,7 @@ class Enforcer:
             att = AttestationResult("not_required", detail="no controlled chip in the request")
         t1 = time.perf_counter_ns()
         input_doc = self.build_input(request, total_tpp, origin, att, now)
-        fail_open = False
-        try:
-            result = self.engine.evaluate(input_doc)
-            effect, reasons = _parse_result(result)
-        except EngineError as exc:
-            effect, reasons, fail_open = self._fail(controlled, str(exc))
+        effect, reasons, fail_open = self.evaluate(input_doc, controlled)
         t2 = time.perf_counter_ns()
         return Decision(
             decision_id=str(uuid.uuid4()),
@@ -191,6 +186,17 @@ class Enforcer:
             },
             input=input_doc,
         )
+
+    def evaluate(self, input_doc: dict[str, Any], controlled: bool) -> tuple[Any, list[Reason], bool]:
+        """Ask the engine about a built input: ``(effect, reasons, fail_open)``, failing closed on errors.
+
+        Replay's ``--baseline`` uses it to judge the same input under another policy without
+        resolving, classifying and looking everything up again.
+        """
+        try:
+            return (*_parse_result(self.engine.evaluate(input_doc)), False)
+        except EngineError as exc:
+            return self._fail(controlled, str(exc))
 
     def enforce(self, request: LaunchRequest, now: float | None = None, action: str | None = None) -> Outcome:
         """Decide and append the decision to the audit log before anything acts on it.

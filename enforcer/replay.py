@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from enforcer.intake import normalise
-from enforcer.model import Decision, Ignored, InputError
+from enforcer.model import CONTROLLED_CLASSES, Decision, Ignored, InputError
 from enforcer.pipeline import Enforcer
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -40,8 +40,8 @@ class ReplaySummary:
     error_codes: Counter[str] = field(default_factory=Counter)
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
 
-    def add(self, decision: Decision, baseline: Decision | None) -> None:
-        """Count one decision (and its baseline, when diffing two policies)."""
+    def add(self, decision: Decision, baseline: str | None) -> None:
+        """Count one decision (and the baseline policy's effect, when diffing two policies)."""
         self.decided += 1
         eff = decision.effect
         self.by_effect[eff] += 1
@@ -50,9 +50,9 @@ class ReplaySummary:
             self.by_chip_class[(cls, eff)] += 1
         for r in decision.reasons:
             self.by_reason[r.code] += 1
-        if baseline is not None and baseline.effect != eff:
+        if baseline is not None and baseline != eff:
             self.changed += 1
-            self.transitions[(baseline.effect, eff)] += 1
+            self.transitions[(baseline, eff)] += 1
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -175,15 +175,17 @@ def replay(
         if isinstance(request, Ignored):
             summary.ignored += 1
             continue
-        base = None
-        if baseline is not None:
-            base = baseline.decide(request, now)  # enrichment is idempotent: sharing the request is safe
         decision = enforcer.decide(request, now)
+        base = None
+        if baseline is not None and decision.input is not None:
+            # same input, other policy: no second resolve, classification or registry look-up
+            controlled = any(i.chip_class in CONTROLLED_CLASSES for i in request.items)
+            base = baseline.evaluate(decision.input, controlled)[0]
         summary.add(decision, base)
         line = decision.to_dict()
         line["source"] = label
         if base is not None:
-            line["baseline_effect"] = base.effect
-            line["changed"] = base.effect != decision.effect
+            line["baseline_effect"] = base
+            line["changed"] = base != decision.effect
         out.write(dumps(line) + "\n")
     return summary
