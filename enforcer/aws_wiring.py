@@ -240,7 +240,7 @@ def masking_salt(secrets: Any, secret_id: str) -> bytes:
 
 def make_resolver(clients: ClientFactory, catalog: ChipCatalog) -> RoutedResolver:
     """A resolver that looks references up in the launch's own account and region."""
-    known = catalog.known_types()
+    known = tuple(catalog.known_types())  # built once; each per-request resolver shares it
 
     def factory(account_id: str, region: str) -> AwsResolver:
         return AwsResolver(

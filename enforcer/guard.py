@@ -144,6 +144,8 @@ class Guard:
         regions = self.sweep_regions or (request.region,)
         for account in accounts:
             for region in regions:
+                if len(results) >= self.max_sweep:  # the cap is reached: no more describe calls
+                    break
                 try:
                     found = self._running(account, region, self.max_sweep - len(results))
                 except Exception as exc:
