@@ -188,12 +188,11 @@ def attestation_provider(cfg: Config, clients: ClientFactory) -> AttestationProv
     if cfg.registry_prefix is None:
         return NoAttestations()
     from enforcer.attestation import DynamoDBRegistry, RegistryAttestationProvider
-    from enforcer.attestation import config as att_config
 
     return RegistryAttestationProvider(
         DynamoDBRegistry(clients.client("dynamodb"), cfg.registry_prefix),
-        audience=att_config.audience(),
-        max_validity_days=att_config.max_validity_days(),
+        audience=cfg.attest_audience,
+        max_validity_days=cfg.attest_max_validity_days,
     )
 
 

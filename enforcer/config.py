@@ -21,6 +21,8 @@ variable                               meaning (default)
 ``ENFORCER_AUDIT_BUCKET``              S3 Object Lock bucket holding the audit records
 ``ENFORCER_AUDIT_KEY_ID``              KMS key (ECC_NIST_P256, SIGN_VERIFY) signing checkpoints
 ``ENFORCER_AUDIT_SALT_SECRET``         Secrets Manager secret (ARN or name) holding the masking salt
+``ENFORCER_ATTEST_AUDIENCE``           expected attestation ``aud`` (``gpu-launch-enforcer``)
+``ENFORCER_ATTEST_MAX_VALIDITY_DAYS``  longest attestation validity accepted, 1..3650 (``90``)
 ``ENFORCER_TOPIC_ARN``                 SNS topic for deny notifications
 ``ENFORCER_COUNTER_TABLE``             DynamoDB table of the hourly blast-radius counter
 ``ENFORCER_MAX_ACTIONS_PER_INVOCATION`` instances acted on per invocation before alert-only (``10``)
@@ -85,6 +87,8 @@ class Config:
     audit_bucket: str | None = None
     audit_key_id: str | None = None
     audit_salt_secret: str | None = None
+    attest_audience: str = "gpu-launch-enforcer"  # = attestation.constants.DEFAULT_AUDIENCE (kept light)
+    attest_max_validity_days: int = 90
     topic_arn: str | None = None
     counter_table: str | None = None
     max_actions_per_invocation: int = 10
@@ -127,6 +131,8 @@ class Config:
             audit_table=r.match("ENFORCER_AUDIT_TABLE", _TABLE_RE, "a DynamoDB table name"),
             audit_bucket=r.match("ENFORCER_AUDIT_BUCKET", _BUCKET_RE, "an S3 bucket name"),
             audit_key_id=r.match("ENFORCER_AUDIT_KEY_ID", _KEY_RE, "a KMS key id, ARN or alias"),
+            attest_audience=r.text("ENFORCER_ATTEST_AUDIENCE") or "gpu-launch-enforcer",
+            attest_max_validity_days=r.number("ENFORCER_ATTEST_MAX_VALIDITY_DAYS", int, 90, 1, 3650),
             audit_salt_secret=r.match(
                 "ENFORCER_AUDIT_SALT_SECRET", _SECRET_RE, "a Secrets Manager secret ARN or name"
             ),

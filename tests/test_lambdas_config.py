@@ -84,3 +84,16 @@ def test_masking_salt_is_read_from_secrets_manager_and_checked() -> None:
             masking_salt(sm, "short")
         with pytest.raises(ConfigError, match="cannot read"):
             masking_salt(sm, "missing")
+
+
+def test_attestation_settings_are_validated_with_the_rest() -> None:
+    from enforcer.attestation.constants import DEFAULT_AUDIENCE, DEFAULT_MAX_VALIDITY_DAYS
+
+    cfg = Config.from_env({})
+    assert (cfg.attest_audience, cfg.attest_max_validity_days) == (
+        DEFAULT_AUDIENCE,
+        DEFAULT_MAX_VALIDITY_DAYS,
+    )
+    assert Config.from_env({"ENFORCER_ATTEST_AUDIENCE": "acme"}).attest_audience == "acme"
+    with pytest.raises(ConfigError, match="ENFORCER_ATTEST_MAX_VALIDITY_DAYS"):
+        Config.from_env({"ENFORCER_ATTEST_MAX_VALIDITY_DAYS": "forever"})
