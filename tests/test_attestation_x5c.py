@@ -202,3 +202,16 @@ def test_cli_trust_sign_submit_revoke(world: World, pki: Pki, tmp_path: Path) ->
     bad = cli_invoke(world, tmp_path, ["attest", "submit", str(token_file), "--now", rfc3339(T0)])
     assert bad.exit_code == 2 and "ATTESTATION_KEY_REVOKED" in bad.output
     assert cli_invoke(world, tmp_path, ["reseller", "revoke-cert", "zz"]).exit_code == 2
+
+
+def test_cached_result_does_not_outlive_the_certificate(world: World, pki: Pki) -> None:
+    """The provider's cache must not keep a CA-certified token valid after its certificate expired."""
+    world.registry.add_trust_anchor(pki.ca_pem)
+    pem, x5c, _ = issue_leaf(pki, RA, days=31)  # expires one day after T0
+    token = _token(world, pem, x5c)
+    world.registry.put_attestation(
+        StoredAttestation(ACC_X, "x5c-2", token, RA, "ca-cert-1", T0, T0, T0 + 5 * DAY, T0)
+    )
+    provider = RegistryAttestationProvider(world.registry)
+    assert provider.for_account(world.origin(ACC_X), T0).status == "valid"
+    assert provider.for_account(world.origin(ACC_X), T0 + 2 * DAY).status == "key_revoked"
