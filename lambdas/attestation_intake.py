@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import time
 from typing import Any
-
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from aws_lambda_powertools.metrics import MetricUnit
 
 from enforcer.attestation import (
     MAX_TOKEN_BYTES,
@@ -26,15 +21,9 @@ from enforcer.attestation.submit import submit_token
 from enforcer.aws_wiring import Runtime, runtime
 from enforcer.intake import parse_event_bytes
 from enforcer.model import InputError
+from lambdas._common import count, powertools, reply
 
-logger = Logger(service="gpu-attestation-intake")
-metrics = Metrics(namespace="GpuLaunchEnforcer", service="gpu-attestation-intake")
-copy_config_to_registered_loggers(source_logger=logger, include={"enforcer"})
-
-
-def reply(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    """An API Gateway proxy response with a JSON body."""
-    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+logger, metrics = powertools("gpu-attestation-intake")
 
 
 def read_token(event: dict[str, Any]) -> str:
@@ -76,10 +65,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         rt = runtime()
         att, stored = submit(rt, read_token(event), time.time())
     except InputError as exc:
-        metrics.add_metric(name="Rejected", unit=MetricUnit.Count, value=1)
+        count(metrics, "Rejected")
         status = 503 if exc.code == "REGISTRY_UNAVAILABLE" else 400 if exc.code == "BAD_INPUT" else 422
         return reply(status, {"code": exc.code, "message": str(exc)[:500]})
-    metrics.add_metric(name="Accepted", unit=MetricUnit.Count, value=1)
+    count(metrics, "Accepted")
     logger.info("attestation accepted", extra={"jti": att.jti, "account_id": att.account_id, "new": stored})
     body = {
         "jti": att.jti,

@@ -6,13 +6,8 @@ types) and tags the instances with the decision id; on deny it answers 403 with 
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
-
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from aws_lambda_powertools.metrics import MetricUnit
 
 from enforcer.actions import broker_launch
 from enforcer.aws_errors import error_code
@@ -21,15 +16,9 @@ from enforcer.intake import normalise
 from enforcer.model import Ignored, InputError
 from enforcer.pipeline import rfc3339
 from enforcer.ports import AuditWriteError
+from lambdas._common import count, powertools, reply
 
-logger = Logger(service="gpu-broker")
-metrics = Metrics(namespace="GpuLaunchEnforcer", service="gpu-broker")
-copy_config_to_registered_loggers(source_logger=logger, include={"enforcer"})
-
-
-def reply(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    """An API Gateway proxy response with a JSON body."""
-    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+logger, metrics = powertools("gpu-broker")
 
 
 @metrics.log_metrics
@@ -43,7 +32,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             raise InputError("not a POST /launch request")
         outcome = rt.enforcer.enforce(request, action="broker:launch")
     except InputError as exc:
-        metrics.add_metric(name="BadInput", unit=MetricUnit.Count, value=1)
+        count(metrics, "BadInput")
         return reply(400, {"code": exc.code, "message": str(exc)[:500]})
     except AuditWriteError:
         logger.exception("audit write failed; refusing")
@@ -56,7 +45,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "effect": d.effect,
         "reasons": [r.to_dict() for r in d.reasons],
     }
-    metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
+    count(metrics, "Decisions")
     if outcome.duplicate:
         return reply(
             409,
@@ -66,7 +55,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             },
         )
     if d.effect == "deny" and d.enforced:
-        metrics.add_metric(name="Denies", unit=MetricUnit.Count, value=1)
+        count(metrics, "Denies")
         return reply(403, body)
     if d.effect == "deny":
         logger.info("would deny (dryrun); launching", extra={"decision_id": d.decision_id})
@@ -78,5 +67,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except Exception as exc:
         logger.exception("broker launch failed", extra={"decision_id": d.decision_id})
         return reply(502, {**body, "code": "LAUNCH_FAILED", "message": error_code(exc)[:200]})
-    metrics.add_metric(name="Launches", unit=MetricUnit.Count, value=1)
+    count(metrics, "Launches")
     return reply(200, body)

@@ -8,15 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from aws_lambda_powertools.metrics import MetricUnit
-
 from enforcer.aws_wiring import runtime
+from lambdas._common import count, powertools
 
-logger = Logger(service="gpu-guard")
-metrics = Metrics(namespace="GpuLaunchEnforcer", service="gpu-guard")
-copy_config_to_registered_loggers(source_logger=logger, include={"enforcer"})
+logger, metrics = powertools("gpu-guard")
 
 #: Remediation status -> metric name.
 STATUS_METRICS = {
@@ -36,16 +31,16 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     rt = runtime()
     result = rt.guard.handle(event, rt.budget())
     if result["status"] == "ignored":
-        metrics.add_metric(name="Ignored", unit=MetricUnit.Count, value=1)
+        count(metrics, "Ignored")
     elif result["status"] == "bad_input":
         logger.error("bad guard event", extra={"error": result["error"], "code": result["code"]})
-        metrics.add_metric(name="BadInput", unit=MetricUnit.Count, value=1)
+        count(metrics, "BadInput")
     for r in result.get("results", []):
-        metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
+        count(metrics, "Decisions")
         if r["effect"] == "deny":
-            metrics.add_metric(name="Denies", unit=MetricUnit.Count, value=1)
+            count(metrics, "Denies")
         name = STATUS_METRICS.get(r["remediation"]["status"])
         if name is not None:
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+            count(metrics, name)
     logger.info("guard event handled", extra={"result": result})
     return result
