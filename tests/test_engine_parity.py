@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 
 from enforcer.accounts import StaticAccountDirectory
-from enforcer.model import AccountOrigin, AttestationResult, Decision, LaunchItem, LaunchRequest
+from enforcer.model import (
+    ATTESTATION_STATUSES,
+    AccountOrigin,
+    AttestationResult,
+    Decision,
+    LaunchItem,
+    LaunchRequest,
+)
 from enforcer.pipeline import Enforcer
 from enforcer.policy.embedded import EmbeddedEngine
 from enforcer.policy.opa_rest import OpaRestEngine
@@ -64,15 +71,8 @@ ATTESTATIONS = [
     AttestationResult("valid", claims=_ec("AE"), jti="a3", kid="k1", issuer="acme-cloud"),
     *(
         AttestationResult(s, detail=f"status {s}")
-        for s in (
-            "missing",
-            "invalid",
-            "expired",
-            "not_yet_valid",
-            "unknown_issuer",
-            "key_revoked",
-            "account_mismatch",
-        )
+        for s in ATTESTATION_STATUSES
+        if s not in ("valid", "not_required")
     ),
 ]
 
