@@ -11,7 +11,10 @@ the enforcer uses, so the REST path can be tested on loopback in CI:
 Faults for ``POST /v1/data`` (the decision query) are switched with :attr:`OpaTestServer.fault`:
 ``delay`` (sleep ``delay`` seconds, then answer), ``http500``, ``malformed`` (invalid JSON body),
 ``undefined`` (``{}``), ``wrong_shape`` (``{"result": "..."}``), ``drop`` (headers with a
-Content-Length, part of the body, then the connection is closed). A refused connection is a
+Content-Length, part of the body, then the connection is closed), ``trickle`` (a complete "allow"
+answer, status line included, sent one byte every ``trickle_interval`` seconds: each read gets a
+byte well within a per-read timeout), ``bad_reasons`` (``{"result": {"effect": "allow",
+"reasons": 5}}``). A refused connection is a
 stopped server (:meth:`OpaTestServer.stop`) or :func:`unused_port`.
 """
 
@@ -27,7 +30,7 @@ from typing import Any
 
 from opa_bindings import OpaEngine, OpaError, OpaUndefinedError
 
-FAULTS = ("delay", "http500", "malformed", "undefined", "wrong_shape", "drop")
+FAULTS = ("delay", "http500", "malformed", "undefined", "wrong_shape", "drop", "trickle", "bad_reasons")
 MAX_BODY = 8 * 1024 * 1024
 
 
@@ -199,6 +202,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, {})
         elif fault == "wrong_shape":
             self._send(200, {"result": "allow"})
+        elif fault == "bad_reasons":
+            self._send(200, {"result": {"effect": "allow", "reasons": 5}})
+        elif fault == "trickle":
+            body = json.dumps({"result": {"effect": "allow", "reasons": []}}).encode()
+            raw = (
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            self.close_connection = True
+            for i in range(len(raw)):
+                if self.owner._stopping.wait(self.owner.trickle_interval):
+                    break
+                try:
+                    self.wfile.write(raw[i : i + 1])
+                    self.wfile.flush()
+                except OSError:  # the client cut the connection at its deadline
+                    self.owner.trickle_cut += 1
+                    break
         elif fault == "drop":
             full = json.dumps({"result": {"effect": "allow", "reasons": []}}).encode()
             self.send_response(200)
@@ -232,6 +254,8 @@ class OpaTestServer:
     def __init__(self) -> None:
         self.fault: str | None = None
         self.delay = 1.0
+        self.trickle_interval = 0.05
+        self.trickle_cut = 0
         self.requests: Counter[tuple[str, str]] = Counter()
         self.connections = 0
         self.faults_served = 0

@@ -11,8 +11,13 @@ bad JSON), ``opa_client.errors``, a body of the wrong shape, an undefined result
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +25,8 @@ import requests
 import urllib3.exceptions
 from opa_client import OpaClient
 from opa_client import errors as opa_errors
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from enforcer.model import InputError
 from enforcer.policy import DECISION_PATH
@@ -28,6 +35,12 @@ from enforcer.ports import EngineError
 
 DEFAULT_URL = "http://127.0.0.1:8181"
 DEFAULT_TIMEOUT = 0.25
+#: Most decision queries in flight at once per engine (each runs in a worker under a total deadline).
+MAX_IN_FLIGHT = 8
+#: Effects a decision may carry; anything else is an engine error (fail closed).
+EFFECTS = ("allow", "deny", "audit")
+#: Most reasons taken from one decision (a larger list is a malformed answer).
+MAX_REASONS = 64
 #: Longest detail taken from an error body into a message.
 _MAX_DETAIL = 200
 #: What the client stack raises: requests (timeouts, refused/dropped connections, HTTP errors, bad JSON,
@@ -62,6 +75,86 @@ def _split_url(url: str) -> tuple[str, str, int, str]:
         port = 443 if parts.scheme == "https" else 80
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return parts.scheme, host, port, parts.path.rstrip("/")
+
+
+class _InFlight:
+    """The connection a worker is using for one query, so a missed deadline can cut it."""
+
+    __slots__ = ("abandoned", "conn")
+
+    def __init__(self) -> None:
+        self.conn: Any = None
+        self.abandoned = False
+
+    def cut(self) -> None:
+        """Shut the connection's socket down: the worker's pending read fails at once."""
+        self.abandoned = True
+        sock = getattr(self.conn, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+_worker = threading.local()
+
+
+def _note_conn(conn: Any) -> Any:
+    holder = getattr(_worker, "in_flight", None)
+    if isinstance(holder, _InFlight):
+        holder.conn = conn
+    return conn
+
+
+class _TrackedHTTPPool(HTTPConnectionPool):
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        return _note_conn(super()._get_conn(timeout))
+
+
+class _TrackedHTTPSPool(HTTPSConnectionPool):
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        return _note_conn(super()._get_conn(timeout))
+
+
+def _track_connections(session: requests.Session) -> None:
+    """Make the session's pools report the connection each worker takes (see ``_InFlight``)."""
+    for prefix in ("http://", "https://"):
+        adapter = session.get_adapter(prefix)
+        if isinstance(adapter, HTTPAdapter):
+            adapter.poolmanager.pool_classes_by_scheme = {
+                "http": _TrackedHTTPPool,
+                "https": _TrackedHTTPSPool,
+            }
+
+
+def check_decision(value: Any, where: str = "decision") -> dict[str, Any]:
+    """Return ``value`` when it is a well-formed decision object; raise EngineError otherwise.
+
+    A decision is ``{"effect": "allow"|"deny"|"audit", "reasons": [{"code": str, ...}, ...]}``
+    (``reasons`` may be absent). Anything else -- a string, a list, a reason that is not an
+    object, a code that is not an UPPER_SNAKE string, a message that is not a string -- is refused
+    so the pipeline fails closed instead of raising on it later.
+    """
+    if not isinstance(value, dict):
+        raise EngineError(f"{where} is a {type(value).__name__}, not an object")
+    if value.get("effect") not in EFFECTS:
+        raise EngineError(f"{where}.effect is not one of {', '.join(EFFECTS)}")
+    reasons = value.get("reasons", [])
+    if reasons is None:
+        reasons = []
+    if not isinstance(reasons, list) or len(reasons) > MAX_REASONS:
+        raise EngineError(f"{where}.reasons is not a list of at most {MAX_REASONS} reasons")
+    for r in reasons:
+        if not isinstance(r, dict):
+            raise EngineError(f"{where}.reasons holds a {type(r).__name__}, not an object")
+        code = r.get("code")
+        if not isinstance(code, str) or not code or len(code) > 64 or not code.replace("_", "A").isalnum():
+            raise EngineError(f"{where}.reasons has a code that is not an UPPER_SNAKE string")
+        if not code.isupper():
+            raise EngineError(f"{where}.reasons has a code that is not an UPPER_SNAKE string")
+        for k in ("message", "severity"):
+            if k in r and r[k] is not None and not isinstance(r[k], str):
+                raise EngineError(f"{where}.reasons[].{k} is not a string")
+    return value
 
 
 def make_client(
@@ -143,7 +236,9 @@ class OpaRestEngine:
     revision
         Revision of the policy bundle the server runs (recorded in each decision).
     timeout
-        Seconds for connect and for each read (default 0.25).
+        Total seconds for one query: connect, send, every read and the JSON parse (default 0.25).
+        A server that trickles its answer is cut off at the deadline (the connection is shut
+        down) and the query fails closed.
     breaker
         Circuit breaker; None creates ``CircuitBreaker()`` (3 failures, 5 s open).
     path
@@ -175,6 +270,8 @@ class OpaRestEngine:
         self.breaker = breaker if breaker is not None else CircuitBreaker()
         self.path = "/".join(segments)
         self._client = make_client(url, timeout, retries=0, token=token, trust_env=trust_env)
+        _track_connections(self._client._session)
+        self._pool = ThreadPoolExecutor(max_workers=MAX_IN_FLIGHT, thread_name_prefix="opa-query")
 
     # -- ports.PolicyEngine ----------------------------------------------------------------
     def evaluate(self, input_doc: dict[str, Any]) -> dict[str, Any]:
@@ -186,9 +283,7 @@ class OpaRestEngine:
             On any transport, HTTP, JSON or shape failure, an undefined decision, or an open circuit.
         """
         value = self._query(self.path.split("/"), input_doc)
-        if not isinstance(value, dict):
-            raise EngineError(f"data.{self.path.replace('/', '.')} is not an object")
-        return value
+        return check_decision(value, f"data.{self.path.replace('/', '.')}")
 
     def eval_path(self, dotted: str, input_doc: dict[str, Any] | None = None) -> Any:
         """Evaluate the document ``data.<dotted>`` (``POST /v1/data/<path>``) and return its value.
@@ -211,8 +306,9 @@ class OpaRestEngine:
             return False
 
     def close(self) -> None:
-        """Release the keep-alive connection."""
+        """Release the keep-alive connection and the query workers."""
         self._client.close_connection()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- internals -------------------------------------------------------------------------
     def _query(self, segments: list[str], input_doc: dict[str, Any] | None) -> Any:
@@ -223,6 +319,34 @@ class OpaRestEngine:
         return body["result"]
 
     def _post(self, segments: list[str], input_doc: dict[str, Any] | None) -> dict[str, Any]:
+        """One query under the total deadline: a worker does connect + send + read + parse."""
+        holder = _InFlight()
+        try:
+            future = self._pool.submit(self._post_worker, holder, segments, input_doc)
+        except RuntimeError as exc:  # the engine was closed
+            raise EngineError(f"OPA query failed: {exc}") from exc
+        try:
+            return future.result(timeout=self.timeout)
+        except FutureTimeout:
+            holder.cut()
+            future.cancel()
+            raise EngineError(
+                f"OPA query failed: no complete answer within the {self.timeout:g} s deadline"
+            ) from None
+
+    def _post_worker(
+        self, holder: _InFlight, segments: list[str], input_doc: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        _worker.in_flight = holder
+        try:
+            return self._post_once(segments, input_doc)
+        finally:
+            _worker.in_flight = None
+            if holder.abandoned and holder.conn is not None:  # never hand a cut connection back
+                with contextlib.suppress(Exception):  # best effort: it is already shut down
+                    holder.conn.close()
+
+    def _post_once(self, segments: list[str], input_doc: dict[str, Any] | None) -> dict[str, Any]:
         package, rule = (".".join(segments[:-1]), segments[-1]) if len(segments) > 1 else (segments[0], None)
         try:
             body = self._client.query_rule(input_doc, package_path=package, rule_name=rule)
