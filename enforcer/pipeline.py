@@ -272,8 +272,11 @@ class Enforcer:
 def _parse_result(result: Any) -> tuple[Any, list[Reason]]:
     if not isinstance(result, dict) or result.get("effect") not in ("allow", "deny", "audit"):
         raise EngineError(f"policy returned no valid decision: {str(result)[:200]}")
+    raw = result.get("reasons") or []
+    if not isinstance(raw, list):  # a wrong type fails closed instead of raising past the pipeline
+        raise EngineError("policy returned reasons that are not a list")
     reasons = []
-    for r in result.get("reasons") or []:
+    for r in raw:
         if not isinstance(r, dict) or not isinstance(r.get("code"), str):
             raise EngineError("policy returned a malformed reason")
         reasons.append(Reason(r["code"], str(r.get("message", "")), str(r.get("severity") or "medium")))
