@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from enforcer.config import ConfigError
 from enforcer.policy import DECISION_PATH
 from enforcer.policy.loader import PolicyBundle
 from enforcer.ports import EngineError
@@ -19,8 +20,19 @@ INSTALL_HINT = (
 )
 
 
+LOAD_HINT = (
+    "the embedded OPA engine cannot load its shared library (libopabridge.so needs glibc 2.34 and the "
+    "machine's architecture): deploy the artifact from `make package` (ARCH matching the function's "
+    "Architectures) on the python3.12 runtime or later (Amazon Linux 2023), or set ENFORCER_ENGINE=opa"
+)
+
+
 class EngineMissing(RuntimeError):
     """The opa-golib-python-bindings package is not importable."""
+
+
+class EngineLoadError(EngineMissing, ConfigError):
+    """The engine package is there but its Go library does not load on this machine (a deployment error)."""
 
 
 def _new_engine() -> Any:
@@ -28,7 +40,12 @@ def _new_engine() -> Any:
         from opa_bindings import OpaEngine
     except ImportError as exc:  # pragma: no cover - exercised only without the wheel
         raise EngineMissing(INSTALL_HINT) from exc
-    return OpaEngine()
+    except OSError as exc:
+        raise EngineLoadError(f"{LOAD_HINT} ({exc})") from exc
+    try:
+        return OpaEngine()
+    except OSError as exc:  # ctypes.CDLL: wrong glibc, wrong architecture, truncated file
+        raise EngineLoadError(f"{LOAD_HINT} ({exc})") from exc
 
 
 class EmbeddedEngine:

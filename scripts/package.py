@@ -1,0 +1,174 @@
+"""Build the Lambda artifact exactly as deployed: ``build/lambda/`` (``make package``).
+
+The artifact is the directory the template's functions run from (``/var/task``):
+
+* every runtime dependency, resolved for the *Lambda* interpreter and platform (CPython 3.12 on
+  Amazon Linux 2023, glibc 2.34) -- not for the Python that runs this script -- and pinned to the
+  versions installed in the development venv (``pip freeze`` as constraints), so the artifact runs the
+  same library versions the tests ran;
+* the embedded OPA engine (``opa-golib-python-bindings``, hash-pinned per architecture, installed
+  with ``--no-deps --ignore-requires-python`` as in ``make install``) with its ``libopabridge.so``;
+* our code: ``enforcer/`` (with ``enforcer/data``), ``lambdas/`` and ``policies/`` (Rego tests excluded).
+
+Nothing is byte-compiled (``--no-compile``) and ``__pycache__`` is never copied, so two builds of the
+same tree give byte-identical files (``tests/test_artifact.py`` compares hashes with ``sam build``).
+
+Usage::
+
+    python scripts/package.py [--arch x86_64|arm64] [--out build/lambda] [--python-version 3.12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Lambda runtime the artifact targets (template ``Runtime: python3.12``: Amazon Linux 2023).
+PYTHON_VERSION = "3.12"
+#: glibc of Amazon Linux 2023 (the python3.12+ runtimes); the smoke test checks every .so against it.
+RUNTIME_GLIBC = (2, 34)
+ARCHES = {"x86_64": "x86_64", "arm64": "aarch64"}
+#: sha256 of the engine wheel per architecture (PyPI, opa-golib-python-bindings 0.4.4).
+OPA_WHEEL = "opa-golib-python-bindings==0.4.4"
+OPA_HASHES = {
+    "x86_64": "d411c901e14b8c7c3023e23e4a944f4cf429c1d31baf80e959e57d11efbfd24a",
+    "aarch64": "2becc213edd9bec00e366162889effd29becf0bf0adacfa9c2b43f4b9368f5f2",
+}
+OUR_CODE = ("enforcer", "lambdas")
+SKIP_NAMES = {"__pycache__", ".mypy_cache", ".pytest_cache"}
+
+
+def platforms(machine: str) -> list[str]:
+    """Wheel platform tags the Lambda runtime accepts for ``machine`` (glibc <= 2.34)."""
+    tags = ["manylinux2014", "manylinux_2_28", "manylinux_2_34"]
+    return [f"{t}_{machine}" for t in tags]
+
+
+def runtime_requirements() -> list[str]:
+    """The ``[project] dependencies`` of pyproject.toml (the dev extras stay out of the artifact)."""
+    with (ROOT / "pyproject.toml").open("rb") as fh:
+        project = tomllib.load(fh)["project"]
+    deps: list[str] = project["dependencies"]
+    return deps
+
+
+def freeze_constraints(dest: Path) -> Path:
+    """Pin the artifact to the versions the development venv runs (``pip freeze``)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    lines = [ln for ln in out.splitlines() if "==" in ln and not ln.startswith("opa-golib")]
+    path = dest / "constraints.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def pip_target(out: Path, machine: str, python_version: str, args: list[str]) -> None:
+    """``pip install --target`` for the runtime's interpreter and platform, binaries only."""
+    plat: list[str] = []
+    for tag in platforms(machine):
+        plat += ["--platform", tag]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--upgrade",
+        "--target",
+        str(out),
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        python_version,
+        *plat,
+        *args,
+    ]
+    subprocess.run(cmd, check=True)
+
+
+def copy_tree(src: Path, dst: Path, skip_suffixes: tuple[str, ...] = ()) -> None:
+    """Copy ``src`` to ``dst`` without caches, byte code or ``skip_suffixes`` files."""
+
+    def ignore(_dir: str, names: list[str]) -> set[str]:
+        return {
+            n for n in names if n in SKIP_NAMES or n.endswith((".pyc", ".pyo")) or n.endswith(skip_suffixes)
+        }
+
+    shutil.copytree(src, dst, ignore=ignore)
+
+
+def build(out: Path, arch: str = "x86_64", python_version: str = PYTHON_VERSION) -> Path:
+    """Build the artifact into ``out`` (replaced) and return it.
+
+    Parameters
+    ----------
+    out
+        Target directory (deleted first).
+    arch
+        Lambda architecture, ``x86_64`` or ``arm64``.
+    python_version
+        The Lambda runtime's Python (``3.12``).
+    """
+    machine = ARCHES[arch]
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        constraints = freeze_constraints(Path(tmp))
+        pip_target(out, machine, python_version, ["-c", str(constraints), *runtime_requirements()])
+        opa_req = Path(tmp) / "opa.txt"
+        opa_req.write_text(f"{OPA_WHEEL} --hash=sha256:{OPA_HASHES[machine]}\n")
+        pip_target(
+            out,
+            machine,
+            python_version,
+            ["--no-deps", "--ignore-requires-python", "--require-hashes", "-r", str(opa_req)],
+        )
+    # console scripts carry this machine's interpreter path in their shebang; Lambda never runs them
+    shutil.rmtree(out / "bin", ignore_errors=True)
+    for name in OUR_CODE:
+        copy_tree(ROOT / name, out / name)
+    copy_tree(ROOT / "policies", out / "policies", skip_suffixes=("_test.rego",))
+    for cache in out.rglob("__pycache__"):
+        shutil.rmtree(cache, ignore_errors=True)
+    return out
+
+
+def digest(root: Path) -> dict[str, str]:
+    """``{relative path: sha256}`` of every file under ``root`` (to compare two builds)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", choices=sorted(ARCHES), default="x86_64")
+    ap.add_argument("--out", type=Path, default=ROOT / "build" / "lambda")
+    ap.add_argument("--python-version", default=PYTHON_VERSION)
+    a = ap.parse_args()
+    out = build(a.out, a.arch, a.python_version)
+    files = digest(out)
+    size = sum((out / f).stat().st_size for f in files)
+    print(f"built {out} ({a.arch}, python {a.python_version}): {len(files)} files, {size / 1e6:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
