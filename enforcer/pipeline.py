@@ -44,6 +44,14 @@ class Resolver(Protocol):
         ...
 
 
+class LicenceSource(Protocol):
+    """The licence register (``enforcer.licences``): licences recorded for an account."""
+
+    def for_account(self, account_id: str) -> list[dict[str, Any]]:
+        """Every licence of ``account_id`` as the policy sees it (the policy checks scope and dates)."""
+        ...
+
+
 class NoAttestations:
     """Attestation provider used before a registry exists: every reseller account is ``missing``."""
 
@@ -96,6 +104,7 @@ class Enforcer:
     attestations: AttestationProvider = field(default_factory=NoAttestations)
     audit: AuditSink | None = None
     resolver: Resolver | None = None
+    licences: LicenceSource | None = None
     mode: Mode = "enforce"
     fail_policy: FailPolicy = "closed"
     counters: Counter[str] = field(default_factory=Counter)
@@ -141,6 +150,16 @@ class Enforcer:
         except Exception as exc:  # a provider bug must not let a launch through
             return AttestationResult("invalid", detail=f"attestation check failed: {type(exc).__name__}")
 
+    def licences_for(self, request: LaunchRequest, controlled: bool) -> list[dict[str, Any]] | None:
+        """The account's licences for a controlled request; a register failure means none (fail closed)."""
+        if not controlled or self.licences is None:
+            return None
+        try:
+            return self.licences.for_account(request.account_id)
+        except Exception:  # a register failure must not turn a deny into LICENSED
+            self.counters["licence_lookup_failures"] += 1
+            return []
+
     # -- decisions -------------------------------------------------------------------------
     def decide(self, request: LaunchRequest, now: float | None = None) -> Decision:
         """Decide on ``request`` without logging it (a what-if).
@@ -164,7 +183,8 @@ class Enforcer:
         else:
             att = AttestationResult("not_required", detail="no controlled chip in the request")
         t1 = time.perf_counter_ns()
-        input_doc = self.build_input(request, total_tpp, origin, att, now)
+        licences = self.licences_for(request, controlled)
+        input_doc = self.build_input(request, total_tpp, origin, att, now, licences)
         effect, reasons, fail_open = self.evaluate(input_doc, controlled)
         t2 = time.perf_counter_ns()
         return Decision(
@@ -218,6 +238,10 @@ class Enforcer:
             return Outcome(decision)
         if receipt.duplicate:
             self.counters["duplicates"] += 1
+            if receipt.record is not None:  # a redelivery is answered as logged, never re-decided
+                from enforcer.audit.record import decision_from_record
+
+                decision = decision_from_record(decision, receipt.record)
         return Outcome(decision, receipt)
 
     def _fail(self, controlled: bool, detail: str) -> tuple[Any, list[Reason], bool]:
@@ -235,6 +259,7 @@ class Enforcer:
         origin: AccountOrigin | None,
         att: AttestationResult,
         now: float,
+        licences: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """The policy input document (``input`` in Rego).
 
@@ -266,6 +291,10 @@ class Enforcer:
         doc: dict[str, Any] = {"request": req, "attestation": att.to_policy(), "now": rfc3339(now)}
         if origin is not None:  # absent, not null: Rego's `not input.account` must hold for unknown accounts
             doc["account"] = origin.to_dict()
+        if att.reseller is not None:  # the reseller's own origin (absent: not in the registry)
+            doc["reseller"] = att.reseller
+        if licences is not None:
+            doc["licences"] = licences
         return doc
 
 

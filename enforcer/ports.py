@@ -58,6 +58,11 @@ class AuditReceipt:
     hash: str
     duplicate: bool = False
     decision_id: str | None = None
+    #: On a duplicate: the record logged for the event (what the product must act on and answer).
+    record: dict[str, Any] | None = None
+    #: The record was written but sealing it (checkpoint signature, Object Lock copy) failed; the
+    #: store retries the seal later. Never a reason not to act on the written record.
+    seal_error: str | None = None
 
 
 class AuditWriteError(RuntimeError):

@@ -189,12 +189,17 @@ class _FailingSigner:
         return b""
 
 
-def test_signer_failure_is_an_audit_write_error(tmp_path: Path) -> None:
+def test_signer_failure_after_the_write_is_reported_not_raised(tmp_path: Path) -> None:
+    """Issue 11: the record is written; the checkpoint fails separately and is retried later."""
     store = LocalAuditStore(tmp_path / "a", _FailingSigner(), checkpoint_every=2, salt=SALT)
     store.write(sample_decision(0))
-    with pytest.raises(AuditWriteError, match="HSM unavailable"):
-        store.write(sample_decision(1))
-    with pytest.raises(AuditWriteError):
+    receipt = store.write(sample_decision(1))
+    assert receipt.seq == 1 and not receipt.duplicate
+    assert receipt.seal_error is not None and "HSM unavailable" in receipt.seal_error
+    assert store.seal_pending and store.head[0] == 1
+    again = store.write(sample_decision(2))  # retried on the next write, still failing
+    assert again.seal_error is not None and store.seal_pending
+    with pytest.raises(AuditWriteError):  # an explicit checkpoint still reports the failure
         store.close()
 
 

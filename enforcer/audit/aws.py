@@ -41,6 +41,27 @@ from enforcer.model import Decision
 from enforcer.ports import AuditReceipt, AuditWriteError
 
 HEAD = "HEAD"
+#: Transaction errors retried with backoff (the record was not written).
+_RETRYABLE = (
+    "TransactionConflictException",
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+)
+
+
+class SideOpRefused(AuditWriteError):
+    """A side operation of the transaction failed its condition (e.g. a cap counter): nothing written.
+
+    ``indexes`` are the positions in ``side_ops`` that were refused.
+    """
+
+    def __init__(self, indexes: list[int]) -> None:
+        super().__init__(f"side operation(s) {indexes} refused their condition")
+        self.indexes = indexes
+
+
 DEFAULT_RETENTION_DAYS = 2557  # seven years
 _MAX_SEAL_RECORDS = 10_000
 
@@ -119,6 +140,8 @@ class AwsAuditStore:
         self.max_attempts = max_attempts
         self.clock = clock
         self.conflicts = 0  # lost races, for metrics
+        self.seal_pending = False  # a seal failed: retried by the next write or retry_seal()
+        self.seal_failures = 0
         # (next_seq, last_hash) after this container's last append: a warm writer tries it first and
         # reads the HEAD item only when the conditional write says another writer moved it.
         self._head_cache: tuple[int, str] | None = None
@@ -146,13 +169,38 @@ class AwsAuditStore:
         if item is None:
             return None
         did = item.get("decision_id", {}).get("S")
+        seq = int(item["seq"]["N"])
         return AuditReceipt(
-            seq=int(item["seq"]["N"]), hash=item["hash"]["S"], duplicate=True, decision_id=did
+            seq=seq, hash=item["hash"]["S"], duplicate=True, decision_id=did, record=self.read_record(seq)
         )
 
+    def read_record(self, seq: int) -> dict[str, Any] | None:
+        """The logged record ``seq`` (parsed), or None when it is missing or unreadable."""
+        item = self._get(_rec_pk(seq))
+        try:
+            rec = json.loads(item["line"]["S"]) if item is not None else None
+        except (KeyError, TypeError, ValueError):
+            return None
+        return rec if isinstance(rec, dict) else None
+
     # ------------------------------------------------------------------ write
-    def write(self, decision: Decision, action: str | None = None) -> AuditReceipt:
+    def write(
+        self, decision: Decision, action: str | None = None, *, side_ops: list[dict[str, Any]] | None = None
+    ) -> AuditReceipt:
         """Append the record of ``decision`` (see ``ports.AuditSink.write``).
+
+        Parameters
+        ----------
+        decision, action
+            What to log.
+        side_ops
+            Extra ``TransactWriteItems`` operations committed atomically with the record (the
+            guard's remediation state and per-account counters): one write on the deny path. When
+            one of them fails its condition, :class:`SideOpRefused` is raised and nothing is written.
+
+        A seal failure (S3 Object Lock copy or KMS checkpoint signature) does not fail the write:
+        the receipt carries ``seal_error``, :attr:`seal_pending` is set and :meth:`retry_seal`
+        (called by the guard after acting, and by every later write) seals again.
 
         Raises
         ------
@@ -160,13 +208,13 @@ class AwsAuditStore:
             On any failure, including exhausting the conflict retries.
         """
         try:
-            return self._write(decision, action)
+            return self._write(decision, action, side_ops or [])
         except AuditWriteError:
             raise
         except Exception as exc:
             raise AuditWriteError(f"audit write to DynamoDB failed: {type(exc).__name__}: {exc}") from exc
 
-    def _write(self, decision: Decision, action: str | None) -> AuditReceipt:
+    def _write(self, decision: Decision, action: str | None, side_ops: list[dict[str, Any]]) -> AuditReceipt:
         record = build_record(decision, action, salt=self.salt)
         key = record_event_key(record)
         evt_pk = _evt_pk(key) if key else None
@@ -214,6 +262,8 @@ class AwsAuditStore:
                         }
                     }
                 )
+            n_own = len(items)
+            items.extend(side_ops)
             try:
                 self.ddb.transact_write_items(TransactItems=items)
             except Exception as exc:
@@ -226,9 +276,24 @@ class AwsAuditStore:
                         and reasons[2].get("Code") == "ConditionalCheckFailed"
                     ):
                         dup = self._duplicate(evt_pk)
+                        if dup is not None and dup.decision_id == did and dup.hash == sealed.hash:
+                            # Our own write: its response was lost and the SDK (or we) sent it again.
+                            # Not a duplicate: the caller acts on it as on any first write.
+                            self._head_cache = None
+                            return AuditReceipt(seq=dup.seq, hash=dup.hash, duplicate=False, decision_id=did)
                         if dup is not None:
                             return dup
-                elif code not in ("TransactionConflictException", "ThrottlingException"):
+                    refused = [
+                        i - n_own
+                        for i, r in enumerate(reasons)
+                        if i >= n_own and isinstance(r, dict) and r.get("Code") == "ConditionalCheckFailed"
+                    ]
+                    if refused and not any(
+                        isinstance(r, dict) and r.get("Code") == "ConditionalCheckFailed"
+                        for r in reasons[:n_own]
+                    ):
+                        raise SideOpRefused(refused) from exc
+                elif code not in _RETRYABLE:
                     raise
                 self._head_cache = None
                 if attempt == 0 and cached is not None:
@@ -238,15 +303,21 @@ class AwsAuditStore:
                 continue
             self._head_cache = (seq + 1, sealed.hash)
             receipt = AuditReceipt(seq=seq, hash=sealed.hash, duplicate=False, decision_id=did)
-            if self.seal_every and (seq + 1) % self.seal_every == 0:
-                try:
-                    self.seal()
-                except Exception as exc:
-                    raise AuditWriteError(
-                        f"record {seq} was written but sealing to S3 failed: {type(exc).__name__}: {exc}"
-                    ) from exc
+            if self.seal_pending or (self.seal_every and (seq + 1) % self.seal_every == 0):
+                receipt.seal_error = self.retry_seal()
             return receipt
         raise AuditWriteError(f"audit write gave up after {self.max_attempts} conflicting attempts")
+
+    def retry_seal(self) -> str | None:
+        """Seal what is unsealed; on failure keep :attr:`seal_pending` and return the error (never raises)."""
+        try:
+            self.seal()
+        except Exception as exc:
+            self.seal_pending = True
+            self.seal_failures += 1
+            return f"{type(exc).__name__}: {str(exc)[:200]}"
+        self.seal_pending = False
+        return None
 
     def _head_op(self, first: bool, seq: int, new_hash: str) -> dict[str, Any]:
         if first:

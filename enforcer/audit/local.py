@@ -135,6 +135,7 @@ class LocalAuditStore:
         self.segment_max_bytes = segment_max_bytes
         self.fsync = fsync
         self.clock = clock
+        self.seal_pending = False  # a checkpoint failed after its record was written: retried next write
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             self.salt = salt if salt is not None else load_salt(self.directory / layout.SALT)
@@ -397,18 +398,57 @@ class LocalAuditStore:
                 self._sync()
                 if ev is not None and ev in self._events:
                     seq, h, did = self._events[ev]
-                    return AuditReceipt(seq=seq, hash=h, duplicate=True, decision_id=did)
+                    return AuditReceipt(
+                        seq=seq, hash=h, duplicate=True, decision_id=did, record=self._read_record(seq)
+                    )
                 sealed = seal_record(record, self._seq + 1, self._hash)
                 self._append(sealed, ev, record.get("decision_id"))
-                if self.signer is not None and (sealed.seq + 1) % self.checkpoint_every == 0:
-                    self._checkpoint_locked()
+                seal_error = None
+                if self.signer is not None and (
+                    self.seal_pending or (sealed.seq + 1) % self.checkpoint_every == 0
+                ):
+                    # The record is written: a signing failure must not hide that (it is retried).
+                    try:
+                        self._checkpoint_locked()
+                        self.seal_pending = False
+                    except Exception as exc:
+                        self.seal_pending = True
+                        seal_error = f"checkpoint failed: {type(exc).__name__}: {str(exc)[:200]}"
             return AuditReceipt(
-                seq=sealed.seq, hash=sealed.hash, duplicate=False, decision_id=decision.decision_id
+                seq=sealed.seq,
+                hash=sealed.hash,
+                duplicate=False,
+                decision_id=decision.decision_id,
+                seal_error=seal_error,
             )
         except AuditWriteError:
             raise
         except Exception as exc:
             raise AuditWriteError(f"audit write failed: {type(exc).__name__}: {exc}") from exc
+
+    def _read_record(self, seq: int) -> dict[str, Any] | None:
+        """The logged record ``seq`` (located through index.tsv), or None when unreadable."""
+        try:
+            with open(self._path(layout.INDEX), "rb") as fh:
+                prev: tuple[int, int] | None = None
+                found: tuple[int, int, int] | None = None
+                for raw in fh:
+                    parts = raw.split(b"\t", 3)
+                    s_, seg, end = int(parts[0]), int(parts[1]), int(parts[2])
+                    if s_ == seq:
+                        start = prev[1] if prev is not None and prev[0] == seg else 0
+                        found = (seg, start, end)
+                        break
+                    prev = (seg, end)
+            if found is None:
+                return None
+            seg, start, end = found
+            with open(self._path(layout.segment_name(seg)), "rb") as sf:
+                sf.seek(start)
+                rec, _computed, _stated = parse_line(sf.read(end - start))
+        except (OSError, ValueError, IndexError, LineError):
+            return None
+        return rec if isinstance(rec, dict) and rec.get("seq") == seq else None
 
     def _append(self, sealed: Sealed, ev: bytes | None, decision_id: str | None) -> None:
         line = sealed.line

@@ -421,3 +421,53 @@ def bound_record(record: dict[str, Any], body: bytes) -> tuple[dict[str, Any], b
     if len(new_body) > MAX_RECORD_BYTES:
         raise RecordError(f"audit record too large ({len(new_body)} bytes) even without its input")
     return reduced, new_body
+
+
+def decision_from_record(fresh: Decision, record: dict[str, Any]) -> Decision:
+    """The decision a logged ``record`` holds, for the same trigger event as ``fresh``.
+
+    A redelivered event must be answered and acted on as it was logged, never re-decided: the
+    decision id, time, effect, reasons, mode and policy come from the record; the request (the
+    same event, normalised again) comes from ``fresh``. A record whose result cannot be read is
+    taken as a deny (fail closed).
+    """
+    from enforcer.model import Effect, Mode, Reason
+
+    res = record.get("result")
+    result: dict[str, Any] = res if isinstance(res, dict) else {}
+    effect: Effect = "deny"  # unreadable: fail closed
+    if result.get("effect") == "allow":
+        effect = "allow"
+    elif result.get("effect") == "audit":
+        effect = "audit"
+    reasons: list[Reason] = []
+    raw = result.get("reasons")
+    for r in raw if isinstance(raw, list) else []:
+        if isinstance(r, dict) and isinstance(r.get("code"), str):
+            reasons.append(Reason(r["code"], str(r.get("message", "")), str(r.get("severity") or "medium")))
+    if effect == "deny" and not reasons:
+        reasons.append(
+            Reason("POLICY_ENGINE_UNAVAILABLE", "logged record unreadable; failing closed", "critical")
+        )
+    pol = record.get("policy")
+    policy: dict[str, Any] = pol if isinstance(pol, dict) else {}
+    mode: Mode = fresh.mode
+    if record.get("mode") == "enforce":
+        mode = "enforce"
+    elif record.get("mode") == "dryrun":
+        mode = "dryrun"
+    return Decision(
+        decision_id=str(record.get("decision_id") or fresh.decision_id),
+        timestamp=str(record.get("timestamp") or fresh.timestamp),
+        effect=effect,
+        enforced=bool(record.get("enforced", fresh.enforced)),
+        reasons=reasons,
+        request=fresh.request,
+        policy_revision=str(policy.get("revision", fresh.policy_revision)),
+        engine=str(policy.get("engine", fresh.engine)),
+        mode=mode,
+        fail_open=bool(record.get("fail_open", False)),
+        attestation=fresh.attestation,
+        metrics=fresh.metrics,
+        input=fresh.input,
+    )
