@@ -175,11 +175,13 @@ def _attach_groups() -> None:
     from enforcer.cli_attest import attest_group, reseller_group
     from enforcer.cli_ops import scp_group
     from enforcer.cli_replay import replay_command
+    from enforcer.coverage.cli import coverage_command
     from enforcer.demo import demo_command
     from enforcer.policy.cli import push_command, sign_command, verify_command
 
     for cmd in (attest_group, reseller_group, audit_group, scp_group, replay_command, demo_command):
         cli.add_command(cmd)
+    cli.add_command(coverage_command)
     for cmd in (push_command, sign_command, verify_command):
         policy.add_command(cmd)
 

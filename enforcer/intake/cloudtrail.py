@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from enforcer.intake import cloudtrail_ec2, cloudtrail_sagemaker, cloudtrail_services  # noqa: F401
+from enforcer.intake import cloudtrail_generic, cloudtrail_updates  # noqa: F401
 from enforcer.intake._registry import CLOUDTRAIL_SHAPES, detector
 from enforcer.intake._tags import find_attestation_ref
 from enforcer.intake._util import kind, text
@@ -88,7 +89,7 @@ def from_record(
     ro = rec.get("readOnly")
     if ro is True or (isinstance(ro, str) and ro.lower() == "true"):
         return Ignored("read-only call", event_id, action)
-    extractor = CLOUDTRAIL_SHAPES.get((source, name))
+    extractor = CLOUDTRAIL_SHAPES.get((source, name)) or cloudtrail_generic.extractor_for(source, name)
     if extractor is None:
         return Ignored(f"not a launch call: {action}", event_id, action)
 
@@ -109,7 +110,7 @@ def from_record(
     if req is None:
         raise InputError(f"requestParameters: missing for {action}")
     resp, _ = _unwrap(rec.get("responseElements"), f"{name}Response", "responseElements")
-    parsed = extractor(req, at, resp)
+    parsed = cloudtrail_generic.complete(extractor(req, at, resp), req, at, source, name)
     if isinstance(parsed, Ignored):
         parsed.event_id, parsed.action = event_id, action
         return parsed

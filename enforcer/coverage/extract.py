@@ -1,0 +1,258 @@
+"""Value-driven extraction: every instance type in a CloudTrail request, at any depth.
+
+For an operation of the coverage table the walker knows the *names* of its instance-type members
+(``InstanceType``, ``instanceTypes``, ``DeploymentInstanceType`` ...). CloudTrail spells them
+lowerCamel or PascalCase, wraps EC2 lists in ``{"items": [...]}`` (``...Set``) and turns one-element
+lists into objects, so matching is by name, case-insensitively, at any depth, and list wrappers
+are looked through. Around each type the nearest count is taken (``instanceCount``,
+``desiredCapacity``, ``targetCapacity`` ...); when the type's list carries weights (weighted fleet
+capacity) the count is ``ceil(target / smallest weight)``. A count beyond :data:`MAX_INSTANCES` is
+clamped and flagged (``extra["count_clamped"]``), never a reason to drop the launch.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from enforcer.coverage.table import Entry
+from enforcer.intake._util import Parsed, instance_type, kind
+from enforcer.model import InputError, LaunchItem
+
+#: Most instances one item may count; larger computed counts are clamped and flagged.
+MAX_INSTANCES = 1_000_000
+#: Bounds on the walk (CloudTrail caps requestParameters well below these).
+MAX_NODES = 50_000
+MAX_DEPTH = 48
+#: Count-bearing members, nearest object first (lower-cased).
+COUNT_KEYS = frozenset(
+    {
+        "instancecount",
+        "count",
+        "initialinstancecount",
+        "maxinstancecount",
+        "mincount",
+        "maxcount",
+        "desiredcapacity",
+        "maxsize",
+        "desiredsize",
+        "targetcapacity",
+        "totaltargetcapacity",
+        "targetondemandcapacity",
+        "targetspotcapacity",
+        "quantity",
+        "targetcount",
+        "desiredinstancecount",
+        "desiredec2instances",
+        "maxcapacity",
+        "maxworkercount",
+        "numberofinstances",
+    }
+)
+#: Child objects of an ancestor where its counts live (``scalingConfig``, ``targetCapacitySpecification``).
+_COUNT_HOLDER = re.compile(r"(?i).*(capacity|scaling|count|size).*")
+WEIGHT_KEYS = frozenset({"weightedcapacity", "weight"})
+#: Lists whose elements are alternatives for one capacity (the launch gets one of them).
+ALTERNATIVE_LISTS = frozenset(
+    {
+        "overrides",
+        "instancepreferences",
+        "instancepools",
+        "instancetypeconfigs",
+        "instancedefinitions",
+        "launchspecifications",
+        "launchtemplateconfigs",
+        "instancetypespecifications",
+        "allowedinstancetypes",
+    }
+)
+
+
+def _norm(key: str) -> str:
+    k = key.lower()
+    return k[:-3] if k.endswith("set") and len(k) > 3 else k
+
+
+def leaf_names(paths: Iterable[str]) -> frozenset[str]:
+    """Lower-cased member names at the end of coverage paths (``a.b[].InstanceType`` -> ``instancetype``)."""
+    out = set()
+    for p in paths:
+        leaf = p.rsplit(".", 1)[-1].replace("[]", "").replace("{}", "")
+        if leaf:
+            out.add(leaf.lower())
+    return frozenset(out)
+
+
+@dataclass(slots=True)
+class _Found:
+    value: str
+    path: str
+    chain: tuple[Mapping[str, Any], ...]  # holder first, then enclosing objects
+    group: str | None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
+        return float(value)
+    if isinstance(value, str) and len(value) <= 24:
+        try:
+            f = float(value)
+        except ValueError:
+            return None
+        return f if math.isfinite(f) and f >= 0 else None
+    return None
+
+
+def _level_counts(d: Mapping[str, Any]) -> list[float]:
+    found: dict[str, float] = {}
+    children = [d] + [v for k, v in d.items() if isinstance(v, dict) and _COUNT_HOLDER.match(str(k))]
+    for obj in children:
+        for k, v in obj.items():
+            if isinstance(k, str) and k.lower() in COUNT_KEYS:
+                n = _number(v)
+                if n is not None:
+                    found[k.lower()] = max(found.get(k.lower(), 0.0), n)
+    if not found:
+        return []
+    split = found.pop("targetondemandcapacity", 0.0) + found.pop("targetspotcapacity", 0.0)
+    return [*found.values(), split] if split else list(found.values())
+
+
+def _count(chain: tuple[Mapping[str, Any], ...]) -> float:
+    for d in chain:
+        counts = _level_counts(d)
+        if counts:
+            return max(counts)
+    return 1.0
+
+
+def _weight(holder: Mapping[str, Any]) -> float | None:
+    for k, v in holder.items():
+        if isinstance(k, str) and k.lower() in WEIGHT_KEYS:
+            w = _number(v)
+            if w is not None and w > 0:
+                return w
+    return None
+
+
+def _type_values(value: Any) -> Iterable[tuple[Any, str]]:
+    """Type strings held by a matched member: a string, ``{"value": s}``, or a (wrapped) list of those."""
+    while isinstance(value, dict) and len(value) == 1:
+        ((k, v),) = value.items()
+        if not (isinstance(k, str) and k.lower() in ("items", "item", "value", "member")):
+            break
+        value = v
+    if isinstance(value, list):
+        for i, el in enumerate(value):
+            if isinstance(el, dict) and len(el) == 1 and isinstance(next(iter(el.values())), str):
+                el = next(iter(el.values()))
+            yield el, f"[{i}]"
+    else:
+        yield value, ""
+
+
+def find_types(
+    params: Mapping[str, Any], names: frozenset[str], at: str, skip: frozenset[str] = frozenset()
+) -> list[_Found]:
+    """Every value of a member named in ``names`` (lower-cased), at any depth of ``params``."""
+    found: list[_Found] = []
+    stack: list[tuple[Any, str, tuple[Mapping[str, Any], ...], str | None, int]] = [(params, at, (), None, 0)]
+    nodes = 0
+    while stack:
+        node, path, chain, group, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES or depth > MAX_DEPTH:
+            raise InputError(f"{at}: request too large or too deep to read")
+        if isinstance(node, list):
+            for i in range(len(node) - 1, -1, -1):  # reversed: popped in document order
+                stack.append((node[i], f"{path}[{i}]", chain, group, depth + 1))
+            continue
+        if not isinstance(node, dict):
+            continue
+        here = (node, *chain)
+        for key, value in reversed(list(node.items())):
+            if not isinstance(key, str):
+                continue
+            k = _norm(key)
+            kpath = f"{path}.{key}"
+            if k in names and k not in skip and (not isinstance(value, dict | list) or _is_type_list(value)):
+                alt = kpath if isinstance(value, list | dict) else group
+                for v, suffix in _type_values(value):
+                    found.append(_Found(v, kpath + suffix, here, alt if suffix else group))
+                continue
+            sub_group = group
+            if k in ALTERNATIVE_LISTS and isinstance(value, list | dict):
+                sub_group = group or kpath
+            stack.append((value, kpath, here, sub_group, depth + 1))
+    return found
+
+
+def _is_type_list(value: Any) -> bool:
+    vals = list(_type_values(value))
+    return bool(vals) and all(not isinstance(v, dict | list) for v, _ in vals)
+
+
+def extract(params: Mapping[str, Any], entry: Entry, at: str = "requestParameters") -> Parsed:
+    """Items for every instance type in ``params`` (a CloudTrail request of ``entry``'s operation).
+
+    Parameters
+    ----------
+    params
+        The request parameters (``<Action>Request`` wrapper already removed).
+    entry
+        The coverage-table entry of the call (its paths name the members to read).
+    at
+        Path prefix for item paths and error messages.
+
+    Returns
+    -------
+    Parsed
+        One item per type value (``ml.`` prefixes kept off the type, as the SageMaker shapes do);
+        values in one list of choices share a ``group``.
+
+    Raises
+    ------
+    InputError
+        When a type member holds something that is not a type string.
+    """
+    names = leaf_names(entry.paths)
+    skip = leaf_names(entry.ignored_paths) - names
+    out = Parsed()
+    found = find_types(params, names, at, skip)
+    weights: dict[str | None, float] = {}
+    for f in found:
+        w = _weight(f.chain[0])
+        if w is not None and f.group is not None:
+            weights[f.group] = min(weights.get(f.group, w), w)
+    clamped: list[str] = []
+    for f in found:
+        if f.value is None or f.value == "":
+            continue
+        if not isinstance(f.value, str):
+            raise InputError(f"{f.path}: expected an instance type string, got {kind(f.value)}")
+        t = instance_type(f.value, f.path)
+        target = _count(f.chain)
+        smallest = weights.get(f.group) if f.group is not None else None
+        n = math.ceil(target / smallest) if smallest else math.ceil(target)
+        if n > MAX_INSTANCES:
+            n = MAX_INSTANCES
+            clamped.append(f.path)
+        short = t[3:] if t.startswith("ml.") and len(t) > 3 else t
+        out.items.append(LaunchItem(instance_type=short, count=n, path=f.path, group=f.group))
+        if short != t:
+            out.extra.setdefault("original_instance_types", {})[f.path] = t
+        if smallest:
+            out.extra.setdefault("weighted_capacity", {})[f.path] = {
+                "target": target,
+                "smallest_weight": smallest,
+            }
+    if clamped:
+        out.extra["count_clamped"] = clamped
+    if any(i.group for i in out.items):
+        out.extra["alternatives"] = True
+    return out

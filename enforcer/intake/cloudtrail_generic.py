@@ -1,0 +1,78 @@
+"""CloudTrail calls read from the coverage table instead of a hand-written shape.
+
+Every ``decided`` operation of :mod:`enforcer.coverage` gets an extractor here unless a hand-written
+one is registered (``@shape``); those stay where the semantics need them (templates, fleets, ASG
+overrides). Hand-written or not, :func:`complete` then walks the request for instance types the
+extractor did not report (a type nested in a preference or pool list it does not know) and adds
+them: the service model, not our list of shapes, says where types sit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from enforcer.coverage.extract import extract
+from enforcer.coverage.table import Entry, decided
+from enforcer.intake._registry import Extractor
+from enforcer.intake._util import Parsed
+from enforcer.model import Ignored
+
+
+@cache
+def _entries() -> dict[tuple[str, str], Entry]:
+    return {k: e for k, e in decided().items() if not e.reference}
+
+
+def entry_for(event_source: str, event_name: str) -> Entry | None:
+    """The decided coverage entry of a CloudTrail call (None when the table does not decide it)."""
+    return _entries().get((event_source, event_name))
+
+
+def extractor_for(event_source: str, event_name: str) -> Extractor | None:
+    """A table-driven extractor for a decided call, or None when the table does not decide it."""
+    entry = entry_for(event_source, event_name)
+    if entry is None:
+        return None
+
+    def generic(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
+        out = extract(p, entry, at)
+        return out if out.items else Ignored("no instance type in request")
+
+    return generic
+
+
+def complete(
+    parsed: Parsed | Ignored, p: Mapping[str, Any], at: str, event_source: str, event_name: str
+) -> Parsed | Ignored:
+    """Add the instance types a hand-written extractor missed (compared by type, ``ml.`` ignored).
+
+    Returns ``parsed`` unchanged when the table finds nothing new; an ``Ignored`` becomes the
+    table's findings when it finds types.
+    """
+    entry = entry_for(event_source, event_name)
+    if entry is None:
+        return parsed
+    extra = extract(p, entry, at)
+    if not extra.items:
+        return parsed
+    if isinstance(parsed, Ignored):
+        return extra
+    have = {i.instance_type for i in parsed.items if i.instance_type is not None}
+    for i in parsed.items:  # references that name the value (Batch families, template names)
+        have.update(str(v).lower() for v in (i.ref or {}).values() if isinstance(v, str))
+    missed = [i for i in extra.items if i.instance_type not in have]
+    if missed:
+        parsed.items.extend(missed)
+        parsed.extra.setdefault("model_paths", []).extend(i.path for i in missed)
+        for key in ("count_clamped", "weighted_capacity", "original_instance_types"):
+            if key in extra.extra:
+                value = extra.extra[key]
+                if isinstance(value, dict):
+                    parsed.extra.setdefault(key, {}).update(value)
+                else:
+                    parsed.extra.setdefault(key, []).extend(value)
+        if any(i.group for i in missed):
+            parsed.extra["alternatives"] = True
+    return parsed

@@ -1,0 +1,92 @@
+"""Updates and restarts that launch without naming a type: instance restarts, template swaps,
+instance refreshes and endpoint redeployments. Each becomes a reference the resolver turns into
+instance types (unresolved references classify as ``unknown`` and fail closed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from enforcer.intake._registry import shape
+from enforcer.intake._util import (
+    Parsed,
+    alternatives,
+    locate,
+    objects,
+    objp,
+    opt_text,
+    ref_item,
+    template_ref,
+)
+from enforcer.intake.cloudtrail_ec2 import EC2, instance_id
+from enforcer.intake.cloudtrail_sagemaker import SAGEMAKER
+from enforcer.intake.cloudtrail_services import _mixed_instances
+from enforcer.model import Ignored
+
+
+@shape(EC2, "StartInstances")
+def start_instances(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
+    """Restart of stopped instances: one ``instance_id`` reference per instance (resolved to its type)."""
+    out = Parsed()
+    key = "instancesSet" if locate(p, "instancesSet", at)[0] is not None else "instanceIds"
+    for path, inst in objects(*locate(p, key, at)) if key == "instancesSet" else ():
+        iid, ipath = locate(inst, "instanceId", path)
+        out.instance_ids.append(instance_id(iid, ipath))
+        out.items.append(ref_item({"kind": "instance_id", "id": out.instance_ids[-1]}, ipath))
+    if key == "instanceIds":
+        ids, ipath = locate(p, "instanceIds", at)
+        for i, iid in enumerate(ids if isinstance(ids, list) else [ids] if ids is not None else []):
+            out.instance_ids.append(instance_id(iid, f"{ipath}[{i}]"))
+            out.items.append(ref_item({"kind": "instance_id", "id": out.instance_ids[-1]}, f"{ipath}[{i}]"))
+    return out if out.items else Ignored("no instance id in request")
+
+
+@shape("eks.amazonaws.com", "UpdateNodegroupVersion")
+def eks_nodegroup_version(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
+    """Node-group version update: a ``launchTemplate`` swaps in new nodes (resolved to its type)."""
+    lt, lpath = objp(p, "launchTemplate", at)
+    if lt is None:
+        return Ignored("version update without a launch template keeps the node group's types")
+    out = Parsed([ref_item(template_ref(lt, lpath), lpath)])
+    for key in ("clusterName", "nodegroupName"):
+        v = opt_text(p, key, at, 255)
+        if v is not None:
+            out.extra[key.replace("Name", "_name").lower()] = v
+    return out
+
+
+@shape(SAGEMAKER, "CreateEndpoint", "UpdateEndpoint")
+def endpoint_deploy(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
+    """Endpoint (re)deployment: the endpoint configuration is resolved to its variants' types."""
+    path = locate(p, "endpointConfigName", at)[1]
+    cfg = opt_text(p, "endpointConfigName", at, 63)
+    if cfg is None:
+        return Ignored("no endpoint configuration in request")
+    out = Parsed([ref_item({"kind": "sagemaker_endpoint_config", "name": cfg}, path)])
+    endpoint = opt_text(p, "endpointName", at, 63)
+    if endpoint is not None:
+        out.extra["endpoint_name"] = endpoint
+    return out
+
+
+@shape("autoscaling.amazonaws.com", "StartInstanceRefresh")
+def instance_refresh(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
+    """Instance refresh: ``desiredConfiguration`` (template, mixed-instances policy) or the group's own."""
+    out = Parsed()
+    name = opt_text(p, "autoScalingGroupName", at, 255)
+    if name is not None:
+        out.extra["auto_scaling_group_name"] = name
+    desired, dpath = objp(p, "desiredConfiguration", at)
+    lt, lpath = objp(desired, "launchTemplate", dpath) if desired is not None else (None, "")
+    if lt is not None:
+        out.items.append(ref_item(template_ref(lt, lpath), lpath))
+    mip, mpath = objp(desired, "mixedInstancesPolicy", dpath) if desired is not None else (None, "")
+    mlt, mltpath = objp(mip, "launchTemplate", mpath) if mip is not None else (None, "")
+    if mlt is not None:
+        _mixed_instances(out, mlt, mltpath, 1)
+    if not out.items and name is not None:  # a refresh relaunches the group's current configuration
+        ref = {"kind": "auto_scaling_group", "name": name}
+        out.items.append(ref_item(ref, locate(p, "autoScalingGroupName", at)[1]))
+    if not out.items:
+        return Ignored("no auto scaling group in request")
+    return alternatives(out, out.items, "request")
