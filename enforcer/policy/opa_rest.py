@@ -157,6 +157,22 @@ def check_decision(value: Any, where: str = "decision") -> dict[str, Any]:
     return value
 
 
+def plain_numbers(value: Any) -> Any:
+    """``value`` with every integral float written as an int (2732032.0 -> 2732032), recursively.
+
+    The embedded engine reads a JSON number like Go's ``float64`` (``2732032.0`` is ``2732032``); an OPA
+    server keeps the literal, so ``sprintf("%v")`` of the same input gave ``2.732032e+06`` there. Sending
+    integral numbers without the fraction (as RFC 8785 does) gives both engines the same document.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_numbers(v) for v in value]
+    return value
+
+
 def make_client(
     url: str,
     timeout: float,
@@ -349,7 +365,7 @@ class OpaRestEngine:
     def _post_once(self, segments: list[str], input_doc: dict[str, Any] | None) -> dict[str, Any]:
         package, rule = (".".join(segments[:-1]), segments[-1]) if len(segments) > 1 else (segments[0], None)
         try:
-            body = self._client.query_rule(input_doc, package_path=package, rule_name=rule)
+            body = self._client.query_rule(plain_numbers(input_doc), package_path=package, rule_name=rule)
         except CLIENT_ERRORS as exc:
             raise EngineError(f"OPA query failed: {_describe(exc)}") from exc
         except Exception as exc:  # anything else from the client stack still fails closed
