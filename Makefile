@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OPA_WHEEL_HASHES ?= 1
+# Lambda architecture of the artifact: x86_64 or arm64 (the template's Architecture parameter)
+ARCH ?= x86_64
+LAMBDA_DIR := build/lambda
 
-.PHONY: install demo test test-deps lint typecheck policy-test pytest bench clean tools opa-check
+.PHONY: install demo test test-deps lint typecheck policy-test pytest bench clean tools opa-check package smoke
 
 $(STAMP): pyproject.toml requirements-opa.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,10 +45,20 @@ tools:
 opa-check: install tools
 	$(BIN)/python scripts/opa_checks.py policies
 
+# The Lambda artifact exactly as deployed (code, policies/, dependencies for CPython 3.12 on AL2023, the
+# OPA shared library for ARCH); infra/template.yaml deploys build/lambda. See docs/deploy.md.
+package: install
+	$(BIN)/python scripts/package.py --arch $(ARCH) --out $(LAMBDA_DIR)
+
+# Artifact smoke test: glibc <= 2.34 and ELF machine of every .so, size < 250 MB, handlers import and the
+# embedded engine decides with nothing but the artifact and the standard library on sys.path.
+smoke: package
+	$(BIN)/python scripts/smoke_artifact.py $(LAMBDA_DIR) --arch $(ARCH)
+
 pytest: install
 	$(BIN)/pytest
 
-test: tools lint typecheck policy-test opa-check pytest
+test: tools lint typecheck policy-test opa-check smoke pytest
 
 # Headless Chromium for the HTML report test (Debian package; needs root, as in CI).
 test-deps:
