@@ -33,6 +33,7 @@ variable                               meaning (default)
 ``ENFORCER_HOME_ACCOUNT``              the security account id (else taken from the invocation)
 ``ENFORCER_SWEEP_ACCOUNTS``            comma list of accounts the sweep covers (the home account)
 ``ENFORCER_SWEEP_REGIONS``             comma list of regions the sweep covers (the function's)
+``ENFORCER_HOOK_PAYLOAD_HOSTS``        extra ``host[:port]`` for hook STACK/CHANGE_SET payloads
 ``AWS_REGION``                         region of the function (``us-east-1``)
 =====================================  ===========================================================
 """
@@ -62,6 +63,7 @@ _EXTERNAL_ID_RE = re.compile(r"[A-Za-z0-9+=,.@:/_-]{2,1224}")
 _ACCOUNT_RE = re.compile(r"\d{12}")
 _REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 _URL_RE = re.compile(r"https?://[^\s]{1,2000}")
+_HOST_RE = re.compile(r"[a-z0-9][a-z0-9.-]{0,252}(:\d{1,5})?")
 MAX_CAP = 100_000
 
 
@@ -99,6 +101,7 @@ class Config:
     home_account: str | None = None
     sweep_accounts: tuple[str, ...] = ()
     sweep_regions: tuple[str, ...] = ()
+    hook_payload_hosts: tuple[str, ...] = ()
     region: str = "us-east-1"
 
     @classmethod
@@ -146,6 +149,7 @@ class Config:
             home_account=r.match("ENFORCER_HOME_ACCOUNT", _ACCOUNT_RE, "a 12-digit account id"),
             sweep_accounts=r.items("ENFORCER_SWEEP_ACCOUNTS", _ACCOUNT_RE, "12-digit account ids"),
             sweep_regions=r.items("ENFORCER_SWEEP_REGIONS", _REGION_RE, "region names"),
+            hook_payload_hosts=r.items("ENFORCER_HOOK_PAYLOAD_HOSTS", _HOST_RE, "host[:port] names"),
             region=r.match("AWS_REGION", _REGION_RE, "a region name")
             or r.match("AWS_DEFAULT_REGION", _REGION_RE, "a region name")
             or "us-east-1",

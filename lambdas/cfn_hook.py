@@ -1,8 +1,9 @@
-"""CloudFormation Lambda Hook (RESOURCE and CLOUD_CONTROL, PRE_PROVISION): prevents IaC launches.
+"""CloudFormation Lambda Hook (RESOURCE, CLOUD_CONTROL, STACK, CHANGE_SET): prevents IaC launches.
 
 Answers ``SUCCESS`` or ``FAILED`` with ``errorCode`` ``NonCompliant`` (policy deny) or
 ``InternalFailure`` (could not evaluate: fails closed unless no chip is controlled and the fail
-policy is ``open``), echoes ``clientRequestToken``, keeps ``message`` under Cloud Control's 1,024.
+policy is ``open``), echoes ``clientRequestToken`` when the request has one, keeps ``message`` under
+Cloud Control's 1,024. Resource types that launch nothing answer SUCCESS before any AWS client exists.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import time
 from typing import Any
 
 from enforcer.aws_wiring import Runtime, runtime
+from enforcer.hook_payload import PresignedFetcher, normalise_hook
 from enforcer.intake import normalise
+from enforcer.intake.cfn_hook import PAYLOAD_NOT_FETCHED
+from enforcer.intake.cfn_stack import hook_token
 from enforcer.model import CONTROLLED_CLASSES, Ignored, InputError, LaunchRequest
 from enforcer.pipeline import rfc3339
 from lambdas._common import count, powertools
@@ -25,8 +29,9 @@ def respond(token: Any, status: str, message: str, error_code: str | None = None
     out: dict[str, Any] = {
         "hookStatus": status,
         "message": message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…",
-        "clientRequestToken": token if isinstance(token, str) else "",
     }
+    if isinstance(token, str):
+        out["clientRequestToken"] = token
     if error_code is not None:
         out["errorCode"] = error_code
     return out
@@ -43,16 +48,20 @@ def _may_fail_open(request: LaunchRequest | None, rt: Runtime | None) -> bool:
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Evaluate one resource of a CloudFormation or Cloud Control operation."""
-    token = event.get("clientRequestToken") if isinstance(event, dict) else None
+    token = hook_token(event)
     request: LaunchRequest | None = None
     rt: Runtime | None = None
     try:
-        rt = runtime()
-        parsed = normalise(event, rfc3339(time.time()))
+        now = rfc3339(time.time())
+        parsed = normalise(event, now)  # no runtime yet: non-launch resources answer at once
+        if isinstance(parsed, Ignored) and parsed.reason == PAYLOAD_NOT_FETCHED:  # STACK, CHANGE_SET
+            rt = runtime()
+            parsed = normalise_hook(event, now, PresignedFetcher(rt.config.hook_payload_hosts))
         if isinstance(parsed, Ignored):
             count(metrics, "NotEvaluated")
             return respond(token, "SUCCESS", f"not evaluated: {parsed.reason}")
         request = parsed
+        rt = rt or runtime()
         d = rt.enforcer.enforce(request, action="hook:respond").decision
     except InputError as exc:
         count(metrics, "BadInput")

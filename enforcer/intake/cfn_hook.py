@@ -1,4 +1,5 @@
-"""CloudFormation Lambda Hook requests (RESOURCE and CLOUD_CONTROL target operations).
+"""CloudFormation Lambda Hook requests (RESOURCE and CLOUD_CONTROL target operations; STACK and
+CHANGE_SET payloads are read by ``cfn_stack`` once fetched).
 
 Resource properties are PascalCase with numbers as strings; the CloudTrail extractors read them
 unchanged because the getters ignore case and counts accept decimal strings.
@@ -12,6 +13,7 @@ from typing import Any
 from enforcer.intake._registry import Extractor, detector
 from enforcer.intake._tags import find_attestation_ref
 from enforcer.intake._util import kind, text
+from enforcer.intake.cfn_stack import hook_token, template_target
 from enforcer.intake.cloudtrail import account_id, region
 from enforcer.intake.cloudtrail_ec2 import (
     allocate_hosts,
@@ -49,10 +51,44 @@ RESOURCE_TYPES: dict[str, Extractor] = {
     "AWS::EMR::Cluster": emr_cfn_cluster,
 }
 PROPS_PATH = "requestData.targetModel.resourceProperties"
+#: Reason of the Ignored a STACK/CHANGE_SET request gets until its payload is fetched (hook_payload).
+PAYLOAD_NOT_FETCHED = "template payload not fetched here"
 
 
 def _is_hook(e: Mapping[str, Any]) -> bool:
-    return "clientRequestToken" in e and "requestData" in e
+    # The Hooks guide documents requests without a clientRequestToken: recognise them by their fields.
+    return "requestData" in e and any(k in e for k in _HOOK_KEYS)
+
+
+_HOOK_KEYS = ("clientRequestToken", "clientRequesttoken", "hookTypeName", "awsAccountId")
+
+
+def extractor_for(resource_type: str) -> Extractor | None:
+    """The properties extractor of a launch-bearing CloudFormation resource type, else None.
+
+    The one call site deciding whether a resource type is launch-bearing (RESOURCE, CLOUD_CONTROL,
+    STACK and CHANGE_SET targets all ask here).
+    """
+    return RESOURCE_TYPES.get(resource_type)
+
+
+def hook_context(event: Mapping[str, Any]) -> tuple[str | None, str, str, str | None, str | None]:
+    """``(token, account, region, stack_id, invocation_point)`` of a hook request (token may be None).
+
+    Raises
+    ------
+    InputError
+        Bad account id, stack ARN or field types.
+    """
+    token = hook_token(event)
+    for key in ("clientRequestToken", "clientRequesttoken"):
+        if event.get(key) is not None:  # optional, but a token that is there must be a string
+            token = text(event.get(key), key, 128)
+            break
+    acct = account_id(event.get("awsAccountId"), "awsAccountId")
+    stack_key = "stackId" if "stackId" in event else "stackID"  # the guide spells it both ways
+    stack_id = _opt(event, stack_key, 2048)
+    return token, acct, stack_region(stack_id), stack_id, _opt(event, "actionInvocationPoint", 64)
 
 
 def _opt(event: Mapping[str, Any], key: str, max_len: int) -> str | None:
@@ -83,13 +119,9 @@ def from_hook(event: Mapping[str, Any], now: str | None) -> LaunchRequest | Igno
     Raises
     ------
     InputError
-        Missing token/account/target, or malformed properties.
+        Missing account/target, or malformed properties (a missing token is not an error).
     """
-    token = text(event.get("clientRequestToken"), "clientRequestToken", 128)
-    acct = account_id(event.get("awsAccountId"), "awsAccountId")
-    stack_id = _opt(event, "stackId", 2048)
-    reg = stack_region(stack_id)
-    point = _opt(event, "actionInvocationPoint", 64)
+    token, acct, reg, stack_id, point = hook_context(event)
     rd = event.get("requestData")
     if not isinstance(rd, dict):
         raise InputError(f"requestData: expected an object, got {kind(rd)}")
@@ -97,10 +129,10 @@ def from_hook(event: Mapping[str, Any], now: str | None) -> LaunchRequest | Igno
     action = f"cloudformation:{target}"
     if point is not None and point.upper().startswith("DELETE"):
         return Ignored("delete operation", token, action)
-    extractor = RESOURCE_TYPES.get(target)
+    if template_target(event) is not None:  # the Lambda handler fetches the payload (cfn_stack)
+        return Ignored(PAYLOAD_NOT_FETCHED, token, action)
+    extractor = extractor_for(target)
     if extractor is None:
-        if rd.get("payload") is not None:
-            return Ignored("stack and change-set payloads are not evaluated; target resources", token, action)
         return Ignored("resource type carries no instance type", token, action)
     model = rd.get("targetModel")
     if not isinstance(model, dict):
