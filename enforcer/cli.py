@@ -177,12 +177,12 @@ def _attach_groups() -> None:
     from enforcer.cli_replay import replay_command
     from enforcer.coverage.cli import coverage_command
     from enforcer.demo import demo_command
-    from enforcer.policy.cli import push_command, sign_command, verify_command
+    from enforcer.policy.cli import build_command, eval_command, push_command, sign_command, verify_command
 
     for cmd in (attest_group, reseller_group, audit_group, scp_group, replay_command, demo_command):
         cli.add_command(cmd)
     cli.add_command(coverage_command)
-    for cmd in (push_command, sign_command, verify_command):
+    for cmd in (push_command, sign_command, verify_command, build_command, eval_command):
         policy.add_command(cmd)
 
 

@@ -6,7 +6,9 @@ The lead attaches these to the ``policy`` group: ``policy.add_command(push_comma
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -35,9 +37,9 @@ def _policy_dir(policy_dir: Path | None) -> Path:
 @click.option(
     "--tests/--no-tests",
     "include_tests",
-    default=True,
+    default=False,
     show_default=True,
-    help="Also upload *_test.rego modules.",
+    help="Also upload *_test.rego modules (off: test modules never reach a server unless asked).",
 )
 @click.option("--prune", is_flag=True, help="Delete server policies that are not in the directory.")
 @click.option(
@@ -119,3 +121,92 @@ def verify_command(policy_dir: Path | None, pubkey: Path, kid: str | None) -> No
         fail(str(exc))
     files = len(bundle.modules) + len(bundle.tests) + len(bundle.data_files)
     click.echo(json.dumps({"verified": True, "revision": bundle.revision, "files": files}))
+
+
+@click.command("build")
+@_DIR_ARG
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("bundle.tar.gz"),
+    show_default=True,
+    help="Bundle archive to write.",
+)
+@click.option(
+    "--signing-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Private key (PEM, EC P-256 or Ed25519): write /.signatures.json.",
+)
+@click.option("--kid", default=None, help="Key id of --signing-key (OPA's --verification-key-id).")
+@click.option("--revision", default=None, help="Manifest revision (default: the directory's revision).")
+@click.option(
+    "--tests/--no-tests", "include_tests", default=False, show_default=True, help="Ship *_test.rego."
+)
+def build_command(
+    policy_dir: Path | None,
+    output: Path,
+    signing_key: Path | None,
+    kid: str | None,
+    revision: str | None,
+    include_tests: bool,
+) -> None:
+    """Write an `opa build`-compatible bundle of POLICY_DIR: /.manifest (revision, roots), modules, data,
+    and /.signatures.json when signed. Load it with `opa run --server --bundle --verification-key PUB
+    --verification-key-id KID --signing-alg ES256 bundle.tar.gz`. Exit 2 for a bad directory or key."""
+    from enforcer.policy.bundle import build_bundle
+    from enforcer.policy.signing import MAX_PEM_BYTES
+
+    try:
+        pem = None
+        if signing_key is not None:
+            if signing_key.stat().st_size > MAX_PEM_BYTES:
+                fail(f"key file larger than {MAX_PEM_BYTES} bytes")
+            pem = signing_key.read_bytes()
+        built = build_bundle(_policy_dir(policy_dir), output, pem, kid, revision, include_tests)
+    except OSError as exc:
+        fail(f"{exc.filename or output}: {exc.strerror}")
+    except InputError as exc:
+        fail(str(exc))
+    click.echo(json.dumps(built.to_dict(), indent=2))
+
+
+@click.command("eval")
+@click.argument("input_file", type=click.Path(path_type=Path, allow_dash=True, dir_okay=False))
+@click.option("--policy-dir", type=click.Path(path_type=Path), default=None, help="Default: policies/.")
+@click.option(
+    "-d",
+    "--data-path",
+    "query",
+    default="gpu.launch.decision",
+    show_default=True,
+    help="Document to evaluate (data.<path>), dotted.",
+)
+@click.option("--engine", type=click.Choice(["embedded", "opa"]), default="embedded", show_default=True)
+@click.option("--opa-url", envvar="ENFORCER_OPA_URL", default="http://127.0.0.1:8181", show_default=True)
+def eval_command(input_file: Path, policy_dir: Path | None, query: str, engine: str, opa_url: str) -> None:
+    """Evaluate data.<path> for a raw INPUT_FILE (JSON object; - for stdin), like `opa eval -i`.
+
+    Nothing is resolved, looked up or written to the audit log: the input document is the policy's input
+    as is. Prints {"result": ...}; exit 0 when defined, 1 when undefined or the engine fails, 2 for bad input.
+    """
+    from enforcer.cli_views import read_event
+    from enforcer.policy.factory import make_engine
+    from enforcer.ports import EngineError
+
+    dotted = query.removeprefix("data.")
+    if not dotted or not all(p.replace("_", "a").isalnum() for p in dotted.split(".")):
+        fail(f"bad data path {query!r}: expected dotted identifiers like gpu.launch.decision")
+    try:
+        doc = read_event(input_file)
+        if not isinstance(doc, dict):
+            fail("input must be a JSON object")
+        eng: Any = make_engine(engine, _policy_dir(policy_dir), opa_url=opa_url, timeout=5.0)  # has eval_path
+        result = eng.eval_path(dotted, doc)
+    except InputError as exc:
+        fail(str(exc))
+    except EngineError as exc:
+        click.echo(json.dumps({"error": str(exc)}), err=True)
+        sys.exit(1)
+    click.echo(json.dumps({"result": result}, indent=2, sort_keys=True))

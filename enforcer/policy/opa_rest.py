@@ -31,6 +31,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from enforcer.model import InputError
 from enforcer.policy import DECISION_PATH
 from enforcer.policy.breaker import CircuitBreaker
+from enforcer.policy.provenance import RevisionTracker
 from enforcer.ports import EngineError
 
 DEFAULT_URL = "http://127.0.0.1:8181"
@@ -41,6 +42,8 @@ MAX_IN_FLIGHT = 8
 EFFECTS = ("allow", "deny", "audit")
 #: Most reasons taken from one decision (a larger list is a malformed answer).
 MAX_REASONS = 64
+#: Every query asks OPA which bundle revision answered it (see ``provenance``).
+_PROVENANCE: dict[str, Any] = {"provenance": "true"}
 #: Longest detail taken from an error body into a message.
 _MAX_DETAIL = 200
 #: What the client stack raises: requests (timeouts, refused/dropped connections, HTTP errors, bad JSON,
@@ -281,7 +284,8 @@ class OpaRestEngine:
         if not segments:
             raise InputError("decision path must not be empty", "BAD_OPA_PATH")
         self.url = url
-        self.revision = revision
+        self.local_revision = revision
+        self._revisions = RevisionTracker(revision)
         self.timeout = timeout
         self.breaker = breaker if breaker is not None else CircuitBreaker()
         self.path = "/".join(segments)
@@ -327,9 +331,26 @@ class OpaRestEngine:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- internals -------------------------------------------------------------------------
+    @property
+    def revision(self) -> str:
+        """The policy revision the server reported for this thread's last query (else the local one)."""
+        return self._revisions.current
+
+    @revision.setter
+    def revision(self, value: str) -> None:
+        """Set the local revision (what the server's is compared with, and recorded without one)."""
+        self.local_revision = value
+        self._revisions.local = value
+
+    @property
+    def revision_mismatches(self) -> int:
+        """Answers whose server revision differed from the local policy directory's."""
+        return self._revisions.mismatches
+
     def _query(self, segments: list[str], input_doc: dict[str, Any] | None) -> Any:
         dotted = ".".join(segments)
         body = self.breaker.call(lambda: self._post(segments, input_doc))
+        self._revisions.note(body.get("provenance"))
         if "result" not in body:
             raise EngineError(f"data.{dotted} is undefined on the OPA server (policy not loaded?)")
         return body["result"]
@@ -365,7 +386,9 @@ class OpaRestEngine:
     def _post_once(self, segments: list[str], input_doc: dict[str, Any] | None) -> dict[str, Any]:
         package, rule = (".".join(segments[:-1]), segments[-1]) if len(segments) > 1 else (segments[0], None)
         try:
-            body = self._client.query_rule(plain_numbers(input_doc), package_path=package, rule_name=rule)
+            body = self._client.query_rule(
+                plain_numbers(input_doc), package_path=package, rule_name=rule, query_params=_PROVENANCE
+            )
         except CLIENT_ERRORS as exc:
             raise EngineError(f"OPA query failed: {_describe(exc)}") from exc
         except Exception as exc:  # anything else from the client stack still fails closed

@@ -54,7 +54,7 @@ def push_bundle(
     bundle: PolicyBundle,
     opa_url: str,
     timeout: float = DEFAULT_PUSH_TIMEOUT,
-    include_tests: bool = True,
+    include_tests: bool = False,
     prune: bool = False,
     token: str | None = None,
 ) -> PushReport:
@@ -69,7 +69,8 @@ def push_bundle(
     timeout
         Seconds per request.
     include_tests
-        Also upload ``*_test.rego`` modules (needed to run the Rego tests through the server).
+        Also upload ``*_test.rego`` modules (only when asked: needed to run the Rego tests through the
+        server, never part of what a production server should hold).
     prune
         Delete server policies whose id is not in the bundle (stale modules can change decisions).
     token
@@ -113,7 +114,7 @@ def push_policies(
     policy_dir: Path | str,
     opa_url: str,
     timeout: float = DEFAULT_PUSH_TIMEOUT,
-    include_tests: bool = True,
+    include_tests: bool = False,
     prune: bool = False,
     public_key_pem: bytes | str | None = None,
     token: str | None = None,

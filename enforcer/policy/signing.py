@@ -168,9 +168,9 @@ def file_hash(name: str, raw: bytes) -> str:
     Raises
     ------
     PolicySignatureError
-        When a ``.json`` file is not valid UTF-8 JSON.
+        When a ``.json`` file or a ``.manifest`` is not valid UTF-8 JSON.
     """
-    if not name.endswith(".json"):
+    if not (name.endswith(".json") or name.rsplit("/", 1)[-1] == ".manifest"):
         return hashlib.sha256(raw).hexdigest()
     try:
         value = json.loads(
