@@ -82,7 +82,7 @@ class RealOpa:
             "--server",
             "--addr",
             f"127.0.0.1:{self.port}",
-            "--disable-telemetry",
+            "--skip-version-check",
             "--log-level",
             "error",
             *self.args,
@@ -112,7 +112,8 @@ class RealOpa:
         """Wait for the process to exit by itself; return its exit code."""
         assert self.proc is not None
         rc = self.proc.wait(timeout)
-        self.log = self.proc.stdout.read() if self.proc.stdout else b""
+        if self.proc.stdout and not self.proc.stdout.closed:
+            self.log += self.proc.stdout.read()
         return rc
 
     def stop(self) -> None:
