@@ -115,6 +115,21 @@ EXPECTED: dict[str, tuple[str, str, list[tuple[str, int]], int, str | None]] = {
     "broker_launch.json": ("broker", "broker:Launch", [("p5.48xlarge", 2)], 0, ATT),
     "broker_launch_base64_template.json": ("broker", "broker:Launch", [("ref:launch_template", 1)], 0, None),
     "broker_direct.json": ("broker", "broker:Launch", [("p5.48xlarge", 4), ("p5e.48xlarge", 4)], 0, ATT),
+    # SageMaker state changes (enforcer/intake/sagemaker_events.py; tests/test_managed.py acts on them)
+    "sagemaker_training_state_change.json": (
+        "state_change", "sagemaker:TrainingJobStateChange", [("p5.48xlarge", 2)], 0, None),
+    "sagemaker_training_state_change_no_resources.json": (
+        "state_change", "sagemaker:TrainingJobStateChange", [("ref:managed_resource", 1)], 0, None),
+    "sagemaker_endpoint_state_change.json": (
+        "state_change", "sagemaker:EndpointStateChange", [("ref:managed_resource", 1)], 0, None),
+    "sagemaker_transform_state_change.json": (
+        "state_change", "sagemaker:TransformJobStateChange", [("p4d.24xlarge", 3)], 0, None),
+    "sagemaker_processing_state_change.json": (
+        "state_change", "sagemaker:ProcessingJobStateChange", [("g6e.12xlarge", 4)], 0, None),
+    "sagemaker_notebook_state_change.json": (
+        "state_change", "sagemaker:NotebookInstanceStateChange", [("g5.xlarge", 1)], 0, None),
+    "sagemaker_hyperpod_state_change.json": (
+        "state_change", "sagemaker:HyperPodClusterStateChange", [("ref:managed_resource", 1)], 0, None),
 }
 # fmt: on
 
@@ -129,6 +144,7 @@ IGNORED: dict[str, str] = {
     "cfn_hook_doc_cloud_control_notoken.json": "resource type carries no instance type",
     "cfn_hook_doc_stack.json": "template payload not fetched here",
     "cfn_hook_doc_change_set.json": "template payload not fetched here",
+    "sagemaker_training_state_change_doc.json": "sagemaker:training-job status Completed",
 }
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from enforcer.intake import broker, cfn_hook, cloudtrail, ec2_events  # noqa: F401  (registers shapes)
+# Registers shapes and detectors (sagemaker_events must come before the catch-all eventbridge_other).
+from enforcer.intake import broker, cfn_hook, cloudtrail, ec2_events, sagemaker_events  # noqa: F401
 from enforcer.intake._registry import CLOUDTRAIL_SHAPES, DETECTORS, detector, shape
 from enforcer.intake._util import as_list, kind, text
 from enforcer.intake.cloudtrail import iter_cloudtrail_records

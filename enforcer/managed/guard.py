@@ -1,0 +1,236 @@
+"""The guard's path for managed compute: decide, then stop or scale the resource through its service.
+
+The reactive guard (``enforcer.guard``) hands over every request naming a managed resource
+(``extra["managed"]``, set by the SageMaker state-change detector, by the sweep below, or attached
+here to a CloudTrail create call that names its job, notebook or cluster) and, on each scheduled
+sweep, asks :func:`sweep` for the running resources of every registered family. A deny in enforce
+mode calls the family's remediation (one unit of the blast-radius budget per resource) and notifies;
+families without a stop or scale-to-zero call only notify. Dryrun only logs "would deny".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from itertools import islice
+from typing import Any, Protocol
+
+from enforcer.actions import ActionResult, Budget
+from enforcer.aws_errors import error_code
+from enforcer.guard import Guard
+from enforcer.managed import fleets, sagemaker  # noqa: F401  (registers the families)
+from enforcer.managed.registry import FAMILIES, MANAGED_REF, Family, ManagedResource, from_request, to_request
+from enforcer.model import LaunchRequest
+from enforcer.pipeline import Enforcer, Outcome, rfc3339
+
+#: CloudTrail create calls whose request names the managed resource they start.
+CLOUDTRAIL_NAMES: Mapping[str, tuple[str, str]] = {
+    "sagemaker:CreateTrainingJob": ("sagemaker:training-job", "training_job_name"),
+    "sagemaker:CreateProcessingJob": ("sagemaker:processing-job", "processing_job_name"),
+    "sagemaker:CreateTransformJob": ("sagemaker:transform-job", "transform_job_name"),
+    "sagemaker:CreateNotebookInstance": ("sagemaker:notebook-instance", "notebook_instance_name"),
+    "sagemaker:CreateCluster": ("sagemaker:cluster", "cluster_name"),
+    "sagemaker:UpdateCluster": ("sagemaker:cluster", "cluster_name"),
+}
+
+
+class GuardLike(Protocol):
+    """What this module needs of ``enforcer.guard.Guard``."""
+
+    enforcer: Enforcer
+    clients: Any
+    remediator: Any
+
+
+def is_managed(request: LaunchRequest) -> bool:
+    """True when ``request`` names a managed resource (attaching one for known CloudTrail creates)."""
+    if isinstance(request.extra.get("managed"), dict):
+        return True
+    known = CLOUDTRAIL_NAMES.get(request.action)
+    if known is None:
+        return False
+    name = request.extra.get(known[1])
+    if not isinstance(name, str) or not name:
+        return False
+    request.extra["managed"] = {"kind": known[0], "name": name}
+    return True
+
+
+def _planned(guard: GuardLike, fam: Family | None) -> str:
+    if guard.enforcer.mode != "enforce":
+        return "guard:dryrun"
+    return f"guard:{fam.remedy.split(' ')[0] if fam and fam.remediate else 'alert'}"
+
+
+def _resolve(guard: GuardLike, request: LaunchRequest, fam: Family, res: ManagedResource) -> Any:
+    """Replace managed refs by the types the service reports (the client is returned for reuse)."""
+    if fam.describe is None or not any(
+        i.unresolved and (i.ref or {}).get("kind") == MANAGED_REF for i in request.items
+    ):
+        return None
+    client = guard.clients.client(fam.service, request.account_id, request.region)
+    found = fam.describe(client, res)
+    if found is not None and found.items:
+        fresh = to_request(
+            found, request.account_id, request.region, source="", action="", event_id=None, event_time=None
+        )
+        request.items = fresh.items
+        request.extra["managed"] = {
+            **found.ref(),
+            **{k: v for k, v in request.extra["managed"].items() if k == "ids"},
+        }
+    return client
+
+
+def decide_and_act(guard: GuardLike, request: LaunchRequest, budget: Budget, now: float) -> dict[str, Any]:
+    """Decide on a managed resource, log it, then remediate a deny through the resource's service.
+
+    Returns
+    -------
+    dict
+        The guard's per-decision result (``event_id``, ``decision_id``, ``effect``, ``reasons``,
+        ``duplicate``, ``remediation``).
+    """
+    res = from_request(request)
+    fam = FAMILIES.get(res.kind) if res is not None else None
+    client: Any = None
+    problems: list[str] = []
+    if res is not None and fam is not None:
+        try:
+            client = _resolve(guard, request, fam, res)
+        except Exception as exc:  # unresolved items stay: the policy denies them (REQUEST_UNRESOLVED)
+            problems.append(f"describe failed: {error_code(exc) or type(exc).__name__}")
+    outcome = guard.enforcer.enforce(request, now, action=_planned(guard, fam))
+    result = _act(guard, outcome, fam, res, client, budget)
+    result.errors = problems + result.errors
+    d = outcome.decision
+    return {
+        "event_id": request.event_id,
+        "decision_id": d.decision_id,
+        "effect": d.effect,
+        "reasons": d.reason_codes,
+        "duplicate": outcome.duplicate,
+        "remediation": {**result.to_dict(), "remedy": fam.remedy if fam else "unknown family: alert only"},
+    }
+
+
+def _act(
+    guard: GuardLike,
+    outcome: Outcome,
+    fam: Family | None,
+    res: ManagedResource | None,
+    client: Any,
+    budget: Budget,
+) -> ActionResult:
+    d = outcome.decision
+    if outcome.duplicate:
+        return ActionResult("duplicate", d.decision_id)
+    if d.effect != "deny":
+        return ActionResult("allowed" if d.effect == "allow" else "audited", d.decision_id)
+    target = f"{res.kind}/{res.name}" if res is not None else "unknown"
+    result = ActionResult("alerted", d.decision_id, targets=[target])
+    if not d.enforced:
+        result.status = "would_deny"
+        return result
+    if fam is not None and res is not None and fam.remediate is not None:
+        if budget.take(1) == 0:
+            result.status, result.capped = "capped", [target]
+        else:
+            try:
+                client = client or guard.clients.client(fam.service, d.request.account_id, d.request.region)
+                result.status, result.acted = fam.remediate(client, res), [target]
+            except Exception as exc:
+                result.status = "failed"
+                result.errors.append(f"{fam.remedy} failed: {error_code(exc) or type(exc).__name__}")
+    notify = getattr(guard.remediator, "notify", None)
+    if callable(notify):
+        notify(d, result)
+    return result
+
+
+def sweep(
+    guard: GuardLike,
+    trigger: LaunchRequest,
+    account: str,
+    region: str,
+    budget: Budget,
+    now: float,
+    limit: int,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Decide on every running managed resource with accelerators in one account and region.
+
+    Parameters
+    ----------
+    trigger
+        The scheduled sweep request (its event id prefixes each resource's event id).
+    limit
+        Most resources decided (the sweep's remaining cap).
+
+    Returns
+    -------
+    tuple
+        Per-decision results and per-family errors (``account/region/kind: code``).
+    """
+    results: list[dict[str, Any]] = []
+    errors: list[str] = []
+    prefix = trigger.event_id or rfc3339(now)
+    for fam in FAMILIES.values():
+        if len(results) >= limit:
+            break
+        try:
+            client = guard.clients.client(fam.service, account, region)
+            found = [r for r in islice(fam.sweep(client, limit), limit) if _accelerated(guard, r)]
+        except Exception as exc:
+            errors.append(f"{account}/{region}/{fam.kind}: {error_code(exc) or type(exc).__name__}")
+            continue
+        for res in found[: limit - len(results)]:
+            req = to_request(
+                res,
+                account,
+                region,
+                source="sweep",
+                action=f"{fam.kind}:Sweep",
+                event_id=f"{prefix}/{account}/{region}/{res.kind}/{res.name}"[:512],
+                event_time=trigger.event_time,
+            )
+            req.extra["sweep"] = True
+            results.append(decide_and_act(guard, req, budget, now))
+    return results, errors
+
+
+def _accelerated(guard: GuardLike, res: ManagedResource) -> bool:
+    """False only when every type is known to carry no accelerator (as the EC2 sweep skips them)."""
+    return any(t is None or guard.enforcer.catalog.classify(t).chip_class != "none" for t, _ in res.items)
+
+
+class ManagedGuard(Guard):
+    """The reactive guard with managed compute: managed requests take this module's path, and each
+    sweep also lists the managed families in the (account, region) pairs the EC2 sweep visited."""
+
+    def decide_and_act(self, request: LaunchRequest, budget: Budget, now: float) -> dict[str, Any]:
+        """Managed resources here; everything else as ``Guard.decide_and_act``."""
+        if is_managed(request):
+            return decide_and_act(self, request, budget, now)
+        return super().decide_and_act(request, budget, now)
+
+    def sweep(self, request: LaunchRequest, budget: Budget, now: float, **kwargs: Any) -> dict[str, Any]:
+        """``Guard.sweep``, then the managed families of the same pairs (not in report-only mode)."""
+        out = super().sweep(request, budget, now, **kwargs)
+        if kwargs.get("report_only"):
+            return out
+        visited = out.get("visited")
+        if isinstance(visited, list) and visited:
+            pairs = [tuple(str(v).split("/", 1)) for v in visited]
+        else:
+            accounts = self.sweep_accounts or (request.account_id,)
+            regions = self.sweep_regions or (request.region,)
+            pairs = [(a, r) for a in accounts for r in regions]
+        results = out.setdefault("results", [])
+        errors = out.setdefault("errors", [])
+        for account, region in pairs:
+            room = self.max_sweep - len(results)
+            if room <= 0:
+                break
+            found, errs = sweep(self, request, account, region, budget, now, room)
+            results += found
+            errors += errs
+        return out
