@@ -33,6 +33,7 @@ from enforcer.attestation.submit import submit_token
 from enforcer.attestation.token import TokenFormatError, parse_unverified, sign_token
 from enforcer.cli_common import CliState, fail, parse_now
 from enforcer.model import InputError
+from enforcer.policy.datafiles import is_iso_country
 from enforcer.ports import AccountDirectory
 
 RegistryFactory = Callable[[CliState], AttestationRegistry]
@@ -102,7 +103,7 @@ def _country(value: str | None, option: str) -> str | None:
     if value is None:
         return None
     cc = value.strip().upper()
-    if len(cc) != 2 or not cc.isascii() or not cc.isalpha():
+    if not is_iso_country(cc):
         fail(f"{option} must be an ISO 3166-1 alpha-2 country code, got {value[:16]!r}")
     return cc
 
@@ -160,6 +161,7 @@ def build_attest_group(
     @click.option("--end-customer-parent-hq-country", "parent_hq", default=None)
     @click.option("--end-customer-kyc-level", "kyc", default=None)
     @click.option("--end-use", default=None, help="Intended end use (no personal data).")
+    @click.option("--supersedes", default=None, help="jti of an older attestation this one replaces.")
     @click.option("--valid-days", type=int, default=30, show_default=True)
     @click.option("--now", default=None, help="RFC 3339 signing time (default: now).")
     @click.option(
@@ -177,6 +179,7 @@ def build_attest_group(
         parent_hq: str | None,
         kyc: str | None,
         end_use: str | None,
+        supersedes: str | None,
         valid_days: int,
         now: str | None,
         audience: str | None,
@@ -205,6 +208,7 @@ def build_attest_group(
                 max_valid_days=cap,
                 audience=audience or audience_from_env(),
                 end_use=end_use,
+                supersedes=supersedes,
             )
             token = sign_token(key, kid, claims, _x5c_from_pem(cert_chain) if cert_chain else None)
         except InputError as exc:
@@ -306,7 +310,10 @@ def build_reseller_group(registry_factory: RegistryFactory = default_registry) -
     @click.option("--public-key", "public_key", required=True, type=click.Path(dir_okay=False, exists=True))
     @click.option("--kid", required=True)
     @click.option("--name", default=None)
-    @click.option("--country", default=None)
+    @click.option("--country", default=None, help="Where the reseller is registered (ISO 3166-1 alpha-2).")
+    @click.option("--hq-country", "hq_country", default=None, help="The reseller's HQ country.")
+    @click.option("--parent-hq-country", "parent_hq", default=None, help="Its ultimate parent's HQ country.")
+    @click.option("--status", type=click.Choice(["active", "suspended"]), default=None)
     @click.option("--not-after", "not_after", default=None, help="RFC 3339 time after which the key is void.")
     @click.pass_obj
     def add(
@@ -316,6 +323,9 @@ def build_reseller_group(registry_factory: RegistryFactory = default_registry) -
         kid: str,
         name: str | None,
         country: str | None,
+        hq_country: str | None,
+        parent_hq: str | None,
+        status: str | None,
         not_after: str | None,
     ) -> None:
         """Register a reseller (or update it) and add a verification key."""
@@ -324,7 +334,14 @@ def build_reseller_group(registry_factory: RegistryFactory = default_registry) -
             limit = parse_now(not_after) if not_after is not None else None
             key = ResellerKey(kid, alg, pem, not_after=limit, created_at=parse_now(None))
             registry = registry_factory(state)
-            registry.put_reseller(reseller_id, name, _country(country, "--country"))
+            registry.put_reseller(
+                reseller_id,
+                name,
+                _country(country, "--country"),
+                hq_country=_country(hq_country, "--hq-country"),
+                parent_hq_country=_country(parent_hq, "--parent-hq-country"),
+                status=status,
+            )
             registry.add_key(reseller_id, key)
         except InputError as exc:
             fail(str(exc))

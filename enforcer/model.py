@@ -26,6 +26,7 @@ ATTESTATION_STATUSES = (
     "unknown_issuer",
     "key_revoked",
     "account_mismatch",
+    "incomplete",
     "not_required",
 )
 
@@ -206,9 +207,13 @@ class AttestationResult:
     jti: str | None = None
     kid: str | None = None
     issuer: str | None = None
+    #: End customers of every current, valid, not superseded attestation (most restrictive wins).
+    end_customers: list[dict[str, Any]] | None = None
+    #: The reseller's own registry entry (id, country, hq_country, parent_hq_country, status).
+    reseller: dict[str, Any] | None = None
 
     def to_policy(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "status": self.status,
             "detail": self.detail,
             "claims": self.claims,
@@ -216,6 +221,9 @@ class AttestationResult:
             "kid": self.kid,
             "issuer": self.issuer,
         }
+        if self.end_customers is not None:
+            doc["end_customers"] = self.end_customers
+        return doc
 
 
 @dataclass(slots=True)

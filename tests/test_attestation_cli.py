@@ -33,7 +33,7 @@ class Env:
         pub = self.dir / "acme.pub"
         pub.write_text(self.ok("attest", "keygen", "--out", str(key)))
         self.ok("reseller", "add", RESELLER, "--public-key", str(pub), "--kid", "acme-2026", "--name", "Acme Cloud",
-                "--country", "nl")  # fmt: skip
+                "--country", "nl", "--hq-country", "NL", "--parent-hq-country", "NL")  # fmt: skip
         self.ok("account", "add", ACC_X, "--country", "NL", "--reseller", RESELLER, "--kyc", "verified")
         self.ok("account", "add", ACC_Y, "--country", "NL", "--reseller", RESELLER, "--kyc", "verified")
         return key
@@ -41,7 +41,7 @@ class Env:
     def sign(self, key: Path, *extra: str, account: str = ACC_X, now: float = T0) -> Path:
         token = self.ok("attest", "sign", "--key", str(key), "--kid", "acme-2026", "--issuer", RESELLER,
                         "--account", account, "--end-customer-country", "nl", "--end-customer-hq-country", "NL",
-                        "--end-customer-kyc-level", "verified", "--end-use", "LLM fine-tuning",
+                        "--end-customer-parent-hq-country", "NL", "--end-customer-kyc-level", "verified", "--end-use", "LLM fine-tuning",
                         "--now", rfc3339(now), *extra)  # fmt: skip
         file = self.dir / f"token-{account}-{now}-{len(extra)}.jwt"
         file.write_text(token)
@@ -62,7 +62,12 @@ def test_full_flow(env: Env) -> None:
     doc = json.loads(inspected.stdout)
     assert doc["UNVERIFIED"] is True
     assert doc["header"]["alg"] == "ES256" and doc["header"]["kid"] == "acme-2026"
-    assert doc["claims"]["end_customer"] == {"country": "NL", "hq_country": "NL", "kyc_level": "verified"}
+    assert doc["claims"]["end_customer"] == {
+        "country": "NL",
+        "hq_country": "NL",
+        "parent_hq_country": "NL",
+        "kyc_level": "verified",
+    }
     assert doc["claims"]["exp"] - doc["claims"]["nbf"] == 30 * DAY
 
     jti = env.ok("attest", "submit", str(token_file), "--now", rfc3339(T0 + 60)).strip()

@@ -142,8 +142,8 @@ class World:
 
 def make_world(registry: AttestationRegistry) -> World:
     w = World(registry)
-    registry.put_reseller(RA, name="Reseller A", country="DE")
-    registry.put_reseller(RB, name="Reseller B", country="FR")
+    registry.put_reseller(RA, name="Reseller A", country="DE", hq_country="DE", parent_hq_country="DE")
+    registry.put_reseller(RB, name="Reseller B", country="FR", hq_country="FR", parent_hq_country="FR")
     w.add_key(RA, "a-es", "ES256")
     w.add_key(RA, "a-ed", "EdDSA")
     w.add_key(RB, "b-es", "ES256")

@@ -191,7 +191,8 @@ def test_cli_trust_sign_submit_revoke(world: World, pki: Pki, tmp_path: Path) ->
     chain_file.write_bytes(x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM))
     sign = cli_invoke(world, tmp_path, [
         "attest", "sign", "--key", str(key_file), "--kid", "ca-cert-1", "--issuer", RA, "--account", ACC_X,
-        "--end-customer-country", "DE", "--now", rfc3339(T0), "--cert-chain", str(chain_file),
+        "--end-customer-country", "DE", "--end-customer-hq-country", "DE", "--end-customer-parent-hq-country", "DE",
+        "--now", rfc3339(T0), "--cert-chain", str(chain_file),
     ])  # fmt: skip
     assert sign.exit_code == 0, sign.output
     token_file = tmp_path / "t.jwt"

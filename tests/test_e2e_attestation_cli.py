@@ -42,6 +42,10 @@ def world(tmp_path: Path) -> dict[str, Path]:
             "lb-2026",
             "--country",
             "SG",
+            "--hq-country",
+            "SG",
+            "--parent-hq-country",
+            "SG",
         ).exit_code
         == 0
     )
@@ -70,6 +74,8 @@ def sign_and_submit(w: dict[str, Path], parent_hq: str) -> str:
         "SG",
         "--end-customer-parent-hq-country",
         parent_hq,
+        "--end-customer-kyc-level",
+        "verified",
         "--end-use",
         "LLM fine-tuning",
         "--now",

@@ -62,13 +62,27 @@ ITEMS: list[tuple[str | None, int, dict[str, Any] | None]] = [
 
 
 def _ec(country: str) -> dict[str, Any]:
-    return {"end_customer": {"country": country, "hq_country": country, "parent_hq_country": country}}
+    ec = {"country": country, "hq_country": country, "parent_hq_country": country, "kyc_level": "verified"}
+    return {"end_customer": ec}
 
 
+def _reseller(country: str) -> dict[str, Any]:
+    return {"id": "acme-cloud", "country": country, "hq_country": country, "parent_hq_country": country}
+
+
+SG_RESELLER = _reseller("SG")
 ATTESTATIONS = [
-    AttestationResult("valid", claims=_ec("SG"), jti="a1", kid="k1", issuer="acme-cloud"),
-    AttestationResult("valid", claims=_ec("CN"), jti="a2", kid="k1", issuer="acme-cloud"),
-    AttestationResult("valid", claims=_ec("AE"), jti="a3", kid="k1", issuer="acme-cloud"),
+    AttestationResult(
+        "valid", claims=_ec("SG"), jti="a1", kid="k1", issuer="acme-cloud", reseller=SG_RESELLER
+    ),
+    AttestationResult(
+        "valid", claims=_ec("CN"), jti="a2", kid="k1", issuer="acme-cloud", reseller=SG_RESELLER
+    ),
+    AttestationResult(
+        "valid", claims=_ec("AE"), jti="a3", kid="k1", issuer="acme-cloud", reseller=SG_RESELLER
+    ),
+    AttestationResult("valid", claims=_ec("SG"), jti="a4", issuer="acme-cloud", reseller=_reseller("HK")),
+    AttestationResult("valid", claims={"end_customer": {"country": "SG"}}, jti="a5", reseller=SG_RESELLER),
     *(
         AttestationResult(s, detail=f"status {s}")
         for s in ATTESTATION_STATUSES
@@ -171,6 +185,8 @@ def test_decision_matrix_is_identical_on_both_engines(
         "ATTESTATION_UNKNOWN_ISSUER",
         "ATTESTATION_KEY_REVOKED",
         "ATTESTATION_ACCOUNT_MISMATCH",
+        "ATTESTATION_INCOMPLETE",
+        "RESELLER_RESTRICTED",
         "ORIGIN_LICENSE_REVIEW",
         "LARGE_COMPUTE_REQUEST",
         "CHIP_CLASS_INDETERMINATE",

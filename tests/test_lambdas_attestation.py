@@ -38,7 +38,7 @@ def reseller(make_world: Any) -> tuple[World, Any]:
     w: World = make_world()
     key = load_signing_key(generate_private_key_pem("ES256"))
     registry = DynamoDBRegistry(w.client("dynamodb"), PREFIX)
-    registry.put_reseller("acme", "Acme Cloud", "SG")
+    registry.put_reseller("acme", "Acme Cloud", "SG", hq_country="SG", parent_hq_country="SG")
     registry.add_key("acme", ResellerKey("k1", "ES256", key.public_pem, created_at=time.time()))
     w.add_account(RESELLER_ACCOUNT, "SG", kyc="none", reseller="acme")
     return w, key

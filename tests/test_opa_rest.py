@@ -273,12 +273,23 @@ def test_non_engine_exception_releases_half_open_slot() -> None:
 def test_push_uploads_every_module_and_data_file(tmp_path: Path) -> None:
     with OpaTestServer() as server:
         report = push_policies(ROOT / "policies", server.url, include_tests=True)
-        assert set(report.policies) == {"gpu/launch/launch.rego", "gpu/launch/launch_test.rego"}
-        assert set(report.data) == {"gpu/break_glass", "gpu/config", "gpu/country_groups", "gpu/reasons"}
+        assert set(report.policies) == {
+            "gpu/launch/launch.rego",
+            "gpu/launch/launch_test.rego",
+            "gpu/launch/trust_test.rego",
+        }
+        assert set(report.data) == {
+            "gpu/break_glass",
+            "gpu/config",
+            "gpu/countries",
+            "gpu/country_groups",
+            "gpu/reasons",
+            "gpu/regions",
+        }
         assert sorted(server.policies) == sorted(report.policies)
         assert server.data["gpu"]["config"]["required_kyc"] == "verified"
         no_tests = push_policies(ROOT / "policies", server.url, prune=True)  # tests only when asked
-        assert no_tests.pruned == ["gpu/launch/launch_test.rego"]
+        assert sorted(no_tests.pruned) == ["gpu/launch/launch_test.rego", "gpu/launch/trust_test.rego"]
         assert list(server.policies) == ["gpu/launch/launch.rego"]
 
 

@@ -68,6 +68,15 @@ def test_reseller_without_registry_is_missing(make_enforcer: Any) -> None:
     assert d.effect == "deny" and codes(d) == {"ATTESTATION_MISSING"}
 
 
+SG_RESELLER = {
+    "id": "acme",
+    "country": "SG",
+    "hq_country": "SG",
+    "parent_hq_country": "SG",
+    "status": "active",
+}
+
+
 @pytest.mark.parametrize(
     ("status", "code"),
     [
@@ -77,16 +86,27 @@ def test_reseller_without_registry_is_missing(make_enforcer: Any) -> None:
         ("unknown_issuer", "ATTESTATION_UNKNOWN_ISSUER"),
         ("key_revoked", "ATTESTATION_KEY_REVOKED"),
         ("account_mismatch", "ATTESTATION_ACCOUNT_MISMATCH"),
+        ("incomplete", "ATTESTATION_INCOMPLETE"),
     ],
 )
 def test_attestation_status_codes(make_enforcer: Any, status: str, code: str) -> None:
-    enf = make_enforcer([RESOLD], attestations=FixedAttestation(AttestationResult(status)))
+    result = AttestationResult(status, reseller=SG_RESELLER)
+    enf = make_enforcer([RESOLD], attestations=FixedAttestation(result))
     assert codes(enf.decide(req(account=RESOLD.account_id))) == {code}
 
 
 def test_attested_end_customer_in_china_denied(make_enforcer: Any) -> None:
-    ec = {"end_customer": {"country": "SG", "hq_country": "SG", "parent_hq_country": "CN"}}
-    enf = make_enforcer([RESOLD], attestations=FixedAttestation(AttestationResult("valid", ec)))
+    ec = {
+        "end_customer": {
+            "country": "SG",
+            "hq_country": "SG",
+            "parent_hq_country": "CN",
+            "kyc_level": "verified",
+        }
+    }
+    enf = make_enforcer(
+        [RESOLD], attestations=FixedAttestation(AttestationResult("valid", ec, reseller=SG_RESELLER))
+    )
     d = enf.decide(req(account=RESOLD.account_id))
     assert d.effect == "deny" and codes(d) == {"END_CUSTOMER_RESTRICTED"}
 

@@ -55,7 +55,7 @@ def bench_attestation(runs: int = 500, algorithms: tuple[str, ...] = ("ES256", "
     now = time.time()
     with tempfile.TemporaryDirectory(prefix="attest-bench-") as tmp:
         registry = LocalRegistry(tmp)
-        registry.put_reseller(RESELLER, name="Bench", country="DE")
+        registry.put_reseller(RESELLER, name="Bench", country="DE", hq_country="DE", parent_hq_country="DE")
         for i, alg in enumerate(algorithms):
             account = f"{int(ACCOUNT) + i:012d}"
             key = load_signing_key(generate_private_key_pem(alg))

@@ -23,9 +23,12 @@ from enforcer.attestation.constants import (
     MAX_END_USE_CHARS,
 )
 from enforcer.model import InputError
+from enforcer.policy.datafiles import is_iso_country
 
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "iat", "nbf", "exp", "jti", "end_customer")
-ALLOWED_CLAIMS = frozenset((*REQUIRED_CLAIMS, "end_use"))
+ALLOWED_CLAIMS = frozenset((*REQUIRED_CLAIMS, "end_use", "supersedes"))
+#: The end customer's origin: each must be a real ISO 3166-1 alpha-2 code, else ``incomplete``.
+ORIGIN_KEYS = ("country", "hq_country", "parent_hq_country")
 END_CUSTOMER_KEYS = frozenset({"country", "hq_country", "parent_hq_country", "kyc_level", "name_hash"})
 NAME_HASH_PREFIX = "hmac-sha256:"
 #: Timestamps outside [0, 2**33) are refused (no year-2300 tricks, no negative times).
@@ -120,8 +123,8 @@ def validate_end_customer(value: Any) -> dict[str, str]:
         raise ClaimsError(
             f"end_customer has unexpected members {sorted(unknown)[:5]} (no clear personal data)"
         )
-    out = {"country": _country(value.get("country"), "end_customer.country")}
-    for k in ("hq_country", "parent_hq_country"):
+    out: dict[str, str] = {}
+    for k in ORIGIN_KEYS:  # presence and reality are checked by incomplete_origin (status `incomplete`)
         if value.get(k) is not None:
             out[k] = _country(value[k], f"end_customer.{k}")
     kyc = value.get("kyc_level")
@@ -139,6 +142,14 @@ def validate_end_customer(value: Any) -> dict[str, str]:
             raise ClaimsError("end_customer.name_hash must be an hmac-sha256 hash (see name_hash())")
         out["name_hash"] = nh
     return out
+
+
+def incomplete_origin(end_customer: dict[str, Any]) -> list[str]:
+    """The origin fields of a (validated) ``end_customer`` that are missing or not real ISO codes.
+
+    ``XX`` or ``ZZ`` are shaped like codes but assigned to no country: they count as missing.
+    """
+    return [k for k in ORIGIN_KEYS if not is_iso_country(end_customer.get(k))]
 
 
 def validate_claims(claims: Any) -> dict[str, Any]:
@@ -182,6 +193,10 @@ def validate_claims(claims: Any) -> dict[str, Any]:
         if not isinstance(end_use, str) or len(end_use) > MAX_END_USE_CHARS:
             raise ClaimsError(f"claim 'end_use' must be a string of at most {MAX_END_USE_CHARS} characters")
         out["end_use"] = end_use
+    if claims.get("supersedes") is not None:
+        out["supersedes"] = _ident(claims, "supersedes")
+        if out["supersedes"] == out["jti"]:
+            raise ClaimsError("claim 'supersedes' names the token itself")
     return out
 
 
@@ -196,6 +211,7 @@ def build_claims(
     audience: str,
     end_use: str | None = None,
     jti: str | None = None,
+    supersedes: str | None = None,
 ) -> dict[str, Any]:
     """Build (and validate) the claim set a reseller signs.
 
@@ -219,6 +235,8 @@ def build_claims(
         Optional free-text end use (no personal data).
     jti
         Token id; a random UUID when omitted.
+    supersedes
+        The ``jti`` of an older attestation for the same account that this one replaces.
 
     Raises
     ------
@@ -240,4 +258,6 @@ def build_claims(
     }
     if end_use is not None:
         claims["end_use"] = end_use
+    if supersedes is not None:
+        claims["supersedes"] = supersedes
     return validate_claims(claims)

@@ -39,6 +39,7 @@ STATUS_REASON_CODES: Final = {
     "unknown_issuer": "ATTESTATION_UNKNOWN_ISSUER",
     "key_revoked": "ATTESTATION_KEY_REVOKED",
     "account_mismatch": "ATTESTATION_ACCOUNT_MISMATCH",
+    "incomplete": "ATTESTATION_INCOMPLETE",
 }
 
 #: Identifier shapes (reseller ids, key ids, token ids). Kept narrow: they end up in file names and keys.

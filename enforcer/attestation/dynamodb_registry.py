@@ -160,6 +160,9 @@ class DynamoDBRegistry:
             name=item.get("name"),
             country=item.get("country"),
             keys={k.kid: k for k in keys},
+            hq_country=item.get("hq_country"),
+            parent_hq_country=item.get("parent_hq_country"),
+            status=str(item.get("status") or "active"),
         )
 
     # -- resellers and keys --------------------------------------------------------------------
@@ -182,21 +185,36 @@ class DynamoDBRegistry:
                     out.append(self._reseller_from_item(item))
         return sorted(out, key=lambda r: r.reseller_id)
 
-    def put_reseller(self, reseller_id: str, name: str | None = None, country: str | None = None) -> Reseller:
-        """Create the reseller or update its name/country."""
+    def put_reseller(
+        self,
+        reseller_id: str,
+        name: str | None = None,
+        country: str | None = None,
+        *,
+        hq_country: str | None = None,
+        parent_hq_country: str | None = None,
+        status: str | None = None,
+    ) -> Reseller:
+        """Create the reseller or update the fields given (None keeps the stored value)."""
         check_id(reseller_id, "reseller id")
-        Reseller(reseller_id, name, country)  # validates the country
+        fields = {
+            "name": name,
+            "country": country,
+            "hq_country": hq_country,
+            "parent_hq_country": parent_hq_country,
+            "status": status,
+        }
+        Reseller(
+            reseller_id, name, country, {}, hq_country, parent_hq_country, status or "active"
+        )  # validates
         sets = ["#keys = if_not_exists(#keys, :empty)"]
         names = {"#keys": "keys"}
         values: dict[str, Any] = {":empty": {"M": {}}}
-        if name is not None:
-            sets.append("#name = :name")
-            names["#name"] = "name"
-            values[":name"] = {"S": name}
-        if country is not None:
-            sets.append("#country = :country")
-            names["#country"] = "country"
-            values[":country"] = {"S": country}
+        for f, v in fields.items():
+            if v is not None:
+                sets.append(f"#{f} = :{f}")
+                names[f"#{f}"] = f
+                values[f":{f}"] = {"S": v}
         self._transact(
             {
                 "TableName": self.resellers_table,

@@ -147,18 +147,32 @@ class LocalRegistry:
         """Return every reseller, sorted by id."""
         return sorted(self._resellers().values(), key=lambda r: r.reseller_id)
 
-    def put_reseller(self, reseller_id: str, name: str | None = None, country: str | None = None) -> Reseller:
-        """Create the reseller or update its name/country."""
+    def put_reseller(
+        self,
+        reseller_id: str,
+        name: str | None = None,
+        country: str | None = None,
+        *,
+        hq_country: str | None = None,
+        parent_hq_country: str | None = None,
+        status: str | None = None,
+    ) -> Reseller:
+        """Create the reseller or update the fields given (None keeps the stored value)."""
         check_id(reseller_id, "reseller id")
         with self._locked():
             doc = self._doc()
             resellers = self._resellers()
-            old = resellers.get(reseller_id)
-            new = Reseller(
-                reseller_id,
-                name if name is not None else (old.name if old else None),
-                country if country is not None else (old.country if old else None),
-                dict(old.keys) if old else {},
+            old = resellers.get(reseller_id) or Reseller(reseller_id)
+            new = replace(
+                old,
+                name=name if name is not None else old.name,
+                country=country if country is not None else old.country,
+                hq_country=hq_country if hq_country is not None else old.hq_country,
+                parent_hq_country=parent_hq_country
+                if parent_hq_country is not None
+                else old.parent_hq_country,
+                status=status if status is not None else old.status,
+                keys=dict(old.keys),
             )
             resellers[reseller_id] = new
             self._save_resellers(doc, resellers)

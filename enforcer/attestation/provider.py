@@ -9,7 +9,7 @@ changes, so a cached result never outlives a revocation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from enforcer.attestation.constants import (
     DEFAULT_AUDIENCE,
@@ -108,41 +108,76 @@ class RegistryAttestationProvider:
         return result
 
     def for_account(self, origin: AccountOrigin, now: float, ref: str | None = None) -> AttestationResult:
-        """Return the status (and verified claims) of the best attestation for ``origin``.
+        """Return the status (and verified claims) of the attestations covering ``origin``.
 
         Direct accounts (no reseller) give ``not_required``; a reseller account with nothing
-        stored gives ``missing``. Among several stored attestations the newest valid one counts;
-        if none is valid, the newest one's status is returned. ``ref`` (a jti) narrows the choice to
-        that attestation. Never raises: a registry failure gives ``invalid`` (fail closed).
+        stored gives ``missing``. Every stored attestation (newest first, at most
+        :data:`MAX_CANDIDATES`) is verified; those valid now and not superseded by a newer valid
+        one (its ``supersedes`` claim names their jti) all count: their end customers go to the
+        policy as ``end_customers``, so the most restrictive answer wins. The result carries the
+        newest of them. If none is valid, the newest one's status is returned.
+
+        ``ref`` (a jti, from the ``gpu-attestation`` tag) can only narrow: the named attestation
+        must be one of those that count, else its own failure (``missing``, ``expired`` ...,
+        ``invalid`` when superseded) is returned; it never removes the others.
+
+        The reseller's own registry entry is attached (``reseller``) for the policy. Never raises:
+        a registry failure gives ``invalid`` (fail closed).
         """
         if origin.reseller is None:
             return AttestationResult("not_required", detail="direct account (no reseller)")
         try:
             self._sync_generation()
             stored = self.registry.attestations_for(origin.account_id)
+            reseller = self.registry.get_reseller(origin.reseller)
         except REGISTRY_FAILURES as exc:
             return AttestationResult(
                 "invalid", detail=f"attestation registry unavailable: {type(exc).__name__}: {str(exc)[:160]}"
             )
-        if ref is not None:
-            stored = [a for a in stored if a.jti == ref]
-            if not stored:
-                return AttestationResult(
-                    "missing", detail=f"no stored attestation {ref[:70]!r} for this account"
-                )
+        info = reseller.to_policy() if reseller is not None else None
+        result = self._select(stored, origin, now, ref)
+        return replace(result, reseller=info)
+
+    def _select(
+        self, stored: list[StoredAttestation], origin: AccountOrigin, now: float, ref: str | None
+    ) -> AttestationResult:
         if not stored:
             return AttestationResult(
                 "missing", detail=f"no attestation stored for account {origin.account_id}"
             )
-        first: AttestationResult | None = None
+        checked: list[tuple[StoredAttestation, AttestationResult]] = []
         for att in stored[:MAX_CANDIDATES]:
             try:
                 result = self._check(att, origin, now)
             except REGISTRY_FAILURES as exc:
                 result = AttestationResult("invalid", detail=f"attestation registry unavailable: {exc}"[:200])
-            if result.status == "valid":
-                return result
-            if first is None:
-                first = result
-        assert first is not None
-        return first
+            checked.append((att, result))
+        valid = [(a, r) for a, r in checked if r.status == "valid"]
+        superseded: dict[str, str] = {}
+        for a, r in valid:
+            old = r.claims.get("supersedes")
+            for b, _ in valid:
+                if old == b.jti and (a.iat, a.submitted_at) > (b.iat, b.submitted_at):
+                    superseded[b.jti] = a.jti
+        current = [r for a, r in valid if a.jti not in superseded]
+        if ref is not None:
+            named = [(a, r) for a, r in checked if a.jti == ref]
+            if not named:
+                return AttestationResult(
+                    "missing", detail=f"no stored attestation {ref[:70]!r} for this account"
+                )
+            att, chosen = named[0]
+            if chosen.status != "valid":
+                return chosen
+            if att.jti in superseded:
+                return replace(
+                    chosen,
+                    status="invalid",
+                    detail=f"attestation {att.jti} is superseded by {superseded[att.jti]}",
+                )
+        elif current:
+            chosen = current[0]
+        else:
+            return checked[0][1]
+        ecs = [r.claims["end_customer"] for r in current]
+        return replace(chosen, end_customers=ecs)

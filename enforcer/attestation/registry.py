@@ -13,8 +13,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from enforcer.attestation.constants import ACCOUNT_RE, ALGORITHMS, COUNTRY_RE, ID_RE
 from enforcer.model import InputError
+from enforcer.policy.datafiles import is_iso_country
 
 KEY_STATUSES = ("active", "revoked")
+#: A reseller that is not ``active`` is denied (RESELLER_RESTRICTED) whatever it attests.
+RESELLER_STATUSES = ("active", "suspended")
+#: The reseller's own origin, passed to the policy as ``input.reseller``.
+RESELLER_ORIGIN_FIELDS = ("country", "hq_country", "parent_hq_country")
 
 
 class RegistryError(InputError):
@@ -98,11 +103,28 @@ class Reseller:
     name: str | None = None
     country: str | None = None
     keys: dict[str, ResellerKey] = field(default_factory=dict)
+    hq_country: str | None = None
+    parent_hq_country: str | None = None
+    status: str = "active"
 
     def __post_init__(self) -> None:
         check_id(self.reseller_id, "reseller id")
-        if self.country is not None and not COUNTRY_RE.match(self.country):
-            raise RegistryError("reseller country must be an ISO 3166-1 alpha-2 code in upper case")
+        for f in RESELLER_ORIGIN_FIELDS:
+            v = getattr(self, f)
+            if v is not None and not (COUNTRY_RE.match(v) and is_iso_country(v)):
+                raise RegistryError(f"reseller {f} must be an ISO 3166-1 alpha-2 code in upper case: {v!r}")
+        if self.status not in RESELLER_STATUSES:
+            raise RegistryError(f"reseller status must be one of {', '.join(RESELLER_STATUSES)}")
+
+    def to_policy(self) -> dict[str, Any]:
+        """The reseller as ``input.reseller``: its own origin and status (no keys)."""
+        return {
+            "id": self.reseller_id,
+            "country": self.country,
+            "hq_country": self.hq_country,
+            "parent_hq_country": self.parent_hq_country,
+            "status": self.status,
+        }
 
     def with_key(self, key: ResellerKey) -> Reseller:
         """Return a copy with ``key`` added or replaced."""
@@ -117,7 +139,15 @@ class Reseller:
             if not include_pem:
                 d.pop("public_key_pem")
             keys.append(d)
-        return {"reseller_id": self.reseller_id, "name": self.name, "country": self.country, "keys": keys}
+        return {
+            "reseller_id": self.reseller_id,
+            "name": self.name,
+            "country": self.country,
+            "hq_country": self.hq_country,
+            "parent_hq_country": self.parent_hq_country,
+            "status": self.status,
+            "keys": keys,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Reseller:
@@ -127,6 +157,9 @@ class Reseller:
             name=d.get("name"),
             country=d.get("country"),
             keys={k.kid: k for k in keys},
+            hq_country=d.get("hq_country"),
+            parent_hq_country=d.get("parent_hq_country"),
+            status=str(d.get("status") or "active"),
         )
 
 
@@ -213,8 +246,17 @@ class AttestationRegistry(Protocol):
 
     def list_resellers(self) -> list[Reseller]: ...
 
-    def put_reseller(self, reseller_id: str, name: str | None = None, country: str | None = None) -> Reseller:
-        """Create the reseller or update its name/country; return it."""
+    def put_reseller(
+        self,
+        reseller_id: str,
+        name: str | None = None,
+        country: str | None = None,
+        *,
+        hq_country: str | None = None,
+        parent_hq_country: str | None = None,
+        status: str | None = None,
+    ) -> Reseller:
+        """Create the reseller or update the fields given (None keeps the stored value); return it."""
         ...
 
     def add_key(self, reseller_id: str, key: ResellerKey) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from enforcer.attestation.claims import ClaimsError, validate_claims
+from enforcer.attestation.claims import ClaimsError, incomplete_origin, validate_claims
 from enforcer.attestation.constants import (
     DEFAULT_AUDIENCE,
     DEFAULT_CLOCK_SKEW,
@@ -157,6 +157,14 @@ def check_token(
         )
     if claims["exp"] - claims["nbf"] > max_validity_days * 86400 + clock_skew:
         return _bad("invalid", f"validity is longer than the {max_validity_days}-day maximum", **ids)
+    missing = incomplete_origin(claims["end_customer"])
+    if missing:
+        return _bad(
+            "incomplete",
+            f"end_customer {', '.join(missing)} missing or not an ISO 3166-1 country",
+            claims=claims,
+            **ids,
+        )
     return Verified(
         claims=claims,
         jti=claims["jti"],

@@ -27,12 +27,102 @@ controlled if count(controlled_items) > 0
 
 reseller_account if is_string(input.account.reseller)
 
-# Country code as the EAR sees it (Hong Kong is treated as China).
-canonical(c) := groups.treated_as[c]
+# ---------------------------------------------------------------------------------------
+# Country groups as of the decision time (input.now): each entry has `since` and may have
+# `until` (YYYY-MM-DD), so replaying an old launch uses the groups of its day. Without a
+# decision time every membership counts and no exemption or suspension applies (fail closed).
+# ---------------------------------------------------------------------------------------
 
-canonical(c) := c if not groups.treated_as[c]
+now_ns := time.parse_rfc3339_ns(input.now)
+
+day_ns(d) := time.parse_rfc3339_ns(sprintf("%sT00:00:00Z", [d]))
+
+current(e) if {
+	day_ns(e.since) <= now_ns
+	not ended(e)
+}
+
+ended(e) if day_ns(e.until) <= now_ns
+
+counts(e) if current(e)
+
+counts(_) if not now_ns
+
+suspended(g, c) if {
+	some s in groups.suspensions
+	s.group == g
+	s.country == c
+	current(s)
+}
+
+member(g, c) if {
+	some e in groups.groups[g]
+	e.country == c
+	counts(e)
+	not suspended(g, c)
+}
+
+# The A:5/A:6 carve-out (destination test only).
+exempt(c) if {
+	some e in groups.licence_exempt
+	e.country == c
+	current(e)
+}
+
+# Country code as the EAR sees it (Hong Kong is treated as China).
+canonical(c) := t.as if {
+	t := groups.treated_as[c]
+	counts(t)
+} else := c
+
+# D:5 or Macau.
+prohibited(c) if member("D5", c)
+
+prohibited(c) if member("macau", c)
+
+# Destination test (where the chip is used: account country, end-customer country, region):
+# D:5/Macau less the A:5/A:6 members. Headquarters test (HQ and ultimate-parent HQ): D:5/Macau,
+# no carve-out (15 CFR 742.6(a)(6)(iii)(A)).
+destination_fields := {"country"}
+
+restricted_field(f, c) if {
+	f in destination_fields
+	prohibited(c)
+	not exempt(c)
+}
+
+restricted_field(f, c) if {
+	not f in destination_fields
+	prohibited(c)
+}
+
+# D:1 or D:4 but not D:5/Macau: licence review rather than denial.
+review(c) if {
+	some g in ["D1", "D4"]
+	member(g, c)
+	not prohibited(c)
+	not exempt(c)
+}
+
+iso_country(c) if {
+	is_string(c)
+	c in data.gpu.countries.iso3166_alpha2
+}
 
 origin_fields := ["country", "hq_country", "parent_hq_country"]
+
+# Every end customer the policy must answer for: each currently valid attestation of the account
+# that no newer one supersedes (the most restrictive answer wins).
+end_customers contains ec if {
+	input.attestation.status == "valid"
+	some ec in input.attestation.end_customers
+}
+
+end_customers contains ec if {
+	input.attestation.status == "valid"
+	not input.attestation.end_customers
+	ec := input.attestation.claims.end_customer
+}
 
 origin_countries contains canonical(c) if {
 	some f in origin_fields
@@ -41,31 +131,27 @@ origin_countries contains canonical(c) if {
 }
 
 end_customer_countries contains canonical(c) if {
-	input.attestation.status == "valid"
+	some ec in end_customers
 	some f in origin_fields
-	c := input.attestation.claims.end_customer[f]
+	c := ec[f]
 	is_string(c)
 }
 
-# D:5 or Macau, less the A:5/A:6 members the licence requirement exempts.
-restricted(c) if {
-	some g in ["D5", "macau"]
-	c in groups[g]
-	not c in groups.licence_exempt
+reseller_countries contains canonical(c) if {
+	reseller_account
+	some f in origin_fields
+	c := input.reseller[f]
+	is_string(c)
 }
 
-# D:1 or D:4 but not D:5/Macau: licence review rather than denial.
-review(c) if {
-	some g in ["D1", "D4"]
-	c in groups[g]
-	not restricted(c)
-	not c in groups.licence_exempt
-}
+region_country := canonical(data.gpu.regions.regions[input.request.region].country)
 
+# A reason; severity (and effect, see the end) come from data.gpu.reasons. A code missing from
+# that file still fires, as critical (`enforcer policy check` refuses such a policy).
 reason(code, message) := {
 	"code": code,
 	"message": message,
-	"severity": data.gpu.reasons[code].severity,
+	"severity": object.get(data.gpu.reasons, [code, "severity"], "critical"),
 }
 
 item_label(item) := item.instance_type if is_string(item.instance_type)
@@ -94,27 +180,86 @@ violations contains reason("ACCOUNT_UNKNOWN", msg) if {
 	controlled
 	input.account
 	some f in origin_fields
-	not iso_country(input.account[f])
+	not iso_country(object.get(input.account, f, null))
 	msg := sprintf("account %s: origin %s is missing or not an ISO country code", [input.account.account_id, f])
 }
 
-iso_country(c) if {
-	is_string(c)
-	regex.match(`^[A-Z]{2}$`, c)
-}
-
-# One reason per code; its message names every field that triggered it.
-origin_restricted_fields contains sprintf("%s=%s", [f, c]) if {
+# Country-based prohibitions, as {code, field, country} hits: one reason per code names every
+# field, and a licence waives a code only when it covers every country behind it.
+hits contains {"code": "ORIGIN_RESTRICTED", "field": f, "country": c} if {
+	controlled
 	some f in origin_fields
 	c := canonical(input.account[f])
-	restricted(c)
+	restricted_field(f, c)
 }
 
-violations contains reason("ORIGIN_RESTRICTED", msg) if {
+hits contains {"code": "END_CUSTOMER_RESTRICTED", "field": f, "country": c} if {
 	controlled
-	count(origin_restricted_fields) > 0
-	fields := concat(", ", sort(origin_restricted_fields))
-	msg := sprintf("account %s: %s (Country Group D:5 or Macau)", [input.account.account_id, fields])
+	reseller_account
+	some ec in end_customers
+	some f in origin_fields
+	c := canonical(ec[f])
+	restricted_field(f, c)
+}
+
+hits contains {"code": "RESELLER_RESTRICTED", "field": f, "country": c} if {
+	controlled
+	reseller_account
+	some f in origin_fields
+	c := canonical(input.reseller[f])
+	restricted_field(f, c)
+}
+
+# The region's location is a destination: a launch in a region located in D:5/Macau (Hong Kong
+# ap-east-1, China cn-north-1/cn-northwest-1) puts the chip to work there.
+hits contains {"code": "REGION_RESTRICTED", "field": "region", "country": region_country} if {
+	controlled
+	restricted_field("country", region_country)
+}
+
+hit_codes := {h.code | some h in hits}
+
+hit_countries(code) := {h.country | some h in hits; h.code == code}
+
+hit_fields(code) := concat(", ", sort([sprintf("%s=%s", [h.field, h.country]) | some h in hits; h.code == code]))
+
+hit_subject("ORIGIN_RESTRICTED") := sprintf("account %v", [input.request.account_id])
+
+hit_subject("END_CUSTOMER_RESTRICTED") := sprintf("attested end customer of reseller %v", [input.account.reseller])
+
+hit_subject("RESELLER_RESTRICTED") := sprintf("reseller %v", [input.account.reseller])
+
+hit_subject("REGION_RESTRICTED") := sprintf("region %v", [input.request.region])
+
+violations contains reason(code, msg) if {
+	some code in hit_codes
+	msg := sprintf("%s: %s (Country Group D:5 or Macau)", [hit_subject(code), hit_fields(code)])
+}
+
+# The reseller's own origin must be known and the reseller active in the registry.
+violations contains reason("RESELLER_RESTRICTED", msg) if {
+	controlled
+	reseller_account
+	input.attestation.status == "valid" # else the attestation's own deny says enough
+	not input.reseller
+	msg := sprintf("reseller %v is not in the reseller registry", [input.account.reseller])
+}
+
+violations contains reason("RESELLER_RESTRICTED", msg) if {
+	controlled
+	reseller_account
+	input.reseller
+	some f in origin_fields
+	not iso_country(object.get(input.reseller, f, null))
+	msg := sprintf("reseller %v: origin %s is missing or not an ISO country code", [input.account.reseller, f])
+}
+
+violations contains reason("RESELLER_RESTRICTED", msg) if {
+	controlled
+	reseller_account
+	input.reseller
+	object.get(input.reseller, "status", "active") != "active"
+	msg := sprintf("reseller %v has status %v", [input.account.reseller, input.reseller.status])
 }
 
 violations contains reason(code, msg) if {
@@ -131,19 +276,15 @@ detail_suffix := sprintf(" (%s)", [input.attestation.detail]) if {
 	input.attestation.detail != ""
 } else := ""
 
-end_customer_restricted_fields contains sprintf("%s=%s", [f, c]) if {
-	input.attestation.status == "valid"
-	some f in origin_fields
-	c := canonical(input.attestation.claims.end_customer[f])
-	restricted(c)
-}
-
-violations contains reason("END_CUSTOMER_RESTRICTED", msg) if {
+# A valid attestation must still name all three origin fields with real codes (the verifier
+# reports `incomplete`; this is the same rule for attestations that reach the policy otherwise).
+violations contains reason("ATTESTATION_INCOMPLETE", msg) if {
 	controlled
 	reseller_account
-	count(end_customer_restricted_fields) > 0
-	fields := concat(", ", sort(end_customer_restricted_fields))
-	msg := sprintf("attested end customer of reseller %s: %s (Country Group D:5 or Macau)", [input.account.reseller, fields])
+	some ec in end_customers
+	some f in origin_fields
+	not iso_country(object.get(ec, f, null))
+	msg := sprintf("reseller %v: attested end customer %s is missing or not an ISO country code", [input.account.reseller, f])
 }
 
 violations contains reason("KYC_NOT_VERIFIED", msg) if {
@@ -154,29 +295,89 @@ violations contains reason("KYC_NOT_VERIFIED", msg) if {
 	msg := sprintf("direct account %s has KYC status %v", [input.account.account_id, input.account.kyc])
 }
 
+# The reseller vouches for its end customer's KYC: the same rule as for a direct account.
+violations contains reason("KYC_NOT_VERIFIED", msg) if {
+	controlled
+	reseller_account
+	some ec in end_customers
+	level := object.get(ec, "kyc_level", "none")
+	not level in cfg.accepted_end_customer_kyc
+	msg := sprintf("attested end customer of reseller %v has KYC level %v", [input.account.reseller, level])
+}
+
 # ---------------------------------------------------------------------------------------
-# Audit reasons
+# Notices: audit reasons
 # ---------------------------------------------------------------------------------------
 
-review_countries := {c | some c in origin_countries | end_customer_countries; review(c)}
+region_countries contains region_country
 
-audit contains reason("ORIGIN_LICENSE_REVIEW", msg) if {
+all_countries := ((origin_countries | end_customer_countries) | reseller_countries) | region_countries
+
+review_countries := {c | some c in all_countries; review(c)}
+
+notices contains reason("ORIGIN_LICENSE_REVIEW", msg) if {
 	controlled
 	count(review_countries) > 0
 	msg := sprintf("%s in Country Group D:1/D:4 (not D:5): licence review", [concat(", ", sort(review_countries))])
 }
 
-audit contains reason("LARGE_COMPUTE_REQUEST", msg) if {
+notices contains reason("LARGE_COMPUTE_REQUEST", msg) if {
 	controlled
 	input.request.total_tpp > cfg.thresholds.large_compute_tpp
 	msg := sprintf("total TPP %v exceeds %v", [input.request.total_tpp, cfg.thresholds.large_compute_tpp])
 }
 
-audit contains reason("CHIP_CLASS_INDETERMINATE", msg) if {
+notices contains reason("CHIP_CLASS_INDETERMINATE", msg) if {
 	some item in input.request.items
 	item.chip_class in cfg.review_classes
 	not item.unresolved
 	msg := sprintf("%s: chip class %s", [item.instance_type, item.chip_class])
+}
+
+# ---------------------------------------------------------------------------------------
+# Licences (input.licences, from the licence register): a licence in force for this account
+# turns the country prohibitions it covers (cfg.licensable) into a LICENSED audit, only when
+# it covers every country behind the code, every controlled item's class and the request's TPP.
+# ---------------------------------------------------------------------------------------
+
+licence_in_force(l) if {
+	l.account_id == input.request.account_id
+	object.get(l, "status", "active") == "active"
+	time.parse_rfc3339_ns(l.expires) > now_ns
+	started_licence(l)
+	every item in controlled_items {
+		item.chip_class in object.get(l, "classes", cfg.licensable_classes)
+	}
+	within_tpp(l)
+}
+
+started_licence(l) if not l.valid_from
+
+started_licence(l) if time.parse_rfc3339_ns(l.valid_from) <= now_ns
+
+within_tpp(l) if not is_number(l.max_tpp)
+
+within_tpp(l) if input.request.total_tpp <= l.max_tpp
+
+covering(code) := {l |
+	some l in input.licences
+	licence_in_force(l)
+	every c in hit_countries(code) {
+		c in l.countries
+	}
+}
+
+licensed(code) if {
+	code in cfg.licensable
+	code in hit_codes
+	count(covering(code)) > 0
+}
+
+notices contains reason("LICENSED", msg) if {
+	some r in violations
+	licensed(r.code)
+	ids := concat(", ", sort([sprintf("%v (expires %v)", [l.id, l.expires]) | some l in covering(r.code)]))
+	msg := sprintf("%s covered by licence %s: %s", [r.code, ids, r.message])
 }
 
 # ---------------------------------------------------------------------------------------
@@ -197,13 +398,9 @@ waived(code) if {
 	not code in cfg.never_waivable
 }
 
-deny contains r if {
+notices contains reason("BREAK_GLASS", msg) if {
 	some r in violations
-	not waived(r.code)
-}
-
-audit contains reason("BREAK_GLASS", msg) if {
-	some r in violations
+	not licensed(r.code)
 	some g in active_grants
 	r.code in g.waives
 	not r.code in cfg.never_waivable
@@ -211,11 +408,53 @@ audit contains reason("BREAK_GLASS", msg) if {
 }
 
 # ---------------------------------------------------------------------------------------
+# Per-reason effect (data.gpu.reasons[code].effect) is honoured: a policy author may turn a
+# deny code into an audit (a rollout) or an audit code into a deny, never a legal prohibition
+# (cfg.never_waivable) into an audit. A code missing from the data keeps its rule's effect.
+# ---------------------------------------------------------------------------------------
+
+configured_effect(code) := data.gpu.reasons[code].effect
+
+downgraded(code) if {
+	configured_effect(code) == "audit"
+	not code in cfg.never_waivable
+}
+
+standing(r) if {
+	not waived(r.code)
+	not licensed(r.code)
+}
+
+deny contains r if {
+	some r in violations
+	standing(r)
+	not downgraded(r.code)
+}
+
+deny contains r if {
+	some r in notices
+	configured_effect(r.code) == "deny"
+}
+
+audit contains r if {
+	some r in violations
+	standing(r)
+	downgraded(r.code)
+}
+
+audit contains r if {
+	some r in notices
+	not configured_effect(r.code) == "deny"
+}
+
+# ---------------------------------------------------------------------------------------
 # The decision: a deny outranks an audit; every applicable reason is listed.
 # ---------------------------------------------------------------------------------------
 
 effect := "deny" if count(deny) > 0
+
 else := "audit" if count(audit) > 0
+
 else := "allow"
 
 decision := {

@@ -22,11 +22,15 @@ us_direct := {"account_id": "111122223333", "country": "US", "hq_country": "US",
 
 via_reseller := object.union(us_direct, {"country": "SG", "hq_country": "SG", "parent_hq_country": "SG", "kyc": "none", "reseller": "acme-cloud"})
 
-direct_input := {"request": req([p5]), "account": us_direct, "attestation": {"status": "not_required"}}
+now := "2026-12-01T00:00:00Z"
+
+direct_input := {"request": req([p5]), "account": us_direct, "attestation": {"status": "not_required"}, "now": now}
+
+sg_reseller := {"id": "acme-cloud", "country": "SG", "hq_country": "SG", "parent_hq_country": "SG", "status": "active"}
 
 attested(ec) := {"status": "valid", "claims": {"end_customer": ec}}
 
-sg_customer := {"country": "SG", "hq_country": "SG", "parent_hq_country": "SG"}
+sg_customer := {"country": "SG", "hq_country": "SG", "parent_hq_country": "SG", "kyc_level": "verified"}
 
 codes(d) := {r.code | some r in d.reasons}
 
@@ -112,19 +116,19 @@ test_deny_outranks_audit_and_lists_all if {
 # ---------------------------------------------------------------------------------------
 
 test_reseller_attested_sg_allowed if {
-	d := launch.decision with input as {"request": req([p5]), "account": via_reseller, "attestation": attested(sg_customer)}
+	d := launch.decision with input as {"request": req([p5]), "account": via_reseller, "reseller": sg_reseller, "now": now, "attestation": attested(sg_customer)}
 	d.effect == "allow"
 }
 
 test_reseller_missing_attestation_denied if {
-	d := launch.decision with input as {"request": req([p5]), "account": via_reseller, "attestation": {"status": "missing"}}
+	d := launch.decision with input as {"request": req([p5]), "account": via_reseller, "reseller": sg_reseller, "now": now, "attestation": {"status": "missing"}}
 	d.effect == "deny"
 	codes(d) == {"ATTESTATION_MISSING"}
 }
 
 test_each_attestation_status_maps_to_its_code if {
 	every status, code in data.gpu.config.attestation_codes {
-		d := launch.decision with input as {"request": req([p5]), "account": via_reseller, "attestation": {"status": status}}
+		d := launch.decision with input as {"request": req([p5]), "account": via_reseller, "reseller": sg_reseller, "now": now, "attestation": {"status": status}}
 		d.effect == "deny"
 		code in codes(d)
 	}
@@ -132,26 +136,26 @@ test_each_attestation_status_maps_to_its_code if {
 
 test_end_customer_parent_in_china_denied if {
 	ec := object.union(sg_customer, {"parent_hq_country": "CN"})
-	d := launch.decision with input as {"request": req([p5]), "account": via_reseller, "attestation": attested(ec)}
+	d := launch.decision with input as {"request": req([p5]), "account": via_reseller, "reseller": sg_reseller, "now": now, "attestation": attested(ec)}
 	d.effect == "deny"
 	codes(d) == {"END_CUSTOMER_RESTRICTED"}
 }
 
 test_end_customer_d4_audited if {
 	ec := object.union(sg_customer, {"country": "AE"})
-	d := launch.decision with input as {"request": req([p5]), "account": via_reseller, "attestation": attested(ec)}
+	d := launch.decision with input as {"request": req([p5]), "account": via_reseller, "reseller": sg_reseller, "now": now, "attestation": attested(ec)}
 	d.effect == "audit"
 	codes(d) == {"ORIGIN_LICENSE_REVIEW"}
 }
 
 test_reseller_in_restricted_country_denied_even_if_attested if {
 	acct := object.union(via_reseller, {"country": "CN"})
-	d := launch.decision with input as {"request": req([p5]), "account": acct, "attestation": attested(sg_customer)}
+	d := launch.decision with input as {"request": req([p5]), "account": acct, "reseller": sg_reseller, "now": now, "attestation": attested(sg_customer)}
 	"ORIGIN_RESTRICTED" in codes(d)
 }
 
 test_reseller_accounts_need_no_own_kyc if {
-	d := launch.decision with input as {"request": req([p5]), "account": via_reseller, "attestation": attested(sg_customer)}
+	d := launch.decision with input as {"request": req([p5]), "account": via_reseller, "reseller": sg_reseller, "now": now, "attestation": attested(sg_customer)}
 	not "KYC_NOT_VERIFIED" in codes(d)
 }
 
