@@ -19,11 +19,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from enforcer.actions import Budget, HourlyCounter, Remediator
+from enforcer.act_state import AccountCaps, ActLedger, DynamoLedger, MemoryLedger, legal_codes
+from enforcer.actions import Budget, Remediator
 from enforcer.chips import ChipCatalog
 from enforcer.config import Config
 from enforcer.guard import Guard
-from enforcer.pipeline import Enforcer, FailPolicy, NoAttestations
+from enforcer.pipeline import Enforcer, FailPolicy, LicenceSource, NoAttestations
+from enforcer.policy.factory import default_policy_dir
 from enforcer.ports import AccountDirectory, AttestationProvider, AuditSink, PolicyEngine
 from enforcer.resolve import AwsResolver, RoutedResolver
 
@@ -196,6 +198,15 @@ def attestation_provider(cfg: Config, clients: ClientFactory) -> AttestationProv
     )
 
 
+def licence_source(cfg: Config, clients: ClientFactory) -> LicenceSource | None:
+    """The licence register in DynamoDB (``<registry prefix>licences``); none without a registry."""
+    if cfg.registry_prefix is None:
+        return None
+    from enforcer.licences import DynamoDBLicenceStore, licences_table
+
+    return DynamoDBLicenceStore(clients.client("dynamodb"), licences_table(cfg.registry_prefix))
+
+
 def audit_sink(cfg: Config, clients: ClientFactory) -> AuditSink | None:
     """The AWS audit store (DynamoDB chain, S3 Object Lock copies, KMS-signed checkpoints) if configured."""
     if cfg.audit_table is None:
@@ -274,6 +285,7 @@ def build_enforcer(cfg: Config, clients: ClientFactory, *, engine: PolicyEngine 
         accounts=account_directory(cfg, clients),
         engine=engine,
         attestations=attestation_provider(cfg, clients),
+        licences=licence_source(cfg, clients),
         audit=audit_sink(cfg, clients),
         resolver=make_resolver(clients, catalog),
         mode="dryrun" if cfg.mode == "dryrun" else "enforce",
@@ -292,13 +304,13 @@ class Runtime:
     guard: Guard
 
     def budget(self) -> Budget:
-        """A fresh blast-radius budget for one invocation."""
-        hourly = None
+        """A fresh blast-radius budget for one invocation: per-invocation cap, per-account hourly caps."""
+        caps = None
         if self.config.counter_table:
-            hourly = HourlyCounter(
+            caps = AccountCaps(
                 self.clients.client("dynamodb"), self.config.counter_table, self.config.max_actions_per_hour
             )
-        return Budget(self.config.max_actions_per_invocation, hourly)
+        return Budget(self.config.max_actions_per_invocation, caps=caps)
 
 
 def build_runtime(
@@ -326,8 +338,17 @@ def build_runtime(
     enforcer = build_enforcer(cfg, clients, engine=engine)
     sns = clients.client("sns") if cfg.topic_arn else None
     remediator = Remediator(cfg.action, sns=sns, topic_arn=cfg.topic_arn, logger=logger)
+    ledger: ActLedger = (
+        DynamoLedger(clients.client("dynamodb"), cfg.counter_table) if cfg.counter_table else MemoryLedger()
+    )
     guard = Guard(
-        enforcer, remediator, clients, sweep_accounts=cfg.sweep_accounts, sweep_regions=cfg.sweep_regions
+        enforcer,
+        remediator,
+        clients,
+        sweep_accounts=cfg.sweep_accounts,
+        sweep_regions=cfg.sweep_regions,
+        ledger=ledger,
+        legal=legal_codes(cfg.policy_dir or default_policy_dir()),
     )
     return Runtime(cfg, clients, enforcer, remediator, guard)
 
@@ -375,6 +396,9 @@ def provision(clients: ClientFactory, prefix: str = "gle-") -> dict[str, str]:
     bucket = f"{prefix}audit-bucket"
     create_accounts_table(ddb, names["accounts"])
     create_tables(ddb, prefix)
+    from enforcer.licences import create_licence_table
+
+    create_licence_table(ddb, prefix)
     create_audit_resources(ddb, clients.client("s3"), names["audit"], bucket, region=clients.region)
     create_counter_table(ddb, names["counters"])
     key = clients.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]

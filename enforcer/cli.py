@@ -174,6 +174,7 @@ def _attach_groups() -> None:
     from enforcer.audit.cli import audit_group
     from enforcer.audit.ingest_cli import ingest_command
     from enforcer.cli_attest import attest_group, reseller_group
+    from enforcer.cli_licence import licence_group
     from enforcer.cli_ops import scp_group
     from enforcer.cli_replay import replay_command
     from enforcer.coverage.cli import coverage_command
@@ -183,6 +184,7 @@ def _attach_groups() -> None:
     for cmd in (attest_group, reseller_group, audit_group, scp_group, replay_command, demo_command):
         cli.add_command(cmd)
     cli.add_command(coverage_command)
+    cli.add_command(licence_group)
     audit_group.add_command(ingest_command)
     for cmd in (push_command, sign_command, verify_command, build_command, eval_command):
         policy.add_command(cmd)

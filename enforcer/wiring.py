@@ -8,6 +8,7 @@ from typing import Any
 from enforcer.accounts import LocalAccountDirectory
 from enforcer.chips import ChipCatalog
 from enforcer.cli_common import CliState
+from enforcer.licences import LocalLicenceStore
 from enforcer.pipeline import Enforcer, FailPolicy
 from enforcer.policy.factory import make_engine
 from enforcer.ports import AttestationProvider, AuditSink
@@ -56,6 +57,7 @@ def local_enforcer(
         accounts=LocalAccountDirectory(state.accounts_file),
         engine=make_engine(engine, policy_dir, opa_url),
         attestations=local_attestations(state),
+        licences=LocalLicenceStore(state.registry_dir / "licences.json"),
         audit=local_audit(state) if with_audit else None,
         mode="dryrun" if mode == "dryrun" else "enforce",
         fail_policy=fail_policy,

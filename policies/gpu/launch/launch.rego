@@ -342,13 +342,21 @@ notices contains reason("CHIP_CLASS_INDETERMINATE", msg) if {
 
 licence_in_force(l) if {
 	l.account_id == input.request.account_id
-	object.get(l, "status", "active") == "active"
+	not_revoked(l)
 	time.parse_rfc3339_ns(l.expires) > now_ns
 	started_licence(l)
 	every item in controlled_items {
 		item.chip_class in object.get(l, "classes", cfg.licensable_classes)
 	}
 	within_tpp(l)
+}
+
+# A revoked licence still covered launches before its revocation (replay of old decisions).
+not_revoked(l) if object.get(l, "status", "active") == "active"
+
+not_revoked(l) if {
+	l.status == "revoked"
+	time.parse_rfc3339_ns(l.revoked_at) > now_ns
 }
 
 started_licence(l) if not l.valid_from

@@ -213,12 +213,19 @@ test_licence_turns_the_covered_deny_into_licensed if {
 
 test_licence_never_beyond_its_scope if {
 	codes(launch.decision) == {"ORIGIN_RESTRICTED"} with input as licensed(cn_licence, "2027-01-01T00:00:00Z")
+	codes(launch.decision) == {"ORIGIN_RESTRICTED"} with input as licensed(object.union(cn_licence, {"status": "revoked", "revoked_at": "2026-11-30T00:00:00Z"}), now)
 	codes(launch.decision) == {"ORIGIN_RESTRICTED"} with input as licensed(object.union(cn_licence, {"status": "revoked"}), now)
+	codes(launch.decision) == {"ORIGIN_RESTRICTED"} with input as licensed(object.union(cn_licence, {"status": "paused"}), now)
 	codes(launch.decision) == {"ORIGIN_RESTRICTED"} with input as licensed(object.union(cn_licence, {"account_id": "999999999999"}), now)
 	codes(launch.decision) == {"ORIGIN_RESTRICTED"} with input as licensed(object.union(cn_licence, {"classes": ["3A090.b"]}), now)
 	codes(launch.decision) == {"ORIGIN_RESTRICTED"} with input as licensed(object.union(cn_licence, {"max_tpp": 1000}), now)
 	codes(launch.decision) == {"ORIGIN_RESTRICTED"} with input as licensed(object.union(cn_licence, {"valid_from": "2027-01-01T00:00:00Z"}), now)
 	codes(launch.decision) == {"ORIGIN_RESTRICTED"} with input as licensed(object.union(cn_licence, {"countries": ["RU"]}), now)
+}
+
+test_licence_revoked_later_still_covered_earlier_launches if {
+	l := object.union(cn_licence, {"status": "revoked", "revoked_at": "2026-12-02T00:00:00Z"})
+	codes(launch.decision) == {"LICENSED"} with input as licensed(l, now)
 }
 
 test_licence_must_cover_every_country_behind_a_code if {
