@@ -137,11 +137,26 @@ def policy() -> None:
 @policy.command("test")
 @click.argument("policy_dir", required=False, type=click.Path(path_type=Path))
 @click.option("-v", "--verbose", is_flag=True, help="List every test, not only failures.")
-def policy_test(policy_dir: Path | None, verbose: bool) -> None:
-    """Run the Rego tests (test_ rules of *_test.rego) on the embedded engine, like `opa test`."""
-    from enforcer.cli_views import run_policy_tests
+@click.option("-r", "--run", default=None, help="Only tests whose data.<package>.<name> matches this regex.")
+@click.option(
+    "--explain",
+    type=click.Choice(["fails", "notes", "full"]),
+    default=None,
+    help="Show the failing expressions, the notes, or the full trace.",
+)
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty", show_default=True
+)
+def policy_test(
+    policy_dir: Path | None, verbose: bool, run: str | None, explain: str | None, fmt: str
+) -> None:
+    """Run the Rego tests (test_ rules of *_test.rego) on the embedded engine, like `opa test`.
 
-    sys.exit(run_policy_tests(policy_dir, verbose))
+    Exit 0 when all pass, 2 when a test fails, 1 when the policies do not compile (each error once).
+    """
+    from enforcer.policy.test_cli import run_policy_tests
+
+    sys.exit(run_policy_tests(policy_dir, verbose, run, explain, fmt))
 
 
 # -- decide --------------------------------------------------------------------------------

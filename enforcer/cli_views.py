@@ -58,36 +58,6 @@ def accounts_table(accounts: list[AccountOrigin]) -> None:
     Console().print(table)
 
 
-def run_policy_tests(policy_dir: Path | None, verbose: bool) -> int:
-    """Run the Rego tests and print results like ``opa test``; return the exit code."""
-    from enforcer.policy.embedded import EmbeddedEngine
-    from enforcer.policy.factory import default_policy_dir
-    from enforcer.policy.loader import load_bundle
-    from enforcer.policy.testing import run_tests
-
-    try:
-        bundle = load_bundle(policy_dir or default_policy_dir())
-        results = run_tests(bundle, EmbeddedEngine(bundle, with_tests=True))
-    except Exception as exc:
-        click.echo(f"error: {exc}", err=True)
-        return 2
-    failed = [r for r in results if not r.passed]
-    for r in results:
-        if verbose or not r.passed:
-            status = "PASS" if r.passed else "FAIL"
-            click.echo(
-                f"data.{r.package}.{r.name}: {status} ({r.duration_ms:.2f}ms)"
-                + (f" {r.error}" if r.error else "")
-            )
-    if verbose or failed:
-        click.echo("-" * 80)
-    click.echo(
-        f"PASS: {len(results) - len(failed)}/{len(results)}"
-        + (f"\nFAIL: {len(failed)}/{len(results)}" if failed else "")
-    )
-    return 1 if failed or not results else 0
-
-
 def read_event(path: Path) -> object:
     """Read and parse one event file (``-`` for stdin), bounded in size."""
     from enforcer.intake import parse_event_bytes

@@ -199,8 +199,8 @@ def test_detail_not_an_object() -> None:
         ),
         (
             "cloudtrail_sagemaker_training.json",
-            lambda r: r.pop("resourceConfig"),
-            "resourceConfig: missing",
+            lambda r: r["resourceConfig"].update(instanceType=7),
+            r"resourceConfig.instanceType: expected an instance type string, got number",
         ),
         (
             "cloudtrail_eks_createnodegroup.json",

@@ -72,8 +72,13 @@ ALTERNATIVE_LISTS = frozenset(
 
 
 def _norm(key: str) -> str:
+    """Compare member names as CloudTrail varies them: case, EC2 ``...Set`` suffixes, plurals."""
     k = key.lower()
-    return k[:-3] if k.endswith("set") and len(k) > 3 else k
+    k = k[:-3] if k.endswith("set") and len(k) > 3 else k
+    return k[:-1] if k.endswith("s") and len(k) > 1 else k
+
+
+_ALTERNATIVES = frozenset(_norm(k) for k in ALTERNATIVE_LISTS)
 
 
 def leaf_names(paths: Iterable[str]) -> frozenset[str]:
@@ -82,7 +87,7 @@ def leaf_names(paths: Iterable[str]) -> frozenset[str]:
     for p in paths:
         leaf = p.rsplit(".", 1)[-1].replace("[]", "").replace("{}", "")
         if leaf:
-            out.add(leaf.lower())
+            out.add(_norm(leaf))
     return frozenset(out)
 
 
@@ -186,7 +191,7 @@ def find_types(
                     found.append(_Found(v, kpath + suffix, here, alt if suffix else group))
                 continue
             sub_group = group
-            if k in ALTERNATIVE_LISTS and isinstance(value, list | dict):
+            if k in _ALTERNATIVES and isinstance(value, list | dict):
                 sub_group = group or kpath
             stack.append((value, kpath, here, sub_group, depth + 1))
     return found

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 #: A member name that names an instance type (or a list of them).
@@ -77,6 +78,13 @@ class ShapeIndex:
             return ()
         return tuple(str(v) for v in shape.get("enum", ()))
 
+    def is_text(self, ref: dict[str, Any]) -> bool:
+        """Whether the member is a string or a list of strings (the only shapes a type can take)."""
+        shape = self.shapes.get(ref.get("shape", ""), {})
+        if shape.get("type") == "list":
+            shape = self.shapes.get(shape.get("member", {}).get("shape", ""), {})
+        return shape.get("type") == "string"
+
     def walk(self, name: str, path: str, seen: frozenset[str], depth: int) -> Iterator[TypePath]:
         shape = self.shapes.get(name)
         if shape is None or depth > _MAX_DEPTH or name in seen:
@@ -87,7 +95,9 @@ class ShapeIndex:
             for mname, ref in shape.get("members", {}).items():
                 p = f"{path}.{mname}" if path else mname
                 enum = self.enum_of(ref)
-                if TYPE_NAME.match(mname) or any(_ML_ENUM.match(v) for v in enum):
+                if not self.is_text(ref):  # SpotOptions.SingleInstanceType is a boolean
+                    yield from self.walk(ref["shape"], p, seen, depth + 1)
+                elif TYPE_NAME.match(mname) or any(_ML_ENUM.match(v) for v in enum):
                     yield TypePath(p, _role(mname, enum), enum)
                 else:
                     yield from self.walk(ref["shape"], p, seen, depth + 1)
@@ -114,12 +124,12 @@ def operation_paths(model: dict[str, Any], operation: str) -> list[TypePath]:
     return list(ShapeIndex(model).walk(root, "", frozenset(), 0))
 
 
-def load_model(service: str, loader: Any = None) -> dict[str, Any]:
-    """The raw ``service-2`` model of ``service`` from the installed botocore."""
+@cache
+def load_model(service: str) -> dict[str, Any]:
+    """The raw ``service-2`` model of ``service`` from the installed botocore (cached; do not mutate)."""
     import botocore.loaders
 
-    ld = loader or botocore.loaders.create_loader()
-    model: dict[str, Any] = ld.load_service_model(service, "service-2")
+    model: dict[str, Any] = botocore.loaders.create_loader().load_service_model(service, "service-2")
     return model
 
 
@@ -142,7 +152,7 @@ def walk_models(services: list[str] | None = None) -> list[TypeOperation]:
     names = services if services is not None else loader.list_available_services("service-2")
     out: list[TypeOperation] = []
     for service in sorted(names):
-        model = load_model(service, loader)
+        model = loader.load_service_model(service, "service-2")
         index = ShapeIndex(model)
         md = model.get("metadata", {})
         source = event_source(service, md)

@@ -63,16 +63,31 @@ def complete(
     for i in parsed.items:  # references that name the value (Batch families, template names)
         have.update(str(v).lower() for v in (i.ref or {}).values() if isinstance(v, str))
     missed = [i for i in extra.items if i.instance_type not in have]
+    biggest: dict[str, int] = {}
+    weighted = extra.extra.get("weighted_capacity", {})
+    for i in extra.items:  # weighted capacity: the model's count is instances, a shape's is units
+        if i.instance_type is not None and i.path in weighted:
+            biggest[i.instance_type] = max(biggest.get(i.instance_type, 0), i.count)
+    for i in parsed.items:
+        if i.instance_type is not None and biggest.get(i.instance_type, 0) > i.count:
+            i.count = biggest[i.instance_type]
+            parsed.extra.setdefault("model_counts", []).append(i.path)
+    for key in ("count_clamped", "weighted_capacity"):
+        if key in extra.extra and not missed:
+            _merge(parsed, key, extra.extra[key])
     if missed:
         parsed.items.extend(missed)
         parsed.extra.setdefault("model_paths", []).extend(i.path for i in missed)
         for key in ("count_clamped", "weighted_capacity", "original_instance_types"):
             if key in extra.extra:
-                value = extra.extra[key]
-                if isinstance(value, dict):
-                    parsed.extra.setdefault(key, {}).update(value)
-                else:
-                    parsed.extra.setdefault(key, []).extend(value)
+                _merge(parsed, key, extra.extra[key])
         if any(i.group for i in missed):
             parsed.extra["alternatives"] = True
     return parsed
+
+
+def _merge(parsed: Parsed, key: str, value: Any) -> None:
+    if isinstance(value, dict):
+        parsed.extra.setdefault(key, {}).update(value)
+    else:
+        parsed.extra.setdefault(key, []).extend(value)

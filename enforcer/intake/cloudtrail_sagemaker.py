@@ -73,7 +73,9 @@ def training_job(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) 
     """``resourceConfig.instanceType`` x ``instanceCount``, ``instanceGroups[]``, rule evaluators."""
     out = Parsed()
     _named(out, p, at, "trainingJobName")
-    _resource_config(out, *_required(p, "resourceConfig", at))
+    rc, rpath = objp(p, "resourceConfig", at)
+    if rc is not None:  # optional in the model; types elsewhere are read from the coverage table
+        _resource_config(out, rc, rpath)
     for key in ("debugRuleConfigurations", "profilerRuleConfigurations"):
         for path, rule in objects(*locate(p, key, at)):
             t, tpath = locate(rule, "instanceType", path)
@@ -155,8 +157,10 @@ def processing_job(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None
     _named(out, p, at, "processingJobName")
     pr, ppath = _required(p, "processingResources", at)
     cc, path = _required(pr, "clusterConfig", ppath)
-    _typed(out, cc, path, largest(opt_count(cc, "instanceCount", path)))
-    return out
+    t, tpath = locate(cc, "instanceType", path)
+    if t is not None:  # else instancePreferences: read from the coverage table
+        _add(out, t, tpath, largest(opt_count(cc, "instanceCount", path)))
+    return _finish(out)
 
 
 @shape(SAGEMAKER, "CreateTransformJob")
