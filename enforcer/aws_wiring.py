@@ -21,7 +21,7 @@ from typing import Any
 
 from enforcer.act_state import AccountCaps, ActLedger, DynamoLedger, MemoryLedger, legal_codes
 from enforcer.actions import Budget, Remediator
-from enforcer.chips import ChipCatalog
+from enforcer.chips import ChipCatalog, emf_unknown_accelerator
 from enforcer.config import Config
 from enforcer.guard import Guard
 from enforcer.pipeline import Enforcer, FailPolicy, LicenceSource, NoAttestations
@@ -278,7 +278,7 @@ def build_enforcer(cfg: Config, clients: ClientFactory, *, engine: PolicyEngine 
         from enforcer.policy.factory import make_engine
 
         engine = make_engine(cfg.engine, cfg.policy_dir, cfg.opa_url, cfg.opa_timeout)
-    catalog = ChipCatalog(clients.client("ec2"))
+    catalog = ChipCatalog(clients.client("ec2"), alert=emf_unknown_accelerator())
     fail_policy: FailPolicy = "open" if cfg.fail_policy == "open" else "closed"
     return Enforcer(
         catalog=catalog,

@@ -16,7 +16,10 @@ Unknown accelerator names classify as ``unknown`` (treated as controlled), never
 from __future__ import annotations
 
 import json
+import logging
 import threading
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -35,6 +38,9 @@ BITS = {"fp4": 4, "fp8": 8, "int8": 8, "fp16": 16, "fp32": 32}
 CLASS_RANK = {"3A090.a": 5, "3A090.b": 4, "indeterminate": 3, "unknown": 2, "none": 0}
 #: AWS Batch instance "families" that only ever select CPU types (C, M, R and their Graviton peers).
 CPU_ONLY_FAMILIES = frozenset({"optimal", "default_x86_64", "default_arm64"})
+logger = logging.getLogger("enforcer.chips")
+#: Called as ``alert(instance_type, field, name)`` for an accelerator AWS reports that the catalogue lacks.
+UnknownAlert = Callable[[str, str, str], None]
 ACCEL_FIELDS = ("GpuInfo", "NeuronInfo", "InferenceAcceleratorInfo", "FpgaInfo", "MediaAcceleratorInfo")
 
 
@@ -59,10 +65,10 @@ def compute_tpp(dense_tops: dict[str, float | None]) -> float | None:
     Returns
     -------
     float or None
-        None when no throughput figure is known.
+        Unrounded (thresholds are compared with the exact figure); None when no figure is known.
     """
     values = [v * BITS[p] for p, v in dense_tops.items() if v is not None and p in BITS]
-    return round(max(values), 1) if values else None
+    return max(values) if values else None
 
 
 def classify_tpp_pd(tpp: float | None, pd: float | None, datacenter: bool = True) -> str:
@@ -113,18 +119,23 @@ class ChipCatalog:
         bundled table is the fallback for types AWS (or moto) does not know.
     """
 
-    def __init__(self, ec2_client: Any = None) -> None:
+    def __init__(self, ec2_client: Any = None, alert: UnknownAlert | None = None) -> None:
         raw = _load_json("chips.json")
         self._aliases: dict[str, str] = raw["aliases"]
         self._chips: dict[str, ChipSpec] = {}
         for name, spec in raw["chips"].items():
             tpp = compute_tpp(spec["dense_tops"])
             area = spec["applicable_die_area_mm2"]
-            pd = round(tpp / area, 2) if tpp is not None and area else None
+            pd = tpp / area if tpp is not None and area else None
+            # the class is decided on the exact figures; only what is shown is rounded
             cls = "none" if spec["scope"] == "out_of_scope" else classify_tpp_pd(tpp, pd, spec["datacenter"])
-            self._chips[name] = ChipSpec(name, tpp, pd, cls)
+            shown_tpp = round(tpp, 1) if tpp is not None else None
+            self._chips[name] = ChipSpec(name, shown_tpp, round(pd, 2) if pd is not None else None, cls)
         self._types: dict[str, list[list[Any]]] = _load_json("instance_types.json")
         self._ec2 = ec2_client
+        self._alert: UnknownAlert = alert or log_unknown_accelerator
+        #: ``field/name`` of accelerators DescribeInstanceTypes reported that the catalogue lacks.
+        self.unknown_accelerators: Counter[str] = Counter()
         self._cache: dict[str, Classification] = {}
         self._families: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
@@ -181,6 +192,17 @@ class ChipCatalog:
         return hit
 
     # -- internals -------------------------------------------------------------------------
+    def _unknown(self, itype: str, field: str, name: str) -> None:
+        key = f"{field}/{name}"
+        with self._lock:
+            first = key not in self.unknown_accelerators
+            self.unknown_accelerators[key] += 1
+        if first:  # once per accelerator name and process, not once per launch
+            try:
+                self._alert(itype, field, name)
+            except Exception:  # an alert must never change a decision
+                logger.exception("unknown-accelerator alert failed")
+
     def _devices(self, itype: str) -> tuple[list[list[Any]] | None, str]:
         if self._ec2 is not None:
             described = self._describe(itype)
@@ -205,11 +227,43 @@ class ChipCatalog:
             spec = self.chip(field, name)
             if spec is None:
                 accs.append(Accelerator(name, count, None, None, "unknown"))
+                if source == "DescribeInstanceTypes":
+                    self._unknown(itype, field, name)
             else:
                 accs.append(Accelerator(name, count, spec.tpp, spec.pd, spec.chip_class))
         cls = max((a.chip_class for a in accs), key=CLASS_RANK.__getitem__, default="none")
         total = round(sum((a.tpp or 0.0) * a.count for a in accs), 1)
         return Classification(itype, accs, cls, total, source)
+
+
+def log_unknown_accelerator(instance_type: str, field: str, name: str) -> None:
+    """Default alert: one structured warning on the ``enforcer.chips`` logger."""
+    logger.warning(
+        "DescribeInstanceTypes reported an accelerator with no catalogue entry (classified unknown)",
+        extra={
+            "instance_type": instance_type,
+            "accelerator": f"{field}/{name}",
+            "alert": "UnknownAccelerator",
+        },
+    )
+
+
+def emf_unknown_accelerator(namespace: str = "GpuLaunchEnforcer") -> UnknownAlert:
+    """An alert that logs and emits the CloudWatch metric ``UnknownAccelerator`` (EMF, one per call).
+
+    For Lambda handlers: the metric line goes to stdout, which CloudWatch Logs turns into a metric.
+    """
+
+    def alert(instance_type: str, field: str, name: str) -> None:
+        from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+        log_unknown_accelerator(instance_type, field, name)
+        with single_metric(
+            name="UnknownAccelerator", unit=MetricUnit.Count, value=1, namespace=namespace
+        ) as metric:
+            metric.add_dimension(name="accelerator", value=f"{field}/{name}"[:250])
+
+    return alert
 
 
 def devices_from_type_info(info: dict[str, Any]) -> list[list[Any]]:

@@ -60,6 +60,9 @@ def build_chips(ref: Path) -> dict[str, dict[str, object]]:
     return chips
 
 
+# Instance types and accelerator names the reference tables lack (Trainium3, trn2u ...), with sources.
+ADDITIONS = ROOT / "docs" / "sources" / "instances-additions.csv"
+
 # Accelerators outside 3A090 (FPGAs: check 3A001.a.7; video transcoders): known, so not "unknown".
 OUT_OF_SCOPE = {
     "Xilinx/AMD VU47P FPGA": "FPGA; 3A090 does not apply (check 3A001.a.7)",
@@ -79,19 +82,22 @@ def build_instances(
     for name, info in sorted(data.items()):
         types[name] = devices_from_type_info(info)  # the same reading the runtime applies to AWS answers
     aliases: dict[str, str] = {}
-    with open(ref / "instances.csv", newline="") as fh:
-        for row in csv.DictReader(fh):
-            api_name = re.sub(
-                r"\s*\(expected; not verifiable offline\)", "", row["api_accelerator_name"]
-            ).strip()
-            chip = row["chip_row_in_chips_csv"]
-            if chip:
-                if chip not in chips:  # "NVIDIA A100 SXM4 40GB / 80GB (80GB)" -> the memory variant's row
-                    chip = re.sub(r"\s*\([^)]*\)$", "", chip)
-                aliases[f"{row['api_field']}/{api_name}"] = chip
-            if row["instance_type"] not in types:
-                count: float = float(row["accelerator_count"] or 0)
-                types[row["instance_type"]] = [[row["api_field"], api_name, count]]
+    rows: list[dict[str, str]] = []
+    for table in (ref / "instances.csv", ADDITIONS):
+        with open(table, newline="") as fh:
+            rows.extend(csv.DictReader(fh))
+    for row in rows:
+        api_name = re.sub(
+            r"\s*\(expected; not verifiable offline\)", "", row["api_accelerator_name"]
+        ).strip()
+        chip = row["chip_row_in_chips_csv"]
+        if chip:
+            if chip not in chips:  # "NVIDIA A100 SXM4 40GB / 80GB (80GB)" -> the memory variant's row
+                chip = re.sub(r"\s*\([^)]*\)$", "", chip)
+            aliases[f"{row['api_field']}/{api_name}"] = chip
+        if row["instance_type"] not in types:
+            count: float = float(row["accelerator_count"] or 0)
+            types[row["instance_type"]] = [[row["api_field"], api_name, count]]
     return types, aliases
 
 
