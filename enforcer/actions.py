@@ -20,12 +20,15 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from enforcer.aws_errors import error_code
 from enforcer.dynamo import create_pk_table
 from enforcer.model import Decision, InputError, LaunchRequest
 from enforcer.pipeline import Outcome
+
+if TYPE_CHECKING:
+    from enforcer.act_state import AccountCaps
 
 #: Library logger; the Lambda handlers copy their Powertools configuration onto it (JSON lines).
 log = logging.getLogger(__name__)
@@ -151,6 +154,8 @@ class Budget:
     hourly: HourlyCounter | None = None
     used: int = 0
     errors: list[str] = field(default_factory=list)
+    #: Per account and region hourly caps (``act_state.AccountCaps``); used by ``take_for``.
+    caps: AccountCaps | None = None
 
     def take(self, n: int) -> int:
         """Grant up to ``n`` actions; 0 when a cap is reached or the counter fails (alert only)."""
@@ -162,6 +167,31 @@ class Budget:
             except Exception as exc:  # cannot check the cap: do not act, alert instead
                 self.errors.append(f"blast-radius counter failed: {type(exc).__name__}")
                 grant = 0
+        self.used += grant
+        return grant
+
+    def invocation_room(self, n: int, legal: bool) -> int:
+        """What the per-invocation cap lets through of ``n`` (all of it for a legal prohibition)."""
+        return n if legal else max(0, min(n, self.max_per_invocation - self.used))
+
+    def take_for(self, n: int, account: str, region: str, legal: bool) -> int:
+        """Grant up to ``n`` actions in ``account``/``region``: legal denies are never capped.
+
+        Non-legal denies pass the per-invocation cap, then the account's hourly counter (halving
+        the request until it fits); a counter failure grants nothing (alert, backlog).
+        """
+        if legal:
+            return n
+        grant = self.invocation_room(n, False)
+        if grant and self.caps is not None:
+            try:
+                while grant and not self.caps.acquire(account, region, grant):
+                    grant = 0 if grant == 1 else grant // 2
+            except Exception as exc:
+                self.errors.append(f"blast-radius counter failed: {type(exc).__name__}")
+                grant = 0
+        elif grant and self.hourly is not None:
+            return self.take(n)
         self.used += grant
         return grant
 
@@ -262,7 +292,7 @@ class Remediator:
             return result
         if targets:
             seen = len(budget.errors)
-            self._act(d, targets, ec2, autoscaling, budget, result)
+            self.execute(d, targets, ec2, autoscaling, budget.take, result)
             result.errors += budget.errors[seen:]  # only this outcome's counter errors
         self.notify(d, result)
         return result
@@ -292,33 +322,53 @@ class Remediator:
         ]
 
     # -- acting ----------------------------------------------------------------------------------
-    def _act(
+    def execute(
         self,
         d: Decision,
         targets: list[str],
         ec2: Any,
         autoscaling: Any,
-        budget: Budget,
+        grant: Callable[[int], int],
         result: ActionResult,
+        *,
+        describe: bool = True,
+        after: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
-        states, tagged, groups = _describe(ec2, targets)
+        """Stop (or terminate) what ``grant`` allows of ``targets``, then hold ASGs and tag.
+
+        Parameters
+        ----------
+        d
+            The (logged) deny decision.
+        targets
+            Instance ids the launch produced.
+        ec2, autoscaling
+            Clients of the launch's account and region.
+        grant
+            Called with the number of instances to act on; returns how many may be.
+        result
+            Filled in place (``acted``, ``capped``, ``already``, ``errors``, ``status``).
+        describe
+            Describe the targets first (their state, tags and ASG). The guard skips it for a
+            first delivery whose event names freshly launched instances: one call less before
+            the stop.
+        after
+            Runs the follow-up calls (tags, ASG suspension); the guard passes a function that
+            runs them concurrently after the stop. Default: run them in turn.
+        """
+        run = after or (lambda f: f())
+        if describe:
+            states, tagged, groups = _describe(ec2, targets)
+        else:
+            states, tagged, groups = dict.fromkeys(targets, "pending"), set(), {}
         done = _DONE_STATES[self.action]
         to_act = [i for i in targets if states.get(i) not in done and states.get(i) is not None]
         result.already = [i for i in targets if states.get(i) in done]
         missing = [i for i in targets if i not in states]
         if missing:
             result.errors.append(f"not found: {', '.join(missing[:10])}")
-        granted = budget.take(len(to_act))
+        granted = grant(len(to_act))
         act, result.capped = to_act[:granted], to_act[granted:]
-        named = d.request.extra.get("auto_scaling_group_name")
-        held = {named} if isinstance(named, str) else set()
-        held |= {groups[i] for i in act if i in groups}  # members launched by an ASG: stop it replacing them
-        if act and autoscaling is not None:
-            for group in sorted(held)[:10]:
-                self._suspend(autoscaling, group, result)
-        to_tag = act + [i for i in result.already if i not in tagged]
-        if to_tag:
-            self._tag(ec2, to_tag, d, result)
         if act:
             try:
                 if self.action == "stop":
@@ -328,6 +378,15 @@ class Remediator:
                 result.acted = act
             except Exception as exc:
                 result.errors.append(f"{self.action} failed: {error_code(exc)}")
+        named = d.request.extra.get("auto_scaling_group_name")
+        held = {named} if isinstance(named, str) else set()
+        held |= {groups[i] for i in act if i in groups}  # members launched by an ASG: stop it replacing them
+        if act and autoscaling is not None:
+            for group in sorted(held)[:10]:
+                run(lambda g=group: self._suspend(autoscaling, g, result))  # type: ignore[misc]
+        to_tag = act + [i for i in result.already if i not in tagged]
+        if to_tag:
+            run(lambda: self._tag(ec2, to_tag, d, result))
         if result.capped:
             result.status = "capped"
         elif result.acted:

@@ -218,39 +218,51 @@ def test_duplicate_event_acts_once(make_world: Any) -> None:
     assert w.state(iid, MEMBER) == "running"  # the redelivery did not act again
     assert w.audit_count() == 1
     assert len(w.notifications()) == 1
-    assert _hour_count(w) == 1
+    assert _hour_count(w) == 0  # ORIGIN_RESTRICTED is a legal prohibition: never counted against a cap
+
+
+#: An account missing from the directory: ACCOUNT_UNKNOWN, a deny that caps may hold back.
+UNKNOWN = "222222222222"
 
 
 def _hour_count(w: World) -> int:
     items = w.client("dynamodb").scan(TableName=COUNTER_TABLE)["Items"]
-    return sum(int(i["count"]["N"]) for i in items)
+    return sum(int(i["count"]["N"]) for i in items if i["pk"]["S"].startswith("cap#"))
 
 
 def test_blast_radius_cap_per_invocation(make_world: Any) -> None:
     w: World = make_world(ENFORCER_MAX_ACTIONS_PER_INVOCATION="2")
-    resp = w.launch(count=3, account=MEMBER)
+    resp = w.launch(count=3, account=UNKNOWN)
     ids = [i["InstanceId"] for i in resp["Instances"]]
 
-    r = only(handle(run_instances_event(resp, MEMBER, instanceType="p5.48xlarge")))
+    r = only(handle(run_instances_event(resp, UNKNOWN, instanceType="p5.48xlarge")))
 
     rem = r["remediation"]
     assert rem["status"] == "capped" and len(rem["acted"]) == 2 and len(rem["capped"]) == 1
-    assert sorted(w.state(i, MEMBER) for i in ids) == ["running", "stopped", "stopped"]
-    assert w.state(rem["capped"][0], MEMBER) == "running"
+    assert sorted(w.state(i, UNKNOWN) for i in ids) == ["running", "stopped", "stopped"]
+    assert w.state(rem["capped"][0], UNKNOWN) == "running"
     (note,) = w.notifications()
     assert note["remediation"]["capped"] == rem["capped"]
 
 
+def test_legal_prohibition_is_never_capped(make_world: Any) -> None:
+    w: World = make_world(ENFORCER_MAX_ACTIONS_PER_INVOCATION="1", ENFORCER_MAX_ACTIONS_PER_HOUR="1")
+    resp = w.launch(count=3, account=MEMBER)
+    r = only(handle(run_instances_event(resp, MEMBER, instanceType="p5.48xlarge")))
+    assert r["reasons"] == ["ORIGIN_RESTRICTED"] and r["remediation"]["status"] == "stopped"
+    assert {w.state(i["InstanceId"], MEMBER) for i in resp["Instances"]} == {"stopped"}
+
+
 def test_blast_radius_cap_per_hour_across_invocations(make_world: Any) -> None:
     w: World = make_world(ENFORCER_MAX_ACTIONS_PER_HOUR="3")
-    first, second = w.launch(count=2, account=MEMBER), w.launch(count=2, account=MEMBER)
+    first, second = w.launch(count=2, account=UNKNOWN), w.launch(count=2, account=UNKNOWN)
 
-    a = only(handle(run_instances_event(first, MEMBER, instanceType="p5.48xlarge")))
-    b = only(handle(run_instances_event(second, MEMBER, instanceType="p5.48xlarge")))
+    a = only(handle(run_instances_event(first, UNKNOWN, instanceType="p5.48xlarge")))
+    b = only(handle(run_instances_event(second, UNKNOWN, instanceType="p5.48xlarge")))
 
     assert a["remediation"]["status"] == "stopped" and len(a["remediation"]["acted"]) == 2
     assert b["remediation"]["status"] == "capped" and len(b["remediation"]["acted"]) == 1
-    states = [w.state(i["InstanceId"], MEMBER) for i in first["Instances"] + second["Instances"]]
+    states = [w.state(i["InstanceId"], UNKNOWN) for i in first["Instances"] + second["Instances"]]
     assert states.count("stopped") == 3 and states.count("running") == 1
     assert _hour_count(w) == 3
 
