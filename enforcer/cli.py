@@ -154,9 +154,26 @@ def policy_test(
 
     Exit 0 when all pass, 2 when a test fails, 1 when the policies do not compile (each error once).
     """
+    from enforcer.policy.check import run_check
     from enforcer.policy.test_cli import run_policy_tests
 
+    checked = run_check(policy_dir, quiet_ok=True)  # data errors first: they change what the tests mean
+    if checked:
+        sys.exit(checked)
     sys.exit(run_policy_tests(policy_dir, verbose, run, explain, fmt))
+
+
+@policy.command("check")
+@click.argument("policy_dir", required=False, type=click.Path(path_type=Path))
+def policy_check(policy_dir: Path | None) -> None:
+    """Validate every data file of POLICY_DIR (default policies/) against its JSON schema and the Rego.
+
+    Exit 0 when sound, 2 naming each problem on stderr (unknown keys, non-ISO countries, strings for
+    numbers, reason codes missing from reasons/data.json, undated or unsourced group entries ...).
+    """
+    from enforcer.policy.check import run_check
+
+    sys.exit(run_check(policy_dir))
 
 
 # -- decide --------------------------------------------------------------------------------
