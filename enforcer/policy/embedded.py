@@ -83,6 +83,29 @@ class EmbeddedEngine:
             raise EngineError("data.gpu.launch.decision is not an object")
         return result
 
+    def trace_path(
+        self, dotted: str, input_doc: dict[str, Any] | None = None
+    ) -> tuple[Any, list[dict[str, Any]]]:
+        """Evaluate ``data.<dotted>`` with OPA's trace on: ``(value or None when undefined, trace events)``.
+
+        Raises
+        ------
+        ports.EngineError
+            On an evaluation error other than an undefined document.
+        """
+        if os.getpid() != self._pid:
+            raise EngineError("embedded engine used after fork; create engines after forking")
+        from opa_bindings.engine import OpaUndefinedError
+
+        try:
+            value = self._engine.eval_document(dotted, input_doc, trace=True)
+        except OpaUndefinedError:
+            value = None
+        except Exception as exc:
+            raise EngineError(f"evaluation failed: {exc}") from exc
+        events = getattr(self._engine, "last_trace", None)
+        return value, list(events) if isinstance(events, list) else []
+
     def eval_path(self, dotted: str, input_doc: dict[str, Any] | None = None) -> Any:
         """Evaluate the document ``data.<dotted>`` and return its value."""
         if os.getpid() != self._pid:
