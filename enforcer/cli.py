@@ -147,8 +147,15 @@ def policy() -> None:
 @click.option(
     "-f", "--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty", show_default=True
 )
+@click.option(
+    "--check/--no-check",
+    "check",
+    default=True,
+    show_default=True,
+    help="Run `policy check` on the data first (--no-check: plain `opa test` on any directory).",
+)
 def policy_test(
-    policy_dir: Path | None, verbose: bool, run: str | None, explain: str | None, fmt: str
+    policy_dir: Path | None, verbose: bool, run: str | None, explain: str | None, fmt: str, check: bool
 ) -> None:
     """Run the Rego tests (test_ rules of *_test.rego) on the embedded engine, like `opa test`.
 
@@ -157,7 +164,7 @@ def policy_test(
     from enforcer.policy.check import run_check
     from enforcer.policy.test_cli import run_policy_tests
 
-    checked = run_check(policy_dir, quiet_ok=True)  # data errors first: they change what the tests mean
+    checked = run_check(policy_dir, quiet_ok=True) if check else 0  # data errors first: they change tests
     if checked:
         sys.exit(checked)
     sys.exit(run_policy_tests(policy_dir, verbose, run, explain, fmt))
