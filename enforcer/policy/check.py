@@ -53,7 +53,10 @@ def schemas(countries: list[str]) -> dict[str, dict[str, Any]]:
         ["country", "since", "source"],
     )  # fmt: skip
     group = {"type": "array", "items": entry, "maxItems": 300}
+    from enforcer.evidence.schema import evidence_schemas  # issue 14's data files (evidence, ledger)
+
     return {
+        **evidence_schemas(),
         "gpu/country_groups": _strict(
             {
                 "_doc": TEXT,
