@@ -1,8 +1,10 @@
-"""Latency of one decision through each engine, in one run: embedded vs OPA REST (loopback test server).
+"""Latency of one decision through each engine, in one run: embedded, the REAL OPA server, the test server.
 
-``bench_engines`` measures ``Enforcer.decide`` on the embedded engine and on the REST path (against
-``tests/opa_server.py`` started in-process, loaded with ``policy push``), plus the bare embedded
-evaluation of the same input document. It needs a source checkout (the test server lives in tests/).
+``bench_engines`` measures ``Enforcer.decide`` on the embedded engine, on the REST path against a real
+``opa run --server`` (the binary ``make tools`` builds into ``.tools/bin/opa``, loaded with the bundle
+``policy build`` writes; skipped with a note when the binary is missing) and against ``tests/opa_server.py``
+(in-process, loaded with ``policy push``), plus the bare evaluation of the same input document on each.
+It needs a source checkout (the test server lives in tests/).
 
 Run ``python -m enforcer.policy.bench [N]`` to print the figures as JSON.
 """
@@ -11,9 +13,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -41,6 +48,37 @@ def _load_test_server() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def opa_binary() -> Path | None:
+    """``$OPA_BIN`` or ``.tools/bin/opa`` when it is an executable file, else None."""
+    path = Path(os.environ.get("OPA_BIN", str(_REPO / ".tools" / "bin" / "opa")))
+    return path if path.is_file() and os.access(path, os.X_OK) else None
+
+
+def start_real_opa(
+    binary: Path, bundle_file: Path, wait: float = 30.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``opa run --server`` on a free 127.0.0.1 port with ``bundle_file``: (process, URL) once healthy."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [str(binary), "run", "--server", "--addr", f"127.0.0.1:{port}", "--skip-version-check"]
+    cmd += ["--log-level", "error", "--bundle", str(bundle_file)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url + "/health?bundles", timeout=0.5) as resp:  # noqa: S310 - loopback
+                if resp.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    _out, err = proc.communicate(timeout=10)
+    detail = err.decode(errors="replace").strip()[-500:] if err else ""
+    raise RuntimeError(f"opa run did not become healthy: {detail or f'no answer within {wait} s'}")
 
 
 def _request() -> LaunchRequest:
@@ -89,8 +127,10 @@ def bench_engines(n: int = 2000, policy_dir: Path | str | None = None, warmup: i
     Returns
     -------
     dict
-        ``{"n", "embedded_decide", "rest_decide", "embedded_eval", "rest_eval"}``; each case holds
-        ``p50_us``, ``p99_us`` and ``mean_us``. Every decision is checked to be ``allow`` first.
+        ``{"n", "embedded_decide", "rest_decide", "embedded_eval", "rest_eval", "real_opa_decide",
+        "real_opa_eval", "real_opa_version"}``; each case holds ``p50_us``, ``p99_us`` and ``mean_us``
+        (the real-OPA cases are ``{"skipped": why}`` without the binary). Every decision is checked to be
+        ``allow`` first.
     """
     bundle = load_bundle(policy_dir or _REPO / "policies")
     catalog = ChipCatalog()
@@ -117,9 +157,48 @@ def bench_engines(n: int = 2000, policy_dir: Path | str | None = None, warmup: i
         if rest_enf.counters["engine_failures"] or emb_enf.counters["engine_failures"]:
             raise RuntimeError("an engine failed during the benchmark")
         rest.close()
+        results.update(_bench_real_opa(bundle.root, catalog, accounts, input_doc, n, warmup))
         return results
     finally:
         server.stop()
+
+
+def _bench_real_opa(
+    policy_dir: Path,
+    catalog: ChipCatalog,
+    accounts: StaticAccountDirectory,
+    input_doc: Any,
+    n: int,
+    warmup: int,
+) -> dict[str, Any]:
+    from enforcer.policy.bundle import build_bundle
+
+    binary = opa_binary()
+    if binary is None:
+        why = {"skipped": "no OPA binary at .tools/bin/opa (run `make tools`)"}
+        return {"real_opa_decide": why, "real_opa_eval": why}
+    with tempfile.TemporaryDirectory() as tmp:
+        built = build_bundle(policy_dir, Path(tmp) / "bundle.tar.gz")
+        proc, url = start_real_opa(binary, built.path)
+        try:
+            real = OpaRestEngine(url, built.revision, timeout=2.0)
+            enf = Enforcer(catalog=catalog, accounts=accounts, engine=real)
+            first = enf.decide(_request(), now=_NOW)
+            if first.effect != "allow" or first.policy_revision != built.revision:
+                raise RuntimeError(f"real OPA: {first.effect} {first.reason_codes} {first.policy_revision}")
+            out: dict[str, Any] = {
+                "real_opa_decide": _time(lambda: enf.decide(_request(), now=_NOW), n, warmup),
+                "real_opa_eval": _time(lambda: real.evaluate(input_doc), n, warmup),
+            }
+            if enf.counters["engine_failures"]:
+                raise RuntimeError("the real OPA server failed during the benchmark")
+            version = subprocess.run([str(binary), "version"], capture_output=True, text=True, timeout=30)
+            out["real_opa_version"] = version.stdout.split("\n", 1)[0].removeprefix("Version: ").strip()
+            real.close()
+            return out
+        finally:
+            proc.terminate()
+            proc.wait(10)
 
 
 def main(argv: list[str] | None = None) -> None:
