@@ -155,7 +155,7 @@ def test_list_and_bad_input(state: Path) -> None:
 
 def test_licence_input_carries_scope_but_no_names(state: Path) -> None:
     assert add_licence(state).exit_code == 0
-    _, doc = decide(state, "2026-12-01T00:00:00Z")
+    decide(state, "2026-12-01T00:00:00Z")
     audit = state / "audit"
     text = "".join(p.read_text() for p in audit.glob("*.jsonl"))
     assert "BIS-D123456" in text and "Example AI Lab" not in text
