@@ -83,7 +83,7 @@ def test_incomplete_end_customer_is_refused_and_denied(
     world: World, engine: Any, catalog: Any, end_customer: dict[str, Any]
 ) -> None:
     token = sign(world, end_customer, "t-part")
-    with pytest.raises(Exception, match=r"ATTESTATION_INCOMPLETE"):
+    with pytest.raises(Exception, match=r"missing or not an ISO 3166-1 country"):
         store(world, token)
     # smuggled past submit, it still denies at decision time
     from tests.test_attestation_decide import _smuggle
