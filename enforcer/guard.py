@@ -403,7 +403,15 @@ class Guard:
         self._safe(lambda: self.ledger.put(did, state, fields))
         if state == "acted":
             self._safe(lambda: self.ledger.backlog_remove(did))
-        return {"decision_id": did, "backlog": True, "remediation": result.to_dict()}
+        return {
+            "event_id": req.event_id,
+            "decision_id": did,
+            "effect": "deny",
+            "reasons": d.reason_codes,
+            "duplicate": False,
+            "backlog": True,
+            "remediation": result.to_dict(),
+        }
 
     # -- sweep -----------------------------------------------------------------------------
     def sweep_pairs(self, request: LaunchRequest) -> list[tuple[str, str]]:

@@ -36,11 +36,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.error("bad guard event", extra={"error": result["error"], "code": result["code"]})
         count(metrics, "BadInput")
     for r in result.get("results", []):
-        count(metrics, "Decisions")
-        if r["effect"] == "deny":
+        count(metrics, "Backlog" if r.get("backlog") else "Decisions")
+        if r["effect"] == "deny" and not r.get("backlog"):
             count(metrics, "Denies")
         name = STATUS_METRICS.get(r["remediation"]["status"])
         if name is not None:
             count(metrics, name)
+        if r["remediation"]["status"] == "capped":  # high severity: a deny left running for now
+            logger.error("remediation capped: held in the backlog", extra={"decision_id": r["decision_id"]})
+        if r.get("seal_error"):
+            count(metrics, "SealFailures")
+    if result["status"] == "reported":
+        count(metrics, "Violators", len(result.get("violators", [])))
     logger.info("guard event handled", extra={"result": result})
     return result
