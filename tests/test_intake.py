@@ -127,7 +127,7 @@ EXPECTED: dict[str, tuple[str, str, list[tuple[str, int]], int, str | None]] = {
     "sagemaker_processing_state_change.json": (
         "state_change", "sagemaker:ProcessingJobStateChange", [("g6e.12xlarge", 4)], 0, None),
     "sagemaker_notebook_state_change.json": (
-        "state_change", "sagemaker:NotebookInstanceStateChange", [("g5.xlarge", 1)], 0, None),
+        "state_change", "sagemaker:NotebookInstanceStateChange", [("g6e.xlarge", 1)], 0, None),
     "sagemaker_hyperpod_state_change.json": (
         "state_change", "sagemaker:HyperPodClusterStateChange", [("ref:managed_resource", 1)], 0, None),
 }

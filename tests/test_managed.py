@@ -1,0 +1,653 @@
+"""Managed compute beyond EC2: SageMaker state changes, the managed sweep, and remediation per family.
+
+moto runs SageMaker endpoints, endpoint configs and notebooks; it finishes jobs at once, has no
+StopTrainingJob/StopProcessingJob/StopTransformJob, UpdateCluster, Studio apps, AppStream, Deadline
+Cloud, WorkSpaces fleets or Lambda capacity providers. Those are tested with botocore's Stubber:
+every queued response is validated against the service model, every call's parameters too, and a
+call nobody queued fails the test (so "no remediation call" is asserted, not assumed).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import botocore.session
+import pytest
+from botocore.stub import Stubber
+
+from enforcer.actions import Budget
+from enforcer.managed.fleets import appstream_type, workspaces_type
+from enforcer.managed.guard import ManagedGuard
+from enforcer.managed.registry import FAMILIES
+from tests.lambda_env import HOME, MEMBER, REGION, World, cloudtrail, load_event, world_factory
+
+NOW = 1_796_000_000.0
+ROLE = "arn:aws:iam::111111111111:role/sm"
+
+
+@pytest.fixture
+def make_world(engine: Any) -> Iterator[Callable[..., World]]:
+    yield from world_factory(engine)
+
+
+class Overlay:
+    """Stubbed clients for some services, the world's (moto) clients for the rest."""
+
+    def __init__(self, world: World, stubbed: dict[str, Any]) -> None:
+        self.world = world
+        self.stubbed = stubbed
+        self.asked: list[tuple[str, str | None]] = []
+
+    def client(
+        self, service: str, account_id: str | None = None, region: str | None = None, role: str | None = None
+    ) -> Any:
+        self.asked.append((service, account_id))
+        if service in self.stubbed:
+            return self.stubbed[service]
+        return self.world.clients.client(service, account_id, region, role)
+
+
+def stubbed(service: str) -> tuple[Any, Stubber]:
+    client = boto3.client(
+        service, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    stub = Stubber(client)
+    stub.activate()
+    return client, stub
+
+
+def guard(w: World, clients: Any, **kw: Any) -> ManagedGuard:
+    return ManagedGuard(w.rt.enforcer, w.rt.remediator, clients, **kw)
+
+
+def at(event: dict[str, Any], account: str) -> dict[str, Any]:
+    ev = copy.deepcopy(event)
+    ev["account"] = account
+    ev["id"] = f"{ev['id'][:24]}{account}"
+    return ev
+
+
+def training_description(
+    name: str, itype: str = "ml.p5.48xlarge", status: str = "InProgress"
+) -> dict[str, Any]:
+    t = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
+    return {
+        "TrainingJobName": name,
+        "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:{MEMBER}:training-job/{name}",
+        "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m"},
+        "TrainingJobStatus": status,
+        "SecondaryStatus": "Training",
+        "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": "img"},
+        "ResourceConfig": {"InstanceType": itype, "InstanceCount": 2, "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        "CreationTime": t,
+    }
+
+
+# -- SageMaker state changes -----------------------------------------------------------------------------
+def test_training_job_of_cn_account_is_stopped_us_one_runs(make_world: Any) -> None:
+    w: World = make_world()
+    sm, stub = stubbed("sagemaker")
+    g = guard(w, Overlay(w, {"sagemaker": sm}))
+    event = load_event("sagemaker_training_state_change.json")
+    stub.add_response("stop_training_job", {}, {"TrainingJobName": "llm-pretrain-0301"})
+
+    denied = g.handle(at(event, MEMBER), w.rt.budget(), NOW)
+    allowed = g.handle(at(event, HOME), w.rt.budget(), NOW)  # no call queued: a stop would fail the test
+
+    stub.assert_no_pending_responses()
+    (d,) = denied["results"]
+    assert d["effect"] == "deny" and "ORIGIN_RESTRICTED" in d["reasons"]
+    assert d["remediation"]["status"] == "stopped"
+    assert d["remediation"]["acted"] == ["sagemaker:training-job/llm-pretrain-0301"]
+    assert allowed["results"][0]["effect"] == "allow"
+    assert allowed["results"][0]["remediation"]["status"] == "allowed"
+    (note,) = w.notifications()
+    assert note["remediation"]["status"] == "stopped" and note["account_id"] == MEMBER
+
+
+def test_redelivered_event_is_not_acted_on_twice(make_world: Any) -> None:
+    w: World = make_world()
+    sm, stub = stubbed("sagemaker")
+    g = guard(w, Overlay(w, {"sagemaker": sm}))
+    event = at(load_event("sagemaker_training_state_change.json"), MEMBER)
+    stub.add_response("stop_training_job", {}, {"TrainingJobName": "llm-pretrain-0301"})
+    first = g.handle(event, w.rt.budget(), NOW)
+    second = g.handle(event, w.rt.budget(), NOW)
+    assert first["results"][0]["remediation"]["status"] == "stopped"
+    assert second["results"][0]["duplicate"] is True
+    assert second["results"][0]["remediation"]["status"] == "duplicate"
+
+
+def test_event_without_instance_type_is_described_first(make_world: Any) -> None:
+    w: World = make_world()
+    sm, stub = stubbed("sagemaker")
+    g = guard(w, Overlay(w, {"sagemaker": sm}))
+    event = at(load_event("sagemaker_training_state_change_no_resources.json"), MEMBER)
+    stub.add_response(
+        "describe_training_job",
+        training_description("UnitTestTrainingJob", "ml.p4d.24xlarge"),
+        {"TrainingJobName": "UnitTestTrainingJob"},
+    )
+    stub.add_response("stop_training_job", {}, {"TrainingJobName": "UnitTestTrainingJob"})
+    (r,) = g.handle(event, w.rt.budget(), NOW)["results"]
+    stub.assert_no_pending_responses()
+    assert r["effect"] == "deny" and r["remediation"]["status"] == "stopped"
+
+
+def test_unresolvable_resource_is_denied_not_dropped(make_world: Any) -> None:
+    w: World = make_world()
+    sm, stub = stubbed("sagemaker")
+    g = guard(w, Overlay(w, {"sagemaker": sm}))
+    event = at(load_event("sagemaker_training_state_change_no_resources.json"), HOME)  # a US account
+    stub.add_client_error("describe_training_job", "AccessDeniedException", http_status_code=400)
+    stub.add_client_error("stop_training_job", "AccessDeniedException", http_status_code=400)
+    (r,) = g.handle(event, w.rt.budget(), NOW)["results"]
+    assert r["effect"] == "deny", r  # an unknown type is a controlled item: fail closed
+    assert r["remediation"]["status"] == "failed"
+    assert any("describe failed: AccessDeniedException" in e for e in r["remediation"]["errors"])
+
+
+@pytest.mark.parametrize(
+    ("fixture", "op", "params"),
+    [
+        ("sagemaker_transform_state_change.json", "stop_transform_job", {"TransformJobName": "myjob"}),
+        (
+            "sagemaker_processing_state_change.json",
+            "stop_processing_job",
+            {"ProcessingJobName": "feature-build"},
+        ),
+        (
+            "sagemaker_notebook_state_change.json",
+            "stop_notebook_instance",
+            {"NotebookInstanceName": "BasicNotebookInstance-x4CC6ZFJzqJJ"},
+        ),
+    ],
+)
+def test_each_job_kind_has_its_stop_call(
+    make_world: Any, fixture: str, op: str, params: dict[str, Any]
+) -> None:
+    w: World = make_world()
+    sm, stub = stubbed("sagemaker")
+    g = guard(w, Overlay(w, {"sagemaker": sm}))
+    stub.add_response(op, {}, params)
+    event = at(load_event(fixture), MEMBER)
+    item_type = g.handle(event, w.rt.budget(), NOW)["results"][0]
+    stub.assert_no_pending_responses()
+    if item_type["effect"] == "deny":
+        assert item_type["remediation"]["status"] == "stopped"
+    else:  # g5 (A10G) is not a controlled chip: then nothing may be stopped
+        pytest.fail(f"{fixture}: expected a deny for a CN account, got {item_type}")
+
+
+def test_endpoint_state_change_is_described_in_moto(make_world: Any) -> None:
+    """The SageMaker guide's endpoint event names no type: the endpoint config (moto) supplies it."""
+    w: World = make_world()
+    sm = w.client("sagemaker", MEMBER)
+    sm.create_model(ModelName="m", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "img"})
+    sm.create_endpoint_config(  # moto knows no controlled endpoint type: a V100 one is decided, and allowed
+        EndpointConfigName="MyEndpointConfig",
+        ProductionVariants=[
+            {"VariantName": "v", "ModelName": "m", "InitialInstanceCount": 2, "InstanceType": "ml.p3.2xlarge"}
+        ],
+    )
+    sm.create_endpoint(EndpointName="MyEndpoint", EndpointConfigName="MyEndpointConfig")
+    event = load_event("sagemaker_endpoint_state_change.json")
+    event["account"], event["region"] = MEMBER, REGION
+    (r,) = guard(w, w.clients).handle(event, w.rt.budget(), NOW)["results"]
+    assert (r["effect"], r["remediation"]["status"]) == ("allow", "allowed"), r
+    assert [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]] == ["MyEndpoint"]
+
+
+def test_endpoint_with_controlled_variant_is_deleted(make_world: Any) -> None:
+    w: World = make_world()
+    sm, stub = stubbed("sagemaker")
+    t = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
+    endpoint = {
+        "EndpointName": "MyEndpoint",
+        "EndpointArn": f"arn:aws:sagemaker:{REGION}:{MEMBER}:endpoint/myendpoint",
+        "EndpointConfigName": "MyEndpointConfig",
+        "EndpointStatus": "InService",
+        "CreationTime": t,
+        "LastModifiedTime": t,
+        "ProductionVariants": [{"VariantName": "v", "CurrentInstanceCount": 3}],
+    }
+    config = {
+        "EndpointConfigName": "MyEndpointConfig",
+        "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{MEMBER}:endpoint-config/myendpointconfig",
+        "CreationTime": t,
+        "ProductionVariants": [
+            {
+                "VariantName": "v",
+                "ModelName": "m",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.p5.48xlarge",
+            },
+            {
+                "VariantName": "sl",
+                "ModelName": "m",
+                "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5},
+            },
+        ],
+    }
+    stub.add_response("describe_endpoint", endpoint, {"EndpointName": "MyEndpoint"})
+    stub.add_response("describe_endpoint_config", config, {"EndpointConfigName": "MyEndpointConfig"})
+    stub.add_response("delete_endpoint", {}, {"EndpointName": "MyEndpoint"})
+    event = load_event("sagemaker_endpoint_state_change.json")
+    event["account"], event["region"] = MEMBER, REGION
+    (r,) = guard(w, Overlay(w, {"sagemaker": sm})).handle(event, w.rt.budget(), NOW)["results"]
+    stub.assert_no_pending_responses()
+    assert (r["effect"], r["remediation"]["status"]) == ("deny", "deleted"), r
+
+
+class Split:
+    """A moto client, except for the operations moto lacks, which go to a Stubber-checked client."""
+
+    def __init__(self, moto_client: Any, stub_client: Any, ops: set[str]) -> None:
+        self.moto_client, self.stub_client, self.ops = moto_client, stub_client, ops
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stub_client if name in self.ops else self.moto_client, name)
+
+
+def hyperpod(w: World, account: str = MEMBER) -> tuple[Any, dict[str, Any]]:
+    sm = w.client("sagemaker", account)
+    group = {
+        "InstanceCount": 4,
+        "InstanceGroupName": "workers",
+        "InstanceType": "ml.p5.48xlarge",
+        "LifeCycleConfig": {"SourceS3Uri": "s3://sagemaker-lifecycle/x", "OnCreate": "on_create.sh"},
+        "ExecutionRole": ROLE,
+        "ThreadsPerCore": 1,
+    }
+    sm.create_cluster(ClusterName="sample-cluster", InstanceGroups=[group])
+    return sm, group
+
+
+def test_hyperpod_cluster_described_in_moto_and_scaled_to_zero(make_world: Any) -> None:
+    """The state-change event carries no groups: moto's DescribeCluster gives p5 x 4; UpdateCluster
+    (not in moto) is checked against the model, every group's specification kept, count 0."""
+    w: World = make_world()
+    sm, group = hyperpod(w)
+    stub_client, stub = stubbed("sagemaker")
+    arn = sm.describe_cluster(ClusterName="sample-cluster")["ClusterArn"]
+    stub.add_response(
+        "update_cluster",
+        {"ClusterArn": arn},
+        {"ClusterName": "sample-cluster", "InstanceGroups": [{**group, "InstanceCount": 0}]},
+    )
+    event = load_event("sagemaker_hyperpod_state_change.json")
+    event["account"], event["region"] = MEMBER, REGION
+    g = guard(w, Overlay(w, {"sagemaker": Split(sm, stub_client, {"update_cluster"})}))
+    (r,) = g.handle(event, w.rt.budget(), NOW)["results"]
+    stub.assert_no_pending_responses()
+    assert (r["effect"], r["remediation"]["status"]) == ("deny", "scaled_to_zero"), r
+
+
+def test_dryrun_does_not_act(make_world: Any) -> None:
+    w: World = make_world(ENFORCER_MODE="dryrun")
+    sm, _stub = stubbed("sagemaker")  # nothing queued: any call would fail the test
+    g = guard(w, Overlay(w, {"sagemaker": sm}))
+    event = at(load_event("sagemaker_training_state_change.json"), MEMBER)
+    (r,) = g.handle(event, w.rt.budget(), NOW)["results"]
+    assert (r["effect"], r["remediation"]["status"]) == ("deny", "would_deny")
+    assert w.notifications() == []
+
+
+def test_blast_radius_cap_alerts_instead(make_world: Any) -> None:
+    w: World = make_world()
+    sm, _stub = stubbed("sagemaker")
+    g = guard(w, Overlay(w, {"sagemaker": sm}))
+    event = at(load_event("sagemaker_training_state_change.json"), MEMBER)
+    (r,) = g.handle(event, Budget(0), NOW)["results"]
+    assert r["remediation"]["status"] == "capped" and r["remediation"]["notified"] is True
+    assert w.notifications()[0]["remediation"]["capped"] == ["sagemaker:training-job/llm-pretrain-0301"]
+
+
+def test_cloudtrail_create_training_job_stops_the_named_job(make_world: Any) -> None:
+    w: World = make_world()
+    sm, stub = stubbed("sagemaker")
+    g = guard(w, Overlay(w, {"sagemaker": sm}))
+    ct = load_event("cloudtrail_sagemaker_training.json")["detail"]
+    event = cloudtrail(
+        "CreateTrainingJob",
+        MEMBER,
+        ct["requestParameters"],
+        ct.get("responseElements"),
+        source="sagemaker.amazonaws.com",
+    )
+    stub.add_response(
+        "stop_training_job", {}, {"TrainingJobName": ct["requestParameters"]["trainingJobName"]}
+    )
+    (r,) = g.handle(event, w.rt.budget(), NOW)["results"]
+    stub.assert_no_pending_responses()
+    assert r["effect"] == "deny" and r["remediation"]["status"] == "stopped"
+
+
+# -- the sweep -----------------------------------------------------------------------------------------
+def _stub_other_fleets(stubs: dict[str, Stubber]) -> None:
+    """Recorded answers of the fleets moto does not run: one GPU fleet each, and their remediation."""
+    t = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
+    stubs["appstream"].add_response(
+        "describe_fleets",
+        {
+            "Fleets": [
+                {
+                    "Arn": f"arn:aws:appstream:{REGION}:{MEMBER}:fleet/render",
+                    "Name": "render",
+                    "InstanceType": "stream.graphics.g6.2xlarge",
+                    "ComputeCapacityStatus": {"Desired": 4, "Running": 4},
+                    "State": "RUNNING",
+                    "CreatedTime": t,
+                },
+                {
+                    "Arn": f"arn:aws:appstream:{REGION}:{MEMBER}:fleet/office",
+                    "Name": "office",
+                    "InstanceType": "stream.standard.medium",
+                    "ComputeCapacityStatus": {"Desired": 2},
+                    "State": "RUNNING",
+                },
+            ]
+        },
+    )
+    stubs["appstream"].add_response("stop_fleet", {}, {"Name": "render"})
+    stubs["deadline"].add_response(
+        "list_farms",
+        {
+            "farms": [
+                {
+                    "farmId": "farm-0123456789abcdef0123456789abcdef",
+                    "displayName": "f",
+                    "createdAt": t,
+                    "createdBy": "u",
+                }
+            ]
+        },
+    )
+    stubs["deadline"].add_response(
+        "list_fleets",
+        {
+            "fleets": [
+                {
+                    "fleetId": "fleet-0123456789abcdef0123456789abcdef",
+                    "farmId": "farm-0123456789abcdef0123456789abcdef",
+                    "displayName": "gpu",
+                    "status": "ACTIVE",
+                    "workerCount": 3,
+                    "minWorkerCount": 0,
+                    "maxWorkerCount": 10,
+                    "configuration": {
+                        "serviceManagedEc2": {
+                            "instanceCapabilities": {
+                                "vCpuCount": {"min": 4},
+                                "memoryMiB": {"min": 16384},
+                                "osFamily": "LINUX",
+                                "cpuArchitectureType": "x86_64",
+                                "acceleratorCapabilities": {"selections": [{"name": "l40s"}]},
+                            },
+                            "instanceMarketOptions": {"type": "on-demand"},
+                        }
+                    },
+                    "createdAt": t,
+                    "createdBy": "u",
+                }
+            ]
+        },
+        {"farmId": "farm-0123456789abcdef0123456789abcdef"},
+    )
+    fleet = {
+        "fleetId": "fleet-0123456789abcdef0123456789abcdef",
+        "farmId": "farm-0123456789abcdef0123456789abcdef",
+        "displayName": "gpu",
+        "status": "ACTIVE",
+        "workerCount": 3,
+        "minWorkerCount": 0,
+        "maxWorkerCount": 10,
+        "roleArn": "arn:aws:iam::111111111111:role/deadline",
+        "configuration": {
+            "serviceManagedEc2": {
+                "instanceCapabilities": {
+                    "vCpuCount": {"min": 4},
+                    "memoryMiB": {"min": 16384},
+                    "osFamily": "LINUX",
+                    "cpuArchitectureType": "x86_64",
+                    "acceleratorCapabilities": {"selections": [{"name": "l40s"}]},
+                },
+                "instanceMarketOptions": {"type": "on-demand"},
+            }
+        },
+        "createdAt": t,
+        "createdBy": "u",
+    }
+    stubs["deadline"].add_response(
+        "get_fleet", fleet, {"farmId": fleet["farmId"], "fleetId": fleet["fleetId"]}
+    )
+    stubs["deadline"].add_response(
+        "update_fleet",
+        {},
+        {"farmId": fleet["farmId"], "fleetId": fleet["fleetId"], "minWorkerCount": 0, "maxWorkerCount": 0},
+    )
+    stubs["workspaces"].add_response(
+        "describe_workspaces",
+        {
+            "Workspaces": [
+                {
+                    "WorkspaceId": "ws-0123456789",
+                    "State": "AVAILABLE",
+                    "WorkspaceProperties": {
+                        "RunningMode": "AUTO_STOP",
+                        "ComputeTypeName": "GRAPHICS_G6_4XLARGE",
+                    },
+                },
+                {
+                    "WorkspaceId": "ws-9876543210",
+                    "State": "AVAILABLE",
+                    "WorkspaceProperties": {"RunningMode": "ALWAYS_ON", "ComputeTypeName": "STANDARD"},
+                },
+            ]
+        },
+    )
+    stubs["workspaces"].add_response(
+        "stop_workspaces",
+        {"FailedRequests": []},
+        {"StopWorkspaceRequests": [{"WorkspaceId": "ws-0123456789"}]},
+    )
+    stubs["codebuild"].add_response(
+        "list_fleets", {"fleets": [f"arn:aws:codebuild:{REGION}:{MEMBER}:fleet/gpu:1"]}
+    )
+    stubs["codebuild"].add_response(
+        "batch_get_fleets",
+        {
+            "fleets": [
+                {
+                    "arn": f"arn:aws:codebuild:{REGION}:{MEMBER}:fleet/gpu:1",
+                    "name": "gpu",
+                    "baseCapacity": 2,
+                    "environmentType": "LINUX_EC2",
+                    "computeType": "CUSTOM_INSTANCE_TYPE",
+                    "computeConfiguration": {"instanceType": "p5.48xlarge"},
+                }
+            ]
+        },
+    )
+    stubs["lambda"].add_response(
+        "list_capacity_providers",
+        {
+            "CapacityProviders": [
+                {
+                    "CapacityProviderArn": f"arn:aws:lambda:{REGION}:{MEMBER}:capacity-provider:infer",
+                    "State": "Active",
+                    "VpcConfig": {"SubnetIds": ["subnet-1"], "SecurityGroupIds": ["sg-1"]},
+                    "PermissionsConfig": {
+                        "CapacityProviderOperatorRoleArn": "arn:aws:iam::111111111111:role/op"
+                    },
+                    "InstanceRequirements": {"AllowedInstanceTypes": ["g6e.xlarge", "m7i.large"]},
+                }
+            ]
+        },
+    )
+
+
+def test_sweep_decides_every_family_and_remediates(make_world: Any) -> None:
+    """SageMaker from moto (HyperPod, endpoint, notebook), the other fleets from recorded answers."""
+    w: World = make_world()
+    sm, group = hyperpod(w)
+    sm.create_model(ModelName="m", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "img"})
+    sm.create_endpoint_config(
+        EndpointConfigName="ec",
+        ProductionVariants=[
+            {"VariantName": "v", "ModelName": "m", "InitialInstanceCount": 1, "InstanceType": "ml.p3.8xlarge"}
+        ],
+    )
+    sm.create_endpoint(EndpointName="chat", EndpointConfigName="ec")
+    sm.create_notebook_instance(NotebookInstanceName="cpu-nb", InstanceType="ml.t3.medium", RoleArn=ROLE)
+    services = ("appstream", "deadline", "workspaces", "codebuild", "lambda", "sagemaker")
+    clients = {s: stubbed(s) for s in services}
+    _stub_other_fleets({s: st for s, (_c, st) in clients.items()})
+    clients["sagemaker"][1].add_response(
+        "update_cluster",
+        {"ClusterArn": sm.describe_cluster(ClusterName="sample-cluster")["ClusterArn"]},
+        {"ClusterName": "sample-cluster", "InstanceGroups": [{**group, "InstanceCount": 0}]},
+    )
+    overlay = {s: c for s, (c, _st) in clients.items()}
+    overlay["sagemaker"] = Split(sm, overlay["sagemaker"], {"update_cluster"})
+    g = guard(w, Overlay(w, overlay), sweep_accounts=(MEMBER,), sweep_regions=(REGION,))
+
+    out = g.handle(load_event("scheduled_sweep.json"), Budget(100), NOW)
+    for _c, st in clients.values():
+        st.assert_no_pending_responses()
+    by_kind = {
+        r["remediation"]["targets"][0].split("/")[0]: r for r in out["results"] if r["remediation"]["targets"]
+    }
+    assert by_kind["sagemaker:cluster"]["remediation"]["status"] == "scaled_to_zero"
+    assert by_kind["appstream:fleet"]["remediation"]["status"] == "stopped"
+    assert by_kind["deadline:fleet"]["remediation"]["status"] == "scaled_to_zero"
+    assert by_kind["workspaces:workspace"]["remediation"]["status"] == "stopped"
+    assert by_kind["codebuild:fleet"]["remediation"]["status"] == "alerted"  # no scale-to-zero call exists
+    assert by_kind["lambda:capacity-provider"]["remediation"]["status"] == "alerted"
+    assert all(r["effect"] == "deny" for r in by_kind.values())
+    assert "sagemaker:notebook-instance" not in by_kind  # ml.t3.medium: no accelerator, not decided
+    assert "sagemaker:endpoint" not in by_kind  # moto's endpoint types carry no controlled chip
+    assert out["errors"] == [f"{MEMBER}/{REGION}/sagemaker:app: NotImplemented"]  # moto has no ListApps
+
+
+def test_sweep_reports_a_family_it_cannot_list(make_world: Any) -> None:
+    w: World = make_world()
+    ops = {
+        "appstream": "describe_fleets",
+        "deadline": "list_farms",
+        "workspaces": "describe_workspaces",
+        "codebuild": "list_fleets",
+        "lambda": "list_capacity_providers",
+    }
+    clients = {s: stubbed(s) for s in ops}
+    for s, op in ops.items():
+        clients[s][1].add_client_error(
+            op, "AccessDeniedException" if s == "appstream" else "ThrottlingException"
+        )
+    g = guard(
+        w,
+        Overlay(w, {s: c for s, (c, _st) in clients.items()}),
+        sweep_accounts=(MEMBER,),
+        sweep_regions=(REGION,),
+    )
+    out = g.handle(load_event("scheduled_sweep.json"), Budget(100), NOW)
+    assert f"{MEMBER}/{REGION}/appstream:fleet: AccessDeniedException" in out["errors"]
+    assert f"{MEMBER}/{REGION}/lambda:capacity-provider: ThrottlingException" in out["errors"]
+
+
+# -- remediation calls recorded against the model ---------------------------------------------------------
+def test_studio_app_is_deleted_and_workspace_refusal_is_reported(make_world: Any) -> None:
+    from enforcer.managed.registry import ManagedResource
+
+    sm, stub = stubbed("sagemaker")
+    stub.add_response(
+        "list_apps",
+        {
+            "Apps": [
+                {
+                    "DomainId": "d-abc",
+                    "SpaceName": "s1",
+                    "AppType": "JupyterLab",
+                    "AppName": "default",
+                    "Status": "InService",
+                    "ResourceSpec": {"InstanceType": "ml.p4d.24xlarge"},
+                },
+                {
+                    "DomainId": "d-abc",
+                    "UserProfileName": "u",
+                    "AppType": "JupyterServer",
+                    "AppName": "default",
+                    "Status": "InService",
+                },
+            ]
+        },
+    )
+    (app,) = list(FAMILIES["sagemaker:app"].sweep(sm, 10))
+    assert app.items == [("p4d.24xlarge", 1)]
+    stub.add_response(
+        "delete_app",
+        {},
+        {"DomainId": "d-abc", "AppType": "JupyterLab", "AppName": "default", "SpaceName": "s1"},
+    )
+    assert FAMILIES["sagemaker:app"].remediate(sm, app) == "deleted"  # type: ignore[misc]
+    ws, wstub = stubbed("workspaces")
+    wstub.add_response(
+        "stop_workspaces",
+        {
+            "FailedRequests": [
+                {"WorkspaceId": "ws-1", "ErrorCode": "InvalidResourceState.AlwaysOn", "ErrorMessage": "x"}
+            ]
+        },
+    )
+    with pytest.raises(RuntimeError, match="AlwaysOn"):
+        FAMILIES["workspaces:workspace"].remediate(ws, ManagedResource("workspaces:workspace", "ws-1"))  # type: ignore[misc]
+
+
+# -- names from the service models ---------------------------------------------------------------------
+def test_every_workspaces_graphics_compute_type_maps_to_an_instance_type() -> None:
+    model = botocore.session.get_session().get_service_model("workspaces")
+    values = model.shape_for("Compute").enum
+    for value in values:
+        mapped = workspaces_type(value)
+        assert (mapped is None) == ("GRAPHICS" not in value), value
+    assert workspaces_type("GRAPHICS_G6_4XLARGE") == "g6.4xlarge"
+    assert workspaces_type("GRAPHICSPRO_G4DN") == "g4dn.16xlarge"
+    assert workspaces_type("GRAPHICS_GR6F_4XLARGE") == "gr6f.4xlarge"
+
+
+def test_appstream_names() -> None:
+    assert appstream_type("stream.graphics.g5.2xlarge") == "g5.2xlarge"
+    assert appstream_type("stream.graphics.g6.48xlarge") == "g6.48xlarge"
+    assert appstream_type("stream.graphics-pro.4xlarge") == "g3.4xlarge"
+    assert (
+        appstream_type("stream.graphics-design.large") == "stream.graphics-design.large"
+    )  # unknown: controlled
+    assert appstream_type("stream.standard.medium") is None
+
+
+def test_every_family_names_its_remedy() -> None:
+    assert {f.kind for f in FAMILIES.values()} >= {
+        "sagemaker:training-job",
+        "sagemaker:processing-job",
+        "sagemaker:transform-job",
+        "sagemaker:endpoint",
+        "sagemaker:notebook-instance",
+        "sagemaker:cluster",
+        "sagemaker:app",
+        "appstream:fleet",
+        "deadline:fleet",
+        "workspaces:workspace",
+        "codebuild:fleet",
+        "lambda:capacity-provider",
+    }
+    session = botocore.session.get_session()
+    for fam in FAMILIES.values():
+        assert fam.remedy
+        if fam.remediate is not None:  # the remedy names a real operation of the service's model
+            op = fam.remedy.split(":", 1)[1].split(" ")[0]
+            assert op in session.get_service_model(fam.service).operation_names, fam.kind
