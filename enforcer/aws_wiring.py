@@ -24,6 +24,7 @@ from enforcer.actions import Budget, Remediator
 from enforcer.chips import ChipCatalog, emf_unknown_accelerator
 from enforcer.config import Config
 from enforcer.guard import Guard
+from enforcer.managed.guard import ManagedGuard
 from enforcer.pipeline import Enforcer, FailPolicy, LicenceSource, NoAttestations
 from enforcer.policy.factory import default_policy_dir
 from enforcer.ports import AccountDirectory, AttestationProvider, AuditSink, PolicyEngine
@@ -341,7 +342,7 @@ def build_runtime(
     ledger: ActLedger = (
         DynamoLedger(clients.client("dynamodb"), cfg.counter_table) if cfg.counter_table else MemoryLedger()
     )
-    guard = Guard(
+    guard = ManagedGuard(  # the guard plus managed compute (SageMaker, GPU fleets)
         enforcer,
         remediator,
         clients,
