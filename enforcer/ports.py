@@ -66,7 +66,15 @@ class AuditReceipt:
 
 
 class AuditWriteError(RuntimeError):
-    """The audit record could not be written; in enforce mode the decision fails closed."""
+    """The audit record could not be written; in enforce mode the decision fails closed.
+
+    ``code`` names the cause for one-line CLI errors: ``AUDIT_DISK_FULL``, ``AUDIT_READ_ONLY``,
+    ``AUDIT_LOCKED``, ``AUDIT_CHAIN_BROKEN`` or ``AUDIT_WRITE_FAILED`` (anything else).
+    """
+
+    def __init__(self, message: str, code: str = "AUDIT_WRITE_FAILED") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @runtime_checkable

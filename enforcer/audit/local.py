@@ -17,10 +17,12 @@ Durability: each record is one ``write(2)`` to a file opened with ``O_APPEND``; 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +36,49 @@ from enforcer.model import Decision
 from enforcer.ports import AuditReceipt, AuditWriteError
 
 DEFAULT_CHECKPOINT_EVERY = 1000
+#: Seconds a writer waits for the log's lock before failing with AUDIT_LOCKED.
+DEFAULT_LOCK_TIMEOUT = 10.0
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def error_code(exc: BaseException) -> str:
+    """The AuditWriteError code of an exception (disk full, read-only, or a generic failure)."""
+    while exc is not None:
+        if isinstance(exc, AuditWriteError):
+            return exc.code
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            return "AUDIT_DISK_FULL"
+        if isinstance(exc, OSError) and exc.errno in _READ_ONLY:
+            return "AUDIT_READ_ONLY"
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None:
+            break
+        exc = nxt
+    return "AUDIT_WRITE_FAILED"
+
+
+def _wrap(what: str, exc: BaseException) -> AuditWriteError:
+    code = error_code(exc)
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if code == "AUDIT_DISK_FULL":
+        return AuditWriteError(f"{what}: no space left on the device ({detail})", code)
+    if code == "AUDIT_READ_ONLY":
+        return AuditWriteError(f"{what}: the log is read-only ({detail})", code)
+    return AuditWriteError(f"{what}: {type(exc).__name__}: {detail}", code)
+
+
+def _ts_key(ts: Any) -> str:
+    """A sortable form of an RFC 3339 UTC timestamp (fixed width), or '' when unreadable."""
+    if not isinstance(ts, str):
+        return ""
+    try:
+        dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
 DEFAULT_SEGMENT_MAX_BYTES = 64 * 1024 * 1024
 _MAX_TAIL_READ = 512 * 1024 * 1024
 
@@ -123,6 +168,7 @@ class LocalAuditStore:
         salt: bytes | None = None,
         fsync: bool = False,
         clock: Callable[[], str] = utc_now,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
@@ -136,12 +182,14 @@ class LocalAuditStore:
         self.fsync = fsync
         self.clock = clock
         self.seal_pending = False  # a checkpoint failed after its record was written: retried next write
+        self.lock_timeout = lock_timeout
+        self._last_ts: str | None = None  # sortable timestamp of the head record (loaded when needed)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             self.salt = salt if salt is not None else load_salt(self.directory / layout.SALT)
             self._lock_fd = os.open(self.directory / layout.LOCK, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise AuditWriteError(f"cannot open audit log {self.directory}: {exc}") from exc
+            raise _wrap(f"cannot open audit log {self.directory}", exc) from exc
         self._index_fd = -1
         self._index_ino = -1
         self._seg_fd = -1
@@ -155,7 +203,7 @@ class LocalAuditStore:
             raise
         except Exception as exc:
             self._close_fds()
-            raise AuditWriteError(f"cannot open audit log {self.directory}: {exc}") from exc
+            raise _wrap(f"cannot open audit log {self.directory}", exc) from exc
 
     # ------------------------------------------------------------------ state
     def _reset_state(self) -> None:
@@ -175,7 +223,23 @@ class LocalAuditStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise AuditWriteError(
+                        f"audit log {self.directory} is locked by another writer "
+                        f"(waited {self.lock_timeout:g} s)",
+                        "AUDIT_LOCKED",
+                    ) from None
+                time.sleep(0.01)
+            except OSError as exc:
+                raise AuditWriteError(
+                    f"cannot lock audit log {self.directory}: {exc}", "AUDIT_LOCKED"
+                ) from exc
         try:
             yield
         finally:
@@ -274,7 +338,8 @@ class LocalAuditStore:
         if computed != stated or seq != self._seq + 1 or rec.get("prev_hash") != self._hash:
             raise AuditWriteError(
                 f"{name}: chain broken after seq {self._seq}; refusing to append "
-                "(run `enforcer audit verify`)"
+                "(run `enforcer audit verify`)",
+                "AUDIT_CHAIN_BROKEN",
             )
         key = record_event_key(rec)
         did = rec.get("decision_id")
@@ -287,6 +352,7 @@ class LocalAuditStore:
     def _accept(self, sealed: Sealed, ev: bytes | None, did: str | None) -> None:
         self._seq = sealed.seq
         self._hash = sealed.hash
+        self._last_ts = _ts_key(sealed.record.get("timestamp")) if isinstance(sealed.record, dict) else None
         if ev is not None:
             self._events[ev] = (sealed.seq, sealed.hash, did)
 
@@ -401,6 +467,7 @@ class LocalAuditStore:
                     return AuditReceipt(
                         seq=seq, hash=h, duplicate=True, decision_id=did, record=self._read_record(seq)
                     )
+                self._keep_time_order(record)
                 sealed = seal_record(record, self._seq + 1, self._hash)
                 self._append(sealed, ev, record.get("decision_id"))
                 seal_error = None
@@ -424,7 +491,7 @@ class LocalAuditStore:
         except AuditWriteError:
             raise
         except Exception as exc:
-            raise AuditWriteError(f"audit write failed: {type(exc).__name__}: {exc}") from exc
+            raise _wrap("audit write failed", exc) from exc
 
     def _read_record(self, seq: int) -> dict[str, Any] | None:
         """The logged record ``seq`` (located through index.tsv), or None when unreadable."""
@@ -450,19 +517,49 @@ class LocalAuditStore:
             return None
         return rec if isinstance(rec, dict) and rec.get("seq") == seq else None
 
+    def _keep_time_order(self, record: dict[str, Any]) -> None:
+        """A record is never dated before the previous one (e.g. ``decide --now`` in the past).
+
+        The policy still judged the launch at the time it was given (``input.now``); the record's
+        ``timestamp`` is raised to the previous record's, and the time asked for is kept in
+        ``requested_timestamp``.
+        """
+        if self._seq < 0:
+            return
+        if self._last_ts is None:
+            prev = self._read_record(self._seq)
+            self._last_ts = _ts_key(prev.get("timestamp")) if prev is not None else ""
+        mine = _ts_key(record.get("timestamp"))
+        if self._last_ts and mine < self._last_ts:
+            prev_rec = self._read_record(self._seq)
+            if prev_rec is not None and isinstance(prev_rec.get("timestamp"), str):
+                record["requested_timestamp"] = record.get("timestamp")
+                record["timestamp"] = prev_rec["timestamp"]
+
     def _append(self, sealed: Sealed, ev: bytes | None, decision_id: str | None) -> None:
         line = sealed.line
+        seg_before, end_before = self._seg, self._end
         if self._end > 0 and self._end + len(line) > self.segment_max_bytes:
             self._seg += 1
             self._end = 0
-        fd = self._segment_fd()
-        self._write_all(fd, line)
-        end = self._end + len(line)
-        idx = self._index_line(sealed, self._seg, end, ev, decision_id)
-        self._write_all(self._index_fd, idx)
-        if self.fsync:
-            os.fsync(fd)
-            os.fsync(self._index_fd)
+        try:
+            fd = self._segment_fd()
+            self._write_all(fd, line)
+            end = self._end + len(line)
+            idx = self._index_line(sealed, self._seg, end, ev, decision_id)
+            self._write_all(self._index_fd, idx)
+            if self.fsync:
+                os.fsync(fd)
+                os.fsync(self._index_fd)
+        except BaseException:
+            # Disk full, read-only, I/O error: undo the partial line so "failed" means "not logged"
+            # (a crash here instead leaves a torn tail, set aside on the next append).
+            with contextlib.suppress(OSError):
+                if self._seg_fd >= 0:
+                    os.ftruncate(self._seg_fd, self._end)
+                os.ftruncate(self._index_fd, self._index_off)
+            self._seg, self._end = seg_before, end_before
+            raise
         self._end = end
         self._index_off += len(idx)
         self._accept(sealed, ev, decision_id)
@@ -501,7 +598,7 @@ class LocalAuditStore:
         except AuditWriteError:
             raise
         except Exception as exc:
-            raise AuditWriteError(f"audit checkpoint failed: {type(exc).__name__}: {exc}") from exc
+            raise _wrap("audit checkpoint failed", exc) from exc
 
     def flush(self) -> None:
         """Checkpoint the head (when a signer is set) and fsync the log files."""
@@ -511,7 +608,7 @@ class LocalAuditStore:
                 if fd >= 0:
                     os.fsync(fd)
         except OSError as exc:
-            raise AuditWriteError(f"audit flush failed: {exc}") from exc
+            raise _wrap("audit flush failed", exc) from exc
 
     def _close_fds(self) -> None:
         for name in ("_seg_fd", "_index_fd", "_lock_fd"):
