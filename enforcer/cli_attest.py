@@ -390,17 +390,51 @@ def build_reseller_group(registry_factory: RegistryFactory = default_registry) -
 
     @reseller.command("revoke-cert")
     @click.argument("serial")
+    @click.option("--issuer", default=None, help="Issuer DN (RFC 4514) of the certificate; recommended.")
     @click.pass_obj
-    def revoke_cert(state: CliState, serial: str) -> None:
-        """Revoke a certificate by serial number (decimal, or hex with 0x)."""
+    def revoke_cert(state: CliState, serial: str, issuer: str | None) -> None:
+        """Revoke a certificate by issuer and serial number (decimal, or hex with 0x).
+
+        Without --issuer the serial is revoked for every issuer (over-broad, never too narrow).
+        """
         try:
             value = int(serial, 16) if serial.lower().startswith("0x") else int(serial)
         except ValueError:
             fail(f"serial must be an integer (decimal or 0x-hex), got {serial[:40]!r}")
         if value < 0:
             fail("serial must not be negative")
-        registry_factory(state).revoke_serial(value)
-        click.echo(f"certificate serial {value:#x} revoked")
+        if issuer is None:
+            registry_factory(state).revoke_serial(value)
+            click.echo(f"certificate serial {value:#x} revoked (any issuer)")
+            return
+        from cryptography import x509
+
+        try:
+            dn = x509.Name.from_rfc4514_string(issuer).rfc4514_string()
+        except ValueError as exc:
+            fail(f"--issuer is not an RFC 4514 distinguished name: {exc}")
+        registry_factory(state).revoke_certificate(dn, value)
+        click.echo(f"certificate {value:#x} of {dn} revoked")
+
+    @reseller.command("add-crl")
+    @click.option("--crl", "crl", required=True, type=click.Path(dir_okay=False, exists=True))
+    @click.pass_obj
+    def add_crl(state: CliState, crl: str) -> None:
+        """Load a CRL (PEM or DER) published by the operator CA or an intermediate."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        data = _read_small(crl, MAX_INPUT_FILE)
+        try:
+            parsed = (
+                x509.load_pem_x509_crl(data)
+                if data.lstrip().startswith(b"-----")
+                else x509.load_der_x509_crl(data)
+            )
+            registry_factory(state).add_crl(parsed.public_bytes(Encoding.PEM).decode("ascii"))
+        except (ValueError, InputError) as exc:
+            fail(f"{crl} is not a certificate revocation list: {exc}")
+        click.echo(f"CRL of {parsed.issuer.rfc4514_string()} stored ({len(list(parsed))} revoked)")
 
     return reseller
 

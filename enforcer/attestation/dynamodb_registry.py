@@ -20,6 +20,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from enforcer.attestation.registry import (
+    CLIENT_AUTH_EKU,
     RegistryError,
     Reseller,
     ResellerKey,
@@ -27,11 +28,19 @@ from enforcer.attestation.registry import (
     TrustConfig,
     check_account,
     check_id,
+    merge_crl,
     newest_first,
 )
 from enforcer.aws_errors import error_code
 
 META_ID = "#meta"
+
+
+def _split_cert(value: str) -> tuple[str, int]:
+    serial, _, issuer = str(value).partition("|")
+    return issuer, int(serial)
+
+
 _SER = TypeSerializer()
 _DES = TypeDeserializer()
 
@@ -281,6 +290,9 @@ class DynamoDBRegistry:
         return TrustConfig(
             anchors=tuple(str(a) for a in item.get("anchors", [])),
             revoked_serials=frozenset(int(s) for s in item.get("revoked_serials", set())),
+            revoked_certs=frozenset(_split_cert(c) for c in item.get("revoked_certs", set())),
+            crls=tuple(str(c) for c in item.get("crls", [])),
+            required_eku=str(item.get("required_eku") or CLIENT_AUTH_EKU),
         )
 
     def add_trust_anchor(self, pem: str) -> None:
@@ -307,6 +319,25 @@ class DynamoDBRegistry:
             Key={"reseller_id": {"S": META_ID}},
             UpdateExpression="ADD revoked_serials :s, generation :one",
             ExpressionAttributeValues={":s": {"SS": [str(int(serial))]}, ":one": {"N": "1"}},
+        )
+
+    def revoke_certificate(self, issuer: str, serial: int) -> None:
+        """Stop accepting the certificate ``serial`` issued by ``issuer`` (RFC 4514 DN)."""
+        self.client.update_item(
+            TableName=self.resellers_table,
+            Key={"reseller_id": {"S": META_ID}},
+            UpdateExpression="ADD revoked_certs :c, generation :one",
+            ExpressionAttributeValues={":c": {"SS": [f"{int(serial)}|{issuer}"]}, ":one": {"N": "1"}},
+        )
+
+    def add_crl(self, pem: str) -> None:
+        """Store a CRL (PEM); a newer CRL of the same issuer replaces the older one."""
+        crls = merge_crl(list(self.trust().crls), pem)
+        self.client.update_item(
+            TableName=self.resellers_table,
+            Key={"reseller_id": {"S": META_ID}},
+            UpdateExpression="SET crls = :l ADD generation :one",
+            ExpressionAttributeValues={":l": {"L": [{"S": c} for c in crls]}, ":one": {"N": "1"}},
         )
 
     # -- attestations --------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from enforcer.attestation.registry import (
+    CLIENT_AUTH_EKU,
     RegistryError,
     Reseller,
     ResellerKey,
@@ -29,6 +30,7 @@ from enforcer.attestation.registry import (
     TrustConfig,
     check_account,
     check_id,
+    merge_crl,
     newest_first,
 )
 
@@ -221,6 +223,9 @@ class LocalRegistry:
             return TrustConfig(
                 anchors=tuple(str(a) for a in t.get("anchors", [])),
                 revoked_serials=frozenset(int(s) for s in t.get("revoked_serials", [])),
+                revoked_certs=frozenset((str(i), int(n)) for i, n in t.get("revoked_certs", [])),
+                crls=tuple(str(c) for c in t.get("crls", [])),
+                required_eku=str(t.get("required_eku") or CLIENT_AUTH_EKU),
             )
         except (TypeError, ValueError) as exc:
             raise RegistryError(f"malformed trust section in {self._resellers_file}") from exc
@@ -233,6 +238,23 @@ class LocalRegistry:
             if pem not in anchors:
                 anchors.append(pem)
             doc["trust"]["anchors"] = anchors
+            self._save_resellers(doc, self._resellers())
+
+    def revoke_certificate(self, issuer: str, serial: int) -> None:
+        """Stop accepting the certificate ``serial`` issued by ``issuer`` (RFC 4514 DN)."""
+        with self._locked():
+            doc = self._doc()
+            entries = [list(e) for e in doc["trust"].get("revoked_certs", [])]
+            if [issuer, int(serial)] not in entries:
+                entries.append([issuer, int(serial)])
+            doc["trust"]["revoked_certs"] = entries
+            self._save_resellers(doc, self._resellers())
+
+    def add_crl(self, pem: str) -> None:
+        """Store a CRL (PEM); a newer CRL of the same issuer replaces the older one."""
+        with self._locked():
+            doc = self._doc()
+            doc["trust"]["crls"] = merge_crl(list(doc["trust"].get("crls", [])), pem)
             self._save_resellers(doc, self._resellers())
 
     def revoke_serial(self, serial: int) -> None:

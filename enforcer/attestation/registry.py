@@ -16,6 +16,8 @@ from enforcer.model import InputError
 from enforcer.policy.datafiles import is_iso_country
 
 KEY_STATUSES = ("active", "revoked")
+#: id-kp-clientAuth (RFC 5280 4.2.1.12): the EKU a reseller's signing certificate must carry by default.
+CLIENT_AUTH_EKU = "1.3.6.1.5.5.7.3.2"
 #: A reseller that is not ``active`` is denied (RESELLER_RESTRICTED) whatever it attests.
 RESELLER_STATUSES = ("active", "suspended")
 #: The reseller's own origin, passed to the policy as ``input.reseller``.
@@ -230,7 +232,14 @@ class TrustConfig:
     """
 
     anchors: tuple[str, ...] = ()
+    #: Legacy serial-only revocations: match a certificate of any issuer (over-broad, never too narrow).
     revoked_serials: frozenset[int] = frozenset()
+    #: ``(issuer DN in RFC 4514, serial)`` of revoked certificates (leaves or intermediates).
+    revoked_certs: frozenset[tuple[str, int]] = frozenset()
+    #: CRLs (PEM) published by the operator CA or its intermediates; each must be signed by its issuer.
+    crls: tuple[str, ...] = ()
+    #: Extended key usage a reseller's leaf certificate must carry (default: id-kp-clientAuth).
+    required_eku: str = CLIENT_AUTH_EKU
 
 
 @runtime_checkable
@@ -275,6 +284,14 @@ class AttestationRegistry(Protocol):
 
     def revoke_serial(self, serial: int) -> None: ...
 
+    def revoke_certificate(self, issuer: str, serial: int) -> None:
+        """Stop accepting the certificate ``serial`` issued by ``issuer`` (RFC 4514 DN)."""
+        ...
+
+    def add_crl(self, pem: str) -> None:
+        """Store a CRL (PEM) for ``x5c`` chains; the verifier checks its signature and freshness."""
+        ...
+
     def put_attestation(self, att: StoredAttestation) -> bool:
         """Store an attestation; return False when the same token was already stored.
 
@@ -285,3 +302,27 @@ class AttestationRegistry(Protocol):
     def attestations_for(self, account_id: str) -> list[StoredAttestation]: ...
 
     def list_attestations(self, account_id: str | None = None) -> list[StoredAttestation]: ...
+
+
+def merge_crl(crls: list[str], pem: str) -> list[str]:
+    """Add CRL ``pem`` to ``crls``, replacing an older CRL of the same issuer.
+
+    Raises
+    ------
+    RegistryError
+        When ``pem`` is not a PEM CRL.
+    """
+    from cryptography import x509
+
+    try:
+        new = x509.load_pem_x509_crl(pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise RegistryError(f"not a PEM certificate revocation list: {exc}") from exc
+    kept = []
+    for old_pem in crls:
+        old = x509.load_pem_x509_crl(old_pem.encode("ascii"))
+        if old.issuer == new.issuer and old.last_update_utc > new.last_update_utc:
+            return crls  # a newer one is stored already
+        if old.issuer != new.issuer:
+            kept.append(old_pem)
+    return [*kept, pem]

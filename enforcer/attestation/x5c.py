@@ -2,7 +2,10 @@
 
 The leaf certificate must chain to one of the operator's anchors (``cryptography.x509.verification``),
 carry the SAN URI ``urn:gpu-launch-enforcer:reseller:<iss>``, hold an EC P-256 or Ed25519 key
-(which pins the algorithm) and have no certificate in its chain on the revoked-serial list.
+(which pins the algorithm), assert the ``digitalSignature`` key usage and the configured extended
+key usage (``TrustConfig.required_eku``, default id-kp-clientAuth), and have no certificate in its
+chain revoked: by issuer + serial in the registry, or on a CRL from the registry that is signed by
+that certificate's issuer and still current (a stale CRL fails closed).
 """
 
 from __future__ import annotations
@@ -100,7 +103,61 @@ def verify_chain(chain: list[str], trust: TrustConfig, issuer: str, now: float) 
         key = verifying_key_from(leaf.public_key())
     except AttestationKeyError as exc:
         return _fail("invalid", str(exc))
+    usage = _usage_problem(leaf, trust.required_eku)
+    if usage:
+        return _fail("invalid", usage)
     chain_revoked = [c.serial_number for c in verified.chain if c.serial_number in trust.revoked_serials]
     if chain_revoked:
         return _fail("key_revoked", f"certificate serial {chain_revoked[0]:x} is revoked")
+    revocation = _revoked_in_chain(list(verified.chain), trust, moment)
+    if revocation:
+        return _fail("key_revoked", revocation)
     return ChainResult(key, "valid", "", not_after.timestamp(), leaf.serial_number)
+
+
+def _usage_problem(leaf: x509.Certificate, required_eku: str) -> str:
+    """Why the leaf may not sign attestations ('' when it may)."""
+    try:
+        ku = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return "certificate has no key usage extension (digitalSignature required)"
+    if not ku.digital_signature:
+        return "certificate key usage does not include digitalSignature"
+    try:
+        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return f"certificate has no extended key usage ({required_eku} required)"
+    if x509.ObjectIdentifier(required_eku) not in list(eku):
+        return f"certificate extended key usage lacks {required_eku}"
+    return ""
+
+
+def _revoked_in_chain(chain: list[x509.Certificate], trust: TrustConfig, moment: datetime) -> str:
+    """The first revocation of a certificate in ``chain`` (leaf first, anchor last), or ''."""
+    crls = []
+    for pem in trust.crls:
+        try:
+            crls.append(x509.load_pem_x509_crl(pem.encode("ascii")))
+        except ValueError:
+            return "a stored CRL is unreadable (failing closed)"
+    for n, cert in enumerate(chain):
+        issuer_dn = cert.issuer.rfc4514_string()
+        if (issuer_dn, cert.serial_number) in trust.revoked_certs:
+            return f"certificate {cert.serial_number:x} of {issuer_dn} is revoked"
+        if n + 1 >= len(chain):
+            break  # the anchor itself: trusted by configuration
+        issuer = chain[n + 1]
+        for crl in crls:
+            if crl.issuer != cert.issuer:
+                continue
+            try:
+                signed = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                signed = False
+            if not signed:
+                return f"CRL of {issuer_dn} is not signed by the issuing certificate (failing closed)"
+            if crl.next_update_utc is not None and crl.next_update_utc < moment:
+                return f"CRL of {issuer_dn} is stale since {crl.next_update_utc.isoformat()} (failing closed)"
+            if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
+                return f"certificate {cert.serial_number:x} is on the CRL of {issuer_dn}"
+    return ""
