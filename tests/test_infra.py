@@ -20,10 +20,9 @@ import pytest
 from cfnlint.decode import cfn_yaml
 from moto import mock_aws
 
-from tests.sam_render import moto_api, sam_transform, zip_artifact
-
 from enforcer.intake import CLOUDTRAIL_SHAPES
 from enforcer.intake.cfn_hook import RESOURCE_TYPES
+from tests.sam_render import moto_api, sam_transform, zip_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "infra" / "template.yaml"
