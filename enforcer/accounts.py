@@ -53,6 +53,7 @@ def origin_from_dict(d: dict[str, Any]) -> AccountOrigin:
         kyc=kyc,
         reseller=d.get("reseller") or None,
         name=d.get("name") or None,
+        parent=d.get("parent") or None,
     )
 
 

@@ -73,6 +73,7 @@ def account() -> None:
 @click.option("--reseller")
 @click.option("--kyc", type=click.Choice(["verified", "pending", "none"]), default="none", show_default=True)
 @click.option("--name")
+@click.option("--parent", help="Name of the ultimate parent (screened; a ledger owner).")
 @click.pass_obj
 def account_add(
     obj: CliState,
@@ -83,6 +84,7 @@ def account_add(
     reseller: str | None,
     kyc: str,
     name: str | None,
+    parent: str | None,
 ) -> None:
     """Add or replace ACCOUNT_ID in the directory."""
     from enforcer.accounts import LocalAccountDirectory, origin_from_dict
@@ -97,6 +99,7 @@ def account_add(
                 "kyc": kyc,
                 "reseller": reseller,
                 "name": name,
+                "parent": parent,
             }
         )
     except InputError as exc:
@@ -224,6 +227,10 @@ def _attach_groups() -> None:
         cli.add_command(cmd)
     cli.add_command(coverage_command)
     cli.add_command(licence_group)
+    from enforcer.cli_evidence import ledger_group, screening_group
+
+    cli.add_command(screening_group)
+    cli.add_command(ledger_group)
     audit_group.add_command(ingest_command)
     for cmd in (push_command, sign_command, verify_command, build_command, eval_command):
         policy.add_command(cmd)

@@ -184,9 +184,11 @@ class AccountOrigin:
     kyc: str = "none"
     reseller: str | None = None
     name: str | None = None
+    #: Name of the ultimate parent (screened, and a ledger owner); absent from the JSON when unset.
+    parent: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "account_id": self.account_id,
             "country": self.country,
             "hq_country": self.hq_country,
@@ -195,6 +197,9 @@ class AccountOrigin:
             "reseller": self.reseller,
             "name": self.name,
         }
+        if self.parent is not None:
+            d["parent"] = self.parent
+        return d
 
 
 @dataclass(slots=True)
@@ -273,4 +278,8 @@ class Decision:
             d["fail_open"] = True
         if self.attestation is not None:
             d["attestation"] = self.attestation
+        if self.input is not None:  # what the policy saw besides the request (issue 14)
+            for key in ("evidence", "screening", "ledger"):
+                if key in self.input:
+                    d[key] = self.input[key]
         return d

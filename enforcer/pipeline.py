@@ -52,6 +52,21 @@ class LicenceSource(Protocol):
         ...
 
 
+class Observing(Protocol):
+    """Adds what the account does not control to the policy input (``enforcer.evidence.collect``)."""
+
+    def observe(
+        self,
+        request: LaunchRequest,
+        origin: AccountOrigin | None,
+        att: AttestationResult,
+        doc: dict[str, Any],
+        now: float,
+    ) -> None:
+        """Add ``evidence``, ``screening`` and ``ledger`` to ``doc`` in place."""
+        ...
+
+
 class NoAttestations:
     """Attestation provider used before a registry exists: every reseller account is ``missing``."""
 
@@ -105,6 +120,8 @@ class Enforcer:
     audit: AuditSink | None = None
     resolver: Resolver | None = None
     licences: LicenceSource | None = None
+    #: Observed evidence, screening and ledger (issue 14); None: the input carries none of them.
+    observer: Observing | None = None
     mode: Mode = "enforce"
     fail_policy: FailPolicy = "closed"
     counters: Counter[str] = field(default_factory=Counter)
@@ -185,6 +202,7 @@ class Enforcer:
         t1 = time.perf_counter_ns()
         licences = self.licences_for(request, controlled)
         input_doc = self.build_input(request, total_tpp, origin, att, now, licences)
+        self.observe(request, origin, att, input_doc, now)
         effect, reasons, fail_open = self.evaluate(input_doc, controlled)
         t2 = time.perf_counter_ns()
         return Decision(
@@ -206,6 +224,25 @@ class Enforcer:
             },
             input=input_doc,
         )
+
+    def observe(
+        self,
+        request: LaunchRequest,
+        origin: AccountOrigin | None,
+        att: AttestationResult,
+        doc: dict[str, Any],
+        now: float,
+    ) -> None:
+        """Let the observer add its evidence; attested clear names never stay in the input either way."""
+        from enforcer.evidence.names import strip_clear_names
+
+        if self.observer is not None:
+            try:
+                self.observer.observe(request, origin, att, doc, now)
+            except Exception as exc:  # screening that cannot run is reported, never read as "no hit"
+                self.counters["observer_failures"] += 1
+                doc["screening"] = {"status": "unavailable", "detail": type(exc).__name__, "hits": []}
+        strip_clear_names(doc)
 
     def evaluate(self, input_doc: dict[str, Any], controlled: bool) -> tuple[Any, list[Reason], bool]:
         """Ask the engine about a built input: ``(effect, reasons, fail_open)``, failing closed on errors.

@@ -52,13 +52,20 @@ def local_enforcer(
     with_audit
         False for what-ifs (``replay``), which must never write the log.
     """
+    from enforcer.evidence.local import local_ledger, local_observer
+    from enforcer.ledger.sink import LedgerAuditSink
+
+    # Evidence, screening and the ledger (issue 14); a what-if gets an empty in-memory ledger.
+    ledger = local_ledger(state.state, in_memory=not with_audit)
+    audit: AuditSink | None = LedgerAuditSink(local_audit(state), ledger) if with_audit else None
     return Enforcer(
         catalog=ChipCatalog(ec2_client),
         accounts=LocalAccountDirectory(state.accounts_file),
         engine=make_engine(engine, policy_dir, opa_url),
         attestations=local_attestations(state),
         licences=LocalLicenceStore(state.registry_dir / "licences.json"),
-        audit=local_audit(state) if with_audit else None,
+        audit=audit,
+        observer=local_observer(state.state, ledger),
         mode="dryrun" if mode == "dryrun" else "enforce",
         fail_policy=fail_policy,
     )

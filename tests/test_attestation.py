@@ -140,7 +140,10 @@ def test_validity_is_capped(days: int) -> None:
         lambda c: c.update(exp=c["nbf"]),
         lambda c: c.update(email="someone@example.com"),
         lambda c: c["end_customer"].update(country="de"),
-        lambda c: c["end_customer"].update(name="Example Ltd"),
+        lambda c: c["end_customer"].update(name=12345),  # a clear name (issue 14) must be a string
+        lambda c: c["end_customer"].update(name="x" * 257),
+        lambda c: c["end_customer"].update(aliases="Example Ltd"),
+        lambda c: c["end_customer"].update(aliases=["a"] * 11),
         lambda c: c["end_customer"].update(kyc_level="trust-me"),
         lambda c: c["end_customer"].update(name_hash="sha1:abc"),
         lambda c: c.update(end_customer=["DE"]),

@@ -1,8 +1,10 @@
 """Attestation claims: building them for signing and validating them after verification.
 
 The claim set is closed: unknown top-level claims or ``end_customer`` members make a token
-invalid, so that no personal data can ride along in clear. Names may only appear as a salted
-hash (``end_customer.name_hash``, see :func:`name_hash`).
+invalid, so that no personal data can ride along in clear. Names appear as a salted hash
+(``end_customer.name_hash``, see :func:`name_hash`) or, for restricted-party screening (issue 14),
+as ``end_customer.name`` and ``end_customer.aliases``: the pipeline screens them, then removes them
+from the policy input, so the audit log never holds them in clear (``enforcer.evidence.collect``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ REQUIRED_CLAIMS = ("iss", "sub", "aud", "iat", "nbf", "exp", "jti", "end_custome
 ALLOWED_CLAIMS = frozenset((*REQUIRED_CLAIMS, "end_use", "supersedes"))
 #: The end customer's origin: each must be a real ISO 3166-1 alpha-2 code, else ``incomplete``.
 ORIGIN_KEYS = ("country", "hq_country", "parent_hq_country")
-END_CUSTOMER_KEYS = frozenset({"country", "hq_country", "parent_hq_country", "kyc_level", "name_hash"})
+END_CUSTOMER_KEYS = frozenset(
+    {"country", "hq_country", "parent_hq_country", "kyc_level", "name_hash", "name", "aliases"}
+)
+#: Screening names: at most this many aliases, each name at most this many characters.
+MAX_ALIASES = 10
+MAX_NAME_CHARS = 256
 NAME_HASH_PREFIX = "hmac-sha256:"
 #: Timestamps outside [0, 2**33) are refused (no year-2300 tricks, no negative times).
 MAX_TIMESTAMP = 2**33
@@ -108,7 +115,13 @@ def _ident(claims: dict[str, Any], name: str) -> str:
     return v
 
 
-def validate_end_customer(value: Any) -> dict[str, str]:
+def _screening_name(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_CHARS:
+        raise ClaimsError(f"{field} must be a non-empty string of at most {MAX_NAME_CHARS} characters")
+    return value
+
+
+def validate_end_customer(value: Any) -> dict[str, Any]:
     """Validate the ``end_customer`` claim and return it normalised.
 
     Raises
@@ -123,7 +136,7 @@ def validate_end_customer(value: Any) -> dict[str, str]:
         raise ClaimsError(
             f"end_customer has unexpected members {sorted(unknown)[:5]} (no clear personal data)"
         )
-    out: dict[str, str] = {}
+    out: dict[str, Any] = {}
     for k in ORIGIN_KEYS:  # presence and reality are checked by incomplete_origin (status `incomplete`)
         if value.get(k) is not None:
             out[k] = _country(value[k], f"end_customer.{k}")
@@ -141,6 +154,13 @@ def validate_end_customer(value: Any) -> dict[str, str]:
         ):
             raise ClaimsError("end_customer.name_hash must be an hmac-sha256 hash (see name_hash())")
         out["name_hash"] = nh
+    if value.get("name") is not None:
+        out["name"] = _screening_name(value["name"], "end_customer.name")
+    aliases = value.get("aliases")
+    if aliases is not None:
+        if not isinstance(aliases, list) or len(aliases) > MAX_ALIASES:
+            raise ClaimsError(f"end_customer.aliases must be a list of at most {MAX_ALIASES} names")
+        out["aliases"] = [_screening_name(a, "end_customer.aliases[]") for a in aliases]
     return out
 
 

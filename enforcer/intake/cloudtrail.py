@@ -10,8 +10,13 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from enforcer.intake import cloudtrail_ec2, cloudtrail_sagemaker, cloudtrail_services  # noqa: F401
-from enforcer.intake import cloudtrail_generic, cloudtrail_updates  # noqa: F401
+from enforcer.intake import (  # noqa: F401  # noqa: F401
+    cloudtrail_ec2,
+    cloudtrail_generic,
+    cloudtrail_sagemaker,
+    cloudtrail_services,
+    cloudtrail_updates,
+)
 from enforcer.intake._registry import CLOUDTRAIL_SHAPES, detector
 from enforcer.intake._tags import find_attestation_ref
 from enforcer.intake._util import kind, text
@@ -124,6 +129,9 @@ def from_record(
     caller = ident.get("accountId")
     if isinstance(caller, str) and caller != acct:
         extra["caller_account"] = caller[:32]
+    ip = rec.get("sourceIPAddress")  # the caller's address (or a service name): origin evidence, issue 14
+    if isinstance(ip, str) and ip:
+        extra["source_ip"] = ip[:64]
     ref, problem = find_attestation_ref(req)  # response tag sets only echo the request's tags
     if problem is not None:
         extra["attestation_ref_rejected"] = problem

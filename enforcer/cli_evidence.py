@@ -1,0 +1,92 @@
+"""``enforcer screening load|check`` and ``enforcer ledger show``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from enforcer.cli_common import CliState, fail, parse_now
+from enforcer.model import InputError
+
+
+@click.group("screening")
+def screening_group() -> None:
+    """Restricted-party screening (US Consolidated Screening List)."""
+
+
+@screening_group.command("load")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.pass_obj
+def screening_load(obj: CliState, file: Path) -> None:
+    """Load the CSL FILE (its published JSON or CSV) as the list every decision screens against."""
+    from enforcer.screening.store import load_file
+
+    try:
+        meta = load_file(file, obj.state, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    except InputError as exc:
+        fail(f"{exc.code}: {exc}")
+    click.echo(json.dumps(meta, indent=2))
+
+
+@screening_group.command("check")
+@click.argument("name")
+@click.pass_obj
+def screening_check(obj: CliState, name: str) -> None:
+    """Screen NAME against the loaded list and print the candidates (exit 3 when any scores 80+)."""
+    from enforcer.screening.store import LIST_FILE, open_screener
+
+    try:
+        screener = open_screener(obj.state / LIST_FILE)
+    except InputError as exc:
+        fail(f"{exc.code}: {exc}")
+    if screener is None:
+        fail("no screening list loaded (enforcer screening load FILE)")
+    hits = [h.to_policy("name") for h in screener.screen(name)]
+    click.echo(json.dumps(hits, indent=2, ensure_ascii=False))
+    raise SystemExit(3 if any(h["score"] >= 80 for h in hits) else 0)
+
+
+@click.group("ledger")
+def ledger_group() -> None:
+    """Compute ledger per beneficial owner (account, end customer, parent, reseller)."""
+
+
+@ledger_group.command("show")
+@click.option(
+    "--owner", default=None, help="Only owners whose key or id starts with this (e.g. end_customer:)."
+)
+@click.option("--now", default=None, help="TPP-hours as of this time (RFC 3339; default: now).")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@click.pass_obj
+def ledger_show(obj: CliState, owner: str | None, now: str | None, as_json: bool) -> None:
+    """Who holds how much compute: running TPP, TPP-hours and cumulative TPP per owner."""
+    from enforcer.evidence.local import local_ledger
+
+    rows = local_ledger(obj.state).owners(parse_now(now), owner)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    ledger_table(rows, "Compute ledger")
+
+
+def ledger_table(rows: list[dict[str, object]], title: str, console: Console | None = None) -> None:
+    """Render ledger rows (``owners()``) as a table."""
+    table = Table(title=title)
+    for col in ("kind", "owner", "label", "running TPP", "TPP-hours", "cumulative TPP", "launches"):
+        table.add_column(col, justify="right" if col[0].islower() and " " in col else "left")
+    for r in rows:
+        table.add_row(
+            str(r["kind"]),
+            str(r["owner"])[:40],
+            str(r.get("label") or ""),
+            f"{float(str(r['running_tpp'])):,.0f}",
+            f"{float(str(r['tpp_hours'])):,.0f}",
+            f"{float(str(r['cumulative_tpp'])):,.0f}",
+            str(r.get("launches", "")),
+        )
+    (console or Console()).print(table)

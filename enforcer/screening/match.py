@@ -1,0 +1,97 @@
+"""Screen names against a loaded list with rapidfuzz.
+
+A name and every listed name (primary and aliases) are reduced to keys (``normalise``); the score
+of a pair is the larger of rapidfuzz's ``token_sort_ratio`` over the keys (word order) and its
+``ratio`` over the keys without spaces (spacing). ``token_set_ratio`` is not used: it scores 100
+whenever one name's words are a subset of the other's ("Example" against "Shenzhen Example
+Technology"). The policy decides what a score means (``data.gpu.evidence.screening``); here every
+candidate at or above ``floor`` is reported, best first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rapidfuzz import fuzz, process
+
+from enforcer.screening.csl import Entry
+from enforcer.screening.normalise import despace, normalise_name
+
+#: Candidates below this score are not reported at all.
+DEFAULT_FLOOR = 70.0
+#: Keys shorter than this (after suffixes are gone) are not screened: too little to tell.
+MIN_KEY_CHARS = 3
+MAX_HITS = 5
+_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One candidate: the listed entry, which of its names matched, and the score (0-100)."""
+
+    entry: Entry
+    matched: str
+    score: float
+
+    def to_policy(self, subject: str) -> dict[str, Any]:
+        return {
+            "subject": subject,
+            "entry": self.entry.name,
+            "matched_name": self.matched,
+            "list": self.entry.source,
+            "entry_id": self.entry.entry_id,
+            "programs": list(self.entry.programs),
+            "score": round(self.score, 1),
+        }
+
+
+class Screener:
+    """An index over a list's names; ``screen(name)`` answers from a cache for names seen before."""
+
+    def __init__(self, entries: list[Entry], floor: float = DEFAULT_FLOOR, version: str = "") -> None:
+        self.entries = entries
+        self.floor = floor
+        self.version = version
+        self._keys: list[str] = []
+        self._flat: list[str] = []
+        self._owner: list[tuple[int, str]] = []
+        for n, e in enumerate(entries):
+            for name in (e.name, *e.alt_names):
+                key = normalise_name(name)
+                if len(despace(key)) >= MIN_KEY_CHARS:
+                    self._keys.append(key)
+                    self._flat.append(despace(key))
+                    self._owner.append((n, name))
+        self._cache: dict[str, list[Hit]] = {}
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def screen(self, name: str) -> list[Hit]:
+        """Every listed entry scoring at least ``floor`` against ``name``, best first (at most 5)."""
+        key = normalise_name(name)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        hits = self._screen_key(key) if len(despace(key)) >= MIN_KEY_CHARS else []
+        if len(self._cache) >= _CACHE_SIZE:
+            self._cache.clear()
+        self._cache[key] = hits
+        return hits
+
+    def _screen_key(self, key: str) -> list[Hit]:
+        best: dict[int, tuple[float, str]] = {}
+        limit = MAX_HITS * 4
+        found = process.extract(
+            key, self._keys, scorer=fuzz.token_sort_ratio, score_cutoff=self.floor, limit=limit
+        )
+        found += process.extract(
+            despace(key), self._flat, scorer=fuzz.ratio, score_cutoff=self.floor, limit=limit
+        )
+        for _, score, idx in found:
+            n, matched = self._owner[idx]
+            if score > best.get(n, (-1.0, ""))[0]:
+                best[n] = (float(score), matched)
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:MAX_HITS]
+        return [Hit(self.entries[n], matched, score) for n, (score, matched) in ranked]
