@@ -46,7 +46,7 @@ def opa(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def ours(*args: str) -> Any:
-    return CliRunner().invoke(cli, ["policy", "test", *args])
+    return CliRunner().invoke(cli, ["policy", "test", "--no-check", *args])
 
 
 @pytest.mark.parametrize("case", list(CASES))
