@@ -96,8 +96,8 @@ def _model_families() -> list[_Family]:
 
     by_key: dict[str, list[str]] = {}
     for action, key in iam_conditions():
-        if (action, key) == ("ec2:RunInstances", "ec2:InstanceType"):
-            continue  # the RunInstances family (instance resources)
+        if key == "ec2:InstanceType" and action in ("ec2:RunInstances", "ec2:ModifyInstanceAttribute"):
+            continue  # hand-written families: RunInstances (instance resources), resizes (the new type)
         by_key.setdefault(key, []).append(action)
     out = []
     for key, actions in sorted(by_key.items()):

@@ -188,3 +188,67 @@ def test_out_of_scope_service_is_not_decided() -> None:
         "kafka.amazonaws.com", "CreateCluster", {"brokerNodeGroupInfo": {"instanceType": "kafka.m5.large"}}
     )
     assert isinstance(r, Ignored) and "not a launch call" in r.reason
+
+
+def test_readme_coverage_table_is_generated_from_the_table() -> None:
+    from pathlib import Path
+
+    from enforcer.coverage.targets import markdown_table, readme_with_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    assert readme_with_table(readme) == readme, "stale README coverage table: run scripts/gen_coverage.py"
+    assert markdown_table() in readme
+    for e in load_table():
+        assert e.operation in readme
+
+
+def test_launch_bearing_cloudformation_types_come_from_the_cfn_lint_schemas() -> None:
+    from enforcer.coverage.cfn_types import is_launch_resource_type, launch_resource_types
+
+    types = launch_resource_types()
+    for t in (
+        "AWS::EC2::Instance",
+        "AWS::EC2::LaunchTemplate",
+        "AWS::SageMaker::EndpointConfig",
+        "AWS::SageMaker::NotebookInstance",
+        "AWS::Deadline::Fleet",
+        "AWS::EKS::Nodegroup",
+        "AWS::Batch::ComputeEnvironment",
+    ):
+        assert is_launch_resource_type(t), t
+    for t in ("AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::IAM::Role", "AWS::SQS::Queue"):
+        assert not is_launch_resource_type(t), t
+    assert "LaunchTemplateData.InstanceType" in types["AWS::EC2::LaunchTemplate"]
+    assert not any("SpotInstanceType" in p for p in types["AWS::EC2::LaunchTemplate"])  # one-time|persistent
+    assert len(types) >= 40
+
+
+def test_scp_denies_every_decided_call_with_an_instance_type_key() -> None:
+    from enforcer.coverage.table import iam_conditions
+    from enforcer.scp import generate_scps
+
+    statements = [s for d in generate_scps() for s in d["Statement"]]
+    denied = set()
+    for s in statements:
+        acts = [s["Action"]] if isinstance(s["Action"], str) else s["Action"]
+        for block in s["Condition"].values():
+            denied |= {(a, k) for a in acts for k in block}
+    pairs = set(iam_conditions())
+    assert ("ec2:StartInstances", "ec2:InstanceType") in pairs
+    assert ("sagemaker:UpdateNotebookInstance", "sagemaker:InstanceTypes") in pairs
+    missing = {p for p in pairs if p not in denied and p[0] != "ec2:ModifyInstanceAttribute"}
+    assert not missing
+
+
+def test_hook_types_leave_out_services_without_accelerated_types() -> None:
+    from enforcer.coverage.cfn_types import (
+        hook_resource_types,
+        is_launch_resource_type,
+        launch_resource_types,
+    )
+
+    assert "AWS::MSK::Cluster" in launch_resource_types()  # has an InstanceType property ...
+    assert not is_launch_resource_type("AWS::MSK::Cluster")  # ... but MSK has no accelerated types
+    assert not is_launch_resource_type("AWS::OpenSearchService::Domain")
+    assert is_launch_resource_type("AWS::AppStream::Fleet")
+    assert len(hook_resource_types()) < len(launch_resource_types())

@@ -20,6 +20,7 @@ import pytest
 from cfnlint.decode import cfn_yaml
 from moto import mock_aws
 
+from enforcer.coverage import load_table
 from enforcer.intake import CLOUDTRAIL_SHAPES
 from enforcer.intake.cfn_hook import RESOURCE_TYPES
 from tests.sam_render import moto_api, sam_transform, zip_artifact
@@ -89,10 +90,15 @@ def test_rules_cover_every_launch_path_and_exclude_failed_calls() -> None:
     for p in rules:
         assert p["detail"]["errorCode"] == [{"exists": False}]
         covered |= {(s, n) for s in p["detail"]["eventSource"] for n in p["detail"]["eventName"]}
-    assert covered == set(CLOUDTRAIL_SHAPES)
-    (forward,) = _cloudtrail_rules(load(MEMBER))  # the member account forwards the same calls
+    decided = {(e.event_source, e.operation) for e in load_table() if e.status == "decided"}
+    assert covered == set(CLOUDTRAIL_SHAPES) | decided  # generated from the coverage table
+    (forward,) = _cloudtrail_rules(load(MEMBER))  # the member account forwards every covered source
     assert forward["detail"]["errorCode"] == [{"exists": False}]
-    assert set(forward["detail"]["eventName"]) == {name for _, name in CLOUDTRAIL_SHAPES}
+    assert set(forward["detail"]["eventSource"]) == {s for s, _ in covered}
+    for path in (TEMPLATE, MEMBER):
+        for r in resources(load(path), "AWS::Events::Rule").values():
+            if r["Properties"].get("EventPattern"):
+                assert len(json.dumps(r["Properties"]["EventPattern"], separators=(",", ":"))) <= 2048
 
 
 def test_hook_targets_every_resource_type_intake_reads() -> None:

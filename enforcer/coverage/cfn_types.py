@@ -29,9 +29,12 @@ def _is_text(schema: dict[str, Any], defs: dict[str, Any]) -> bool:
     kind = schema.get("type")
     if kind == "array":
         return _is_text(schema.get("items", {}), defs)
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum and not any("." in str(v) for v in enum):
+        return False  # an option such as SpotInstanceType = one-time|persistent, not a type
     if isinstance(kind, list):
         return "string" in kind
-    return kind == "string" or ("enum" in schema and kind is None)
+    return kind == "string" or (enum is not None and kind is None)
 
 
 def _deref(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
@@ -98,12 +101,58 @@ def launch_resource_types(region: str = "us-east-1") -> dict[str, tuple[str, ...
     return out
 
 
+#: CloudFormation namespaces whose botocore service name differs from the namespace.
+CFN_SERVICE_ALIASES = {
+    "amazonmq": "mq",
+    "msk": "kafka",
+    "opensearchservice": "opensearch",
+    "elasticsearch": "es",
+    "timestream": "timestream-influxdb",
+    "bedrockagentcore": "bedrock-agentcore-control",
+    "workspacesinstances": "workspaces-instances",
+}
+
+
+def botocore_service(resource_type: str) -> str | None:
+    """The botocore service of a CloudFormation type (``AWS::AmazonMQ::Broker`` -> ``mq``), or None."""
+    from enforcer.coverage.table import load_table
+
+    parts = resource_type.split("::")
+    if len(parts) != 3:
+        return None
+    ns = parts[1].lower()
+    if ns in CFN_SERVICE_ALIASES:
+        return CFN_SERVICE_ALIASES[ns]
+    for service in {e.service for e in load_table()}:
+        if service.replace("-", "") == ns:
+            return service
+    return None
+
+
+@cache
+def hook_resource_types() -> tuple[str, ...]:
+    """Launch-bearing types of services that have a decided call (out-of-scope services left out)."""
+    from enforcer.coverage.table import load_table
+
+    deciding = {e.service for e in load_table() if e.status != "out-of-scope"}
+    out = []
+    for rtype in launch_resource_types():
+        service = botocore_service(rtype)
+        if service is None or service in deciding:  # unknown namespace: keep (conservative)
+            out.append(rtype)
+    return tuple(out)
+
+
 def is_launch_resource_type(resource_type: str) -> bool:
-    """Whether a CloudFormation resource type carries an instance type (the hook must look at it).
+    """Whether a CloudFormation resource type can put an instance type to work (the hook must decide it).
+
+    True for types whose schema has an instance-type property (cfn-lint's registry schemas) and
+    whose service is not out of scope in the coverage table (MSK brokers, OpenSearch domains ... are
+    not launch-bearing); everything else can be answered ``SUCCESS`` at once.
 
     Parameters
     ----------
     resource_type
         e.g. ``AWS::SageMaker::EndpointConfig``.
     """
-    return resource_type in launch_resource_types()
+    return resource_type in hook_resource_types()

@@ -85,6 +85,14 @@ class ShapeIndex:
             shape = self.shapes.get(shape.get("member", {}).get("shape", ""), {})
         return shape.get("type") == "string"
 
+    def is_value_wrapper(self, ref: dict[str, Any]) -> bool:
+        """A structure whose only member is a string ``Value`` (EC2's ``AttributeValue``)."""
+        shape = self.shapes.get(ref.get("shape", ""), {})
+        members = shape.get("members", {})
+        return (
+            shape.get("type") == "structure" and list(members) == ["Value"] and self.is_text(members["Value"])
+        )
+
     def walk(self, name: str, path: str, seen: frozenset[str], depth: int) -> Iterator[TypePath]:
         shape = self.shapes.get(name)
         if shape is None or depth > _MAX_DEPTH or name in seen:
@@ -95,7 +103,9 @@ class ShapeIndex:
             for mname, ref in shape.get("members", {}).items():
                 p = f"{path}.{mname}" if path else mname
                 enum = self.enum_of(ref)
-                if not self.is_text(ref):  # SpotOptions.SingleInstanceType is a boolean
+                if TYPE_NAME.match(mname) and self.is_value_wrapper(ref):  # EC2 AttributeValue {Value}
+                    yield TypePath(f"{p}.Value", _role(mname, ()))
+                elif not self.is_text(ref):  # SpotOptions.SingleInstanceType is a boolean
                     yield from self.walk(ref["shape"], p, seen, depth + 1)
                 elif TYPE_NAME.match(mname) or any(_ML_ENUM.match(v) for v in enum):
                     yield TypePath(p, _role(mname, enum), enum)
