@@ -272,25 +272,18 @@ def test_non_engine_exception_releases_half_open_slot() -> None:
 # -- push ------------------------------------------------------------------------------------
 def test_push_uploads_every_module_and_data_file(tmp_path: Path) -> None:
     with OpaTestServer() as server:
-        report = push_policies(ROOT / "policies", server.url, include_tests=True)
-        assert set(report.policies) == {
-            "gpu/launch/launch.rego",
-            "gpu/launch/launch_test.rego",
-            "gpu/launch/trust_test.rego",
-        }
-        assert set(report.data) == {
-            "gpu/break_glass",
-            "gpu/config",
-            "gpu/countries",
-            "gpu/country_groups",
-            "gpu/reasons",
-            "gpu/regions",
-        }
+        root = ROOT / "policies"
+        rego = {p.relative_to(root).as_posix() for p in root.rglob("*.rego")}
+        tests = {p for p in rego if p.endswith("_test.rego")}
+        report = push_policies(root, server.url, include_tests=True)
+        assert set(report.policies) == rego and "gpu/launch/launch.rego" in rego and tests
+        assert set(report.data) == {p.parent.relative_to(root).as_posix() for p in root.rglob("data.json")}
+        assert {"gpu/config", "gpu/reasons", "gpu/country_groups"} <= set(report.data)
         assert sorted(server.policies) == sorted(report.policies)
         assert server.data["gpu"]["config"]["required_kyc"] == "verified"
-        no_tests = push_policies(ROOT / "policies", server.url, prune=True)  # tests only when asked
-        assert sorted(no_tests.pruned) == ["gpu/launch/launch_test.rego", "gpu/launch/trust_test.rego"]
-        assert list(server.policies) == ["gpu/launch/launch.rego"]
+        no_tests = push_policies(root, server.url, prune=True)  # tests only when asked
+        assert set(no_tests.pruned) == tests
+        assert set(server.policies) == rego - tests
 
 
 def test_push_names_the_file_the_server_refuses(tmp_path: Path) -> None:

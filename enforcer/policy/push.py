@@ -50,6 +50,33 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}"[:500]
 
 
+def _put_modules(client: Any, modules: dict[str, str]) -> list[str]:
+    """PUT every module, in passes: a module the server refuses to compile is retried after the others.
+
+    OPA compiles each ``PUT /v1/policies`` against what it already holds, so a module calling a function
+    another module of its package defines (``evidence.rego`` using ``launch.rego``'s helpers) is refused
+    until that one is there. Each pass uploads what now compiles; a pass that uploads nothing raises the
+    first refusal (a genuine error, or modules that need each other: ship those as a bundle instead).
+    """
+    pending = sorted(modules)
+    done: list[str] = []
+    while pending:
+        refused: list[tuple[str, Exception]] = []
+        for pid in pending:
+            try:
+                # rego_compat=False: never let the client rewrite a refused module and upload that
+                # instead -- the server gets exactly the (verified) bytes or nothing.
+                client.update_policy_from_string(modules[pid], pid, rego_compat=False)
+                done.append(pid)
+            except RegoParseError as exc:
+                refused.append((pid, exc))
+        if len(refused) == len(pending):
+            first, error = refused[0]
+            raise PolicyPushError(f"{first}: {_error_text(error)}") from error
+        pending = [pid for pid, _ in refused]
+    return done
+
+
 def push_bundle(
     bundle: PolicyBundle,
     opa_url: str,
@@ -92,10 +119,8 @@ def push_bundle(
             current = f"{dir_path}/data.json" if dir_path else "data.json"
             client.update_or_create_data(value, dir_path)
             report.data.append(dir_path)
-        for pid, src in sorted(modules.items()):
-            current = pid
-            client.update_policy_from_string(src, pid)
-            report.policies.append(pid)
+        current = "(modules)"
+        report.policies.extend(_put_modules(client, modules))
         if prune:
             current = "(policy list)"
             for pid in client.get_policies_list():
