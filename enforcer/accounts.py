@@ -40,6 +40,19 @@ def normalise_country(cc: str | None) -> str | None:
     return up
 
 
+def _reseller_id(value: Any) -> str | None:
+    """A reseller id as the attestation registry names resellers, or None; InputError otherwise."""
+    if value is None or value == "":
+        return None
+    from enforcer.attestation.constants import ID_RE
+
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise InputError(
+            f"reseller must match [A-Za-z0-9][A-Za-z0-9._:-]{{0,127}}: {str(value)[:64]!r}", "BAD_RESELLER"
+        )
+    return value
+
+
 def origin_from_dict(d: dict[str, Any]) -> AccountOrigin:
     """Build an AccountOrigin from its JSON form, validating every field."""
     kyc = d.get("kyc") or "none"
@@ -51,7 +64,7 @@ def origin_from_dict(d: dict[str, Any]) -> AccountOrigin:
         hq_country=normalise_country(d.get("hq_country")),
         parent_hq_country=normalise_country(d.get("parent_hq_country")),
         kyc=kyc,
-        reseller=d.get("reseller") or None,
+        reseller=_reseller_id(d.get("reseller")),
         name=d.get("name") or None,
         parent=d.get("parent") or None,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -106,18 +107,37 @@ def decide_command(
     except (EngineError, EngineMissing) as exc:  # a policy that does not compile, or no engine
         click.echo(f"error: POLICY_LOAD_ERROR: {' '.join(str(exc).split())[:300]}", err=True)
         return 2
+    except AuditWriteError as exc:  # disk full, read-only, locked, broken chain: one line, exit 1
+        click.echo(f"error: {exc.code}: launch treated as denied: {_one_line(exc)}", err=True)
+        return 1
     try:
         outcome = enforcer.enforce(request, now)
     except AuditWriteError as exc:
-        click.echo(f"error: audit log write failed, launch treated as denied: {exc}", err=True)
+        click.echo(
+            f"error: {exc.code}: audit log write failed, launch treated as denied: {_one_line(exc)}", err=True
+        )
+        _close_quietly(enforcer)
         return 1
-    finally:
+    try:
         close = getattr(enforcer.audit, "close", None)
         if close is not None:
             close()  # signs a checkpoint over the new chain head
+    except AuditWriteError as exc:  # the record is written; only the checkpoint failed
+        click.echo(f"warning: {exc.code}: checkpoint not written: {_one_line(exc)}", err=True)
     decision: Decision = outcome.decision
     doc = decision.to_dict()
     if outcome.duplicate and outcome.receipt is not None:
         doc["duplicate_of"] = outcome.receipt.decision_id
     click.echo(json.dumps(doc, indent=2))
     return EXIT_FOR_EFFECT[decision.effect]
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+def _close_quietly(enforcer: object) -> None:
+    close = getattr(getattr(enforcer, "audit", None), "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):  # the write already failed and was reported in one line
+            close()

@@ -50,8 +50,13 @@ def test_untouched_log_verifies(log: tuple[Path, LocalEd25519Signer]) -> None:
     assert rep.checkpoints == 3  # seq 9, 19, 29 (the last one written on close)
     assert rep.signatures_verified
     assert rep.summary() == f"OK: {N} records, 3 checkpoints"
-    assert rep.warnings == []
+    assert [w for w in rep.warnings if not w.startswith("not anchored")] == []
     assert open_verify(d, signer.public_key_pem(), deep=True).ok
+    pinned = open_verify(d, signer.public_key_pem(), pinned_key=True)
+    assert pinned.warnings == [] and pinned.anchored_through == N - 1
+    assert pinned.summary() == f"OK: {N} records, 3 checkpoints; anchored through seq {N - 1} by " + (
+        "a checkpoint signed with the pinned public key"
+    )
 
 
 def test_edit_is_detected_and_named(log: tuple[Path, LocalEd25519Signer]) -> None:
@@ -256,7 +261,9 @@ def test_cli_verify_ok_then_tampered(tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(root, ["--state", str(state.state), "audit", "verify"])
     assert res.exit_code == 0, res.output
-    assert res.output.strip() == "OK: 12 records, 3 checkpoints"
+    assert res.stdout.strip() == "OK: 12 records, 3 checkpoints"
+    # the key and checkpoints come from the log's own state folder: nothing outside anchors it
+    assert "not anchored" in res.stderr
     seg = state.audit_dir / SEG
     lines = seg.read_bytes().splitlines(keepends=True)
     lines[4] = lines[4].replace(b"RunInstances", b"RunInstancez", 1)
@@ -295,8 +302,9 @@ def test_cli_verify_json_output(tmp_path: Path) -> None:
     state = _state_with_log(tmp_path)
     res = CliRunner().invoke(root, ["--state", str(state.state), "audit", "verify", "--json"])
     assert res.exit_code == 0
-    doc = json.loads(res.output)
+    doc = json.loads(res.stdout)
     assert doc["ok"] is True and doc["records"] == 12 and doc["signatures_verified"] is True
+    assert doc["anchored_through"] == -1
 
 
 def test_overlong_line_is_named_without_reading_it_whole(log: tuple[Path, LocalEd25519Signer]) -> None:

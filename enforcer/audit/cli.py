@@ -8,6 +8,7 @@ Exit codes: 0 success; 1 ``verify`` found a problem; 2 bad input (one line on st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -27,7 +28,7 @@ from enforcer.audit.query import (
 )
 from enforcer.audit.report import render_html
 from enforcer.audit.signing import MAX_PEM_BYTES, CheckpointError, SignerError, load_public_key
-from enforcer.audit.verify import VerifyReport, open_verify
+from enforcer.audit.verify import Anchor, VerifyReport, load_anchor, open_verify
 from enforcer.cli_common import CliState, fail, parse_now
 
 EFFECTS = ("allow", "deny", "audit")
@@ -54,11 +55,75 @@ def _load_pem(path: str | None) -> bytes | None:
     return pem
 
 
-def _verify(state: CliState, public_key: str | None, deep: bool) -> VerifyReport:
+_MAX_ANCHOR_BYTES = 8192
+
+
+def _anchors(files: tuple[str, ...], specs: tuple[str, ...], pem: bytes | None) -> list[Anchor]:
+    """Trusted anchors from kept checkpoint files and ``SEQ:HASH`` options (exit 2 when unusable)."""
+    out: list[Anchor] = []
+    for f in files:
+        try:
+            p = Path(f)
+            if p.stat().st_size > _MAX_ANCHOR_BYTES:
+                fail(f"{f}: trusted checkpoint file too large")
+            text = p.read_text(encoding="utf-8").strip().splitlines()
+            data = json.loads(text[-1]) if text else None
+            out.append(load_anchor(data, f"trusted checkpoint {p.name}", pem))
+        except OSError as exc:
+            fail(f"cannot read trusted checkpoint {f}: {exc.strerror or exc}")
+        except (ValueError, UnicodeDecodeError):
+            fail(f"{f}: not a checkpoint (JSON with seq and hash)")
+        except CheckpointError as exc:
+            fail(str(exc))
+    for spec in specs:
+        seq_s, _, h = spec.partition(":")
+        try:
+            out.append(load_anchor({"seq": int(seq_s), "hash": h}, f"anchor {seq_s}", None))
+        except (ValueError, CheckpointError):
+            fail(f"--anchor {spec[:80]!r}: expected SEQ:HASH (64 lowercase hex)")
+    return out
+
+
+def _verify(
+    state: CliState,
+    public_key: str | None,
+    deep: bool,
+    trusted: tuple[str, ...] = (),
+    anchor_specs: tuple[str, ...] = (),
+) -> VerifyReport:
     pem = _load_pem(public_key)
+    pinned = pem is not None
+    anchors = _anchors(trusted, anchor_specs, pem)
     if pem is None:
         pem = default_public_key(state.keys_dir)
-    return open_verify(state.audit_dir, pem, deep=deep)
+    return open_verify(state.audit_dir, pem, deep=deep, anchors=anchors, pinned_key=pinned)
+
+
+UNVERIFIED_OPT = click.option(
+    "--unverified",
+    is_flag=True,
+    help="Read a log that does not verify anyway (a loud warning is printed).",
+)
+
+
+def _require_verified(state: CliState, unverified: bool) -> None:
+    """Refuse (exit 1) to read a log that does not verify, unless ``--unverified``."""
+    if not state.audit_dir.is_dir():
+        return
+    report = _verify(state, None, False)
+    if report.ok:
+        return
+    if not unverified:
+        click.echo(
+            f"error: the audit log does not verify ({report.summary()}); "
+            "run `enforcer audit verify`, or pass --unverified to read it anyway",
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(
+        f"WARNING: THE AUDIT LOG DOES NOT VERIFY ({report.summary()}); what follows may be tampered with",
+        err=True,
+    )
 
 
 @click.group("audit")
@@ -72,18 +137,35 @@ def audit_group() -> None:
 )
 @click.option("--deep", is_flag=True, help="Also re-canonicalise every record (slower).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@click.option(
+    "--trusted-checkpoint",
+    "trusted",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A checkpoint kept outside the log's folder (JSON with seq and hash; the last line of a file).",
+)
+@click.option("--anchor", "anchor_specs", multiple=True, help="A trusted SEQ:HASH from outside the log.")
 @click.pass_context
-def verify_cmd(ctx: click.Context, public_key: str | None, deep: bool, as_json: bool) -> None:
+def verify_cmd(
+    ctx: click.Context,
+    public_key: str | None,
+    deep: bool,
+    as_json: bool,
+    trusted: tuple[str, ...],
+    anchor_specs: tuple[str, ...],
+) -> None:
     """Check the hash chain and signed checkpoints; exit 1 naming the first bad record.
 
     Without --public-key the key in STATE/keys is used; with no key at all, signatures are
-    not checked (a warning says so).
+    not checked (a warning says so). Only a pinned --public-key, --trusted-checkpoint or
+    --anchor from outside the log's folder anchor it: the summary says how far; a log that ends
+    before a trusted checkpoint fails as truncated.
     """
     state = _state(ctx)
     if not state.audit_dir.is_dir():
         click.echo(f"FAIL: no audit log at {state.audit_dir}", err=True)
         sys.exit(1)
-    report = _verify(state, public_key, deep)
+    report = _verify(state, public_key, deep, trusted, anchor_specs)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     for w in report.warnings:
@@ -116,6 +198,7 @@ def _parse_opt_time(value: str | None) -> float | None:
 @click.option("--until", help="RFC 3339 time (inclusive).")
 @click.option("--format", "fmt", type=click.Choice(("table", "jsonl")), default="table", show_default=True)
 @click.option("--limit", type=click.IntRange(min=0), default=0, help="At most this many rows (0: all).")
+@UNVERIFIED_OPT
 @click.pass_context
 def query_cmd(
     ctx: click.Context,
@@ -127,9 +210,11 @@ def query_cmd(
     until: str | None,
     fmt: str,
     limit: int,
+    unverified: bool,
 ) -> None:
-    """List logged decisions matching the filters."""
+    """List logged decisions matching the filters (refused on a log that does not verify)."""
     state = _state(ctx)
+    _require_verified(state, unverified)
     flt = RecordFilter(
         account=account,
         effect=effect,
@@ -205,11 +290,14 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 @click.option(
     "--public-key", "public_key", type=click.Path(dir_okay=False), help="Checkpoint public key PEM."
 )
+@UNVERIFIED_OPT
 @click.pass_context
-def report_cmd(ctx: click.Context, html_file: str, public_key: str | None) -> None:
+def report_cmd(ctx: click.Context, html_file: str, public_key: str | None, unverified: bool) -> None:
     """Write a self-contained HTML report (counts, timeline, denied and audited launches)."""
     state = _state(ctx)
     verification = _verify(state, public_key, False) if state.audit_dir.is_dir() else None
+    if verification is not None and not verification.ok:
+        _require_verified(state, unverified)
     page = render_html(iter_records(state.audit_dir), source=str(state.audit_dir), verification=verification)
     try:
         Path(html_file).write_text(page, encoding="utf-8")
@@ -220,10 +308,12 @@ def report_cmd(ctx: click.Context, html_file: str, public_key: str | None) -> No
 
 @audit_group.command("export")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Output file (default: stdout).")
+@UNVERIFIED_OPT
 @click.pass_context
-def export_cmd(ctx: click.Context, out_file: str | None) -> None:
+def export_cmd(ctx: click.Context, out_file: str | None, unverified: bool) -> None:
     """Export the log as OPA decision-log events, one JSON object per line."""
     state = _state(ctx)
+    _require_verified(state, unverified)
     errors: list[str] = []
     try:
         if out_file is None:
@@ -243,6 +333,45 @@ def export_cmd(ctx: click.Context, out_file: str | None) -> None:
         fail(f"cannot write {out_file}: {exc.strerror or exc}")
     for e in errors[:20]:
         click.echo(f"warning: unreadable record {e}", err=True)
+
+
+@audit_group.command("anchor")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also write it to this file.")
+@click.pass_context
+def anchor_cmd(ctx: click.Context, out_file: str | None) -> None:
+    """Sign the log's head now and print the checkpoint: keep it OUTSIDE the state folder.
+
+    ``audit verify --trusted-checkpoint FILE`` later proves the log up to it and detects any
+    truncation after it (even with the checkpoints beside the log deleted).
+    """
+    from enforcer.audit.defaults import open_local_store
+    from enforcer.ports import AuditWriteError
+
+    state = _state(ctx)
+    try:
+        store = open_local_store(state.audit_dir, state.keys_dir)
+        try:
+            store.checkpoint()
+            seq, h = store.head
+        finally:
+            store.close()
+    except (AuditWriteError, SignerError, OSError) as exc:
+        fail(f"{getattr(exc, 'code', 'AUDIT_WRITE_FAILED')}: {exc}")
+    if seq < 0:
+        fail("the audit log is empty: nothing to anchor")
+    cp_file = state.audit_dir / "checkpoints.jsonl"
+    line = ""
+    for raw in cp_file.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(ValueError):
+            if json.loads(raw).get("seq") == seq:
+                line = raw
+    line = line or json.dumps({"seq": seq, "hash": h}, separators=(",", ":"))
+    if out_file is not None:
+        try:
+            Path(out_file).write_text(line + "\n", encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot write {out_file}: {exc.strerror or exc}")
+    click.echo(line)
 
 
 @audit_group.command("pubkey")

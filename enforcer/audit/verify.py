@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,13 @@ class VerifyReport:
     head_hash: str = GENESIS
     issues: list[VerifyIssue] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Highest seq proven by something outside the log's folder (a trusted checkpoint, or a
+    #: checkpoint signed by a key pinned from elsewhere); -1 when nothing anchors the log.
+    anchored_through: int = -1
+    #: What anchors it (e.g. ``trusted checkpoint reviewer.json``); "" when nothing does.
+    anchor: str = ""
+    #: A record was being appended when the writer died (seq it would have had); None if not.
+    crash_truncated_at: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -99,7 +107,12 @@ class VerifyReport:
     def summary(self) -> str:
         """One line: ``OK: N records, M checkpoints`` or ``FAIL: <first issue>``."""
         if self.ok:
-            return f"OK: {self.records} records, {self.checkpoints} checkpoints"
+            line = f"OK: {self.records} records, {self.checkpoints} checkpoints"
+            if self.anchored_through >= 0:
+                line += f"; anchored through seq {self.anchored_through} by {self.anchor}"
+            if self.crash_truncated_at is not None:
+                line += f"; crash-truncated at seq {self.crash_truncated_at} (repaired on the next append)"
+            return line
         return f"FAIL: {self.first_issue}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,6 +122,9 @@ class VerifyReport:
             "checkpoints": self.checkpoints,
             "signatures_verified": self.signatures_verified,
             "head": {"seq": self.head_seq, "hash": self.head_hash},
+            "anchored_through": self.anchored_through,
+            "anchor": self.anchor,
+            "crash_truncated_at": self.crash_truncated_at,
             "issues": [i.to_dict() for i in self.issues],
             "warnings": list(self.warnings),
         }
@@ -344,8 +360,92 @@ def _read_checkpoint_file(path: Path, report: VerifyReport) -> list[tuple[Any, s
     return entries
 
 
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """A ``(seq, hash)`` the reviewer trusts from outside the log's folder."""
+
+    seq: int
+    hash: str
+    label: str
+
+
+def load_anchor(data: Any, label: str, public_key_pem: bytes | None) -> Anchor:
+    """An anchor from a kept checkpoint (``{seq, hash}``, signed or not).
+
+    A signed checkpoint's signature is checked when ``public_key_pem`` is given.
+
+    Raises
+    ------
+    CheckpointError
+        When the object is not a usable anchor or its signature does not verify.
+    """
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{label}: not a checkpoint object")
+    seq, h = data.get("seq"), data.get("hash")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise CheckpointError(f"{label}: seq must be a non-negative integer")
+    if not isinstance(h, str) or len(h) != 64 or any(c not in "0123456789abcdef" for c in h):
+        raise CheckpointError(f"{label}: hash must be 64 lowercase hex characters")
+    if "signature" in data and public_key_pem is not None:
+        check_checkpoint_shape(data)
+        verify_checkpoint(data, public_key_pem)
+    return Anchor(seq, h, label)
+
+
+def _apply_anchors(
+    anchors: Iterable[Anchor], cps: dict[int, tuple[str, str]], report: VerifyReport
+) -> dict[int, tuple[str, str]]:
+    """Merge trusted anchors into the checkpoint map (an anchor wins a conflict, and says so)."""
+    out = dict(cps)
+    for a in anchors:
+        have = out.get(a.seq)
+        if have is not None and have[0] != a.hash:
+            report.issues.append(
+                VerifyIssue(
+                    "checkpoint_conflict",
+                    f"{have[1]} disagrees with {a.label} on seq {a.seq}: "
+                    "the log's checkpoints were rewritten",
+                    a.seq,
+                    a.label,
+                    None,
+                )
+            )
+        out[a.seq] = (a.hash, a.label)
+    return out
+
+
+def _anchor_result(
+    report: VerifyReport, checker: ChainChecker, anchors: list[Anchor], pinned_key: bool
+) -> None:
+    """Set how far the log is anchored by evidence from outside its folder."""
+    if not report.ok:
+        return
+    matched = [a for a in anchors if a.seq <= report.head_seq]
+    if matched:
+        best = max(matched, key=lambda a: a.seq)
+        report.anchored_through, report.anchor = best.seq, best.label
+    if pinned_key and report.signatures_verified and checker.last_checkpoint_ok > report.anchored_through:
+        report.anchored_through = checker.last_checkpoint_ok
+        report.anchor = "a checkpoint signed with the pinned public key"
+    if report.anchored_through < 0:
+        report.warnings.append(
+            "not anchored: no trusted checkpoint and no pinned public key from outside the log's folder; "
+            "whoever can write the folder can rewrite the log and its checkpoints together"
+        )
+    elif report.anchored_through < report.head_seq:
+        report.warnings.append(
+            f"records {report.anchored_through + 1}..{report.head_seq} are covered by the hash chain only "
+            "(not yet anchored)"
+        )
+
+
 def open_verify(
-    directory: str | Path, public_key_pem: bytes | None = None, *, deep: bool = False
+    directory: str | Path,
+    public_key_pem: bytes | None = None,
+    *,
+    deep: bool = False,
+    anchors: Iterable[Anchor] = (),
+    pinned_key: bool = False,
 ) -> VerifyReport:
     """Verify a local audit log directory.
 
@@ -358,12 +458,21 @@ def open_verify(
         not their signatures (a warning says so).
     deep
         Also parse every record and check its canonical form (slower).
+    anchors
+        Checkpoints the reviewer trusts from outside the folder (a file they kept, the S3 Object
+        Lock copy): a record that differs, or a log that ends before one, is an issue.
+    pinned_key
+        ``public_key_pem`` came from outside the folder (``--public-key``), so checkpoints it
+        verifies anchor the log too.
 
     Returns
     -------
     VerifyReport
-        ``ok`` is False when anything is wrong; ``first_issue`` names the first bad record.
+        ``ok`` is False when anything is wrong; ``first_issue`` names the first bad record;
+        ``anchored_through`` says how far evidence from outside the folder covers the log; a
+        record torn by a crash mid-append is ``crash_truncated_at`` (a warning, not tampering).
     """
+    anchors = list(anchors)
     d = Path(directory)
     report = VerifyReport()
     if not d.is_dir():
@@ -372,17 +481,31 @@ def open_verify(
     cps = check_checkpoints(_read_checkpoint_file(d / layout.CHECKPOINTS, report), public_key_pem, report)
     if public_key_pem is None and report.checkpoints:
         report.warnings.append("checkpoint signatures not verified: no public key given")
+    cps = _apply_anchors(anchors, cps, report)
     checker = ChainChecker(cps, deep=deep)
     tail: str | None = None
-    for _num, path in layout.segment_files(d):
+    segments = list(layout.segment_files(d))
+    for k, (_num, path) in enumerate(segments):
         tail = path.name
+        last_segment = k == len(segments) - 1
         with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
             for n, raw in layout.bounded_lines(fh):
+                if last_segment and not raw.endswith(b"\n") and fh.tell() == size:
+                    # The writer died mid-append: the record was never acknowledged. The store
+                    # sets it aside (torn-records.bin) on its next append.
+                    report.crash_truncated_at = checker.expected_seq
+                    report.warnings.append(
+                        f"{path.name}:{n}: crash-truncated at seq {checker.expected_seq} "
+                        f"({len(raw)} bytes of an unfinished record; repaired on the next append)"
+                    )
+                    break
                 if checker.feed(raw, path.name, n) is not None:
                     break
         if checker.issue is not None:
             break
     finish(checker, cps, report, tail)
+    _anchor_result(report, checker, anchors, pinned_key)
     for name in layout.stray_files(d):
         report.warnings.append(f"{name} is not part of the chain (ignored)")
     return report
