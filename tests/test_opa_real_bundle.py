@@ -162,7 +162,9 @@ def test_server_without_a_bundle_records_the_local_revision(make_enforcer: Any, 
         assert res.exit_code == 0, res.output
         ids = sorted(p["id"] for p in requests.get(opa.url + "/v1/policies", timeout=5).json()["result"])
         assert "gpu/launch/launch.rego" in ids
-        assert not [i for i in ids if i.endswith("_test.rego")], "push leaves *_test.rego at home unless --tests"
+        assert not [i for i in ids if i.endswith("_test.rego")], (
+            "push leaves *_test.rego at home unless --tests"
+        )
         engine = OpaRestEngine(opa.url, bundle.revision, timeout=5.0)
         d = make_enforcer([US], engine=engine).decide(req())
         assert d.effect == "allow" and d.policy_revision == bundle.revision
