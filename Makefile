@@ -7,8 +7,10 @@ OPA_WHEEL_HASHES ?= 1
 # Lambda architecture of the artifact: x86_64 or arm64 (the template's Architecture parameter)
 ARCH ?= x86_64
 LAMBDA_DIR := build/lambda
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
 
-.PHONY: install demo test test-deps lint typecheck policy-test pytest bench clean tools opa-check package smoke
+.PHONY: install demo test test-deps lint typecheck policy-test pytest bench clean tools opa-check package smoke deploy-tools iac-scan sam-build
 
 $(STAMP): pyproject.toml requirements-opa.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -55,7 +57,25 @@ package: install
 smoke: package
 	$(BIN)/python scripts/smoke_artifact.py $(LAMBDA_DIR) --arch $(ARCH)
 
-pytest: install
+# SAM CLI and checkov in their own venv (their pins clash with ours); CI runs this once (~3 min).
+$(TOOLS_STAMP): requirements-deploy-tools.txt
+	test -x $(TOOLS_VENV)/bin/python || $(PY) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(TOOLS_VENV)/bin/python -m pip install -q -r requirements-deploy-tools.txt
+	touch $(TOOLS_STAMP)
+
+deploy-tools: $(TOOLS_STAMP)
+
+# checkov over both templates, offline; every finding is fixed or suppressed in the template with its reason
+iac-scan: deploy-tools
+	BC_SKIP_MAPPING=TRUE $(TOOLS_VENV)/bin/checkov --skip-download --framework cloudformation --compact --quiet \
+		-f infra/template.yaml -f infra/member-account.yaml
+
+# what a deployer runs: sam build copies build/lambda unchanged (infra/Makefile) into build/sam
+sam-build: package deploy-tools
+	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/sam build -t infra/template.yaml --build-dir build/sam
+
+pytest: install deploy-tools package
 	$(BIN)/pytest
 
 test: tools lint typecheck policy-test opa-check smoke pytest
@@ -68,4 +88,4 @@ bench: install tools
 	$(BIN)/python scripts/bench.py
 
 clean:
-	rm -rf $(VENV) .enforcer .enforcer-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) build .enforcer .enforcer-demo .pytest_cache .mypy_cache .ruff_cache
