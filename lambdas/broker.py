@@ -36,6 +36,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return reply(400, {"code": exc.code, "message": str(exc)[:500]})
     except AuditWriteError:
         logger.exception("audit write failed; refusing")
+        count(metrics, "AuditWriteFailures")  # the template's AuditWriteFailuresAlarm
         return reply(
             503, {"code": "AUDIT_UNAVAILABLE", "message": "decision could not be logged; not launching"}
         )
