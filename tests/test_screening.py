@@ -1,0 +1,242 @@
+"""Restricted-party screening: the CSL sample in its published CSV and JSON shapes, names screened
+through transliteration and company-suffix normalisation, and the decision it leads to."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from enforcer.accounts import StaticAccountDirectory
+from enforcer.attestation import RegistryAttestationProvider
+from enforcer.attestation.submit import submit_token
+from enforcer.audit import open_local_store
+from enforcer.cli import cli
+from enforcer.evidence.collect import Observer, ScreeningSource
+from enforcer.model import InputError, LaunchItem, LaunchRequest
+from enforcer.pipeline import Enforcer
+from enforcer.screening.csl import parse_list
+from enforcer.screening.match import Screener
+from enforcer.screening.normalise import normalise_name
+from enforcer.screening.store import LIST_FILE, load_file
+from tests.evidence_support import CSL_CSV, CSL_JSON
+from tests.test_attestation_support import ACC_X, BACKENDS, T0, World, make_world, registry_backend
+
+EL = "Entity List (EL) - Bureau of Industry and Security"
+ENTRY = "SHENZHEN EXAMPLE INTELLIGENT COMPUTING TECHNOLOGY CO., LTD."
+
+
+@pytest.fixture(params=BACKENDS)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    with registry_backend(request.param, tmp_path) as registry:
+        yield make_world(registry)
+
+
+@pytest.fixture(scope="module")
+def screener() -> Screener:
+    return Screener(parse_list(CSL_CSV.read_bytes()))
+
+
+# -- the published formats -----------------------------------------------------------------------
+
+
+def test_csv_and_json_give_the_same_entries() -> None:
+    csv_entries, json_entries = parse_list(CSL_CSV.read_bytes()), parse_list(CSL_JSON.read_bytes())
+    assert [(e.entry_id, e.name, e.source, e.alt_names) for e in csv_entries] == [
+        (e.entry_id, e.name, e.source, e.alt_names) for e in json_entries
+    ]
+    first = csv_entries[0]
+    assert first.source == EL and first.alt_names == ["SZ EXAMPLE AI", "深圳示例智算科技有限公司"]
+    assert first.countries == ["CN"] and csv_entries[1].countries == ["CN", "HK"]
+    assert json_entries[1].countries == ["CN", "HK"]
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (b"", "header"),
+        (b"a,b\n1,2\n", "header"),
+        (b'{"results": 5}', "expected"),
+        (b'{"results": [{"name": ""}]}', "no entry"),
+        (b"{not json", "not JSON"),
+        (b"\xff\xfe" + b"x" * 10, "UTF-8"),
+    ],
+)
+def test_bad_lists_are_refused(data: bytes, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        parse_list(data)
+
+
+# -- names ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SHENZHEN EXAMPLE INTELLIGENT COMPUTING TECHNOLOGY CO., LTD.",
+        "Shenzhen Example Intelligent Computing Technology Limited",
+        "Shenzhen Example Intelligent Computing Technology Co Ltd",
+        "  shenzhen   example intelligent computing technology, LLC",
+        "深圳 Example Intelligent Computing Technology 有限公司",
+    ],
+)
+def test_suffixes_spacing_and_script_normalise_alike(name: str) -> None:
+    assert normalise_name(name) == "shenzhen example intelligent computing technology"
+
+
+@pytest.mark.parametrize(
+    ("name", "entry", "at_least"),
+    [
+        ("Shen Zhen Example IntelligentComputing Technology Limited", ENTRY, 92),  # suffix + spacing
+        ("深圳示例智算科技有限公司", ENTRY, 92),  # the listed alias in Chinese script
+        ("Example National Super-Computing Centre", "EXAMPLE NATIONAL SUPERCOMPUTING CENTER", 92),
+        ("Ivan Petrovich EXAMPLOV", "EXAMPLOV, Ivan Petrovich", 92),  # word order
+        ("Иван Экзамплов", "EXAMPLOV, Ivan Petrovich", 80),  # Cyrillic, transliterated: a near match
+    ],
+)
+def test_listed_parties_are_found(screener: Screener, name: str, entry: str, at_least: float) -> None:
+    hits = screener.screen(name)
+    assert hits and hits[0].entry.name == entry and hits[0].score >= at_least
+
+
+@pytest.mark.parametrize(
+    "name", ["Acme Research Inc", "Example", "Shenzhen Example Trading Co", "Ltd.", "有限公司"]
+)
+def test_unrelated_or_partial_names_do_not_match(screener: Screener, name: str) -> None:
+    assert all(h.score < 80 for h in screener.screen(name))
+
+
+# -- through the pipeline --------------------------------------------------------------------------
+
+
+def _enforcer(w: World, engine: Any, catalog: Any, state: Path, **kw: Any) -> Enforcer:
+    load_file(CSL_JSON, state, "2026-12-01T00:00:00Z")
+    return Enforcer(
+        catalog=catalog,
+        accounts=StaticAccountDirectory(list(w.origins.values())),
+        engine=engine,
+        attestations=RegistryAttestationProvider(w.registry),
+        observer=Observer(screening=ScreeningSource(state / LIST_FILE)),
+        **kw,
+    )
+
+
+def _attest(w: World, name: str | None, aliases: list[str] | None = None) -> None:
+    ec: dict[str, Any] = {
+        "country": "DE",
+        "hq_country": "DE",
+        "parent_hq_country": "DE",
+        "kyc_level": "verified",
+    }
+    if name is not None:
+        ec["name"] = name
+    if aliases is not None:
+        ec["aliases"] = aliases
+    submit_token(w.token(now=T0, end_customer=ec, jti="att-1"), w.directory(), w.registry, T0 + 60)
+
+
+def _launch() -> LaunchRequest:
+    return LaunchRequest("cloudtrail", "ec2:RunInstances", ACC_X, "us-east-1", items=[LaunchItem("p5.48xlarge", 1)],
+                         event_id="evt-screen-1")  # fmt: skip
+
+
+def test_end_customer_named_like_a_listed_entry_is_denied(
+    world: World, engine: Any, catalog: Any, tmp_path: Path
+) -> None:
+    """Done when: a different suffix and spacing still match; the entry and the list are named."""
+    name = "Shen Zhen Example Intelligent Computing Technology Limited"
+    _attest(world, name)
+    audit = open_local_store(tmp_path / "audit", tmp_path / "keys")
+    enf = _enforcer(world, engine, catalog, tmp_path / "state", audit=audit)
+    out = enf.enforce(_launch(), T0 + 120)
+    audit.close()
+    d = out.decision
+    assert d.effect == "deny" and d.reason_codes == ["RESTRICTED_PARTY_MATCH"]
+    assert ENTRY in d.reasons[0].message and EL in d.reasons[0].message
+    hit = d.to_dict()["screening"]["hits"][0]
+    assert hit["entry"] == ENTRY and hit["list"] == EL and hit["score"] >= 92
+    # the clear name was screened, then left out of the policy input and the log
+    assert d.input is not None
+    assert d.input["attestation"]["end_customers"][0]["name_screened"] is True
+    assert "name" not in d.input["attestation"]["claims"]["end_customer"]
+    log = "".join(p.read_text() for p in (tmp_path / "audit").glob("segment-*.jsonl"))
+    assert "RESTRICTED_PARTY_MATCH" in log and "Limited" not in log and "Shen Zhen" not in log
+
+
+def test_an_alias_is_screened_too(world: World, engine: Any, catalog: Any, tmp_path: Path) -> None:
+    _attest(world, "Harmless Holdings GmbH", aliases=["Example National Super Computing Center Ltd"])
+    d = _enforcer(world, engine, catalog, tmp_path / "state").decide(_launch(), T0 + 120)
+    assert d.effect == "deny" and "EXAMPLE NATIONAL SUPERCOMPUTING CENTER" in d.reasons[0].message
+    log_input = json.dumps(d.input)
+    assert "Harmless" not in log_input and "Super Computing" not in log_input
+
+
+def test_near_match_is_an_audit(world: World, engine: Any, catalog: Any, tmp_path: Path) -> None:
+    _attest(world, "Иван Экзамплов")
+    d = _enforcer(world, engine, catalog, tmp_path / "state").decide(_launch(), T0 + 120)
+    assert d.effect == "audit" and d.reason_codes == ["RESTRICTED_PARTY_MATCH"]
+    assert d.reasons[0].message.startswith("near match")
+
+
+def test_clear_names_never_reach_the_input_without_an_observer(
+    world: World, engine: Any, catalog: Any
+) -> None:
+    _attest(world, "Some Customer Ltd", aliases=["SC"])
+    enf = Enforcer(catalog=catalog, accounts=StaticAccountDirectory(list(world.origins.values())), engine=engine,
+                   attestations=RegistryAttestationProvider(world.registry))  # fmt: skip
+    d = enf.decide(_launch(), T0 + 120)
+    assert d.effect == "allow" and "Some Customer" not in json.dumps(d.input)
+
+
+def test_unreadable_list_is_reported_not_treated_as_clean(
+    world: World, engine: Any, catalog: Any, tmp_path: Path
+) -> None:
+    _attest(world, "Shenzhen Example Intelligent Computing Technology Ltd")
+    state = tmp_path / "state"
+    enf = _enforcer(world, engine, catalog, state)
+    (state / LIST_FILE).write_text("{broken")
+    d = enf.decide(_launch(), T0 + 120)
+    assert d.effect == "audit" and d.reason_codes == ["RESTRICTED_PARTY_MATCH"]
+    assert "screening unavailable" in d.reasons[0].message
+
+
+# -- the CLI ---------------------------------------------------------------------------------------
+
+
+def run(state: Path, *args: str) -> Any:
+    return CliRunner().invoke(cli, ["--state", str(state), *args])
+
+
+@pytest.mark.parametrize("sample", [CSL_CSV, CSL_JSON])
+def test_screening_load_and_account_names(tmp_path: Path, sample: Path) -> None:
+    from tests.evidence_support import runinstances
+
+    state = tmp_path / "state"
+    res = run(state, "screening", "load", str(sample))
+    assert res.exit_code == 0, res.output
+    meta = json.loads(res.stdout)
+    assert meta["entries"] == 4 and EL in meta["lists"] and len(meta["sha256"]) == 64
+    assert run(state, "screening", "check", "Example Aviation Industries Corp.").exit_code == 3
+    assert run(state, "screening", "check", "Acme Research").exit_code == 0
+    # an account whose ultimate parent is listed
+    run(state, "account", "add", "111122223333", "--country", "US", "--kyc", "verified",
+        "--name", "Acme Cloud Research", "--parent", "Example Aviation Industry Corp.")  # fmt: skip
+    ev = tmp_path / "ev.json"
+    ev.write_text(json.dumps(runinstances("203.0.113.7", itype="t3.micro")))
+    res = run(state, "decide", str(ev))
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 3 and doc["reasons"][0]["code"] == "RESTRICTED_PARTY_MATCH"
+    assert "ultimate parent of account 111122223333" in doc["reasons"][0]["message"]
+
+
+def test_screening_load_bad_file_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("just,some\ncsv,here\n")
+    res = run(tmp_path / "state", "screening", "load", str(bad))
+    assert res.exit_code == 2 and "BAD_SCREENING_LIST" in res.output
+    res = run(tmp_path / "state", "screening", "load", str(tmp_path / "missing.json"))
+    assert res.exit_code == 2
