@@ -82,7 +82,9 @@ class Scenario:
         for r in self.resellers.values():
             alg = "ES256" if r.rid == "harbour-sg" else "EdDSA"
             r.key = load_signing_key(generate_private_key_pem(alg))
-            reg.put_reseller(r.rid, name=r.name, country=r.country, hq_country=r.country, parent_hq_country=r.country)
+            reg.put_reseller(
+                r.rid, name=r.name, country=r.country, hq_country=r.country, parent_hq_country=r.country
+            )
             reg.add_key(r.rid, ResellerKey(r.kid, alg, r.key.public_pem, created_at=self.now))
 
     def sign(self, reseller: str, account: str, country: str, hq: str, parent: str, key: Any = None) -> str:
