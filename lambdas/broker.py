@@ -12,6 +12,7 @@ from typing import Any
 from enforcer.actions import broker_launch
 from enforcer.aws_errors import error_code
 from enforcer.aws_wiring import runtime
+from enforcer.broker_auth import refusal
 from enforcer.intake import normalise
 from enforcer.model import Ignored, InputError
 from enforcer.pipeline import rfc3339
@@ -30,6 +31,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         request = normalise(event, rfc3339(time.time()))
         if isinstance(request, Ignored) or request.source != "broker":
             raise InputError("not a POST /launch request")
+        refused = refusal(request)
+        if (
+            refused is not None
+        ):  # before deciding: no decision is logged for an account the caller may not act for
+            logger.warning(
+                "broker caller refused", extra={"code": refused[0], "account_id": request.account_id}
+            )
+            count(metrics, "CallerRefused")
+            return reply(403, {"code": refused[0], "message": refused[1]})
         outcome = rt.enforcer.enforce(request, action="broker:launch")
     except InputError as exc:
         count(metrics, "BadInput")

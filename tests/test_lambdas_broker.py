@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from lambdas import broker
-from tests.lambda_env import HOME, MEMBER, REGION, LambdaContext, World, broker_event, world_factory
+from tests.lambda_env import EVENTS, HOME, MEMBER, REGION, LambdaContext, World, broker_event, world_factory
 
 CTX = LambdaContext(function_name="gpu-broker")
 
@@ -103,3 +103,28 @@ def test_dryrun_launches_but_logs_would_deny(make_world: Any) -> None:
     body = {"instanceType": "p5.48xlarge", "count": 1, "region": REGION, "imageId": w.ami(MEMBER)}
     status, out = call(broker_event(MEMBER, body))
     assert status == 200 and out["effect"] == "deny" and len(out["instance_ids"]) == 1
+
+
+# -- issue 11: the direct-invoke path cannot launch for an account the caller does not own ----------
+def test_direct_invoke_is_refused_and_launches_nothing(make_world: Any) -> None:
+    w: World = make_world()
+    direct = json.loads((EVENTS / "broker_direct.json").read_text())
+    direct["account_id"] = HOME  # an allowed account, named by the payload: no proof of who asks
+    direct["launch"] = {"instanceType": "p5.48xlarge", "count": 1, "region": REGION, "imageId": w.ami()}
+    status, out = call(direct)
+    assert status == 403 and out["code"] == "DIRECT_INVOKE_REFUSED"
+    assert w.client("ec2").describe_instances()["Reservations"] == []
+    assert w.audit_count() == 0
+
+
+def test_caller_from_another_account_is_refused(make_world: Any) -> None:
+    w: World = make_world()
+    body = {"instanceType": "p5.48xlarge", "count": 1, "region": REGION, "imageId": w.ami()}
+    forged = broker_event(HOME, body)
+    forged["requestContext"]["identity"]["userArn"] = f"arn:aws:sts::{MEMBER}:assumed-role/Dev/mallory"
+    status, out = call(forged)
+    assert status == 403 and out["code"] == "CALLER_ACCOUNT_MISMATCH"
+    forged["requestContext"]["identity"]["userArn"] = "AROAEXAMPLE:mallory"  # not an ARN
+    status, out = call(forged)
+    assert status == 403 and out["code"] == "CALLER_UNKNOWN"
+    assert w.client("ec2").describe_instances()["Reservations"] == []
