@@ -272,6 +272,7 @@ def build_enforcer(cfg: Config, clients: ClientFactory, *, engine: PolicyEngine 
         Validated configuration.
     clients
         Client factory (home account credentials, member-account roles).
+            sagemaker=clients.client("sagemaker", account_id, region),
     engine
         A ready engine (tests, benchmarks); by default made from ``cfg.engine`` and ``cfg.policy_dir``.
     """

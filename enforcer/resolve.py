@@ -52,6 +52,9 @@ class AwsResolver:
     autoscaling
         Optional boto3 Auto Scaling client (DescribeAutoScalingGroups, DescribeLaunchConfigurations);
         without it ASG and launch-configuration references stay unresolved.
+    sagemaker
+        Optional boto3 SageMaker client (DescribeEndpointConfig, for ``UpdateEndpoint`` and
+        ``CreateEndpoint``); without it endpoint-configuration references stay unresolved.
     known_types
         Instance types used to expand wildcards in ``AllowedInstanceTypes`` (e.g.
         ``ChipCatalog().known_types()``); without it wildcards stay unresolved.
@@ -75,9 +78,11 @@ class AwsResolver:
         backoff: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
         capacity_block_hours: Sequence[int] = CAPACITY_BLOCK_HOURS,
+        sagemaker: Any = None,
     ) -> None:
         self.ec2 = ec2
         self.autoscaling = autoscaling
+        self.sagemaker = sagemaker
         self.known_types = tuple(known_types) if known_types is not None else None
         self.attempts = max(1, attempts)
         self.backoff = backoff
@@ -165,6 +170,8 @@ class AwsResolver:
             return self._fleet(item, str(ref.get("id", "")))
         if kind == "capacity_block_offering":
             return [self._offering(item, str(ref.get("id", "")))]
+        if kind == "sagemaker_endpoint_config":
+            return self._endpoint_config(item, str(ref.get("name", "")))
         return None  # instance_family and kinds the pipeline classifies itself
 
     def template_data(self, ref: Mapping[str, Any]) -> dict[str, Any]:
@@ -282,6 +289,25 @@ class AwsResolver:
             items.append(LaunchItem(None, item.count, lc, item.path))
         if not items:
             raise ResolutionError(f"auto scaling group {name!r} has no launch template or configuration")
+        return items
+
+    def _endpoint_config(self, item: LaunchItem, name: str) -> list[LaunchItem]:
+        """The variants of an endpoint configuration (``UpdateEndpoint``, ``CreateEndpoint``); they add up."""
+        if self.sagemaker is None:
+            raise ResolutionError("no SageMaker client")
+        cfg = self.sagemaker.describe_endpoint_config(EndpointConfigName=name)
+        items: list[LaunchItem] = []
+        for key in ("ProductionVariants", "ShadowProductionVariants"):
+            for v in cfg.get(key) or []:
+                itype = v.get("InstanceType")
+                if not isinstance(itype, str) or not itype:
+                    continue  # serverless variant: no instances
+                top = (v.get("ManagedInstanceScaling") or {}).get("MaxInstanceCount")
+                counts = [c for c in (v.get("InitialInstanceCount"), top) if isinstance(c, int)]
+                n = max(counts, default=1)
+                items.append(LaunchItem(itype.removeprefix("ml."), n, None, item.path))
+        if not items:
+            raise ResolutionError(f"endpoint configuration {name!r} has no instance-backed variant")
         return items
 
     def _launch_configuration(self, item: LaunchItem, name: str) -> LaunchItem:
