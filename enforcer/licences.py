@@ -33,6 +33,8 @@ LICENSABLE_CLASSES = ("3A090.a", "3A090.b")
 STATUSES = ("active", "revoked")
 MAX_COUNTRIES = 64
 MAX_TEXT = 512
+#: Licences passed to the policy per account; more is refused (fail closed: no licence then counts).
+MAX_PER_ACCOUNT = 64
 
 
 class LicenceError(InputError):
@@ -185,6 +187,19 @@ class LicenceStore(Protocol):
         ...
 
 
+def policy_view(items: list[Licence]) -> list[dict[str, Any]]:
+    """``input.licences`` for one account: in-scope fields only, bounded.
+
+    Raises
+    ------
+    LicenceError
+        When the account has more than :data:`MAX_PER_ACCOUNT` licences (the pipeline then passes none).
+    """
+    if len(items) > MAX_PER_ACCOUNT:
+        raise LicenceError(f"more than {MAX_PER_ACCOUNT} licences for one account; revoke or remove old ones")
+    return [x.to_policy() for x in items]
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -254,7 +269,7 @@ class LocalLicenceStore:
 
     def for_account(self, account_id: str) -> list[dict[str, Any]]:
         """The account's licences as ``input.licences``."""
-        return [x.to_policy() for x in self.entries(account_id)]
+        return policy_view(self.entries(account_id))
 
 
 def licences_table(prefix: str) -> str:
@@ -378,4 +393,4 @@ class DynamoDBLicenceStore:
 
     def for_account(self, account_id: str) -> list[dict[str, Any]]:
         """The account's licences as ``input.licences`` (a failure raises; the pipeline fails closed)."""
-        return [x.to_policy() for x in self._query(account_id)]
+        return policy_view(self._query(account_id))

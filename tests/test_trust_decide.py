@@ -202,3 +202,59 @@ def test_region_location(world: World, engine: Any, catalog: Any, region: str, e
     us = direct("US")
     d = decide(world, engine, catalog, account=us.account_id, origins=[us], region=region, now=NOW_2026_12)
     assert codes(d) == expected
+
+
+def test_flooding_with_favourable_attestations_fails_closed(world: World, engine: Any, catalog: Any) -> None:
+    """A reseller cannot push a restrictive attestation out of view by submitting many newer ones."""
+    from enforcer.attestation.provider import MAX_CANDIDATES
+
+    store(world, sign(world, ec("SG", parent="CN"), "t-bad", at=T0))
+    for n in range(MAX_CANDIDATES):
+        store(world, sign(world, ec("SG"), f"t-good-{n}", at=T0 + 1 + n), now=T0 + 90)
+    d = decide(world, engine, catalog)
+    assert d.effect == "deny" and codes(d) == {"ATTESTATION_INVALID"}
+    assert "unexpired attestations" in d.reasons[0].message
+    # once they have expired, the account is judged on what is current again
+    assert codes(decide(world, engine, catalog, now=T0 + 31 * DAY)) == {"ATTESTATION_EXPIRED"}
+
+
+def test_too_many_licences_count_as_none() -> None:
+    from enforcer.licences import MAX_PER_ACCOUNT, Licence, LicenceError, policy_view
+
+    many = [
+        Licence(f"L-{n}", "111122223333", ("CN",), "2027-01-01T00:00:00Z") for n in range(MAX_PER_ACCOUNT + 1)
+    ]
+    with pytest.raises(LicenceError):
+        policy_view(many)
+    assert len(policy_view(many[:MAX_PER_ACCOUNT])) == MAX_PER_ACCOUNT
+
+
+def test_licence_register_failure_fails_closed(make_enforcer: Any) -> None:
+    class Broken:
+        def for_account(self, account_id: str) -> list[dict[str, Any]]:
+            raise OSError("register unreachable")
+
+    class One:
+        def for_account(self, account_id: str) -> list[dict[str, Any]]:
+            return [
+                {
+                    "id": "L-1",
+                    "account_id": account_id,
+                    "countries": ["CN"],
+                    "expires": "2099-01-01T00:00:00Z",
+                }
+            ]
+
+    cn = AccountOrigin("555566667777", "CN", "CN", "CN", "verified")
+    req = LaunchRequest(
+        "cloudtrail", "ec2:RunInstances", cn.account_id, "us-east-1", items=[LaunchItem("p5.48xlarge", 1)]
+    )
+    ok = make_enforcer([cn], licences=One()).decide(req, NOW_2026_12)
+    assert ok.effect == "audit" and codes(ok) == {"LICENSED"}
+    enf = make_enforcer([cn], licences=Broken())
+    req2 = LaunchRequest(
+        "cloudtrail", "ec2:RunInstances", cn.account_id, "us-east-1", items=[LaunchItem("p5.48xlarge", 1)]
+    )
+    d = enf.decide(req2, NOW_2026_12)
+    assert d.effect == "deny" and codes(d) == {"ORIGIN_RESTRICTED"}
+    assert enf.counters["licence_lookup_failures"] == 1

@@ -111,11 +111,11 @@ class RegistryAttestationProvider:
         """Return the status (and verified claims) of the attestations covering ``origin``.
 
         Direct accounts (no reseller) give ``not_required``; a reseller account with nothing
-        stored gives ``missing``. Every stored attestation (newest first, at most
-        :data:`MAX_CANDIDATES`) is verified; those valid now and not superseded by a newer valid
-        one (its ``supersedes`` claim names their jti) all count: their end customers go to the
-        policy as ``end_customers``, so the most restrictive answer wins. The result carries the
-        newest of them. If none is valid, the newest one's status is returned.
+        stored gives ``missing``. Every unexpired stored attestation is verified (more than
+        :data:`MAX_CANDIDATES` of them is ``invalid``: fail closed); those valid now and not
+        superseded by a newer valid one (its ``supersedes`` claim names their jti) all count: their
+        end customers go to the policy as ``end_customers``, so the most restrictive answer wins.
+        The result carries the newest of them. If none is valid, the newest one's status is returned.
 
         ``ref`` (a jti, from the ``gpu-attestation`` tag) can only narrow: the named attestation
         must be one of those that count, else its own failure (``missing``, ``expired`` ...,
@@ -145,8 +145,18 @@ class RegistryAttestationProvider:
             return AttestationResult(
                 "missing", detail=f"no attestation stored for account {origin.account_id}"
             )
+        # Every unexpired attestation must be examined, or a reseller could push a restrictive one
+        # out of view by submitting many favourable ones: past the bound, fail closed.
+        unexpired = [a for a in stored if a.exp + self.clock_skew > now]
+        if len(unexpired) > MAX_CANDIDATES:
+            return AttestationResult(
+                "invalid",
+                detail=f"{len(unexpired)} unexpired attestations for the account (at most "
+                f"{MAX_CANDIDATES} are examined): supersede or let old ones expire",
+            )
+        candidates = unexpired or stored[:1]
         checked: list[tuple[StoredAttestation, AttestationResult]] = []
-        for att in stored[:MAX_CANDIDATES]:
+        for att in candidates:
             try:
                 result = self._check(att, origin, now)
             except REGISTRY_FAILURES as exc:
@@ -162,6 +172,9 @@ class RegistryAttestationProvider:
         current = [r for a, r in valid if a.jti not in superseded]
         if ref is not None:
             named = [(a, r) for a, r in checked if a.jti == ref]
+            if not named and any(a.jti == ref for a in stored):
+                old = next(a for a in stored if a.jti == ref)
+                named = [(old, self._check(old, origin, now))]
             if not named:
                 return AttestationResult(
                     "missing", detail=f"no stored attestation {ref[:70]!r} for this account"
