@@ -23,7 +23,9 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +71,17 @@ def cold_start(runs: int = 3) -> dict[str, float]:
     return result
 
 
-def warm_latency(events: int = 40) -> dict[str, Any]:
-    """Per-event guard latency in milliseconds against a moto server, deny and allow separately."""
+@contextlib.contextmanager
+def _bench_world(on_client: Any = None) -> Iterator[tuple[Any, Any, dict[str, str], Any]]:
+    """A moto server, the provisioned runtime, a US (home) and a CN (member) account.
+
+    Yields ``(clients, guard_module, images_by_account, runtime)``; ``on_client`` is called with
+    every boto3 client the runtime creates (the deny-path bench registers its event hooks there).
+    """
+    from enforcer.accounts_aws import DynamoDBAccountDirectory
     from enforcer.aws_wiring import build_runtime, set_runtime
     from enforcer.config import Config
-    from enforcer.demo.events import run_instances
-    from enforcer.demo.world import LambdaContext, moto_server
+    from enforcer.demo.world import moto_server
     from enforcer.model import AccountOrigin
 
     stack = contextlib.ExitStack()
@@ -92,19 +99,46 @@ def warm_latency(events: int = 40) -> dict[str, Any]:
     try:
         home, member = "123456789012", "111111111111"
         clients = ClientFactory("us-east-1", home_account=home, endpoint_url=url)
+        if on_client is not None:
+            make = clients._new_client
+
+            def hooked(*args: Any, **kwargs: Any) -> Any:
+                client = make(*args, **kwargs)
+                on_client(client)
+                return client
+
+            setattr(clients, "_new_client", hooked)  # noqa: B010 - instance patch, any signature
         rt = build_runtime(Config.from_env(provision(clients)), clients=clients)
         set_runtime(rt)
-        from enforcer.accounts_aws import DynamoDBAccountDirectory
-
         directory = DynamoDBAccountDirectory(clients.client("dynamodb"), str(rt.config.accounts_table))
         directory.put(AccountOrigin(home, "US", "US", "US", kyc="verified"))
         directory.put(AccountOrigin(member, "CN", "CN", "CN", kyc="verified"))
         guard.logger.setLevel("WARNING")
-        ctx = LambdaContext()
         images = {
             a: clients.client("ec2", a).describe_images(ImageIds=[MOTO_AMI])["Images"][0]["ImageId"]
             for a in (home, member)
         }
+        yield clients, guard, images, rt
+        set_runtime(None)
+    finally:
+        stack.close()
+        for name, level in quiet.items():
+            logging.getLogger(name).setLevel(level)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def warm_latency(events: int = 40) -> dict[str, Any]:
+    """Per-event guard latency in milliseconds against a moto server, deny and allow separately."""
+    from enforcer.demo.events import run_instances
+    from enforcer.demo.world import LambdaContext
+
+    with _bench_world() as (clients, guard, images, _rt):
+        home, member = "123456789012", "111111111111"
+        ctx = LambdaContext()
         timings: dict[str, list[float]] = {"deny": [], "allow": []}
         for i in range(events + 2):
             account = member if i % 2 == 0 else home
@@ -118,7 +152,6 @@ def warm_latency(events: int = 40) -> dict[str, Any]:
                 elapsed = (time.perf_counter() - t0) * 1000
             if i >= 2:  # the first two warm the container (clients, catalogue, member credentials)
                 timings[out["results"][0]["effect"]].append(elapsed)
-        set_runtime(None)
         return {
             effect: {
                 "events": len(ms),
@@ -129,15 +162,78 @@ def warm_latency(events: int = 40) -> dict[str, Any]:
             for effect, ms in timings.items()
             if ms
         }
-    finally:
-        stack.close()
-        for name, level in quiet.items():
-            logging.getLogger(name).setLevel(level)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+
+
+class CallLog:
+    """AWS calls seen through botocore ``before-call`` hooks: (perf_counter, thread, service.Operation)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, int, str]] = []
+        self.decided_at: float | None = None
+
+    def attach(self, client: Any) -> None:
+        """Register on one boto3 client (every service and operation)."""
+        client.meta.events.register("before-call", self._before)
+
+    def _before(self, model: Any, **kwargs: Any) -> None:
+        name = f"{model.service_model.service_name}.{model.name}"
+        self.calls.append((time.perf_counter(), threading.get_ident(), name))
+
+
+def deny_path(events: int = 20) -> dict[str, Any]:
+    """Time from the deny decision to the stop call being issued, and the AWS calls on that path.
+
+    Counted with botocore event hooks on every client the runtime creates (not by hand): the calls
+    the handler's thread makes after the decision up to and including ``StopInstances`` are the
+    serial path (target <= 3: a describe when needed, the audit transaction, the stop); the calls
+    made after the stop (tags, notification, state) are reported apart with the threads they ran on.
+    """
+    from enforcer.demo.events import run_instances
+    from enforcer.demo.world import LambdaContext
+
+    log = CallLog()
+    with _bench_world(log.attach) as (clients, guard, images, rt):
+        member = "111111111111"
+        ctx = LambdaContext()
+        decide = rt.enforcer.decide
+
+        def timed_decide(*a: Any, **kw: Any) -> Any:
+            d = decide(*a, **kw)
+            log.decided_at = time.perf_counter()
+            return d
+
+        setattr(rt.enforcer, "decide", timed_decide)  # noqa: B010
+        ms: list[float] = []
+        serial: list[list[str]] = []
+        after: list[list[str]] = []
+        for i in range(events + 2):
+            resp = clients.client("ec2", member).run_instances(
+                ImageId=images[member], InstanceType="p5.48xlarge", MinCount=1, MaxCount=1
+            )
+            event = run_instances(resp, member, instanceType="p5.48xlarge")
+            log.calls.clear()
+            with contextlib.redirect_stdout(io.StringIO()):
+                out = guard.handler(event, ctx)
+            assert out["results"][0]["remediation"]["status"] == "stopped", out
+            me = threading.get_ident()
+            t_dec = log.decided_at or 0.0
+            path = [c for c in log.calls if c[0] >= t_dec and c[1] == me]
+            stop_at = next(c[0] for c in path if c[2] == "ec2.StopInstances")
+            if i >= 2:
+                ms.append((stop_at - t_dec) * 1000)
+                serial.append([c[2] for c in path if c[0] <= stop_at])
+                after.append([c[2] for c in log.calls if c[0] > stop_at])
+        setattr(rt.enforcer, "decide", decide)  # noqa: B010
+    counts = [len(s) for s in serial]
+    return {
+        "events": len(ms),
+        "decision_to_stop_p50_ms": round(statistics.median(ms), 2),
+        "decision_to_stop_p95_ms": round(sorted(ms)[max(0, int(len(ms) * 0.95) - 1)], 2),
+        "serial_calls_max": max(counts),
+        "serial_calls": serial[-1],
+        "after_stop_calls": sorted(after[-1]),
+        "target_serial_calls": 3,
+    }
 
 
 def bench_guard(events: int = 40, cold_runs: int = 3) -> dict[str, Any]:
@@ -155,6 +251,7 @@ def bench_guard(events: int = 40, cold_runs: int = 3) -> dict[str, Any]:
         "cold_start_ms": {k.removesuffix("_s"): round(v * 1000, 1) for k, v in cold.items()}
         | {"target": 300.0},
         "warm_per_event": warm_latency(events),
+        "deny_path": deny_path(max(4, events // 2)),
     }
 
 

@@ -298,6 +298,26 @@ def bench_guard() -> list[Row]:
         }
         for effect, w in warm.items()
     ]
+    dp = r["deny_path"]
+    rows.append(
+        {
+            "figure": "guard: deny decision -> StopInstances issued (moto server over HTTP)",
+            "value": f"p50 {dp['decision_to_stop_p50_ms']:.1f} ms, "
+            f"p95 {dp['decision_to_stop_p95_ms']:.1f} ms",
+            "compare": "after the stop, concurrently: " + ", ".join(dp["after_stop_calls"]),
+            "target": "",
+            "met": None,
+        }
+    )
+    rows.append(
+        {
+            "figure": "guard: serial AWS calls from deny decision to the stop (botocore hooks)",
+            "value": f"{dp['serial_calls_max']} ({' -> '.join(dp['serial_calls'])})",
+            "compare": "a describe only when the event does not name the instances",
+            "target": f"<= {dp['target_serial_calls']}",
+            "met": dp["serial_calls_max"] <= dp["target_serial_calls"],
+        }
+    )
     rows.append(
         {
             "figure": "guard cold start (import + config + policy load)",
