@@ -133,35 +133,40 @@ def _bench_world(on_client: Any = None) -> Iterator[tuple[Any, Any, dict[str, st
 
 def warm_latency(events: int = 40) -> dict[str, Any]:
     """Per-event guard latency in milliseconds against a moto server, deny and allow separately."""
+    with _bench_world() as world:
+        return _warm(world, events)
+
+
+def _warm(world: tuple[Any, Any, dict[str, str], Any], events: int) -> dict[str, Any]:
     from enforcer.demo.events import run_instances
     from enforcer.demo.world import LambdaContext
 
-    with _bench_world() as (clients, guard, images, _rt):
-        home, member = "123456789012", "111111111111"
-        ctx = LambdaContext()
-        timings: dict[str, list[float]] = {"deny": [], "allow": []}
-        for i in range(events + 2):
-            account = member if i % 2 == 0 else home
-            resp = clients.client("ec2", account).run_instances(
-                ImageId=images[account], InstanceType="p5.48xlarge", MinCount=1, MaxCount=1
-            )
-            event = run_instances(resp, account, instanceType="p5.48xlarge")
-            with contextlib.redirect_stdout(io.StringIO()):
-                t0 = time.perf_counter()
-                out = guard.handler(event, ctx)
-                elapsed = (time.perf_counter() - t0) * 1000
-            if i >= 2:  # the first two warm the container (clients, catalogue, member credentials)
-                timings[out["results"][0]["effect"]].append(elapsed)
-        return {
-            effect: {
-                "events": len(ms),
-                "p50_ms": round(statistics.median(ms), 2),
-                "p95_ms": round(sorted(ms)[max(0, int(len(ms) * 0.95) - 1)], 2),
-                "mean_ms": round(statistics.fmean(ms), 2),
-            }
-            for effect, ms in timings.items()
-            if ms
+    clients, guard, images, _rt = world
+    home, member = "123456789012", "111111111111"
+    ctx = LambdaContext()
+    timings: dict[str, list[float]] = {"deny": [], "allow": []}
+    for i in range(events + 2):
+        account = member if i % 2 == 0 else home
+        resp = clients.client("ec2", account).run_instances(
+            ImageId=images[account], InstanceType="p5.48xlarge", MinCount=1, MaxCount=1
+        )
+        event = run_instances(resp, account, instanceType="p5.48xlarge")
+        with contextlib.redirect_stdout(io.StringIO()):
+            t0 = time.perf_counter()
+            out = guard.handler(event, ctx)
+            elapsed = (time.perf_counter() - t0) * 1000
+        if i >= 2:  # the first two warm the container (clients, catalogue, member credentials)
+            timings[out["results"][0]["effect"]].append(elapsed)
+    return {
+        effect: {
+            "events": len(ms),
+            "p50_ms": round(statistics.median(ms), 2),
+            "p95_ms": round(sorted(ms)[max(0, int(len(ms) * 0.95) - 1)], 2),
+            "mean_ms": round(statistics.fmean(ms), 2),
         }
+        for effect, ms in timings.items()
+        if ms
+    }
 
 
 class CallLog:
@@ -188,42 +193,47 @@ def deny_path(events: int = 20) -> dict[str, Any]:
     serial path (target <= 3: a describe when needed, the audit transaction, the stop); the calls
     made after the stop (tags, notification, state) are reported apart with the threads they ran on.
     """
+    log = CallLog()
+    with _bench_world(log.attach) as world:
+        return _deny(world, log, events)
+
+
+def _deny(world: tuple[Any, Any, dict[str, str], Any], log: CallLog, events: int) -> dict[str, Any]:
     from enforcer.demo.events import run_instances
     from enforcer.demo.world import LambdaContext
 
-    log = CallLog()
-    with _bench_world(log.attach) as (clients, guard, images, rt):
-        member = "111111111111"
-        ctx = LambdaContext()
-        decide = rt.enforcer.decide
+    clients, guard, images, rt = world
+    member = "111111111111"
+    ctx = LambdaContext()
+    decide = rt.enforcer.decide
 
-        def timed_decide(*a: Any, **kw: Any) -> Any:
-            d = decide(*a, **kw)
-            log.decided_at = time.perf_counter()
-            return d
+    def timed_decide(*a: Any, **kw: Any) -> Any:
+        d = decide(*a, **kw)
+        log.decided_at = time.perf_counter()
+        return d
 
-        setattr(rt.enforcer, "decide", timed_decide)  # noqa: B010
-        ms: list[float] = []
-        serial: list[list[str]] = []
-        after: list[list[str]] = []
-        for i in range(events + 2):
-            resp = clients.client("ec2", member).run_instances(
-                ImageId=images[member], InstanceType="p5.48xlarge", MinCount=1, MaxCount=1
-            )
-            event = run_instances(resp, member, instanceType="p5.48xlarge")
-            log.calls.clear()
-            with contextlib.redirect_stdout(io.StringIO()):
-                out = guard.handler(event, ctx)
-            assert out["results"][0]["remediation"]["status"] == "stopped", out
-            me = threading.get_ident()
-            t_dec = log.decided_at or 0.0
-            path = [c for c in log.calls if c[0] >= t_dec and c[1] == me]
-            stop_at = next(c[0] for c in path if c[2] == "ec2.StopInstances")
-            if i >= 2:
-                ms.append((stop_at - t_dec) * 1000)
-                serial.append([c[2] for c in path if c[0] <= stop_at])
-                after.append([c[2] for c in log.calls if c[0] > stop_at])
-        setattr(rt.enforcer, "decide", decide)  # noqa: B010
+    setattr(rt.enforcer, "decide", timed_decide)  # noqa: B010
+    ms: list[float] = []
+    serial: list[list[str]] = []
+    after: list[list[str]] = []
+    for i in range(events + 2):
+        resp = clients.client("ec2", member).run_instances(
+            ImageId=images[member], InstanceType="p5.48xlarge", MinCount=1, MaxCount=1
+        )
+        event = run_instances(resp, member, instanceType="p5.48xlarge")
+        log.calls.clear()
+        with contextlib.redirect_stdout(io.StringIO()):
+            out = guard.handler(event, ctx)
+        assert out["results"][0]["remediation"]["status"] == "stopped", out
+        me = threading.get_ident()
+        t_dec = log.decided_at or 0.0
+        path = [c for c in log.calls if c[0] >= t_dec and c[1] == me]
+        stop_at = next(c[0] for c in path if c[2] == "ec2.StopInstances")
+        if i >= 2:
+            ms.append((stop_at - t_dec) * 1000)
+            serial.append([c[2] for c in path if c[0] <= stop_at])
+            after.append([c[2] for c in log.calls if c[0] > stop_at])
+    setattr(rt.enforcer, "decide", decide)  # noqa: B010
     counts = [len(s) for s in serial]
     return {
         "events": len(ms),
@@ -247,11 +257,15 @@ def bench_guard(events: int = 40, cold_runs: int = 3) -> dict[str, Any]:
         Fresh interpreters for the cold-start median.
     """
     cold = cold_start(cold_runs)
+    log = CallLog()
+    with _bench_world(log.attach) as world:  # one moto server: its backends are process-wide
+        warm = _warm(world, events)
+        deny = _deny(world, log, max(4, events // 2))
     return {
         "cold_start_ms": {k.removesuffix("_s"): round(v * 1000, 1) for k, v in cold.items()}
         | {"target": 300.0},
-        "warm_per_event": warm_latency(events),
-        "deny_path": deny_path(max(4, events // 2)),
+        "warm_per_event": warm,
+        "deny_path": deny,
     }
 
 
