@@ -363,7 +363,7 @@ started_licence(l) if not l.valid_from
 
 started_licence(l) if time.parse_rfc3339_ns(l.valid_from) <= now_ns
 
-within_tpp(l) if not is_number(l.max_tpp)
+within_tpp(l) if not is_number(object.get(l, "max_tpp", null))
 
 within_tpp(l) if input.request.total_tpp <= l.max_tpp
 

@@ -228,6 +228,11 @@ test_licence_revoked_later_still_covered_earlier_launches if {
 	codes(launch.decision) == {"LICENSED"} with input as licensed(l, now)
 }
 
+test_licence_with_only_the_required_fields_covers if {
+	minimal := {"id": "L-min", "account_id": "111122223333", "countries": ["CN"], "expires": "2027-01-01T00:00:00Z"}
+	codes(launch.decision) == {"LICENSED"} with input as licensed(minimal, now)
+}
+
 test_licence_must_cover_every_country_behind_a_code if {
 	i := object.union(licensed(cn_licence, now), {"account": {"parent_hq_country": "RU"}})
 	d := launch.decision with input as i
