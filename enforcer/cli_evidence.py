@@ -77,16 +77,16 @@ def ledger_show(obj: CliState, owner: str | None, now: str | None, as_json: bool
 def ledger_table(rows: list[dict[str, object]], title: str, console: Console | None = None) -> None:
     """Render ledger rows (``owners()``) as a table."""
     table = Table(title=title)
-    for col in ("kind", "owner", "label", "running TPP", "TPP-hours", "cumulative TPP", "launches"):
-        table.add_column(col, justify="right" if col[0].islower() and " " in col else "left")
+    peaks = bool(rows) and "peak_running_tpp" in rows[0]
+    cols = ["kind", "owner", "label", "running TPP", "TPP-hours", "cumulative TPP", "launches"]
+    cols += ["peak running TPP", "AGGREGATE_COMPUTE"] if peaks else []
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("kind", "owner", "label") else "right")
     for r in rows:
-        table.add_row(
-            str(r["kind"]),
-            str(r["owner"])[:40],
-            str(r.get("label") or ""),
-            f"{float(str(r['running_tpp'])):,.0f}",
-            f"{float(str(r['tpp_hours'])):,.0f}",
-            f"{float(str(r['cumulative_tpp'])):,.0f}",
-            str(r.get("launches", "")),
-        )
+        cells = [str(r["kind"]), str(r["owner"])[:40], str(r.get("label") or "")]
+        cells += [f"{float(str(r[k])):,.0f}" for k in ("running_tpp", "tpp_hours", "cumulative_tpp")]
+        cells.append(str(r.get("launches", "")))
+        if peaks:
+            cells += [f"{float(str(r['peak_running_tpp'])):,.0f}", str(r.get("aggregate_compute", 0))]
+        table.add_row(*cells)
     (console or Console()).print(table)

@@ -136,7 +136,17 @@ def replay_command(
             if progress is not None and task is not None:
                 progress.advance(task)
 
+        from enforcer.ledger.book import LedgerBook
+
+        ledger = getattr(enf.observer, "ledger", None)
+        book = LedgerBook(ledger) if ledger is not None else None
         start = time.perf_counter()
-        summary = replay(iter_events(sources, s3), enf, out, base, at, tick)
+        summary = replay(iter_events(sources, s3), enf, out, base, at, tick, book)
         elapsed = time.perf_counter() - start
     print_summary(summary, elapsed, console, base is not None)
+    if book is not None and (rows := book.rows(at)):
+        from enforcer.cli_evidence import ledger_table
+
+        ledger_table(
+            rows[:20], "Compute ledger over the replayed history (peak = most running at once)", console
+        )

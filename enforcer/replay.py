@@ -151,11 +151,13 @@ def replay(
     baseline: Enforcer | None = None,
     now: float | None = None,
     on_event: Any = None,
+    book: Any = None,
 ) -> ReplaySummary:
     """Decide every event with ``enforcer`` (and ``baseline``) and write one JSON line per decision.
 
     Nothing is logged to the audit trail. Malformed events are counted, written as error lines, and
-    skipped; they never stop the run.
+    skipped; they never stop the run. ``book`` (``enforcer.ledger.book.LedgerBook``) builds the
+    compute ledger over the history: each decision books its launch, stop/terminate events release.
     """
     summary = ReplaySummary()
     dumps = json.dumps
@@ -174,8 +176,12 @@ def replay(
             continue
         if isinstance(request, Ignored):
             summary.ignored += 1
+            if book is not None:
+                book.release(event, now)
             continue
         decision = enforcer.decide(request, now)
+        if book is not None:
+            book.book(decision)
         base = None
         if baseline is not None and decision.input is not None:
             # same input, other policy: no second resolve, classification or registry look-up

@@ -6,9 +6,11 @@ notifies, within the blast-radius cap. It remediates; it does not prevent (the S
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from enforcer.aws_wiring import runtime
+from enforcer.ledger.release import release_ledger
 from lambdas._common import count, powertools
 
 logger, metrics = powertools("gpu-guard")
@@ -32,6 +34,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = rt.guard.handle(event, rt.budget())
     if result["status"] == "ignored":
         count(metrics, "Ignored")
+        if release_ledger(rt.enforcer, event, time.time()):  # a stop/terminate/completion (issue 14)
+            count(metrics, "LedgerReleases")
     elif result["status"] == "bad_input":
         logger.error("bad guard event", extra={"error": result["error"], "code": result["code"]})
         count(metrics, "BadInput")

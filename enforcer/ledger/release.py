@@ -79,3 +79,15 @@ def release_event(ledger: LedgerStore, event: Any, now: float) -> Allocation | N
         return None
     assert isinstance(event, Mapping)
     return ledger.release(resource, _event_time(event, now))
+
+
+def release_ledger(enforcer: Any, event: Any, now: float) -> bool:
+    """Release what a stop/terminate/completion event stopped from ``enforcer.observer.ledger``, if any."""
+    ledger = getattr(getattr(enforcer, "observer", None), "ledger", None)
+    if ledger is None:
+        return False
+    try:
+        return release_event(ledger, event, now) is not None
+    except Exception:  # a failed release leaves the running figure high: conservative, counted
+        enforcer.counters["ledger_release_failures"] += 1
+        return False

@@ -118,7 +118,10 @@ over(o, level) if o.tpp_hours >= agg_cfg[o.kind][sprintf("%s_tpp_hours", [level]
 
 owners_over(level) := {o | some o in input.ledger.owners; over(o, level)}
 
-owner_text(os) := concat("; ", sort([sprintf("%s %s: running %v TPP after this launch (%v before), %v TPP-hours", [o.kind, o.owner, owner_after(o), o.running_tpp, o.tpp_hours]) | some o in os]))
+# Whole numbers in messages (sprintf's %v prints large floats with an exponent).
+whole(x) := format_int(x, 10)
+
+owner_text(os) := concat("; ", sort([sprintf("%s %s: running %s TPP after this launch (%s before), %s TPP-hours", [o.kind, o.owner, whole(owner_after(o)), whole(o.running_tpp), whole(o.tpp_hours)]) | some o in os]))
 
 violations contains reason("AGGREGATE_COMPUTE", owner_text(owners_over("deny"))) if {
 	controlled
