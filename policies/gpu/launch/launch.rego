@@ -371,7 +371,7 @@ covering(code) := {l |
 	some l in input.licences
 	licence_in_force(l)
 	every c in hit_countries(code) {
-		c in l.countries
+		c in {canonical(x) | some x in l.countries}
 	}
 }
 

@@ -233,6 +233,12 @@ test_licence_with_only_the_required_fields_covers if {
 	codes(launch.decision) == {"LICENSED"} with input as licensed(minimal, now)
 }
 
+test_licence_for_hong_kong_covers_a_hong_kong_origin if {
+	hk := object.union(cn_licence, {"countries": ["HK"]})
+	i := object.union(licensed(hk, now), {"account": {"country": "HK", "hq_country": "HK", "parent_hq_country": "HK"}})
+	codes(launch.decision) == {"LICENSED"} with input as i
+}
+
 test_licence_must_cover_every_country_behind_a_code if {
 	i := object.union(licensed(cn_licence, now), {"account": {"parent_hq_country": "RU"}})
 	d := launch.decision with input as i
