@@ -343,3 +343,31 @@ def test_report_only_sweep_lists_violators_and_acts_on_nothing(make_world: Any) 
     assert [v["instance_id"] for v in out["violators"]] == [cn]
     assert out["violators"][0]["reasons"] == ["ORIGIN_RESTRICTED"]
     assert w.state(cn, MEMBER) == "running" and w.audit_count() == before
+
+
+def test_aws_log_is_anchored_by_its_object_lock_checkpoints(make_world: Any) -> None:
+    from enforcer.audit.verify import Anchor
+
+    w: World = make_world()
+    audit = w.rt.enforcer.audit
+    audit.seal_every = 1  # type: ignore[union-attr]
+    for _ in range(3):
+        resp, _ids = _launch(w)
+        handle(run_instances_event(resp, MEMBER, instanceType="p5.48xlarge"))
+    pub = audit.signer.public_key_pem()  # type: ignore[union-attr]  # the KMS key, pinned by the reviewer
+    ddb, s3, bucket = w.client("dynamodb"), w.client("s3"), audit.bucket  # type: ignore[union-attr]
+    rep = verify_aws(ddb, AUDIT_TABLE, s3, bucket, pub)
+    assert rep.ok and rep.anchored_through == 2 and "S3 Object Lock" in rep.anchor
+    last = json.loads(ddb.get_item(TableName=AUDIT_TABLE, Key={"pk": {"S": "REC#2"}})["Item"]["line"]["S"])
+    # an insider drops the newest record and rolls the head back
+    prev = json.loads(ddb.get_item(TableName=AUDIT_TABLE, Key={"pk": {"S": "REC#1"}})["Item"]["line"]["S"])
+    ddb.delete_item(TableName=AUDIT_TABLE, Key={"pk": {"S": "REC#2"}})
+    ddb.update_item(
+        TableName=AUDIT_TABLE,
+        Key={"pk": {"S": "HEAD"}},
+        UpdateExpression="SET #s = :s, #h = :h",
+        ExpressionAttributeNames={"#s": "seq", "#h": "hash"},
+        ExpressionAttributeValues={":s": {"N": "2"}, ":h": {"S": prev["hash"]}},
+    )
+    cut = verify_aws(ddb, AUDIT_TABLE, s3, bucket, pub, anchors=[Anchor(2, last["hash"], "kept")])
+    assert not cut.ok and cut.first_issue is not None and cut.first_issue.kind == "truncated"

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +34,16 @@ from enforcer.audit.chain import GENESIS, seal_record
 from enforcer.audit.local import event_digest, record_event_key, utc_now
 from enforcer.audit.record import build_record, canonical
 from enforcer.audit.signing import Signer, make_checkpoint
-from enforcer.audit.verify import ChainChecker, VerifyIssue, VerifyReport, check_checkpoints, finish
+from enforcer.audit.verify import (
+    Anchor,
+    ChainChecker,
+    VerifyIssue,
+    VerifyReport,
+    anchor_result,
+    apply_anchors,
+    check_checkpoints,
+    finish,
+)
 from enforcer.aws_errors import error_code
 from enforcer.dynamo import create_pk_table
 from enforcer.model import Decision
@@ -541,6 +550,7 @@ def verify_aws(
     public_key_pem: bytes | None = None,
     *,
     prefix: str = "audit/",
+    anchors: Iterable[Anchor] = (),
 ) -> VerifyReport:
     """Verify the AWS audit store: DynamoDB chain, head, S3 sealed copies and checkpoints.
 
@@ -554,6 +564,9 @@ def verify_aws(
         Expected checkpoint public key (None: signatures are not checked, a warning says so).
     prefix
         Key prefix used by the store.
+    anchors
+        Checkpoints kept outside the store (see ``verify.open_verify``); the S3 checkpoints are
+        Object Lock copies, so with a pinned public key they anchor the chain up to the last one.
 
     Returns
     -------
@@ -599,6 +612,8 @@ def verify_aws(
     cps = check_checkpoints(cp_entries, public_key_pem, report)
     if public_key_pem is None and report.checkpoints:
         report.warnings.append("checkpoint signatures not verified: no public key given")
+    anchor_list = list(anchors)
+    cps = apply_anchors(anchor_list, cps, report)
 
     checker = ChainChecker(cps)
     for seq in range(next_seq):
@@ -628,4 +643,7 @@ def verify_aws(
     if not stopped and report.head_hash != head_hash:
         msg = "HEAD hash differs from the last record"
         report.issues.append(VerifyIssue("head_mismatch", msg, report.head_seq, f"{ddb_loc} HEAD", None))
+    anchor_result(report, checker, anchor_list, public_key_pem is not None)
+    if report.anchor == "a checkpoint signed with the pinned public key":
+        report.anchor = "an S3 Object Lock checkpoint signed with the pinned public key"
     return report

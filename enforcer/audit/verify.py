@@ -392,7 +392,7 @@ def load_anchor(data: Any, label: str, public_key_pem: bytes | None) -> Anchor:
     return Anchor(seq, h, label)
 
 
-def _apply_anchors(
+def apply_anchors(
     anchors: Iterable[Anchor], cps: dict[int, tuple[str, str]], report: VerifyReport
 ) -> dict[int, tuple[str, str]]:
     """Merge trusted anchors into the checkpoint map (an anchor wins a conflict, and says so)."""
@@ -414,7 +414,7 @@ def _apply_anchors(
     return out
 
 
-def _anchor_result(
+def anchor_result(
     report: VerifyReport, checker: ChainChecker, anchors: list[Anchor], pinned_key: bool
 ) -> None:
     """Set how far the log is anchored by evidence from outside its folder."""
@@ -481,7 +481,7 @@ def open_verify(
     cps = check_checkpoints(_read_checkpoint_file(d / layout.CHECKPOINTS, report), public_key_pem, report)
     if public_key_pem is None and report.checkpoints:
         report.warnings.append("checkpoint signatures not verified: no public key given")
-    cps = _apply_anchors(anchors, cps, report)
+    cps = apply_anchors(anchors, cps, report)
     checker = ChainChecker(cps, deep=deep)
     tail: str | None = None
     segments = list(layout.segment_files(d))
@@ -505,7 +505,7 @@ def open_verify(
         if checker.issue is not None:
             break
     finish(checker, cps, report, tail)
-    _anchor_result(report, checker, anchors, pinned_key)
+    anchor_result(report, checker, anchors, pinned_key)
     for name in layout.stray_files(d):
         report.warnings.append(f"{name} is not part of the chain (ignored)")
     return report
