@@ -7,9 +7,12 @@ trigger ``{"source": "opa-decision-log", "event_id": <OPA decision_id>}`` -- the
 so a batch OPA re-sends (after a timeout, say) is not logged twice. The record keeps OPA's decision id,
 the bundle revision OPA reports, the result's effect and reasons, and the input (masked like ours).
 
-A batch is taken whole or not at all: anything malformed (not gzip, too large, not a JSON array, an
-event without a decision id or with a result that is not a decision) is answered 400 with the reason
-and nothing of it is written; OPA keeps the batch and retries, so nothing is lost silently. A write
+Only launch decisions are logged: events for another path (OPA logs every Data API query, e.g. a
+``data.gpu.config`` lookup) are counted as ignored. A decision event whose result is not a well-formed
+decision, or that carries OPA's evaluation ``error``, is logged as the pipeline would have decided it: a
+fail-closed deny (``POLICY_ENGINE_UNAVAILABLE``) -- kept, never dropped, and never stalling the stream.
+A batch that is not OPA's format at all (not gzip, too large, not a JSON array, an event that is not an
+object or has no usable decision id) is refused whole with 400 and nothing of it is written. A write
 failure answers 500 (OPA retries); events already written are then skipped as duplicates on retry.
 """
 
@@ -27,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from enforcer.model import Decision, Effect, LaunchRequest, Reason
+from enforcer.policy import DECISION_PATH
 from enforcer.policy.opa_rest import check_decision
 from enforcer.ports import AuditSink, EngineError
 
@@ -50,6 +54,7 @@ class IngestStats:
     batches: int = 0
     events: int = 0
     duplicates: int = 0
+    ignored: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -86,12 +91,12 @@ def _check_event(i: int, ev: Any) -> None:
     did = ev.get("decision_id")
     if not isinstance(did, str) or not did or len(did) > _MAX_ID or not did.isprintable():
         raise IngestError(f"event {i} has no usable decision_id")
-    if "error" in ev:  # OPA logs failed evaluations with an error and no result
-        return
-    try:
-        check_decision(ev.get("result"), f"event {i} result")
-    except EngineError as exc:
-        raise IngestError(str(exc)) from exc
+
+
+def is_launch_decision(ev: dict[str, Any]) -> bool:
+    """True for an event of the launch decision (``path`` ``gpu/launch/decision``, any slashes/dots)."""
+    path = ev.get("path")
+    return isinstance(path, str) and path.strip("/").replace(".", "/") == DECISION_PATH
 
 
 def _revision(ev: dict[str, Any]) -> str:
@@ -126,16 +131,17 @@ def event_decision(ev: dict[str, Any]) -> Decision:
     inp = _obj(ev.get("input"))
     req_doc, account = _obj(inp.get("request")), _obj(inp.get("account"))
     effect: Effect
-    if ev.get("error") is not None:  # OPA failed to evaluate: that launch was not allowed by policy
-        msg = f"OPA evaluation error: {str(ev['error'])[:400]}; failing closed"
-        effect, reasons = "deny", [Reason("POLICY_ENGINE_UNAVAILABLE", msg, "critical")]
-    else:
+    try:
+        if ev.get("error") is not None:  # OPA failed to evaluate: the launch was not allowed by policy
+            raise EngineError(f"OPA evaluation error: {str(ev['error'])[:400]}")
         result = check_decision(ev.get("result"), "result")
         effect = "allow" if result["effect"] == "allow" else "deny" if result["effect"] == "deny" else "audit"
         reasons = [
             Reason(str(r["code"]), str(r.get("message") or ""), str(r.get("severity") or ""))
             for r in result.get("reasons") or []
         ]
+    except EngineError as exc:  # as the pipeline does with a bad answer: fail closed, and keep the record
+        effect, reasons = "deny", [Reason("POLICY_ENGINE_UNAVAILABLE", f"{exc}; failing closed", "critical")]
     request = LaunchRequest(
         source=SOURCE,
         action=str(req_doc.get("action") or "opa:decision")[:200],
@@ -163,6 +169,10 @@ def ingest_batch(sink: AuditSink, events: list[dict[str, Any]], stats: IngestSta
     """Append ``events`` (already checked by ``decode_batch``) in order; return how many were new."""
     new = 0
     for ev in events:
+        if not is_launch_decision(ev):
+            if stats is not None:
+                stats.ignored += 1
+            continue
         receipt = sink.write(event_decision(ev), None)
         if receipt.duplicate:
             if stats is not None:
@@ -206,6 +216,7 @@ class IngestServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: IngestServer
     protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds a client may stall mid-request (a slow-loris holds a thread, not forever)
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -253,9 +264,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             with self.server.write_lock:
+                before = self.server.stats.duplicates
                 new = ingest_batch(self.server.sink, events, self.server.stats)
+                dup = self.server.stats.duplicates - before
         except Exception as exc:  # AuditWriteError and anything else: OPA keeps the batch and retries
             self.server.stats.errors.append(f"write failed: {exc}"[:300])
             self._reply(500, {"error": f"audit write failed: {type(exc).__name__}"})
             return
-        self._reply(200, {"accepted": new, "duplicates": len(events) - new})
+        self._reply(200, {"accepted": new, "duplicates": dup, "ignored": len(events) - new - dup})

@@ -11,6 +11,7 @@ writes a checkpoint and prints its counters. Exit 2 for a bad address or token f
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -31,6 +32,13 @@ def _address(listen: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         fail(f"--listen must be HOST:PORT, got {listen!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 @click.command("ingest")
@@ -62,12 +70,17 @@ def ingest_command(ctx: click.Context, listen: str, token_file: Path | None) -> 
             fail(f"cannot read token file {token_file}: {exc.strerror}")
         if not token:
             fail(f"{token_file}: token file is empty")
+    address = _address(listen)
+    if token is None and not _loopback(address[0]):
+        fail(
+            f"--listen {listen} is reachable from other hosts: give --token-file (anyone could log decisions)"
+        )
     try:
         store = open_local_store(state.audit_dir, state.keys_dir)
     except AuditWriteError as exc:
         fail(str(exc))
     try:
-        server = IngestServer(_address(listen), store, token)
+        server = IngestServer(address, store, token)
     except OSError as exc:
         store.close()
         fail(f"cannot listen on {listen}: {exc.strerror}")
@@ -89,6 +102,12 @@ def ingest_command(ctx: click.Context, listen: str, token_file: Path | None) -> 
     s = server.stats
     click.echo(
         json.dumps(
-            {"batches": s.batches, "events": s.events, "duplicates": s.duplicates, "rejected": s.rejected}
+            {
+                "batches": s.batches,
+                "events": s.events,
+                "duplicates": s.duplicates,
+                "ignored": s.ignored,
+                "rejected": s.rejected,
+            }
         )
     )
