@@ -21,6 +21,7 @@ from typing import Any
 
 from enforcer.act_state import AccountCaps, ActLedger, DynamoLedger, MemoryLedger, legal_codes
 from enforcer.actions import Budget, Remediator
+from enforcer.aws_lazy import LazyClient
 from enforcer.chips import ChipCatalog, emf_unknown_accelerator
 from enforcer.config import Config
 from enforcer.guard import Guard
@@ -95,18 +96,27 @@ class ClientFactory:
             self._session = boto3.session.Session(region_name=self.region)
         return self._session
 
-    def _new_client(self, session: Any, service: str, region: str) -> Any:
+    def _new_client(self, service: str, region: str, creds: Mapping[str, Any] | None = None) -> Any:
+        # One session for every account and region: its loader caches each service model once, and an
+        # assumed role's credentials go to the client, not to a new session (which would load it again).
         if self._config is None:
             self._config = botocore_config()
-        return session.client(
-            service, region_name=region, endpoint_url=self.endpoint_url, config=self._config
+        keys: dict[str, Any] = {}
+        if creds is not None:
+            keys = {
+                "aws_access_key_id": creds["AccessKeyId"],
+                "aws_secret_access_key": creds["SecretAccessKey"],
+                "aws_session_token": creds["SessionToken"],
+            }
+        return self.session.client(
+            service, region_name=region, endpoint_url=self.endpoint_url, config=self._config, **keys
         )
 
     @property
     def home_account(self) -> str:
         """The account the function runs in."""
         if self._home is None:
-            ident = self.client("sts").get_caller_identity()
+            ident = self.real_client("sts").get_caller_identity()
             self._home = str(ident["Account"])
         return self._home
 
@@ -114,6 +124,9 @@ class ClientFactory:
         self, service: str, account_id: str | None = None, region: str | None = None, role: str | None = None
     ) -> Any:
         """A client of ``service`` acting in ``account_id`` (home when None) and ``region``.
+
+        The client is a :class:`~enforcer.aws_lazy.LazyClient`: nothing is loaded, assumed or built
+        until an operation is called on it (a cold start builds only the clients its event uses).
 
         Parameters
         ----------
@@ -128,18 +141,27 @@ class ClientFactory:
             assumed even in the home account (the broker launches as ``GpuLaunchBroker``).
         """
         region = region if region and region != "unknown" else self.region
+        home = role is None and (account_id is None or (self._home is not None and account_id == self._home))
+        return LazyClient(lambda: self.real_client(service, account_id, region, role), service, pin=home)
+
+    def real_client(
+        self, service: str, account_id: str | None = None, region: str | None = None, role: str | None = None
+    ) -> Any:
+        """The boto3 client behind :meth:`client`, built (and a role assumed) now; cached per container."""
+        region = region if region and region != "unknown" else self.region
         with self._lock:
+            creds: Mapping[str, Any] | None
             if role is None and (account_id is None or account_id == self.home_account):
                 key = (service, "home", region, "")
-                expires, session = float("inf"), self.session
+                expires, creds = float("inf"), None
             else:
                 target = account_id or self.home_account
                 role_name = role or self.member_role
                 key = (service, target, region, role_name)
-                expires, session = self._assumed(target, role_name)
+                expires, creds = self._assumed(target, role_name)
             hit = self._clients.get(key)
             if hit is None or hit[0] != expires:
-                hit = self._clients[key] = (expires, self._new_client(session, service, region))
+                hit = self._clients[key] = (expires, self._new_client(service, region, creds))
             return hit[1]
 
     def role_arn(self, account_id: str, role: str) -> str:
@@ -160,19 +182,11 @@ class ClientFactory:
         }
         if self.external_id:
             kwargs["ExternalId"] = self.external_id
-        creds = self.client("sts").assume_role(**kwargs)["Credentials"]
-        import boto3
-
-        session = boto3.session.Session(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-            region_name=self.region,
-        )
+        creds = self.real_client("sts").assume_role(**kwargs)["Credentials"]
         exp = creds["Expiration"]
         expires = exp.timestamp() if hasattr(exp, "timestamp") else self.clock() + 3600
-        self._creds[(account_id, role)] = (expires, session)
-        return expires, session
+        self._creds[(account_id, role)] = (expires, creds)
+        return expires, creds
 
 
 def account_directory(cfg: Config, clients: ClientFactory) -> AccountDirectory:
@@ -258,6 +272,7 @@ def make_resolver(clients: ClientFactory, catalog: ChipCatalog) -> RoutedResolve
             clients.client("ec2", account_id, region),
             clients.client("autoscaling", account_id, region),
             known_types=known,
+            sagemaker=clients.client("sagemaker", account_id, region),
         )
 
     return RoutedResolver(factory)
@@ -272,7 +287,6 @@ def build_enforcer(cfg: Config, clients: ClientFactory, *, engine: PolicyEngine 
         Validated configuration.
     clients
         Client factory (home account credentials, member-account roles).
-            sagemaker=clients.client("sagemaker", account_id, region),
     engine
         A ready engine (tests, benchmarks); by default made from ``cfg.engine`` and ``cfg.policy_dir``.
     """
