@@ -10,7 +10,7 @@ LAMBDA_DIR := build/lambda
 TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 
-.PHONY: install demo test test-deps lint typecheck policy-test pytest bench clean tools opa-check package smoke deploy-tools iac-scan sam-build
+.PHONY: install demo test test-deps lint typecheck policy-test pytest bench bench-anchors clean tools opa-check package smoke deploy-tools iac-scan sam-build
 
 $(STAMP): pyproject.toml requirements-opa.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,7 +29,7 @@ demo: install
 	$(BIN)/enforcer --state .enforcer-demo demo
 
 lint: install
-	$(BIN)/ruff check enforcer lambdas tests scripts
+	$(BIN)/ruff check enforcer lambdas tests scripts bench
 	$(BIN)/ruff format --check enforcer lambdas
 
 typecheck: install
@@ -84,8 +84,16 @@ test: tools lint typecheck policy-test opa-check smoke pytest
 test-deps:
 	command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) || echo "chromium not installed: the report screenshot test will be skipped"
 
+# Every figure beside its comparison, measured in the same run; writes bench-results/bench.json and
+# regenerates the README's table from it. Cloud Custodian is measured when .venv-anchors exists.
 bench: install tools
 	$(BIN)/python scripts/bench.py
+	$(BIN)/python -m bench.readme_table
+
+# Cloud Custodian (c7n from PyPI) and moto in their own venv, for the cold-start anchor in make bench.
+bench-anchors:
+	test -x .venv-anchors/bin/python || $(PY) -m venv .venv-anchors
+	.venv-anchors/bin/python -m pip install -q 'c7n==0.9.53' 'moto==5.2.1'
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) build .enforcer .enforcer-demo .pytest_cache .mypy_cache .ruff_cache

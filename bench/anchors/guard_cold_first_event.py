@@ -1,0 +1,65 @@
+"""Cold start of the product's guard Lambda measured as the Custodian anchor measures it.
+
+Fresh process: (timed) import the handler and boto3; (untimed) moto in-process, provision the
+security account's resources, register a CN member account, launch one p5 instance there;
+(timed) the first deny event through guard.handler, which builds the runtime from the environment
+(config, policy engine, clients) and decides, logs and remediates. Prints one JSON line.
+Copied from the team's anchors (issue 16); bench/cold_start.py runs it. Standalone, with the project's
+.venv: .venv/bin/python bench/anchors/guard_cold_first_event.py
+"""
+import time
+
+T0 = time.perf_counter()
+import contextlib  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+    os.environ[k] = "bench"
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "true")
+os.environ.setdefault("ENFORCER_POLICY", os.path.join(ROOT, "policies"))
+from lambdas import guard  # noqa: E402
+
+T1 = time.perf_counter()
+import boto3  # noqa: E402,F401
+
+T2 = time.perf_counter()
+# ---- untimed setup
+from moto import mock_aws  # noqa: E402
+
+m = mock_aws()
+m.start()
+from enforcer.accounts_aws import DynamoDBAccountDirectory  # noqa: E402
+from enforcer.aws_wiring import ClientFactory, provision, set_runtime  # noqa: E402
+from enforcer.demo.events import run_instances  # noqa: E402
+from enforcer.demo.world import MOTO_AMI, LambdaContext  # noqa: E402
+from enforcer.model import AccountOrigin  # noqa: E402
+
+HOME, MEMBER = "123456789012", "111111111111"
+setup = ClientFactory("us-east-1", home_account=HOME)
+env = provision(setup)
+os.environ.update(env)
+d = DynamoDBAccountDirectory(setup.client("dynamodb"), env["ENFORCER_ACCOUNTS_TABLE"])
+d.put(AccountOrigin(MEMBER, "CN", "CN", "CN", kyc="verified"))
+ec2 = setup.client("ec2", MEMBER)
+img = ec2.describe_images(ImageIds=[MOTO_AMI])["Images"][0]["ImageId"]
+resp = ec2.run_instances(ImageId=img, InstanceType="p5.48xlarge", MinCount=1, MaxCount=1)
+event = run_instances(resp, MEMBER, instanceType="p5.48xlarge")
+set_runtime(None)
+logging.getLogger("enforcer").setLevel(logging.ERROR)
+# ---- timed first event
+T3 = time.perf_counter()
+with contextlib.redirect_stdout(io.StringIO()):
+    out = guard.handler(event, LambdaContext())
+T4 = time.perf_counter()
+r = out["results"][0]
+print(json.dumps({"import_handler_ms": round((T1 - T0) * 1e3, 1), "import_boto3_ms": round((T2 - T1) * 1e3, 1),
+                  "first_event_ms": round((T4 - T3) * 1e3, 1),
+                  "cold_total_ms": round((T2 - T0 + T4 - T3) * 1e3, 1),
+                  "effect": r["effect"], "remediation": r["remediation"]["status"]}))
