@@ -154,3 +154,45 @@ def test_opa_checks_without_the_binary_skip_locally_and_fail_in_ci(tmp_path: Pat
     assert local.returncode == 0 and "skipped" in local.stderr
     ci = checks("--opa", missing, env={"CI": "true"})
     assert ci.returncode == 2 and "required when CI=true" in ci.stderr
+
+
+# -- make tools -----------------------------------------------------------------------------------
+def test_a_tampered_go_sum_stops_the_opa_build(tmp_path: Path) -> None:
+    """The pin is real: with OPA's hash in go.sum changed, `go build -mod=readonly` refuses the module."""
+    require_opa()
+    go = shutil.which("go")
+    cache = ROOT / ".tools" / "gomod"
+    if go is None or not cache.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true: the Go toolchain and .tools/gomod (make tools) are required")
+        pytest.skip("no Go toolchain or module cache (make tools)")
+    mod = tmp_path / "opa"
+    shutil.copytree(ROOT / "tools" / "opa", mod)
+    gosum = mod / "go.sum"
+    lines = gosum.read_text().splitlines()
+    i = next(
+        n
+        for n, ln in enumerate(lines)
+        if ln.startswith("github.com/open-policy-agent/opa v") and " h1:" in ln and "/go.mod" not in ln
+    )
+    name, version, digest = lines[i].split()
+    lines[i] = f"{name} {version} h1:{'A' * 4}{digest[7:]}"
+    gosum.write_text("\n".join(lines) + "\n")
+    env = {
+        **os.environ,
+        "GOMODCACHE": str(cache),
+        "GOCACHE": str(ROOT / ".tools" / "gocache"),
+        "GOFLAGS": "-mod=readonly -buildvcs=false",
+        "GOTOOLCHAIN": "local",
+        "GOPROXY": "off",
+    }
+    proc = subprocess.run(
+        [go, "build", "-o", str(tmp_path / "opa-bin"), "github.com/open-policy-agent/opa"],
+        cwd=mod,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode != 0 and "checksum mismatch" in proc.stderr, proc.stderr[-1000:]
+    assert not (tmp_path / "opa-bin").exists()

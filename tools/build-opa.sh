@@ -14,7 +14,10 @@ if ! command -v go >/dev/null 2>&1; then
 	if [ "${CI:-}" = "true" ]; then echo "make tools: CI=true requires the real OPA binary" >&2; exit 1; fi
 	exit 0
 fi
-if [ -x "$OUT" ] && [ "$OUT" -nt tools/opa/go.mod ] && [ "$OUT" -nt tools/opa/go.sum ]; then
+PINNED=$(awk '$1 == "github.com/open-policy-agent/opa" {print $2}' tools/opa/go.mod)
+# Up to date: newer than go.mod/go.sum AND reporting the pinned version (a swapped binary is rebuilt).
+if [ -x "$OUT" ] && [ "$OUT" -nt tools/opa/go.mod ] && [ "$OUT" -nt tools/opa/go.sum ] &&
+	[ "$("$OUT" version 2>/dev/null | awk '/^Version:/ {print "v" $2}')" = "$PINNED" ]; then
 	exit 0
 fi
 mkdir -p "$(dirname "$OUT")"
@@ -24,6 +27,12 @@ export GOFLAGS="-mod=readonly -buildvcs=false"
 export GOTOOLCHAIN=local
 export CGO_ENABLED=0
 start=$(date +%s)
-(cd tools/opa && go build -trimpath -o "$OUT.tmp" github.com/open-policy-agent/opa)
+if ! (cd tools/opa && go build -trimpath -o "$OUT.tmp" github.com/open-policy-agent/opa); then
+	rm -f "$OUT.tmp"
+	echo "make tools: building OPA $PINNED failed (Go module proxy unreachable? checksum mismatch with go.sum?)" >&2
+	if [ "${CI:-}" = "true" ]; then exit 1; fi
+	echo "make tools: continuing without it; real-OPA tests will be skipped" >&2
+	exit 0
+fi
 mv -f "$OUT.tmp" "$OUT"
 echo "make tools: built $("$OUT" version | head -1) into ${OUT#"$ROOT"/} in $(($(date +%s) - start)) s" >&2
