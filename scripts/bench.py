@@ -330,9 +330,18 @@ def bench_guard() -> list[Row]:
     return rows
 
 
+def bench_evidence() -> list[Row]:
+    """decide p99 with evidence, screening and ledger on, beside plain decide (bench_evidence.py)."""
+    from bench_evidence import evidence_rows
+
+    rows: list[Row] = evidence_rows()
+    return rows
+
+
 SECTIONS: dict[str, Callable[[], list[Row]]] = {
     "cold": bench_cold,
     "decide": bench_decide,
+    "evidence": bench_evidence,
     "attestation": bench_attestation,
     "audit": bench_audit,
     "engines": bench_engines,

@@ -49,11 +49,11 @@ def _iso(record: Any) -> str | None:
 
 
 class GeoIp:
-    """Country lookups in one MMDB file (opened in memory: no file reads on the decision path)."""
+    """Country lookups in one MMDB file (the C extension over a memory map when installed)."""
 
     def __init__(self, path: Path) -> None:
         try:
-            self._reader = maxminddb.open_database(str(path), maxminddb.MODE_MEMORY)
+            self._reader = maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
         except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
             raise InputError(f"cannot open MMDB {path}: {exc}", "BAD_GEOIP_DB") from exc
         meta = self._reader.metadata()
