@@ -21,11 +21,27 @@ from enforcer.model import InputError
     show_default=True,
     help="State directory (accounts, registry, audit log).",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "aws"]),
+    envvar="ENFORCER_BACKEND",
+    default="local",
+    show_default=True,
+    help="account, reseller, attest list/submit and audit verify|query|report|export: the state "
+    "directory, or the deployed stack (DynamoDB, S3 Object Lock, KMS; docs/deploy.md).",
+)
+@click.option(
+    "--stack",
+    envvar="ENFORCER_STACK",
+    default="gpu-enforcer",
+    show_default=True,
+    help="CloudFormation stack of infra/template.yaml (--backend aws reads its outputs).",
+)
 @click.version_option(package_name="gpu-launch-enforcer")
 @click.pass_context
-def cli(ctx: click.Context, state: Path) -> None:
+def cli(ctx: click.Context, state: Path, backend: str, stack: str) -> None:
     """GPU launch enforcer: export-control decisions for cloud GPU launches."""
-    ctx.obj = CliState(state=state)
+    ctx.obj = CliState(state=state, backend=backend, stack=stack)
 
 
 # -- catalog -------------------------------------------------------------------------------
@@ -62,7 +78,7 @@ def catalog_list(chip_class: str | None, show_all: bool, as_json: bool) -> None:
 # -- accounts ------------------------------------------------------------------------------
 @cli.group()
 def account() -> None:
-    """Account directory (local file backend under the state directory)."""
+    """Account directory (the state directory's file, or the stack's DynamoDB table with --backend aws)."""
 
 
 @account.command("add")
@@ -87,7 +103,8 @@ def account_add(
     parent: str | None,
 ) -> None:
     """Add or replace ACCOUNT_ID in the directory."""
-    from enforcer.accounts import LocalAccountDirectory, origin_from_dict
+    from enforcer.account_import import directory_for
+    from enforcer.accounts import origin_from_dict
 
     try:
         origin = origin_from_dict(
@@ -104,7 +121,7 @@ def account_add(
         )
     except InputError as exc:
         fail(str(exc))
-    LocalAccountDirectory(obj.accounts_file).put(origin)
+    directory_for(obj).put(origin)
     click.echo(json.dumps(origin.to_dict()))
 
 
@@ -112,10 +129,13 @@ def account_add(
 @click.pass_obj
 def account_list(obj: CliState) -> None:
     """List every account."""
-    from enforcer.accounts import LocalAccountDirectory
+    from enforcer.account_import import directory_for, list_accounts
     from enforcer.cli_views import accounts_table
 
-    accounts_table(LocalAccountDirectory(obj.accounts_file).list())
+    try:
+        accounts_table(list_accounts(directory_for(obj)))
+    except InputError as exc:
+        fail(str(exc))
 
 
 @account.command("show")
@@ -123,12 +143,20 @@ def account_list(obj: CliState) -> None:
 @click.pass_obj
 def account_show(obj: CliState, account_id: str) -> None:
     """Show one account as JSON (exit 2 if unknown)."""
-    from enforcer.accounts import LocalAccountDirectory
+    from enforcer.account_import import directory_for
 
-    origin = LocalAccountDirectory(obj.accounts_file).get(account_id)
+    try:
+        origin = directory_for(obj).get(account_id)
+    except InputError as exc:
+        fail(str(exc))
     if origin is None:
         fail(f"account {account_id} is not in the directory")
     click.echo(json.dumps(origin.to_dict(), indent=2))
+
+
+from enforcer.cli_accounts import account_import  # noqa: E402  (registers on ``account``)
+
+account.add_command(account_import)
 
 
 # -- policy --------------------------------------------------------------------------------

@@ -56,15 +56,18 @@ def max_validity_from_env() -> int:
 
 
 def default_registry(state: CliState) -> AttestationRegistry:
-    """The local file registry under ``STATE/registry``."""
+    """The local file registry under ``STATE/registry``, or the stack's DynamoDB one (--backend aws)."""
+    if state.is_aws:
+        registry: AttestationRegistry = state.aws().registry()
+        return registry
     return LocalRegistry(state.registry_dir)
 
 
 def default_directory(state: CliState) -> AccountDirectory:
-    """The local account directory ``STATE/accounts.json`` (imported lazily)."""
-    from enforcer.accounts import LocalAccountDirectory
+    """The local account directory ``STATE/accounts.json``, or the stack's table (--backend aws)."""
+    from enforcer.account_import import directory_for
 
-    directory: AccountDirectory = LocalAccountDirectory(state.accounts_file)
+    directory: AccountDirectory = directory_for(state)
     return directory
 
 

@@ -25,6 +25,23 @@ class CliState:
     """
 
     state: Path = field(default_factory=lambda: Path(os.environ.get("ENFORCER_STATE", DEFAULT_STATE)))
+    #: ``local`` (the state directory) or ``aws`` (the deployed stack's tables, bucket and key)
+    backend: str = field(default_factory=lambda: os.environ.get("ENFORCER_BACKEND", "local"))
+    #: CloudFormation stack of infra/template.yaml (``--backend aws``)
+    stack: str = field(default_factory=lambda: os.environ.get("ENFORCER_STACK", "gpu-enforcer"))
+    aws_backend: Any = None
+
+    def aws(self) -> Any:
+        """The :class:`enforcer.backend.AwsBackend` of ``stack`` (created once)."""
+        if self.aws_backend is None:
+            from enforcer.backend import AwsBackend
+
+            self.aws_backend = AwsBackend(self.stack)
+        return self.aws_backend
+
+    @property
+    def is_aws(self) -> bool:
+        return self.backend == "aws"
 
     @property
     def accounts_file(self) -> Path:

@@ -12,13 +12,15 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from enforcer.audit.defaults import default_public_key, local_signer
 from enforcer.audit.query import (
+    LoggedRecord,
     RecordFilter,
     iter_records,
     opa_jsonl,
@@ -32,6 +34,7 @@ from enforcer.audit.verify import Anchor, VerifyReport, load_anchor, open_verify
 from enforcer.cli_common import CliState, fail, parse_now
 
 EFFECTS = ("allow", "deny", "audit")
+_T = TypeVar("_T")
 
 
 def _state(ctx: click.Context) -> CliState:
@@ -94,6 +97,11 @@ def _verify(
     pem = _load_pem(public_key)
     pinned = pem is not None
     anchors = _anchors(trusted, anchor_specs, pem)
+    if state.is_aws:
+        if anchors:
+            fail("--trusted-checkpoint/--anchor: the AWS store is anchored by its Object Lock copies")
+        report: VerifyReport = _aws_call(lambda: state.aws().audit_source().verify(pem))
+        return report
     if pem is None:
         pem = default_public_key(state.keys_dir)
     return open_verify(state.audit_dir, pem, deep=deep, anchors=anchors, pinned_key=pinned)
@@ -106,9 +114,40 @@ UNVERIFIED_OPT = click.option(
 )
 
 
+def _aws_call(fn: Callable[[], _T]) -> _T:
+    """Run a read of the AWS store; any AWS or configuration error is one line and exit 2."""
+    from enforcer.aws_errors import error_code
+    from enforcer.model import InputError
+
+    try:
+        return fn()
+    except InputError as exc:
+        fail(str(exc))
+    except Exception as exc:
+        fail(f"cannot read the AWS audit store: {error_code(exc) or type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _records(state: CliState, errors: list[str] | None = None) -> Iterator[LoggedRecord]:
+    """The log's records in chain order: the state directory, or the stack's store (--backend aws)."""
+    if state.is_aws:
+        yield from _aws_call(lambda: list(state.aws().audit_source().iter_records(errors)))
+        return
+    yield from iter_records(state.audit_dir, errors)
+
+
+def _has_log(state: CliState) -> bool:
+    return state.is_aws or state.audit_dir.is_dir()
+
+
+def _source(state: CliState) -> str:
+    return (
+        str(_aws_call(lambda: state.aws().audit_source().location)) if state.is_aws else str(state.audit_dir)
+    )
+
+
 def _require_verified(state: CliState, unverified: bool) -> None:
     """Refuse (exit 1) to read a log that does not verify, unless ``--unverified``."""
-    if not state.audit_dir.is_dir():
+    if not _has_log(state):
         return
     report = _verify(state, None, False)
     if report.ok:
@@ -162,7 +201,7 @@ def verify_cmd(
     before a trusted checkpoint fails as truncated.
     """
     state = _state(ctx)
-    if not state.audit_dir.is_dir():
+    if not _has_log(state):
         click.echo(f"FAIL: no audit log at {state.audit_dir}", err=True)
         sys.exit(1)
     report = _verify(state, public_key, deep, trusted, anchor_specs)
@@ -227,7 +266,7 @@ def query_cmd(
     rows: list[dict[str, Any]] = []
     matched = 0
     try:
-        for lr in iter_records(state.audit_dir, errors):
+        for lr in _records(state, errors):
             if not flt.matches(lr.record):
                 continue
             matched += 1
@@ -295,10 +334,10 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 def report_cmd(ctx: click.Context, html_file: str, public_key: str | None, unverified: bool) -> None:
     """Write a self-contained HTML report (counts, timeline, denied and audited launches)."""
     state = _state(ctx)
-    verification = _verify(state, public_key, False) if state.audit_dir.is_dir() else None
+    verification = _verify(state, public_key, False) if _has_log(state) else None
     if verification is not None and not verification.ok:
         _require_verified(state, unverified)
-    page = render_html(iter_records(state.audit_dir), source=str(state.audit_dir), verification=verification)
+    page = render_html(_records(state), source=_source(state), verification=verification)
     try:
         Path(html_file).write_text(page, encoding="utf-8")
     except OSError as exc:
@@ -317,13 +356,13 @@ def export_cmd(ctx: click.Context, out_file: str | None, unverified: bool) -> No
     errors: list[str] = []
     try:
         if out_file is None:
-            for lr in iter_records(state.audit_dir, errors):
+            for lr in _records(state, errors):
                 click.echo(opa_jsonl(lr.record))
             sys.stdout.flush()
         else:
             n = 0
             with open(out_file, "w", encoding="utf-8") as fh:
-                for lr in iter_records(state.audit_dir, errors):
+                for lr in _records(state, errors):
                     fh.write(opa_jsonl(lr.record) + "\n")
                     n += 1
             click.echo(f"wrote {n} events to {out_file}", err=True)
