@@ -197,3 +197,23 @@ def test_evidence_is_audited_with_its_source(tmp_path: Path, mmdb: Path, make_en
     assert rec["input"]["evidence"]["caller"]["country"] == "CN"
     assert rec["input"]["evidence"]["caller"]["source"].startswith("mmdb:")
     assert rec["result"]["reasons"][0]["code"] == "ORIGIN_SIGNAL_CONFLICT"
+
+
+def test_report_shows_the_evidence_and_ledger_behind_each_reason(
+    tmp_path: Path, mmdb: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENFORCER_GEOIP_DB", str(mmdb))
+    state = tmp_path / "state"
+    run(state, "account", "add", ACCOUNT, "--country", "US", "--kyc", "verified", "--name", "Acme <Research>")
+    for n in range(2):
+        ev = tmp_path / f"ev{n}.json"
+        ev.write_text(json.dumps(runinstances(CN_IP, count=7, event_id=f"r{n}", region=("us-east-1", "eu-west-1")[n])))
+        run(state, "decide", str(ev), "--now", NOW)
+    html = tmp_path / "r.html"
+    res = run(state, "audit", "report", "--html", str(html))
+    assert res.exit_code == 0, res.output
+    page = html.read_text()
+    assert "Compute per beneficial owner" in page and "Acme &lt;Research&gt;" in page  # escaped label
+    assert f"caller {CN_IP} CN (mmdb:GeoLite2-Country" in page
+    assert "account 111122223333 1,773,094 TPP running" in page  # the second launch: the sum it was judged on
+    assert "AGGREGATE_COMPUTE" in page and "ORIGIN_SIGNAL_CONFLICT" in page

@@ -22,6 +22,7 @@ from enforcer.audit.query import (
     record_instance_types,
     record_reasons,
 )
+from enforcer.audit.report_evidence import evidence_summary, note_owners, owners_html
 from enforcer.audit.verify import VerifyReport
 
 #: Most launches listed in the table (the counts always cover everything).
@@ -54,6 +55,8 @@ class ReportData:
     times: list[tuple[float, str]] = field(default_factory=list)
     listed: list[dict[str, Any]] = field(default_factory=list)
     not_listed: int = 0
+    #: Ledger figures per beneficial owner (issue 14, ``report_evidence``).
+    owners: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def collect(records: Iterable[LoggedRecord]) -> ReportData:
@@ -79,6 +82,7 @@ def collect(records: Iterable[LoggedRecord]) -> ReportData:
         t = parse_time(rec.get("timestamp"))
         if t is not None:
             data.times.append((t, effect))
+        note_owners(data.owners, rec)
         if effect in ("deny", "audit"):
             if len(data.listed) >= MAX_LISTED:
                 data.not_listed += 1
@@ -96,6 +100,7 @@ def collect(records: Iterable[LoggedRecord]) -> ReportData:
                     "chips": ", ".join(str(c) for c in classes) if isinstance(classes, list) else "",
                     "types": ", ".join(record_instance_types(rec)),
                     "reasons": ", ".join(codes),
+                    "evidence": evidence_summary(rec),
                     "action": rec.get("action") or "",
                     "mode": rec.get("mode"),
                     "source": trig.get("source"),
@@ -316,6 +321,7 @@ def render_html(
         out.append(_count_table(counts))
         out.append("</div>")
     out.append("</div>")
+    out.append(owners_html(data.owners))
     out.append(f"<h2>Denied and audited launches (<span id='shown'>{len(data.listed)}</span> shown)</h2>")
     if data.not_listed:
         out.append(f"<p class='muted'>{data.not_listed} more not listed (first {MAX_LISTED} shown).</p>")
@@ -330,6 +336,7 @@ def render_html(
         ("types", "instance types"),
         ("chips", "chip class"),
         ("reasons", "reasons"),
+        ("evidence", "evidence and ledger"),
         ("action", "action"),
         ("mode", "mode"),
         ("source", "source"),
