@@ -1,7 +1,8 @@
 """Parity that can fail: the embedded engine against a REAL OPA server (``opa run --server``, built by
 ``make tools``), compared field by field.
 
-Compared: every Rego test's verdict (run by each engine and by ``opa test`` itself), every fixture event in
+Compared: every Rego test's verdict (run by each engine and by ``opa test`` itself), every input document
+the Rego tests decide on (captured from ``opa test`` with a probe rule), every fixture event in
 tests/events/ under several account profiles, and 1,200 replayed synthetic CloudTrail launches
 (scripts/synth_cloudtrail.py records, each with its own account origin, attestation and decision time).
 For each case the whole decision document each engine returns is compared (effect, every reason's code,
@@ -165,6 +166,61 @@ def test_every_rego_test_has_the_same_verdict_on_embedded_real_opa_and_opa_test(
         "test names", sorted(embedded), sorted(opa_test), ("ours", "opa test")
     )
     assert opa_test == embedded
+
+
+PROBE = (
+    'package gpu.launch\n\nparity_probe := decision if {\n\tprint("PARITY_INPUT", json.marshal(input))\n}\n'
+)
+
+
+def rego_test_inputs(tmp_path: Path) -> list[dict[str, Any]]:
+    """Every input document the Rego tests decide on, captured from the real ``opa test``.
+
+    A copy of policies/ gets a probe rule (``parity_probe := decision``, printing its input) and its test
+    modules call the probe wherever they call ``launch.decision with input as``; ``opa test -v`` then
+    prints each input exactly as the test built it (``with`` overrides of input fields included). Every
+    test must still pass on the copy, so the probe changed nothing else.
+    """
+    copy_dir = tmp_path / "probe-policies"
+    shutil.copytree(POLICIES, copy_dir)
+    (copy_dir / "gpu" / "launch" / "zz_parity_probe.rego").write_text(PROBE)
+    calls = 0
+    for test_file in copy_dir.rglob("*_test.rego"):
+        src = test_file.read_text()
+        calls += src.count("launch.decision with input as")
+        test_file.write_text(
+            src.replace("launch.decision with input as", "launch.parity_probe with input as")
+        )
+    proc = subprocess.run(
+        [str(require_opa()), "test", "-v", str(copy_dir)], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    seen: dict[str, dict[str, Any]] = {}
+    for line in proc.stdout.splitlines():
+        _, marker, doc = line.partition("PARITY_INPUT ")
+        if marker:
+            value = json.loads(doc)
+            seen.setdefault(json.dumps(value, sort_keys=True), value)
+    assert calls >= 50 and len(seen) >= 50, (calls, len(seen))
+    return list(seen.values())
+
+
+def test_every_rego_test_input_decides_the_same_on_real_opa(
+    tmp_path: Path, engine: Any, real_rest: OpaRestEngine
+) -> None:
+    inputs = rego_test_inputs(tmp_path)
+    diffs = []
+    for i, doc in enumerate(inputs):
+        results = []
+        for e in (engine, real_rest):
+            try:
+                results.append(e.evaluate(copy.deepcopy(doc)))
+            except Exception as exc:  # an engine error must happen on both sides too
+                results.append({"engine_error": type(exc).__name__})
+        problem = diff(f"Rego test input #{i}", results[0], results[1])
+        if problem:
+            diffs.append(problem)
+    assert not diffs, f"{len(diffs)} of {len(inputs)} Rego test inputs differ:\n" + "\n".join(diffs[:5])
 
 
 # -- decisions -----------------------------------------------------------------------------------
