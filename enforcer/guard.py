@@ -214,6 +214,13 @@ class Guard:
                 except SideOpRefused:  # not enough room for all: write the record, then take what fits
                     receipt = audit.write(d, self.planned_action, side_ops=side[:1])  # type: ignore[call-arg]
                     counted = -1
+                except Exception:
+                    # The state/counter table failed (missing, throttled, denied): the record must not
+                    # depend on it. Write the record alone; the state and caps are tried apart.
+                    receipt = audit.write(d, self.planned_action)
+                    counted = -1
+                    if not receipt.duplicate:
+                        self._safe(lambda: self.ledger.put(d.decision_id, "decided", fields))
                 if counted > 0:
                     budget.used += counted
             else:

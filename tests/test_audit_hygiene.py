@@ -337,3 +337,18 @@ def test_reseller_ids_are_validated(tmp_path: Path) -> None:
     for bad in ("../../etc", "a b", "x" * 200, "-lead", "r\n1"):
         with pytest.raises(InputError):
             origin_from_dict({**base, "reseller": bad})
+
+
+def test_time_order_holds_across_processes_on_a_long_log(tmp_path: Path) -> None:
+    d = tmp_path / "audit"
+    store = LocalAuditStore(d, salt=SALT)
+    for i in range(200):  # index.tsv well past 8 KiB: the head is found from its tail
+        store.write(sample_decision(i, timestamp=f"2026-12-01T00:{i // 60:02d}:{i % 60:02d}.000Z"))
+    store.close()
+    other = LocalAuditStore(d, salt=SALT)
+    other.write(sample_decision(1000, timestamp="2026-11-30T00:00:00.000Z"))
+    other.close()
+    last = json.loads((d / SEG).read_text().splitlines()[-1])
+    assert last["timestamp"] == "2026-12-01T00:03:19.000Z"
+    assert last["requested_timestamp"] == "2026-11-30T00:00:00.000Z"
+    assert open_verify(d).ok

@@ -371,3 +371,20 @@ def test_aws_log_is_anchored_by_its_object_lock_checkpoints(make_world: Any) -> 
     )
     cut = verify_aws(ddb, AUDIT_TABLE, s3, bucket, pub, anchors=[Anchor(2, last["hash"], "kept")])
     assert not cut.ok and cut.first_issue is not None and cut.first_issue.kind == "truncated"
+
+
+def test_a_broken_counter_table_never_blocks_logging_or_a_legal_stop(make_world: Any) -> None:
+    from tests.lambda_env import COUNTER_TABLE
+
+    w: World = make_world()
+    w.client("dynamodb").delete_table(TableName=COUNTER_TABLE)  # state, caps and backlog all gone
+    resp, (iid,) = _launch(w)
+    r = only(handle(run_instances_event(resp, MEMBER, instanceType="p5.48xlarge")))
+    assert r["remediation"]["status"] == "stopped"
+    assert_acted_as_logged(w, iid, MEMBER)
+    resp, (other,) = _launch(w, UNKNOWN_A)  # cappable: the caps cannot be checked, so it is held back
+    r2 = only(handle(run_instances_event(resp, UNKNOWN_A, instanceType="p5.48xlarge")))
+    assert r2["remediation"]["status"] == "capped" and w.state(other, UNKNOWN_A) == "running"
+    assert any("counter failed" in e for e in r2["remediation"]["errors"])
+    assert w.audit_count() == 2
+    assert_chain_verifies(w)

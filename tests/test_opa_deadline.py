@@ -124,6 +124,7 @@ def test_reasons_of_the_wrong_type_fail_closed(opa_server: OpaTestServer, make_e
         {"effect": "deny", "reasons": [{"code": 5}]},
         {"effect": "deny", "reasons": [{"code": "lower_case"}]},
         {"effect": "deny", "reasons": [{"code": "A" * 65}]},
+        {"effect": "deny", "reasons": [{"code": "\u00c9TAT"}]},
         {"effect": "deny", "reasons": [{"code": "X", "message": ["m"]}]},
         {"effect": "deny", "reasons": [{"code": "X"}] * 65},
     ],

@@ -298,6 +298,7 @@ class LocalAuditStore:
         self._hash = h
         self._seg = int(seg_s)
         self._end = int(end_s)
+        self._last_ts = None  # another writer's record: its time is read back when needed
         if ev != "-":
             self._events[bytes.fromhex(ev)] = (seq, h, None if did == "-" else did)
 
@@ -494,19 +495,14 @@ class LocalAuditStore:
             raise _wrap("audit write failed", exc) from exc
 
     def _read_record(self, seq: int) -> dict[str, Any] | None:
-        """The logged record ``seq`` (located through index.tsv), or None when unreadable."""
+        """The logged record ``seq`` (located through index.tsv), or None when unreadable.
+
+        The head record (the common case: time order) is found from the index's last lines.
+        """
         try:
-            with open(self._path(layout.INDEX), "rb") as fh:
-                prev: tuple[int, int] | None = None
-                found: tuple[int, int, int] | None = None
-                for raw in fh:
-                    parts = raw.split(b"\t", 3)
-                    s_, seg, end = int(parts[0]), int(parts[1]), int(parts[2])
-                    if s_ == seq:
-                        start = prev[1] if prev is not None and prev[0] == seg else 0
-                        found = (seg, start, end)
-                        break
-                    prev = (seg, end)
+            found = self._locate(seq, tail=True) if seq == self._seq else None
+            if found is None:
+                found = self._locate(seq, tail=False)
             if found is None:
                 return None
             seg, start, end = found
@@ -516,6 +512,26 @@ class LocalAuditStore:
         except (OSError, ValueError, IndexError, LineError):
             return None
         return rec if isinstance(rec, dict) and rec.get("seq") == seq else None
+
+    def _locate(self, seq: int, *, tail: bool) -> tuple[int, int, int] | None:
+        """``(segment, start, end)`` of record ``seq`` from index.tsv (``tail``: its last 8 KiB only)."""
+        with open(self._path(layout.INDEX), "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if tail and size > 8192:
+                fh.seek(size - 8192)
+                fh.readline()  # skip a partial line
+            prev: tuple[int, int] | None = None
+            first = fh.tell() == 0
+            for raw in fh:
+                parts = raw.split(b"\t", 3)
+                s_, seg, end = int(parts[0]), int(parts[1]), int(parts[2])
+                if s_ == seq:
+                    if prev is None and not first:
+                        return None  # the line before is outside the window: scan the whole index
+                    start = prev[1] if prev is not None and prev[0] == seg else 0
+                    return seg, start, end
+                prev = (seg, end)
+        return None
 
     def _keep_time_order(self, record: dict[str, Any]) -> None:
         """A record is never dated before the previous one (e.g. ``decide --now`` in the past).

@@ -150,7 +150,13 @@ def check_decision(value: Any, where: str = "decision") -> dict[str, Any]:
         if not isinstance(r, dict):
             raise EngineError(f"{where}.reasons holds a {type(r).__name__}, not an object")
         code = r.get("code")
-        if not isinstance(code, str) or not code or len(code) > 64 or not code.replace("_", "A").isalnum():
+        if (
+            not isinstance(code, str)
+            or not code.isascii()
+            or not code
+            or len(code) > 64
+            or not code.replace("_", "A").isalnum()
+        ):
             raise EngineError(f"{where}.reasons has a code that is not an UPPER_SNAKE string")
         if not code.isupper():
             raise EngineError(f"{where}.reasons has a code that is not an UPPER_SNAKE string")
