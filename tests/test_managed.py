@@ -532,7 +532,7 @@ def test_sweep_decides_every_family_and_remediates(make_world: Any) -> None:
     assert all(r["effect"] == "deny" for r in by_kind.values())
     assert "sagemaker:notebook-instance" not in by_kind  # ml.t3.medium: no accelerator, not decided
     assert "sagemaker:endpoint" not in by_kind  # moto's endpoint types carry no controlled chip
-    assert out["errors"] == [f"{MEMBER}/{REGION}/sagemaker:app: NotImplemented"]  # moto has no ListApps
+    assert out["managed_errors"] == [f"{MEMBER}/{REGION}/sagemaker:app: NotImplemented"]  # moto: no ListApps
 
 
 def test_sweep_reports_a_family_it_cannot_list(make_world: Any) -> None:
@@ -556,8 +556,8 @@ def test_sweep_reports_a_family_it_cannot_list(make_world: Any) -> None:
         sweep_regions=(REGION,),
     )
     out = g.handle(load_event("scheduled_sweep.json"), Budget(100), NOW)
-    assert f"{MEMBER}/{REGION}/appstream:fleet: AccessDeniedException" in out["errors"]
-    assert f"{MEMBER}/{REGION}/lambda:capacity-provider: ThrottlingException" in out["errors"]
+    assert f"{MEMBER}/{REGION}/appstream:fleet: AccessDeniedException" in out["managed_errors"]
+    assert f"{MEMBER}/{REGION}/lambda:capacity-provider: ThrottlingException" in out["managed_errors"]
 
 
 # -- remediation calls recorded against the model ---------------------------------------------------------

@@ -10,9 +10,12 @@ families without a stop or scale-to-zero call only notify. Dryrun only logs "wou
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from itertools import islice
 from typing import Any, Protocol
+
+import botocore.session
 
 from enforcer.actions import ActionResult, Budget
 from enforcer.aws_errors import error_code
@@ -176,6 +179,8 @@ def sweep(
     for fam in FAMILIES.values():
         if len(results) >= limit:
             break
+        if not available(fam.service, region):
+            continue  # no endpoint there: no call (and no connect timeout) for it
         try:
             client = guard.clients.client(fam.service, account, region)
             found = [r for r in islice(fam.sweep(client, limit), limit) if _accelerated(guard, r)]
@@ -197,6 +202,16 @@ def sweep(
     return results, errors
 
 
+@functools.lru_cache(maxsize=4096)
+def available(service: str, region: str) -> bool:
+    """Whether botocore's endpoint data lists ``service`` in ``region`` (no network; unknown: True)."""
+    session = botocore.session.get_session()
+    listed: set[str] = set()
+    for partition in session.get_available_partitions():
+        listed.update(session.get_available_regions(service, partition))
+    return not listed or region in listed
+
+
 def _accelerated(guard: GuardLike, res: ManagedResource) -> bool:
     """False only when every type is known to carry no accelerator (as the EC2 sweep skips them)."""
     return any(t is None or guard.enforcer.catalog.classify(t).chip_class != "none" for t, _ in res.items)
@@ -204,7 +219,8 @@ def _accelerated(guard: GuardLike, res: ManagedResource) -> bool:
 
 class ManagedGuard(Guard):
     """The reactive guard with managed compute: managed requests take this module's path, and each
-    sweep also lists the managed families in the (account, region) pairs the EC2 sweep visited."""
+    sweep also lists the managed families in the (account, region) pairs the EC2 sweep visited
+    (families the region has no endpoint for are skipped; failures go to ``managed_errors``)."""
 
     def decide_and_act(self, request: LaunchRequest, budget: Budget, now: float) -> dict[str, Any]:
         """Managed resources here; everything else as ``Guard.decide_and_act``."""
@@ -225,7 +241,7 @@ class ManagedGuard(Guard):
             regions = self.sweep_regions or (request.region,)
             pairs = [(a, r) for a in accounts for r in regions]
         results = out.setdefault("results", [])
-        errors = out.setdefault("errors", [])
+        errors = out.setdefault("managed_errors", [])  # apart from the EC2 sweep's own ``errors``
         for account, region in pairs:
             room = self.max_sweep - len(results)
             if room <= 0:
