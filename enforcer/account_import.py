@@ -7,7 +7,8 @@ organisation with its name and origin tags (``origin:country``, ``origin:hq-coun
 columns ``account_id,country,hq_country,parent_hq_country,kyc,reseller,name,parent``.
 
 An account with no valid origin country is NOT imported (it stays ``ACCOUNT_UNKNOWN``, fail closed)
-and is reported as skipped; every row is validated exactly as ``account add`` validates it.
+and is reported as skipped; every row is validated as ``account add`` validates it, and
+every country must be an assigned ISO 3166-1 alpha-2 code.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from enforcer.accounts_aws import (
 )
 from enforcer.cli_common import CliState
 from enforcer.model import AccountOrigin, InputError
+from enforcer.policy.datafiles import is_iso_country
 
 CSV_COLUMNS = (
     "account_id",
@@ -111,8 +113,11 @@ def _origin(row: dict[str, Any]) -> AccountOrigin:
             "kyc": (row.get("kyc") or "none").strip().lower(),
         }
     )
-    if origin.country is None:
-        raise InputError(f"country {str(country)[:16]!r} is not an ISO 3166-1 alpha-2 code", "BAD_COUNTRY")
+    for name in ("country", "hq_country", "parent_hq_country"):
+        value = getattr(origin, name)
+        if value is None or not is_iso_country(value):
+            shown = str(row.get(name) or value)[:16]
+            raise InputError(f"{name} {shown!r} is not an ISO 3166-1 alpha-2 code", "BAD_COUNTRY")
     return origin
 
 
