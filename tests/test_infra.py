@@ -95,6 +95,9 @@ def test_rules_cover_every_launch_path_and_exclude_failed_calls() -> None:
     (forward,) = _cloudtrail_rules(load(MEMBER))  # the member account forwards every covered source
     assert forward["detail"]["errorCode"] == [{"exists": False}]
     assert set(forward["detail"]["eventSource"]) == {s for s, _ in covered}
+    prefixes = [p["prefix"] for p in forward["detail"]["eventName"]]
+    assert all(any(n.startswith(p) for p in prefixes) for _, n in covered)
+    assert not any(p in ("Describe", "Get", "List") for p in prefixes)
     for path in (TEMPLATE, MEMBER):
         for r in resources(load(path), "AWS::Events::Rule").values():
             if r["Properties"].get("EventPattern"):

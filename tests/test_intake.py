@@ -65,6 +65,20 @@ EXPECTED: dict[str, tuple[str, str, list[tuple[str, int]], int, str | None]] = {
     "cloudtrail_create_launch_configuration.json": (
         "cloudtrail", "autoscaling:CreateLaunchConfiguration", [("g5.12xlarge", 1)], 0, None),
     "cloudtrail_eks_createnodegroup.json": ("cloudtrail", "eks:CreateNodegroup", [("p5.48xlarge", 4)], 0, ATT),
+    # updates, restarts and calls read from the coverage table (enforcer/coverage; tests/test_coverage_*.py)
+    "cloudtrail_startinstances.json": ("cloudtrail", "ec2:StartInstances", [("ref:instance_id", 1)], 1, None),
+    "cloudtrail_eks_updatenodegroupversion.json": (
+        "cloudtrail", "eks:UpdateNodegroupVersion", [("ref:launch_template", 1)], 0, None),
+    "cloudtrail_sagemaker_updateendpoint.json": (
+        "cloudtrail", "sagemaker:UpdateEndpoint", [("ref:sagemaker_endpoint_config", 1)], 0, None),
+    "cloudtrail_sagemaker_updatenotebook.json": (
+        "cloudtrail", "sagemaker:UpdateNotebookInstance", [("p5.48xlarge", 1)], 0, None),
+    "cloudtrail_asg_startinstancerefresh.json": (
+        "cloudtrail", "autoscaling:StartInstanceRefresh", [("g6e.12xlarge", 1), ("p5.48xlarge", 1)], 0, None),
+    "cloudtrail_deadline_createfleet.json": (
+        "cloudtrail", "deadline:CreateFleet", [("g6e.xlarge", 20), ("g6e.2xlarge", 20)], 0, None),
+    "cloudtrail_sagemaker_training_preferences.json": (
+        "cloudtrail", "sagemaker:CreateTrainingJob", [("g6e.48xlarge", 4), ("p5.48xlarge", 4)], 0, None),
     "cloudtrail_sagemaker_training.json": (
         "cloudtrail", "sagemaker:CreateTrainingJob", [("p5.48xlarge", 2)], 0, ATT),
     "cloudtrail_sagemaker_endpoint_config.json": (

@@ -85,7 +85,8 @@ def leaf_names(paths: Iterable[str]) -> frozenset[str]:
     """Lower-cased member names at the end of coverage paths (``a.b[].InstanceType`` -> ``instancetype``)."""
     out = set()
     for p in paths:
-        leaf = p.rsplit(".", 1)[-1].replace("[]", "").replace("{}", "")
+        segs = p.replace("[]", "").replace("{}", "").split(".")
+        leaf = segs[-2] if segs[-1] == "Value" and len(segs) > 1 else segs[-1]  # EC2 {"value": type}
         if leaf:
             out.add(_norm(leaf))
     return frozenset(out)
@@ -93,10 +94,38 @@ def leaf_names(paths: Iterable[str]) -> frozenset[str]:
 
 @dataclass(slots=True)
 class _Found:
-    value: str
+    value: Any  # a type string, or a requirements object (attribute-based selection)
     path: str
     chain: tuple[Mapping[str, Any], ...]  # holder first, then enclosing objects
     group: str | None
+
+
+#: Attribute-based selection objects (``instanceRequirements``, Deadline's ``instanceCapabilities``).
+_REQUIREMENTS = re.compile(r"(?i)^instance(requirements|capabilities)$")
+_ALLOWED = re.compile(r"(?i)^allowedinstancetypes?$")
+
+
+def _asks_for_accelerators(req: Mapping[str, Any]) -> bool:
+    """Whether a requirements object selects accelerators without naming the allowed types.
+
+    True when it has an accelerator member (count, names, types, manufacturers, Deadline's
+    ``acceleratorCapabilities``) that does not exclude them (``max: 0``) and no allowed-types list
+    (allowed types are read as types).
+    """
+    if any(isinstance(k, str) and _ALLOWED.match(k) and v for k, v in req.items()):
+        return False
+    asks = False
+    for k, v in req.items():
+        if not (isinstance(k, str) and k.lower().startswith("accelerator")) or v in (None, "", [], {}):
+            continue
+        if (
+            isinstance(v, dict)
+            and k.lower() == "acceleratorcount"
+            and _number(v.get("max", v.get("Max"))) == 0
+        ):
+            return False
+        asks = True
+    return asks
 
 
 def _number(value: Any) -> float | None:
@@ -190,6 +219,8 @@ def find_types(
                 for v, suffix in _type_values(value):
                     found.append(_Found(v, kpath + suffix, here, alt if suffix else group))
                 continue
+            if isinstance(value, dict) and _REQUIREMENTS.match(key) and _asks_for_accelerators(value):
+                found.append(_Found(value, kpath, here, group))  # attribute-based selection with GPUs
             sub_group = group
             if k in _ALTERNATIVES and isinstance(value, list | dict):
                 sub_group = group or kpath
@@ -237,6 +268,11 @@ def extract(params: Mapping[str, Any], entry: Entry, at: str = "requestParameter
     clamped: list[str] = []
     for f in found:
         if f.value is None or f.value == "":
+            continue
+        if isinstance(f.value, dict):  # accelerators chosen by attributes: may be controlled
+            n = min(math.ceil(_count(f.chain[1:])), MAX_INSTANCES)
+            ref = {"kind": "instance_requirements", "accelerators": True, "accelerators_requested": True}
+            out.items.append(LaunchItem(instance_type=None, count=n, ref=ref, path=f.path, group=f.group))
             continue
         if not isinstance(f.value, str):
             raise InputError(f"{f.path}: expected an instance type string, got {kind(f.value)}")

@@ -5,19 +5,21 @@ One table drives every point (see also :mod:`enforcer.scp` for the SCP actions a
 
 - :func:`event_patterns` packs the decided calls, one ``$or`` branch per CloudTrail ``eventSource``,
   into a fixed number of rule patterns, each under EventBridge's 2,048-character pattern limit;
-- :func:`forward_pattern` is the member account's forwarding pattern (event sources only: the
-  security account's rules pick the calls);
+- :func:`forward_pattern` is the member account's forwarding pattern (covered event sources and the
+  verbs of their decided calls: the security account's rules pick the calls);
 - :func:`markdown_table` is the README's "what is covered" table.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from enforcer.coverage.table import STATUSES, Entry, load_table
 
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+_VERB = re.compile(r"[A-Z][a-z0-9]+")
 #: EventBridge's default limit on one rule's event pattern, in characters.
 PATTERN_MAX_CHARS = 2048
 
@@ -87,11 +89,22 @@ def event_patterns(
 
 
 def forward_pattern(extra: dict[str, list[str]] | None = None) -> dict[str, Any]:
-    """Member-account forwarding: successful CloudTrail calls of every covered event source."""
-    sources = set(decided_calls()) | set(extra or {})
+    """Member-account forwarding: successful calls of every covered source whose name starts with a
+    verb of a decided call (``Create``, ``Update``, ``Start`` ...; never ``Describe``/``List``).
+
+    Every name would not fit EventBridge's pattern limit; the security account's rules pick the calls.
+    """
+    calls = decided_calls()
+    for source, names in (extra or {}).items():
+        calls[source] = sorted(set(calls.get(source, [])) | set(names))
+    verbs = {m.group(0) for names in calls.values() for n in names if (m := _VERB.match(n)) is not None}
     return {
         "detail-type": [CLOUDTRAIL_DETAIL_TYPE],
-        "detail": {"eventSource": sorted(sources), "errorCode": [{"exists": False}]},
+        "detail": {
+            "eventSource": sorted(calls),
+            "eventName": [{"prefix": v} for v in sorted(verbs)],
+            "errorCode": [{"exists": False}],
+        },
     }
 
 

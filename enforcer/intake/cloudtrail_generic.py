@@ -62,7 +62,11 @@ def complete(
     have = {i.instance_type for i in parsed.items if i.instance_type is not None}
     for i in parsed.items:  # references that name the value (Batch families, template names)
         have.update(str(v).lower() for v in (i.ref or {}).values() if isinstance(v, str))
-    missed = [i for i in extra.items if i.instance_type not in have]
+    # attribute-based selections the shape already turned into references are not added twice
+    reqs = any((i.ref or {}).get("kind") == "instance_requirements" for i in parsed.items)
+    missed = [
+        i for i in extra.items if (i.instance_type not in have if i.instance_type is not None else not reqs)
+    ]
     biggest: dict[str, int] = {}
     weighted = extra.extra.get("weighted_capacity", {})
     for i in extra.items:  # weighted capacity: the model's count is instances, a shape's is units
