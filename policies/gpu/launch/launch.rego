@@ -229,7 +229,10 @@ hit_subject("END_CUSTOMER_RESTRICTED") := sprintf("attested end customer of rese
 
 hit_subject("RESELLER_RESTRICTED") := sprintf("reseller %v", [input.account.reseller])
 
-hit_subject("REGION_RESTRICTED") := sprintf("region %v", [input.request.region])
+hit_subject("REGION_RESTRICTED") := sprintf("region %v, located in %v", [
+	input.request.region,
+	data.gpu.regions.regions[input.request.region].country,
+])
 
 violations contains reason(code, msg) if {
 	some code in hit_codes
