@@ -262,6 +262,9 @@ def test_not_gzip_and_gzip_bomb_are_refused(ingest: Ingest) -> None:
     bomb = gzip.compress(b"[" + b" " * (65 * 1024 * 1024) + b"]")
     res = requests.post(ingest.url + "/logs", data=bomb, headers=headers, timeout=30)
     assert res.status_code == 400 and "decompressed" in res.json()["error"]
+    deep = gzip.compress(b"[" * 200_000 + b"]" * 200_000)
+    res = requests.post(ingest.url + "/logs", data=deep, headers=headers, timeout=30)
+    assert res.status_code == 400 and "nested" in res.json()["error"]
     res = requests.post(ingest.url + "/elsewhere", data=b"[]", headers=headers, timeout=10)
     assert res.status_code == 404
     assert logged(ingest.state) == []

@@ -76,6 +76,8 @@ def decode_batch(body: bytes, encoding: str | None) -> list[dict[str, Any]]:
         doc = json.loads(raw)
     except (ValueError, UnicodeError) as exc:
         raise IngestError(f"body is not JSON ({exc})") from exc
+    except RecursionError as exc:  # "[[[[...]]]]" nested deeper than the parser goes
+        raise IngestError("body is nested too deeply") from exc
     if not isinstance(doc, list):
         raise IngestError(f"body is a JSON {type(doc).__name__}, not an array of decision events")
     if len(doc) > MAX_EVENTS:
