@@ -276,3 +276,73 @@ def test_parity_check_fails_when_the_real_server_runs_a_different_policy(
     assert diffs, "a policy that says something else must make the parity check fail"
     assert all(d.startswith("--- ") and "decision document" in d for d in diffs), diffs[0]
     assert any('+   "severity": "low"' in d for d in diffs), diffs[0]
+
+
+def hostile_cases() -> list[tuple[str, LaunchRequest, list[AccountOrigin], AttestationResult, float]]:
+    """Synthetic CloudTrail records an adversary who read the policy might send: odd counts, types, times,
+    regions and identifiers -- whatever the intake accepts is decided on both engines."""
+    from enforcer.intake import normalise
+    from enforcer.model import InputError
+
+    rng = random.Random(4242)
+    mutations: list[tuple[str, Any]] = [
+        ("count", 0),
+        ("count", -1),
+        ("count", 2**63),
+        ("count", 10**6),
+        ("count", 1.5),
+        ("count", "3"),
+        ("type", "P5.48XLARGE"),
+        ("type", "p5.48xlarge "),
+        ("type", "p5.48xlarge\u200b"),
+        ("type", "p5." + "x" * 300),
+        ("type", "p5e.48xlarge"),
+        ("type", ""),
+        ("time", "2026-06-30T23:59:60Z"),
+        ("time", "9999-12-31T23:59:59Z"),
+        ("time", "2026-10-01T00:00:00+14:00"),
+        ("time", "2026-10-01T00:00:00.123456789Z"),
+        ("region", "ap-east-1"),
+        ("region", "cn-north-1"),
+        ("region", "us-gov-west-1"),
+        ("region", "mars-north-1"),
+    ]
+    out = []
+    for i in range(len(mutations) * 6):
+        rec = synth_cloudtrail.record(i, rng)
+        what, value = mutations[i % len(mutations)]
+        if what == "count":
+            rec["requestParameters"]["instancesSet"]["items"][0].update(minCount=value, maxCount=value)
+        elif what == "type":
+            rec["requestParameters"]["instanceType"] = value
+        elif what == "time":
+            rec["eventTime"] = value
+        else:
+            rec["awsRegion"] = value
+        try:
+            req = normalise(rec, now=rec["eventTime"])
+        except (InputError, ValueError):
+            continue
+        if not isinstance(req, LaunchRequest):
+            continue
+        profile = rng.choice([*ACCOUNTS, None])
+        att = rng.choice(ATTESTATIONS) if profile is RESELLER else ATTESTATIONS[0]
+        out.append(
+            (
+                f"hostile #{i} {what}={value!r:.40}",
+                req,
+                _origin(profile, req.account_id),
+                att,
+                1_780_000_000.0,
+            )
+        )
+    return out
+
+
+def test_hostile_launches_decide_the_same_on_real_opa(
+    catalog: Any, engine: Any, real_rest: OpaRestEngine
+) -> None:
+    cases = hostile_cases()
+    assert len(cases) >= 60, len(cases)
+    diffs = compare_cases(cases, catalog, engine, real_rest)
+    assert not diffs, f"{len(diffs)} of {len(cases)} hostile launches differ:\n" + "\n".join(diffs[:5])
