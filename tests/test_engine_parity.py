@@ -1,14 +1,15 @@
 """Same policies, same tests, same answers: the embedded engine and the OPA REST path agree.
 
-The REST side is the loopback OPA Data API test server loaded through ``policy push``; it evaluates
-with OPA's Go library too, so this proves the REST plumbing (input/result JSON round trip, paths,
-data mounting by push) changes nothing.
+The REST side is a real ``opa run --server`` (``make tools``; skipped without it, failing when CI=true)
+loaded through ``policy push``, so this checks the REST plumbing (input/result JSON round trip, paths,
+data mounting by push) against OPA itself; tests/test_opa_real_parity.py compares far more inputs.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,7 @@ from enforcer.pipeline import Enforcer
 from enforcer.policy.embedded import EmbeddedEngine
 from enforcer.policy.opa_rest import OpaRestEngine
 from enforcer.policy.testing import run_tests
-from tests.opa_fixtures import opa_server_fixture, opa_server_session_fixture  # noqa: F401  (fixtures)
-from tests.opa_server import OpaTestServer
+from tests.opa_real import RealOpa
 
 EVENTS = Path(__file__).resolve().parent / "events"
 NOW = 1_780_000_000.0  # fixed decision time: both engines see the same input document
@@ -111,8 +111,14 @@ def outcome(d: Decision) -> tuple[str, list[tuple[str, str, str]], bool]:
 
 
 @pytest.fixture(scope="module")
-def rest_engine(opa_server_session: OpaTestServer, bundle: Any) -> OpaRestEngine:
-    return OpaRestEngine(opa_server_session.url, bundle.revision, timeout=2.0)
+def rest_engine(bundle: Any) -> Iterator[OpaRestEngine]:
+    from enforcer.policy.push import push_bundle
+
+    with RealOpa([]) as server:
+        push_bundle(bundle, server.url, include_tests=True)
+        engine = OpaRestEngine(server.url, bundle.revision, timeout=2.0)
+        yield engine
+        engine.close()
 
 
 @pytest.fixture(scope="module")

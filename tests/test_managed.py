@@ -651,3 +651,69 @@ def test_every_family_names_its_remedy() -> None:
         if fam.remediate is not None:  # the remedy names a real operation of the service's model
             op = fam.remedy.split(":", 1)[1].split(" ")[0]
             assert op in session.get_service_model(fam.service).operation_names, fam.kind
+
+
+# -- deployment: the rules and the member role carry what the code needs -----------------------------------
+def _resources(path: str) -> dict[str, Any]:
+    from pathlib import Path
+
+    from enforcer.intake.cfn_stack import load_template
+
+    doc = load_template((Path(__file__).resolve().parent.parent / "infra" / path).read_text())
+    return dict(doc["Resources"])
+
+
+def test_event_rules_route_every_sagemaker_detail_type_the_detector_handles() -> None:
+    from enforcer.intake.sagemaker_events import EVENTS
+
+    rule = _resources("template.yaml")["SageMakerStateChangeRule"]["Properties"]["EventPattern"]
+    assert rule["source"] == ["aws.sagemaker"] and set(rule["detail-type"]) == set(EVENTS)
+    forward = _resources("member-account.yaml")["ForwardLaunchEvents"]["Properties"]["EventPattern"]["$or"]
+    assert any(set(p.get("detail-type", [])) == set(EVENTS) for p in forward)
+
+
+def test_member_guard_role_allows_every_managed_call() -> None:
+    statements = _resources("member-account.yaml")["GuardRole"]["Properties"]["Policies"][0][
+        "PolicyDocument"
+    ]["Statement"]
+    granted = set()
+    for st in statements:
+        if isinstance(st, dict) and st.get("Effect") == "Allow":
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            granted |= set(actions)
+    session = botocore.session.get_session()
+    needed = {
+        "sagemaker": [
+            "ListTrainingJobs",
+            "DescribeTrainingJob",
+            "StopTrainingJob",
+            "ListProcessingJobs",
+            "DescribeProcessingJob",
+            "StopProcessingJob",
+            "ListTransformJobs",
+            "DescribeTransformJob",
+            "StopTransformJob",
+            "ListEndpoints",
+            "DescribeEndpoint",
+            "DescribeEndpointConfig",
+            "DeleteEndpoint",
+            "ListNotebookInstances",
+            "DescribeNotebookInstance",
+            "StopNotebookInstance",
+            "ListClusters",
+            "DescribeCluster",
+            "UpdateCluster",
+            "ListApps",
+            "DeleteApp",
+        ],
+        "appstream": ["DescribeFleets", "StopFleet"],
+        "deadline": ["ListFarms", "ListFleets", "GetFleet", "UpdateFleet"],
+        "workspaces": ["DescribeWorkspaces", "StopWorkspaces"],
+        "codebuild": ["ListFleets", "BatchGetFleets"],
+        "lambda": ["ListCapacityProviders"],
+    }
+    for service, ops in needed.items():
+        model_ops = set(session.get_service_model(service).operation_names)
+        for op in ops:
+            assert op in model_ops, f"{service}:{op} is not an operation"
+            assert f"{service}:{op}" in granted, f"{service}:{op} missing from GuardRole"
