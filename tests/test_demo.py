@@ -37,3 +37,22 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     report = tmp_path / "demo-report.html"
     assert report.exists() and "END_CUSTOMER_RESTRICTED" in report.read_text()
     assert list((tmp_path / "scp").glob("*.json"))
+    # the log outlives the moto server: the CLI verifies it with the KMS key's public half, and
+    # catches an edit of any record
+    from click.testing import CliRunner
+
+    from enforcer.cli import cli
+
+    key = tmp_path / "audit-kms-public.pem"
+    verify = ["--state", str(tmp_path), "audit", "verify", "--public-key", str(key)]
+    ok = CliRunner().invoke(cli, verify)
+    assert ok.exit_code == 0 and "signed with the pinned public key" in ok.output, ok.output
+    segment = tmp_path / "audit" / "segment-000001.jsonl"
+    lines = segment.read_text().splitlines(keepends=True)
+    assert len(lines) == 11  # 15 rows less the 4 attestation submissions (the redelivery logged nothing)
+    edited = lines[6].replace('"us-east-1"', '"eu-west-1"', 1)
+    assert edited != lines[6]
+    lines[6] = edited
+    segment.write_text("".join(lines))
+    bad = CliRunner().invoke(cli, verify)
+    assert bad.exit_code == 1 and "seq 6" in bad.output, bad.output

@@ -67,6 +67,7 @@ def run_demo(state: Path, console: Console) -> int:
     """Run the demo; write the report and logs under ``state``; return the exit code."""
     from enforcer.audit.aws import AwsAuditStore, verify_aws
     from enforcer.audit.report import render_html
+    from enforcer.demo.export import export_local
     from enforcer.demo.scenario import Scenario
     from enforcer.demo.world import DemoWorld, moto_server
     from enforcer.scp import generate_scps, write_scps
@@ -95,6 +96,14 @@ def run_demo(state: Path, console: Console) -> int:
             audit.signer.public_key_pem(),  # the KMS key's public half, as a third party would fetch it
         )
         records = world.audit_records()
+        kms_pem = export_local(
+            world.client("dynamodb"),
+            world.client("s3"),
+            cfg.audit_table,
+            cfg.audit_bucket,
+            audit.signer.public_key_pem(),
+            state,
+        )
         html = render_html(
             records,
             title="GPU launch decisions (demo)",
@@ -116,6 +125,10 @@ def run_demo(state: Path, console: Console) -> int:
         "(explicit instance-type lists from the catalogue, each under 5,120 characters)"
     )
     console.print(f"[bold]HTML report:[/] {report_path.resolve()}")
+    console.print(
+        f"[bold]Verify it yourself:[/] enforcer --state {state} audit verify --public-key {kms_pem} "
+        "(the log, exported from the simulated DynamoDB/S3 store, with the KMS key's public half)"
+    )
     console.print(f"\nDone in {time.perf_counter() - start:.1f}s.")
     return 0 if ok else 1
 
