@@ -37,6 +37,19 @@ _MAX_PAGES = 5
 NOT_FOUND_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
 
 
+#: Studio app type -> the settings block holding its default resource spec.
+STUDIO_SETTINGS = {
+    "KernelGateway": "KernelGatewayAppSettings",
+    "JupyterLab": "JupyterLabAppSettings",
+    "CodeEditor": "CodeEditorAppSettings",
+    "RStudioServerPro": "RStudioServerProAppSettings",
+    "RSessionGateway": "RSessionAppSettings",
+    "TensorBoard": "TensorBoardAppSettings",
+}
+#: SageMaker Studio's documented default instance for compute apps with no default resource spec.
+STUDIO_DEFAULT_TYPE = "t3.medium"
+
+
 class ResolutionError(Exception):
     """A reference that AWS could not turn into an instance type (kept on the item, never raised out)."""
 
@@ -172,6 +185,8 @@ class AwsResolver:
             return [self._offering(item, str(ref.get("id", "")))]
         if kind == "sagemaker_endpoint_config":
             return self._endpoint_config(item, str(ref.get("name", "")))
+        if kind == "sagemaker_app_default":
+            return [self._app_default(item, ref)]
         return None  # instance_family and kinds the pipeline classifies itself
 
     def template_data(self, ref: Mapping[str, Any]) -> dict[str, Any]:
@@ -309,6 +324,37 @@ class AwsResolver:
         if not items:
             raise ResolutionError(f"endpoint configuration {name!r} has no instance-backed variant")
         return items
+
+    def _app_default(self, item: LaunchItem, ref: Mapping[str, Any]) -> LaunchItem:
+        """The default resource spec a Studio app without ``ResourceSpec`` runs on: the space's, the
+        user profile's, then the domain's settings for the app type; SageMaker's own default last."""
+        if self.sagemaker is None:
+            raise ResolutionError("no SageMaker client")
+        app_type = str(ref.get("app_type", ""))
+        key = STUDIO_SETTINGS.get(app_type)
+        domain = str(ref.get("domain_id", ""))
+        if key is None or not domain:
+            raise ResolutionError(f"studio app {app_type!r} without a domain")
+        layers: list[Any] = []
+        if ref.get("space"):
+            layers.append(
+                self.sagemaker.describe_space(DomainId=domain, SpaceName=str(ref["space"])).get(
+                    "SpaceSettings"
+                )
+            )
+        if ref.get("user_profile"):
+            prof = self.sagemaker.describe_user_profile(
+                DomainId=domain, UserProfileName=str(ref["user_profile"])
+            )
+            layers.append(prof.get("UserSettings"))
+        dom = self.sagemaker.describe_domain(DomainId=domain)
+        layers += [dom.get("DefaultSpaceSettings"), dom.get("DefaultUserSettings")]
+        for settings in layers:
+            spec = ((settings or {}).get(key) or {}).get("DefaultResourceSpec") or {}
+            itype = spec.get("InstanceType")
+            if isinstance(itype, str) and itype and itype != "system":
+                return _resolved(item, itype.removeprefix("ml."))
+        return _resolved(item, STUDIO_DEFAULT_TYPE)
 
     def _launch_configuration(self, item: LaunchItem, name: str) -> LaunchItem:
         if self.autoscaling is None:

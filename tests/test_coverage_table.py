@@ -252,3 +252,15 @@ def test_hook_types_leave_out_services_without_accelerated_types() -> None:
     assert not is_launch_resource_type("AWS::OpenSearchService::Domain")
     assert is_launch_resource_type("AWS::AppStream::Fleet")
     assert len(hook_resource_types()) < len(launch_resource_types())
+
+
+def test_tags_and_labels_that_look_like_type_members_are_user_text() -> None:
+    """A CPU node group tagged ``instanceType: p5.48xlarge`` launches no p5 (EKS tags and labels are maps)."""
+    params = {
+        "clusterName": "c",
+        "nodegroupName": "cpu",
+        "instanceTypes": ["m5.large"],
+        "tags": {"instanceType": "p5.48xlarge"},
+        "labels": {"InstanceType": "p5.48xlarge"},
+    }
+    assert items(record("eks.amazonaws.com", "CreateNodegroup", params)) == {"m5.large": 1}

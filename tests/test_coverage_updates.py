@@ -291,3 +291,64 @@ def test_other_updates_are_decided_like_launches(
 ) -> None:
     _, decision = decide(record(source, name, params))
     _denied_for(decision, itype)
+
+
+def _studio_enforcer(engine: Any, catalog: Any, sm: Any) -> Enforcer:
+    origin = AccountOrigin(CN, "CN", "CN", "CN", "verified", None)
+    resolver = AwsResolver(boto3.client("ec2", region_name="us-east-1"), sagemaker=sm, attempts=1)
+    return Enforcer(
+        catalog=catalog, accounts=StaticAccountDirectory([origin]), engine=engine, resolver=resolver
+    )
+
+
+def test_studio_app_without_a_type_runs_on_the_profile_default(engine: Any, catalog: Any) -> None:
+    """CreateApp naming no type runs on the user's default spec (recorded Describe* answers, Stubber)."""
+    from botocore.stub import Stubber
+
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    params = {
+        "domainId": "d-abc123",
+        "userProfileName": "alice",
+        "appType": "JupyterLab",
+        "appName": "default",
+    }
+    with Stubber(sm) as stub:
+        stub.add_response(
+            "describe_user_profile",
+            {
+                "UserSettings": {
+                    "JupyterLabAppSettings": {"DefaultResourceSpec": {"InstanceType": "ml.p5.48xlarge"}}
+                }
+            },
+            {"DomainId": "d-abc123", "UserProfileName": "alice"},
+        )
+        stub.add_response("describe_domain", {"DefaultUserSettings": {}}, {"DomainId": "d-abc123"})
+        req = normalise(record("sagemaker.amazonaws.com", "CreateApp", params))
+        assert isinstance(req, LaunchRequest)
+        decision = _studio_enforcer(engine, catalog, sm).decide(req, now=NOW)
+    _denied_for(decision, "p5.48xlarge")
+
+
+def test_studio_app_defaults_fall_back_to_the_domain_then_sagemaker(engine: Any, catalog: Any) -> None:
+    from botocore.stub import Stubber
+
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    params = {"domainId": "d-abc123", "spaceName": "team", "appType": "CodeEditor", "appName": "default"}
+    with Stubber(sm) as stub:
+        stub.add_response(
+            "describe_space", {"SpaceSettings": {}}, {"DomainId": "d-abc123", "SpaceName": "team"}
+        )
+        stub.add_response("describe_domain", {}, {"DomainId": "d-abc123"})
+        req = normalise(record("sagemaker.amazonaws.com", "CreateApp", params))
+        assert isinstance(req, LaunchRequest)
+        decision = _studio_enforcer(engine, catalog, sm).decide(req, now=NOW)
+    assert [i.instance_type for i in req.items] == ["t3.medium"]
+    assert decision.effect == "allow", decision.reasons
+    unresolved = normalise(record("sagemaker.amazonaws.com", "CreateApp", {**params, "domainId": "d-gone"}))
+    assert isinstance(unresolved, LaunchRequest)
+    decision = Enforcer(
+        catalog=catalog,
+        accounts=StaticAccountDirectory([AccountOrigin(CN, "CN", "CN", "CN", "verified", None)]),
+        engine=engine,
+    ).decide(unresolved, now=NOW)
+    assert decision.effect == "deny"  # no resolver: the default may be a GPU, fail closed

@@ -71,6 +71,13 @@ ALTERNATIVE_LISTS = frozenset(
 )
 
 
+#: Members holding free-form user data (tags, labels, environment, hyperparameters): a key there that
+#: looks like an instance-type member is the user's text, never a type AWS reads.
+USER_DATA_KEYS = frozenset(
+    {"tags", "tag", "tagset", "labels", "environment", "environmentvariables", "hyperparameters", "taints"}
+)
+
+
 def _norm(key: str) -> str:
     """Compare member names as CloudTrail varies them: case, EC2 ``...Set`` suffixes, plurals."""
     k = key.lower()
@@ -210,7 +217,7 @@ def find_types(
             continue
         here = (node, *chain)
         for key, value in reversed(list(node.items())):
-            if not isinstance(key, str):
+            if not isinstance(key, str) or key.lower() in USER_DATA_KEYS:
                 continue
             k = _norm(key)
             kpath = f"{path}.{key}"

@@ -175,9 +175,28 @@ def transform_job(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None)
 
 @shape(SAGEMAKER, "CreateApp")
 def studio_app(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
-    """Studio app: ``resourceSpec.instanceType`` (absent for the default system app)."""
+    """Studio app: ``resourceSpec.instanceType``; without one, a compute app (JupyterLab, KernelGateway,
+    Code Editor ...) runs on the space's, user's or domain's default resource spec, so it becomes a
+    ``sagemaker_app_default`` reference (resolved by the resolver, else fails closed). The Jupyter
+    Server system app and Canvas run on no instance of the account's choosing."""
     out = Parsed()
     spec, spath = objp(p, "resourceSpec", at)
     if spec is not None and (tf := locate(spec, "instanceType", spath))[0] is not None:
         _add(out, *tf, 1)
-    return _finish(out)
+        return out
+    app_type = opt_text(p, "appType", at, 64)
+    if app_type is None or app_type not in STUDIO_DEFAULT_APPS:
+        return Ignored("no instance type in request")
+    ref: dict[str, Any] = {"kind": "sagemaker_app_default", "app_type": app_type}
+    for key, name in (("domainId", "domain_id"), ("userProfileName", "user_profile"), ("spaceName", "space")):
+        v = opt_text(p, key, at, 256)
+        if v is not None:
+            ref[name] = v
+    out.items.append(LaunchItem(instance_type=None, count=1, ref=ref, path=f"{at}.resourceSpec"))
+    return out
+
+
+#: Studio app types that run on a default resource spec when the request names no instance type.
+STUDIO_DEFAULT_APPS = frozenset(
+    {"KernelGateway", "JupyterLab", "CodeEditor", "RStudioServerPro", "RSessionGateway", "TensorBoard"}
+)
