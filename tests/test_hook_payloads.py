@@ -249,6 +249,12 @@ def test_missing_payload_object_fails_closed(make_world: Any) -> None:
         "a: &x [1]\nb: *x\n",  # aliases: refused (CloudFormation has none)
         "Resources: [1, 2]",
         "{" * 5000,
+        # a repeated key could let the template say p5 to CloudFormation and t3 to the hook
+        '{"Resources": {"A": {"Type": "AWS::EC2::Instance", "Properties": {"InstanceType": "p5.48xlarge"}},'
+        ' "A": {"Type": "AWS::S3::Bucket"}}}',
+        "Resources:\n  A:\n    Type: AWS::EC2::Instance\n    Properties: {InstanceType: p5.48xlarge}\n"
+        "  A:\n    Type: AWS::S3::Bucket\n",
+        '!!python/object/apply:os.system ["true"]',  # no Python objects from YAML
         json.dumps({"Resources": {f"R{i}": {"Type": "AWS::S3::Bucket"} for i in range(501)}}),
     ],
 )

@@ -584,6 +584,14 @@ def test_studio_app_is_deleted_and_workspace_refusal_is_reported(make_world: Any
                     "AppName": "default",
                     "Status": "InService",
                 },
+                {  # Studio's default apps run on "system": no instance of their own, never decided
+                    "DomainId": "d-abc",
+                    "UserProfileName": "u",
+                    "AppType": "KernelGateway",
+                    "AppName": "datascience-1-0-ml-t3-medium",
+                    "Status": "InService",
+                    "ResourceSpec": {"InstanceType": "system"},
+                },
             ]
         },
     )
@@ -717,3 +725,17 @@ def test_member_guard_role_allows_every_managed_call() -> None:
         for op in ops:
             assert op in model_ops, f"{service}:{op} is not an operation"
             assert f"{service}:{op}" in granted, f"{service}:{op} missing from GuardRole"
+
+
+def test_heterogeneous_training_job_groups_are_read_from_the_event() -> None:
+    from enforcer.intake import normalise
+
+    event = load_event("sagemaker_training_state_change.json")
+    rc = event["detail"]["ResourceConfig"]
+    rc.pop("InstanceType"), rc.pop("InstanceCount")
+    rc["InstanceGroups"] = [
+        {"InstanceGroupName": "cpu", "InstanceType": "ml.c5.xlarge", "InstanceCount": 1},
+        {"InstanceGroupName": "gpu", "InstanceType": "ml.p5.48xlarge", "InstanceCount": 8},
+    ]
+    req = normalise(event)
+    assert [(i.instance_type, i.count) for i in req.items] == [("c5.xlarge", 1), ("p5.48xlarge", 8)]  # type: ignore[union-attr]

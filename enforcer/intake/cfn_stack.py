@@ -81,6 +81,21 @@ class _CfnLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    """A mapping whose keys are unique: a repeated key would let a template mean two things."""
+    keys = [loader.construct_object(k) for k, _v in node.value]
+    if len(keys) != len({str(k) for k in keys}):
+        raise InputError("template: a mapping repeats a key")
+    return loader.construct_mapping(node)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise InputError("template: an object repeats a key")
+    return out
+
+
 def _short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
@@ -95,6 +110,7 @@ def _short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[s
 
 
 _CfnLoader.add_multi_constructor("!", _short_form)
+_CfnLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 def load_template(body: Any, at: str = "template") -> Mapping[str, Any]:
@@ -112,7 +128,9 @@ def load_template(body: Any, at: str = "template") -> Mapping[str, Any]:
     if len(body) > MAX_TEMPLATE_CHARS:
         raise InputError(f"{at}: larger than {MAX_TEMPLATE_CHARS} characters")
     try:
-        doc: Any = json.loads(body)
+        doc: Any = json.loads(body, object_pairs_hook=_no_duplicates)
+    except InputError:
+        raise
     except ValueError:
         try:
             doc = yaml.load(body, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass

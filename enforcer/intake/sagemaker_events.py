@@ -40,7 +40,7 @@ EVENTS: dict[str, tuple[str, str, str, frozenset[str], tuple[str, ...]]] = {
         "TrainingJobName",
         "TrainingJobStatus",
         frozenset({"inprogress"}),
-        ("ResourceConfig",),
+        ("ResourceConfig", "ResourceConfig.InstanceGroups"),
     ),
     "SageMaker Processing Job State Change": (
         "sagemaker:processing-job",

@@ -142,7 +142,7 @@ def from_request(request: LaunchRequest) -> ManagedResource | None:
 
 def ml_type(value: Any) -> str | None:
     """``ml.p5.48xlarge`` -> ``p5.48xlarge`` (None for anything that is not a string type)."""
-    if not isinstance(value, str) or not value:
-        return None
+    if not isinstance(value, str) or not value or value.lower() == "system":
+        return None  # Studio's "system" spec runs on no instance of the app's own
     t = value.lower()
     return t[3:] if t.startswith("ml.") and len(t) > 3 else t
