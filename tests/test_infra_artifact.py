@@ -158,6 +158,13 @@ def test_both_stacks_deploy_from_the_artifact_and_every_handler_runs_from_it(
     member_params = {"SecurityAccountId": ACCOUNT, "EnforcerStackName": STACK}
     member_ids = deploy(c["cloudformation"], f"{STACK}-member", load(MEMBER), member_params)
     assert {"GuardRole", "BrokerRole", "ForwardLaunchEvents", "ForwardDLQ"} <= set(member_ids)
+    # a second region of the StackSet: no global (IAM) resources again, events forwarded to the home bus
+    cf_eu = boto3.client("cloudformation", region_name="eu-west-1", endpoint_url=moto_url)
+    eu_ids = deploy(cf_eu, f"{STACK}-member", load(MEMBER), {**member_params, "SecurityRegion": REGION})
+    assert "GuardRole" not in eu_ids and "BrokerRole" not in eu_ids
+    eb_eu = boto3.client("events", region_name="eu-west-1", endpoint_url=moto_url)
+    (fwd,) = eb_eu.list_targets_by_rule(Rule=eu_ids["ForwardLaunchEvents"])["Targets"]
+    assert fwd["Arn"] == f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default" and "DeadLetterConfig" in fwd
 
     lam = boto3.client("lambda", region_name=REGION, endpoint_url=moto_url)
     sm = boto3.client("secretsmanager", region_name=REGION, endpoint_url=moto_url)
