@@ -739,3 +739,42 @@ def test_heterogeneous_training_job_groups_are_read_from_the_event() -> None:
     ]
     req = normalise(event)
     assert [(i.instance_type, i.count) for i in req.items] == [("c5.xlarge", 1), ("p5.48xlarge", 8)]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("account", [MEMBER, HOME])
+def test_serverless_endpoint_is_never_deleted(make_world: Any, account: str) -> None:
+    """An endpoint whose variants are all serverless runs on no instance: described, nothing to deny."""
+    w: World = make_world()
+    sm, stub = stubbed("sagemaker")
+    t = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
+    stub.add_response(
+        "describe_endpoint",
+        {
+            "EndpointName": "MyEndpoint",
+            "EndpointArn": f"arn:aws:sagemaker:{REGION}:{account}:endpoint/myendpoint",
+            "EndpointConfigName": "sl",
+            "EndpointStatus": "InService",
+            "CreationTime": t,
+            "LastModifiedTime": t,
+        },
+    )
+    stub.add_response(
+        "describe_endpoint_config",
+        {
+            "EndpointConfigName": "sl",
+            "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{account}:endpoint-config/sl",
+            "CreationTime": t,
+            "ProductionVariants": [
+                {
+                    "VariantName": "sl",
+                    "ModelName": "m",
+                    "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5},
+                }
+            ],
+        },
+    )
+    event = load_event("sagemaker_endpoint_state_change.json")
+    event["account"], event["region"] = account, REGION
+    (r,) = guard(w, Overlay(w, {"sagemaker": sm})).handle(event, w.rt.budget(), NOW)["results"]
+    stub.assert_no_pending_responses()  # and no DeleteEndpoint was queued: a call would have failed
+    assert r["effect"] != "deny", r

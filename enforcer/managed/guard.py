@@ -72,7 +72,10 @@ def _resolve(guard: GuardLike, request: LaunchRequest, fam: Family, res: Managed
         return None
     client = guard.clients.client(fam.service, request.account_id, request.region)
     found = fam.describe(client, res)
-    if found is not None and found.items:
+    if found is not None and not found.items:  # described: runs on no instance (serverless endpoint)
+        request.items = []
+        request.extra["managed"]["no_instances"] = True
+    elif found is not None:
         fresh = to_request(
             found, request.account_id, request.region, source="", action="", event_id=None, event_time=None
         )
