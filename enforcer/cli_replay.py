@@ -27,6 +27,10 @@ def _enforcer(obj: CliState, engine: str, opa_url: str | None, policy_dir: Path 
     return enf
 
 
+#: Rows of the per-account table printed after a replay.
+ACCOUNT_ROWS = 25
+
+
 def print_summary(summary: Any, elapsed: float, console: Console, diff: bool) -> None:
     """Render the replay summary tables on ``console`` (stderr)."""
     rate = summary.events / elapsed if elapsed > 0 else 0.0
@@ -42,8 +46,14 @@ def print_summary(summary: Any, elapsed: float, console: Console, diff: bool) ->
     eff = Table(title="Effect by account")
     for col in ("account", "allow", "audit", "deny"):
         eff.add_column(col, justify="right" if col != "account" else "left")
-    for acct in sorted({a for a, _ in summary.by_account}):
+    accounts = {a for a, _ in summary.by_account}
+    # thousands of accounts in an organisation's trail: the ones with most denies, then most audits
+    top = sorted(accounts, key=lambda a: (-summary.by_account.get((a, "deny"), 0),
+                                          -summary.by_account.get((a, "audit"), 0), a))  # fmt: skip
+    for acct in top[:ACCOUNT_ROWS]:
         eff.add_row(acct, *(str(summary.by_account.get((acct, e), 0)) for e in ("allow", "audit", "deny")))
+    if len(top) > ACCOUNT_ROWS:
+        eff.caption = f"{len(top) - ACCOUNT_ROWS} more accounts (most denies first); the JSONL has them all"
     console.print(eff)
     cls = Table(title="Effect by chip class")
     for col in ("chip class", "allow", "audit", "deny"):
@@ -81,6 +91,18 @@ def print_summary(summary: Any, elapsed: float, console: Console, diff: bool) ->
 )
 @click.option("--now", default=None, help="Evaluate attestations as of this time (RFC 3339; default: now).")
 @click.option("--no-memo", is_flag=True, help="Evaluate every event even when an identical input was seen.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Processes over local files (needs --out; each account's files stay on one process).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run: reuse OUT.parts/ files whose source is unchanged.",
+)
 @engine_options
 @click.pass_obj
 def replay_command(
@@ -90,6 +112,8 @@ def replay_command(
     baseline: Path | None,
     now: str | None,
     no_memo: bool,
+    jobs: int,
+    resume: bool,
     engine: str,
     opa_url: str | None,
     policy_dir: Path | None,
@@ -106,6 +130,17 @@ def replay_command(
     at = parse_now(now)
     if baseline and engine == "opa":  # one OPA server holds one policy: both sides would ask the same one
         fail("--baseline compares two policy directories on the embedded engine; use --engine embedded")
+    if out_file is not None:
+        from enforcer.replay_run import local_files
+
+        files = local_files(sources)
+        if files is not None:
+            _run_files(
+                obj, files, out_file, baseline, at, not no_memo, jobs, resume, engine, opa_url, policy_dir
+            )
+            return
+    if jobs > 1 or resume:
+        fail("--jobs and --resume need --out and local files or directories")
     try:
         enf = _enforcer(obj, engine, opa_url, policy_dir, not no_memo)
         base = _enforcer(obj, engine, opa_url, baseline, not no_memo) if baseline else None
@@ -145,6 +180,62 @@ def replay_command(
         elapsed = time.perf_counter() - start
     print_summary(summary, elapsed, console, base is not None)
     if book is not None and (rows := book.rows(at)):
+        from enforcer.cli_evidence import ledger_table
+
+        ledger_table(
+            rows[:20], "Compute ledger over the replayed history (peak = most running at once)", console
+        )
+
+
+def _run_files(
+    obj: CliState,
+    files: list[Path],
+    out_file: Path,
+    baseline: Path | None,
+    at: float | None,
+    memo: bool,
+    jobs: int,
+    resume: bool,
+    engine: str,
+    opa_url: str | None,
+    policy_dir: Path | None,
+) -> None:
+    """Local files into --out through resumable parts, on ``jobs`` processes (enforcer.replay_run)."""
+    from enforcer.policy.embedded import EngineMissing
+    from enforcer.ports import EngineError
+    from enforcer.replay_run import RunConfig, RunError, run_files, stderr_progress
+
+    cfg = RunConfig(
+        state=str(obj.state),
+        engine=engine,
+        opa_url=opa_url,
+        policy_dir=str(policy_dir) if policy_dir else None,
+        baseline=str(baseline) if baseline else None,
+        memo=memo,
+        now=at,
+    )
+    console = Console(stderr=True)
+    try:
+        res = run_files(files, cfg, out_file, jobs=jobs, resume=resume, progress=stderr_progress())
+    except RunError as exc:
+        fail(str(exc))
+    except InputError as exc:
+        fail(f"{exc.code}: {exc}")
+    except (EngineError, EngineMissing) as exc:
+        fail(f"POLICY_LOAD_ERROR: {' '.join(str(exc).split())[:300]}")
+    if res.interrupted:
+        console.print(
+            f"[bold red]Interrupted[/] after {res.files}/{len(files)} files: {out_file}.parts/ is marked "
+            "INCOMPLETE; rerun with --resume to finish"
+        )
+        raise SystemExit(130)
+    print_summary(res.summary, res.wall_s, console, baseline is not None)
+    rate = (res.summary.events / res.cpu_s) if res.cpu_s > 0 else 0.0
+    console.print(
+        f"{len(files)} files ({res.reused} reused from an interrupted run), {jobs} process(es), "
+        f"{res.cpu_s:.1f} CPU s in the workers ({rate:,.0f} events per CPU second)"
+    )
+    if res.book is not None and at is not None and (rows := res.book.rows(at)):
         from enforcer.cli_evidence import ledger_table
 
         ledger_table(

@@ -19,6 +19,7 @@ from typing import IO, Any
 from enforcer.intake import normalise
 from enforcer.model import CONTROLLED_CLASSES, Decision, Ignored, InputError
 from enforcer.pipeline import Enforcer
+from enforcer.replay_filter import dumps_line, loads, skippable
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
 SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz", ".gz")
@@ -73,7 +74,7 @@ def _events_from_text(stream: IO[bytes], label: str) -> Iterator[tuple[str, Any]
         rest = stream.read(MAX_FILE_BYTES)
         body = first + rest
         try:
-            doc = json.loads(body)
+            doc = loads(body)
         except json.JSONDecodeError:
             # JSON lines: several objects, one per line
             yield from _jsonl(body.decode("utf-8", "replace").splitlines(), label)
@@ -95,7 +96,7 @@ def _jsonl(lines: Iterable[str], label: str) -> Iterator[tuple[str, Any]]:
         if not line.strip():
             continue
         try:
-            yield f"{label}:{n}", json.loads(line)
+            yield f"{label}:{n}", loads(line)
         except json.JSONDecodeError as exc:
             yield f"{label}:{n}", InputError(f"{label}:{n}: bad JSON ({exc.msg})", "BAD_INPUT")
 
@@ -158,13 +159,17 @@ def replay(
     Nothing is logged to the audit trail. Malformed events are counted, written as error lines, and
     skipped; they never stop the run. ``book`` (``enforcer.ledger.book.LedgerBook``) builds the
     compute ledger over the history: each decision books its launch, stop/terminate events release.
+    CloudTrail records of calls the intake does not decide are counted as ignored without being
+    normalised (:func:`enforcer.replay_filter.skippable`; releases are EventBridge events, never skipped).
     """
     summary = ReplaySummary()
-    dumps = json.dumps
     for label, event in events:
         summary.events += 1
         if on_event is not None:
             on_event()
+        if skippable(event):
+            summary.ignored += 1
+            continue
         try:
             if isinstance(event, InputError):
                 raise event
@@ -172,7 +177,7 @@ def replay(
         except InputError as exc:
             summary.errors += 1
             summary.error_codes[exc.code] += 1
-            out.write(dumps({"source": label, "error": exc.code, "message": str(exc)}) + "\n")
+            out.write(dumps_line({"source": label, "error": exc.code, "message": str(exc)}))
             continue
         if isinstance(request, Ignored):
             summary.ignored += 1
@@ -193,5 +198,5 @@ def replay(
         if base is not None:
             line["baseline_effect"] = base
             line["changed"] = base != decision.effect
-        out.write(dumps(line) + "\n")
+        out.write(dumps_line(line))
     return summary

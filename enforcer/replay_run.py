@@ -1,0 +1,263 @@
+"""Replay over many local files: parallel processes, progress on stderr, resumable output.
+
+Each source file is replayed on its own (one file in memory at a time) into a part file under
+``OUT.parts/``; a part and its summary are renamed into place only when the file is done, so a part
+is either whole or absent. The directory holds an ``INCOMPLETE`` marker until every file is done;
+then the parts are joined, in source order, into ``OUT`` (written to a temporary name and renamed)
+and the directory is removed. An interrupted run leaves ``OUT.parts/`` with the marker and no
+``OUT``; ``--resume`` reuses every finished part whose source is unchanged (same path, size and
+modification time) and replays the rest.
+
+With ``jobs > 1`` files are spread over that many processes (``spawn``: the policy engine is never
+forked), each with its own enforcer. The compute ledger (``AGGREGATE_COMPUTE``) then sums launches per
+process: exact per account when each account's files stay together (CloudTrail's ``AWSLogs/<account>/``
+layout: files are grouped by that folder), approximate for an end customer spread over accounts.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from enforcer.replay import ReplaySummary, _events_from_text, _files, _open, replay
+
+MARKER = "INCOMPLETE"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What every worker needs to build its enforcer (plain values: sent to spawned processes)."""
+
+    state: str
+    engine: str
+    opa_url: str | None
+    policy_dir: str | None
+    baseline: str | None
+    memo: bool
+    now: float | None
+
+
+def local_files(sources: Sequence[str]) -> list[Path] | None:
+    """Every file under ``sources`` in replay order; None when a source is not a local path."""
+    files: list[Path] = []
+    for src in sources:
+        if src.startswith("s3://"):
+            return None
+        path = Path(src)
+        if not path.exists():
+            return None
+        files.extend(_files(path))
+    return files
+
+
+def account_folder(path: Path) -> str:
+    """The ``AWSLogs/<account>`` folder a CloudTrail file sits in ('' when not in that layout)."""
+    parts = path.parts
+    for i, part in enumerate(parts[:-1]):
+        if part == "AWSLogs" and i + 1 < len(parts) - 1:
+            return parts[i + 1]
+    return ""
+
+
+# -- summaries ------------------------------------------------------------------------------------
+_COUNTERS = ("by_effect", "by_account", "by_chip_class", "by_reason", "error_codes", "transitions")
+
+
+def summary_to_json(s: ReplaySummary) -> dict[str, Any]:
+    """A JSON-able copy of ``s`` (tuple keys as lists)."""
+    doc: dict[str, Any] = {k: getattr(s, k) for k in ("events", "decided", "ignored", "errors", "changed")}
+    for name in _COUNTERS:
+        doc[name] = [[list(k) if isinstance(k, tuple) else k, v] for k, v in getattr(s, name).items()]
+    return doc
+
+
+def merge(into: ReplaySummary, doc: dict[str, Any]) -> None:
+    """Add a :func:`summary_to_json` document to ``into``."""
+    for k in ("events", "decided", "ignored", "errors", "changed"):
+        setattr(into, k, getattr(into, k) + int(doc[k]))
+    for name in _COUNTERS:
+        counter: Counter[Any] = getattr(into, name)
+        for key, n in doc[name]:
+            counter[tuple(key) if isinstance(key, list) else key] += int(n)
+
+
+# -- workers --------------------------------------------------------------------------------------
+_worker: dict[str, Any] = {}
+
+
+def _init(cfg: RunConfig) -> None:
+    from enforcer.cli_common import CliState
+    from enforcer.cli_replay import _enforcer
+
+    obj = CliState(state=Path(cfg.state))
+    pdir = Path(cfg.policy_dir) if cfg.policy_dir else None
+    _worker["enf"] = _enforcer(obj, cfg.engine, cfg.opa_url, pdir, cfg.memo)
+    _worker["base"] = (
+        _enforcer(obj, cfg.engine, cfg.opa_url, Path(cfg.baseline), cfg.memo) if cfg.baseline else None
+    )
+    from enforcer.ledger.book import LedgerBook
+
+    ledger = getattr(_worker["enf"].observer, "ledger", None)
+    _worker["book"] = LedgerBook(ledger) if ledger is not None else None
+    _worker["now"] = cfg.now
+
+
+def source_id(path: Path) -> dict[str, Any]:
+    """Path, size and modification time: a finished part is reused only for the same source."""
+    st = path.stat()
+    return {"source": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _one(task: tuple[int, str, str]) -> dict[str, Any]:
+    index, src, parts = task
+    path, pdir = Path(src), Path(parts)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    tmp = pdir / f".{index:08d}.jsonl.tmp"
+    with tmp.open("w") as out, _open(path) as stream:
+        s = replay(_events_from_text(stream, src), _worker["enf"], out, _worker["base"], _worker["now"],
+                   book=_worker["book"])  # fmt: skip
+    doc = {**source_id(path), "summary": summary_to_json(s), "cpu_s": time.process_time() - cpu0,
+           "wall_s": time.perf_counter() - t0}  # fmt: skip
+    os.replace(tmp, pdir / f"{index:08d}.jsonl")
+    stmp = pdir / f".{index:08d}.summary.tmp"
+    stmp.write_text(json.dumps(doc))
+    os.replace(stmp, pdir / f"{index:08d}.summary.json")  # last: its presence means the part is whole
+    return doc
+
+
+# -- the run --------------------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    """A finished (or interrupted) run."""
+
+    summary: ReplaySummary
+    files: int
+    reused: int
+    wall_s: float
+    cpu_s: float
+    book: Any = None
+    interrupted: bool = False
+
+
+class RunError(Exception):
+    """The run cannot start (a previous run's parts without ``--resume``, an unwritable output)."""
+
+
+def _order(files: list[Path], jobs: int) -> list[int]:
+    if jobs <= 1:
+        return list(range(len(files)))
+    # keep each account's files on one worker: chunks of an account's folder, in order
+    by_acct: dict[str, list[int]] = {}
+    for i, f in enumerate(files):
+        by_acct.setdefault(account_folder(f), []).append(i)
+    return [i for idxs in by_acct.values() for i in idxs]
+
+
+def run_files(
+    files: list[Path],
+    cfg: RunConfig,
+    out_path: Path,
+    *,
+    jobs: int = 1,
+    resume: bool = False,
+    progress: Callable[[int, int, int, float], None] | None = None,
+) -> RunResult:
+    """Replay ``files`` into ``out_path`` through ``OUT.parts/`` (see the module docstring).
+
+    Parameters
+    ----------
+    files
+        Source files in output order.
+    cfg
+        How to build each process's enforcer.
+    out_path
+        The decisions JSONL, written only when every file is done.
+    jobs
+        Processes (1: in this process).
+    resume
+        Reuse finished parts of an interrupted run of the same files.
+    progress
+        Called as ``progress(files_done, files_total, events_done, elapsed_s)`` after each file.
+
+    Raises
+    ------
+    RunError
+        When ``OUT.parts/`` exists and ``resume`` is False.
+    """
+    parts = Path(str(out_path) + ".parts")
+    if parts.exists() and not resume:
+        raise RunError(f"{parts} holds an interrupted run: add --resume to continue it, or delete it")
+    parts.mkdir(parents=True, exist_ok=True)
+    (parts / MARKER).write_text(
+        "An interrupted `enforcer replay`: rerun the same command with --resume to finish it.\n"
+        + json.dumps({"files": len(files), "out": str(out_path)})
+        + "\n"
+    )
+    summary, done, reused, events, cpu = ReplaySummary(), 0, 0, 0, 0.0
+    todo: list[tuple[int, str, str]] = []
+    for i in _order(files, jobs):
+        sfile = parts / f"{i:08d}.summary.json"
+        if resume and sfile.exists() and (parts / f"{i:08d}.jsonl").exists():
+            doc = json.loads(sfile.read_text())
+            if {k: doc.get(k) for k in ("source", "size", "mtime_ns")} == source_id(files[i]):
+                merge(summary, doc["summary"])
+                done, reused, events = done + 1, reused + 1, events + doc["summary"]["events"]
+                continue
+        todo.append((i, str(files[i]), str(parts)))
+    start = time.perf_counter()
+
+    def finished(doc: dict[str, Any]) -> None:
+        nonlocal done, events, cpu
+        merge(summary, doc["summary"])
+        done, events, cpu = done + 1, events + doc["summary"]["events"], cpu + doc["cpu_s"]
+        if progress is not None:
+            progress(done, len(files), events, time.perf_counter() - start)
+
+    book = None
+    try:
+        if jobs <= 1 or len(todo) <= 1:
+            _init(cfg)
+            book = _worker["book"]
+            for t in todo:
+                finished(_one(t))
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ctx.Pool(min(jobs, len(todo)), initializer=_init, initargs=(cfg,)) as pool:
+                for doc in pool.imap_unordered(_one, todo, chunksize=1):
+                    finished(doc)
+    except KeyboardInterrupt:
+        return RunResult(summary, done, reused, time.perf_counter() - start, cpu, book, interrupted=True)
+    _join(parts, len(files), out_path)
+    return RunResult(summary, done, reused, time.perf_counter() - start, cpu, book)
+
+
+def _join(parts: Path, n: int, out_path: Path) -> None:
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    with tmp.open("wb") as out:
+        for i in range(n):
+            with (parts / f"{i:08d}.jsonl").open("rb") as part:
+                shutil.copyfileobj(part, out, 1 << 20)
+    os.replace(tmp, out_path)
+    shutil.rmtree(parts)
+
+
+def stderr_progress(every_s: float = 2.0) -> Callable[[int, int, int, float], None]:
+    """A progress callback printing one line to stderr at most every ``every_s`` seconds."""
+    last = [0.0]
+
+    def show(done: int, total: int, events: int, elapsed: float) -> None:
+        if done == total or elapsed - last[0] >= every_s:
+            last[0] = elapsed
+            rate = events / elapsed if elapsed > 0 else 0.0
+            print(f"[replay] {done}/{total} files, {events:,} events, {rate:,.0f}/s", file=sys.stderr)
+
+    return show
