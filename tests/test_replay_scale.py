@@ -1,0 +1,236 @@
+"""Replay at scale: the realistic mix, the pre-filter's exactness, parallel processes, resumable output."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+import enforcer.replay as replay_mod
+from enforcer.cli import cli
+from enforcer.intake import normalise
+from enforcer.model import Ignored
+from enforcer.replay import iter_events, replay
+from enforcer.replay_filter import launch_keys, launch_names_in, skippable
+from enforcer.replay_run import MARKER, RunConfig, RunError, run_files
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from synth_cloudtrail import NON_LAUNCH, Mix, launch_shapes, mix_accounts, write_mix  # noqa: E402
+
+VOLATILE = ("decision_id", "timestamp", "latency_ms", "timings")
+
+
+def _records(files: list[Path]) -> list[dict[str, Any]]:
+    return [r for f in files for r in orjson.loads(gzip.open(f).read())["Records"]]
+
+
+def _stable(text: str) -> list[dict[str, Any]]:
+    return [{k: v for k, v in json.loads(line).items() if k not in VOLATILE} for line in text.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def mix(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("mix")
+    files = write_mix(root / "ct", 1200, per_file=200, accounts=400, launch_share=0.05, state=root / "state")
+    return {"root": root, "files": sorted(files), "records": _records(files)}
+
+
+def test_the_mix_is_shaped_like_an_organisation(tmp_path: Path) -> None:
+    files = write_mix(tmp_path / "ct", 20_000, per_file=5000, accounts=2500, launch_share=0.02)
+    recs = _records(files)
+    keys = launch_keys()
+    launches = [r for r in recs if (r["eventSource"], r["eventName"]) in keys]
+    assert len(recs) == 20_000 and len(launches) / len(recs) <= 0.05  # >= 95 % non-launch
+    assert len({r["eventSource"] for r in recs}) >= 20  # many services
+    assert len({r["recipientAccountId"] for r in recs}) >= 2000  # thousands of accounts
+    # launch inputs are mostly distinct (account, region, type, principal, time all vary)
+    inputs = {json.dumps([r["recipientAccountId"], r["awsRegion"], r["requestParameters"]]) for r in launches}
+    assert len(inputs) >= 0.95 * len(launches)
+    # files sit where CloudTrail writes them
+    assert all("/AWSLogs/" in str(f) and "/CloudTrail/" in str(f) for f in files)
+
+
+def test_every_synthesisable_decided_shape_is_generated() -> None:
+    shapes = launch_shapes()
+    ops = {(s.event_source, s.operation) for s in shapes}
+    assert ("ec2.amazonaws.com", "RunInstances") in ops and len(ops) >= 80
+    assert {s.style for s in shapes} == {"cloudtrail", "wrapped"}
+    mix = Mix(mix_accounts(50, 1), 1.0, 1)
+    seen = {(r["eventSource"], r["eventName"]) for r in (mix.record(i) for i in range(len(shapes) * 12))}
+    assert len(seen & ops) >= 0.9 * len(ops)
+
+
+def test_synth_has_a_real_help() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "synth_cloudtrail.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "--launch-share" in out and "--accounts" in out and "--kind" in out
+
+
+def _adversarial(mix_records: list[dict[str, Any]]) -> list[Any]:
+    base = next(r for r in mix_records if r["eventName"] == "GetObject")
+    run = dict(base, eventSource="ec2.amazonaws.com", eventName="RunInstances")
+    return [
+        dict(base, eventName=7),
+        dict(base, eventName="x" * 200),
+        dict(base, eventSource=None),
+        dict(base, eventSource="s" * 129),
+        dict(base, eventID=12),
+        dict(base, eventID="e" * 300),
+        {
+            "detail-type": "AWS API Call via CloudTrail",
+            "detail": run,
+            "eventSource": "s3.amazonaws.com",
+            "eventName": "GetObject",
+            "id": "eb-1",
+            "source": "aws.ec2",
+        },
+        dict(base, Records=[run]),
+        [base],
+        "GetObject",
+        None,
+    ]
+
+
+def test_the_prefilter_only_skips_what_normalise_ignores(mix: dict[str, Any]) -> None:
+    recs = mix["records"] + _adversarial(mix["records"])
+    skipped = 0
+    # normalise ignores a non-launch call before looking at its identity: skipping it is the same answer
+    recs.append(dict(mix["records"][0], userIdentity="not an object", eventName="GetObject"))
+    for rec in recs:
+        if skippable(rec):
+            skipped += 1
+            assert isinstance(normalise(rec), Ignored), rec  # never raises, never decides
+    assert skipped >= 0.9 * len(mix["records"])
+    for rec in _adversarial(mix["records"]):
+        assert not skippable(rec)  # malformed or claimed by another detector: normalise judges it
+
+
+def test_the_prefilter_keys_are_what_the_intake_decides() -> None:
+    from enforcer.intake import CLOUDTRAIL_SHAPES
+    from enforcer.intake.cloudtrail_generic import extractor_for
+
+    for source, name in launch_keys():
+        assert (source, name) in CLOUDTRAIL_SHAPES or extractor_for(source, name) is not None
+    for source, name, _, _ in NON_LAUNCH:
+        assert (source, name) not in CLOUDTRAIL_SHAPES and extractor_for(source, name) is None
+
+
+def test_byte_level_name_test() -> None:
+    assert launch_names_in(b'{"eventName": "RunInstances"}')
+    assert launch_names_in(b'{"eventName":"CreateTrainingJob","x":1}')
+    assert not launch_names_in(b'{"eventName":"GetObject"}')
+    assert launch_names_in(b'{"eventName":"Run\\u0049nstances"}')  # an escape: cannot rule it out
+
+
+def test_replay_with_and_without_the_prefilter_agree(
+    mix: dict[str, Any], make_enforcer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from enforcer.accounts import LocalAccountDirectory
+
+    origins = LocalAccountDirectory(mix["root"] / "state" / "accounts.json").list()
+    files = [str(f) for f in mix["files"][:3]]
+    fast, slow = io.StringIO(), io.StringIO()
+    s1 = replay(iter_events(files), make_enforcer(origins), fast, now=1.8e9)
+    monkeypatch.setattr(replay_mod, "skippable", lambda rec: False)
+    s2 = replay(iter_events(files), make_enforcer(origins), slow, now=1.8e9)
+    assert (s1.events, s1.decided, s1.ignored, s1.errors) == (s2.events, s2.decided, s2.ignored, s2.errors)
+    assert s1.decided > 0 and _stable(fast.getvalue()) == _stable(slow.getvalue())
+
+
+def _cfg(mix: dict[str, Any]) -> RunConfig:
+    return RunConfig(str(mix["root"] / "state"), "embedded", None, None, None, False, 1.8e9)
+
+
+def test_interrupted_run_is_marked_and_resumes_to_the_same_output(
+    mix: dict[str, Any], tmp_path: Path
+) -> None:
+    files, cfg = mix["files"], _cfg(mix)
+    whole = tmp_path / "whole.jsonl"
+    clean = run_files(files, cfg, whole)
+    assert not clean.interrupted and not Path(f"{whole}.parts").exists()
+
+    out = tmp_path / "out.jsonl"
+
+    def stop_after_two(done: int, total: int, events: int, elapsed: float) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    res = run_files(files, cfg, out, progress=stop_after_two)
+    parts = Path(f"{out}.parts")
+    assert res.interrupted and not out.exists()
+    assert (parts / MARKER).exists() and "--resume" in (parts / MARKER).read_text()
+    assert len(list(parts.glob("*.summary.json"))) == 2
+    with pytest.raises(RunError, match="--resume"):
+        run_files(files, cfg, out)
+    # a torn part (its summary never written) is replayed again, not reused
+    (parts / "00000005.jsonl").write_text('{"torn": ')
+    again = run_files(files, cfg, out, resume=True)
+    assert again.reused == 2 and not again.interrupted and not parts.exists()
+    assert _stable(out.read_text()) == _stable(whole.read_text())
+    assert again.summary.events == clean.summary.events == 1200
+    assert again.summary.by_effect == clean.summary.by_effect
+
+
+def test_a_changed_source_is_not_reused(mix: dict[str, Any], tmp_path: Path) -> None:
+    src = tmp_path / "ct"
+    src.mkdir()
+    copies = []
+    for f in mix["files"][:2]:
+        (src / f.name).write_bytes(f.read_bytes())
+        copies.append(src / f.name)
+    out = tmp_path / "o.jsonl"
+
+    def stop(done: int, total: int, events: int, elapsed: float) -> None:
+        raise KeyboardInterrupt
+
+    run_files(copies, _cfg(mix), out, progress=stop)
+    recs = _records([copies[0]])[:10]
+    with gzip.open(copies[0], "wb") as fh:
+        fh.write(json.dumps({"Records": recs}).encode())
+    res = run_files(copies, _cfg(mix), out, resume=True)
+    assert res.reused == 0 and res.summary.events == 10 + 200
+
+
+def test_two_processes_give_the_one_process_output(mix: dict[str, Any], tmp_path: Path) -> None:
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    r1 = run_files(mix["files"], _cfg(mix), one, jobs=1)
+    r2 = run_files(mix["files"], _cfg(mix), two, jobs=2)
+    assert _stable(one.read_text()) == _stable(two.read_text())
+    assert r1.summary.by_account == r2.summary.by_account and r2.summary.events == 1200
+
+
+def test_cli_jobs_resume_and_progress(mix: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "cli.jsonl"
+    state = str(mix["root"] / "state")
+    r = CliRunner().invoke(cli, ["--state", state, "replay", str(mix["root"] / "ct"), "--jobs", "2"])
+    assert r.exit_code != 0 and "--out" in r.output
+    r = CliRunner().invoke(
+        cli, ["--state", state, "replay", str(mix["root"] / "ct"), "--out", str(out), "--jobs", "2"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "Replayed 1200 events" in r.output and "[replay] 6/6 files" in r.output
+    decided = int(r.output.split(" decided")[0].rsplit(" ", 1)[-1])
+    assert decided > 0 and len(out.read_text().splitlines()) == decided
+
+
+def test_bad_json_file_is_an_error_line_in_its_part(mix: dict[str, Any], tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text('{"Records": [')
+    good = mix["files"][0]
+    out = tmp_path / "o.jsonl"
+    res = run_files([tmp_path / "bad.json", good], _cfg(mix), out)
+    lines = out.read_text().splitlines()
+    assert res.summary.errors == 1 and json.loads(lines[0])["error"] == "BAD_INPUT"
+    assert res.summary.events == 201
