@@ -185,6 +185,10 @@ class AwsResolver:
             return [self._offering(item, str(ref.get("id", "")))]
         if kind == "sagemaker_endpoint_config":
             return self._endpoint_config(item, str(ref.get("name", "")))
+        if kind == "sagemaker_endpoint":
+            return self._endpoint(item, ref)
+        if kind == "sagemaker_notebook":
+            return [self._notebook(item, str(ref.get("name", "")))]
         if kind == "sagemaker_app_default":
             return [self._app_default(item, ref)]
         return None  # instance_family and kinds the pipeline classifies itself
@@ -306,12 +310,12 @@ class AwsResolver:
             raise ResolutionError(f"auto scaling group {name!r} has no launch template or configuration")
         return items
 
-    def _endpoint_config(self, item: LaunchItem, name: str) -> list[LaunchItem]:
-        """The variants of an endpoint configuration (``UpdateEndpoint``, ``CreateEndpoint``); they add up."""
+    def _variants(self, name: str) -> list[tuple[str, str, int]]:
+        """``(variant, instance type, count)`` of an endpoint configuration's instance-backed variants."""
         if self.sagemaker is None:
             raise ResolutionError("no SageMaker client")
         cfg = self.sagemaker.describe_endpoint_config(EndpointConfigName=name)
-        items: list[LaunchItem] = []
+        out: list[tuple[str, str, int]] = []
         for key in ("ProductionVariants", "ShadowProductionVariants"):
             for v in cfg.get(key) or []:
                 itype = v.get("InstanceType")
@@ -319,11 +323,35 @@ class AwsResolver:
                     continue  # serverless variant: no instances
                 top = (v.get("ManagedInstanceScaling") or {}).get("MaxInstanceCount")
                 counts = [c for c in (v.get("InitialInstanceCount"), top) if isinstance(c, int)]
-                n = max(counts, default=1)
-                items.append(LaunchItem(itype.removeprefix("ml."), n, None, item.path))
-        if not items:
+                out.append((str(v.get("VariantName", "")), itype.removeprefix("ml."), max(counts, default=1)))
+        if not out:
             raise ResolutionError(f"endpoint configuration {name!r} has no instance-backed variant")
+        return out
+
+    def _endpoint_config(self, item: LaunchItem, name: str) -> list[LaunchItem]:
+        """The variants of an endpoint configuration (``UpdateEndpoint``, ``CreateEndpoint``); they add up."""
+        return [LaunchItem(t, n, None, item.path) for _, t, n in self._variants(name)]
+
+    def _endpoint(self, item: LaunchItem, ref: Mapping[str, Any]) -> list[LaunchItem]:
+        """A running endpoint's variants at the counts a scaling call asks for (weights and capacities)."""
+        if self.sagemaker is None:
+            raise ResolutionError("no SageMaker client")
+        ep = self.sagemaker.describe_endpoint(EndpointName=str(ref.get("name", "")))
+        desired = ref.get("counts") or {}
+        items = []
+        for variant, itype, n in self._variants(str(ep.get("EndpointConfigName", ""))):
+            want = desired.get(variant)
+            items.append(LaunchItem(itype, max(n, want) if isinstance(want, int) else n, None, item.path))
         return items
+
+    def _notebook(self, item: LaunchItem, name: str) -> LaunchItem:
+        """The instance type of a notebook instance being (re)started (``StartNotebookInstance``)."""
+        if self.sagemaker is None:
+            raise ResolutionError("no SageMaker client")
+        itype = self.sagemaker.describe_notebook_instance(NotebookInstanceName=name).get("InstanceType")
+        if not isinstance(itype, str) or not itype:
+            raise ResolutionError(f"notebook instance {name!r} has no instance type")
+        return _resolved(item, itype.removeprefix("ml."))
 
     def _app_default(self, item: LaunchItem, ref: Mapping[str, Any]) -> LaunchItem:
         """The default resource spec a Studio app without ``ResourceSpec`` runs on: the space's, the

@@ -264,3 +264,13 @@ def test_tags_and_labels_that_look_like_type_members_are_user_text() -> None:
         "labels": {"InstanceType": "p5.48xlarge"},
     }
     assert items(record("eks.amazonaws.com", "CreateNodegroup", params)) == {"m5.large": 1}
+
+
+def test_no_model_path_runs_through_a_user_data_member() -> None:
+    """The keys the extractor treats as user text never lie on a path where the model puts a type."""
+    from enforcer.coverage.extract import USER_DATA_KEYS
+
+    for e in load_table():
+        for path in e.paths:
+            segs = {s.replace("[]", "").replace("{}", "").lower() for s in path.split(".")}
+            assert not segs & USER_DATA_KEYS, (e.service, e.operation, path)

@@ -352,3 +352,68 @@ def test_studio_app_defaults_fall_back_to_the_domain_then_sagemaker(engine: Any,
         engine=engine,
     ).decide(unresolved, now=NOW)
     assert decision.effect == "deny"  # no resolver: the default may be a GPU, fail closed
+
+
+def test_notebook_restart_and_endpoint_scale_up(engine: Any, catalog: Any) -> None:
+    """StartNotebookInstance and UpdateEndpointWeightsAndCapacities resolved from recorded answers."""
+    from botocore.stub import Stubber
+
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    enforcer = _studio_enforcer(engine, catalog, sm)
+    with Stubber(sm) as stub:
+        stub.add_response(
+            "describe_notebook_instance",
+            {"NotebookInstanceName": "nb", "InstanceType": "ml.p4d.24xlarge"},
+            {"NotebookInstanceName": "nb"},
+        )
+        req = normalise(
+            record("sagemaker.amazonaws.com", "StartNotebookInstance", {"notebookInstanceName": "nb"})
+        )
+        assert isinstance(req, LaunchRequest)
+        _denied_for(enforcer.decide(req, now=NOW), "p4d.24xlarge")
+
+        stub.add_response(
+            "describe_endpoint",
+            {
+                "EndpointName": "chat",
+                "EndpointArn": f"arn:aws:sagemaker:us-east-1:{CN}:endpoint/chat",
+                "EndpointConfigName": "cfg",
+                "EndpointStatus": "InService",
+                "CreationTime": "2026-11-30T00:00:00Z",
+                "LastModifiedTime": "2026-11-30T00:00:00Z",
+            },
+            {"EndpointName": "chat"},
+        )
+        stub.add_response(
+            "describe_endpoint_config",
+            {
+                "EndpointConfigName": "cfg",
+                "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:{CN}:endpoint-config/cfg",
+                "CreationTime": "2026-11-30T00:00:00Z",
+                "ProductionVariants": [
+                    {
+                        "VariantName": "a",
+                        "ModelName": "m",
+                        "InitialInstanceCount": 1,
+                        "InstanceType": "ml.p5.48xlarge",
+                    }
+                ],
+            },
+            {"EndpointConfigName": "cfg"},
+        )
+        params = {
+            "endpointName": "chat",
+            "desiredWeightsAndCapacities": [{"variantName": "a", "desiredInstanceCount": 16}],
+        }
+        req = normalise(record("sagemaker.amazonaws.com", "UpdateEndpointWeightsAndCapacities", params))
+        assert isinstance(req, LaunchRequest)
+        decision = enforcer.decide(req, now=NOW)
+    assert [(i.instance_type, i.count) for i in req.items] == [("p5.48xlarge", 16)]
+    _denied_for(decision, "p5.48xlarge")
+    weights = {
+        "endpointName": "chat",
+        "desiredWeightsAndCapacities": [{"variantName": "a", "desiredWeight": 0.5}],
+    }
+    assert isinstance(
+        normalise(record("sagemaker.amazonaws.com", "UpdateEndpointWeightsAndCapacities", weights)), Ignored
+    )

@@ -71,10 +71,10 @@ ALTERNATIVE_LISTS = frozenset(
 )
 
 
-#: Members holding free-form user data (tags, labels, environment, hyperparameters): a key there that
+#: Members holding free-form user data (tags, labels, hyperparameters): a key there that
 #: looks like an instance-type member is the user's text, never a type AWS reads.
 USER_DATA_KEYS = frozenset(
-    {"tags", "tag", "tagset", "labels", "environment", "environmentvariables", "hyperparameters", "taints"}
+    {"tags", "tag", "tagset", "labels", "environmentvariables", "hyperparameters", "taints"}
 )
 
 

@@ -96,4 +96,12 @@ REFERENCE_OPERATIONS: dict[tuple[str, str], Reference] = {
     ("sagemaker", "CreateEndpoint"): Reference(
         ("EndpointConfigName",), "deploys an endpoint configuration (decided by reference)"
     ),
+    ("sagemaker", "StartNotebookInstance"): Reference(
+        ("NotebookInstanceName",),
+        "restarts a notebook instance: resolved to its type (DescribeNotebookInstance)",
+    ),
+    ("sagemaker", "UpdateEndpointWeightsAndCapacities"): Reference(
+        ("EndpointName", "DesiredWeightsAndCapacities[].DesiredInstanceCount"),
+        "scales a running endpoint: its variants' types at the desired counts (DescribeEndpoint)",
+    ),
 }

@@ -14,6 +14,7 @@ from enforcer.intake._util import (
     locate,
     objects,
     objp,
+    opt_count,
     opt_text,
     ref_item,
     template_ref,
@@ -90,3 +91,33 @@ def instance_refresh(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | No
     if not out.items:
         return Ignored("no auto scaling group in request")
     return alternatives(out, out.items, "request")
+
+
+@shape(SAGEMAKER, "StartNotebookInstance")
+def notebook_start(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
+    """Restart of a stopped notebook instance (SageMaker compute has no EC2 state change to catch it)."""
+    name = opt_text(p, "notebookInstanceName", at, 63)
+    if name is None:
+        return Ignored("no notebook instance in request")
+    path = locate(p, "notebookInstanceName", at)[1]
+    return Parsed(
+        [ref_item({"kind": "sagemaker_notebook", "name": name}, path)], extra={"notebook_instance_name": name}
+    )
+
+
+@shape(SAGEMAKER, "UpdateEndpointWeightsAndCapacities")
+def endpoint_capacity(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
+    """Scaling a running endpoint: its variants at the desired instance counts."""
+    name = opt_text(p, "endpointName", at, 63)
+    if name is None:
+        return Ignored("no endpoint in request")
+    counts: dict[str, int] = {}
+    for path, w in objects(*locate(p, "desiredWeightsAndCapacities", at)):
+        variant = opt_text(w, "variantName", path, 63)
+        n = opt_count(w, "desiredInstanceCount", path)
+        if variant is not None and n is not None:
+            counts[variant] = n
+    if not counts:
+        return Ignored("weights only: no instance count changes")
+    ref = {"kind": "sagemaker_endpoint", "name": name, "counts": counts}
+    return Parsed([ref_item(ref, locate(p, "endpointName", at)[1], max(counts.values()))])
