@@ -474,6 +474,39 @@ def _stub_other_fleets(stubs: dict[str, Stubber]) -> None:
             ]
         },
     )
+    stubs["braket"].add_response(
+        "search_jobs",
+        {
+            "jobs": [
+                {
+                    "status": "RUNNING",
+                    "jobArn": f"arn:aws:braket:{REGION}:{MEMBER}:job/qaoa-hybrid",
+                    "jobName": "qaoa-hybrid",
+                    "device": "arn:aws:braket:::device/quantum-simulator/amazon/sv1",
+                    "createdAt": t,
+                }
+            ]
+        },
+    )
+    stubs["braket"].add_response(
+        "get_job",
+        {
+            "status": "RUNNING",
+            "jobArn": f"arn:aws:braket:{REGION}:{MEMBER}:job/qaoa-hybrid",
+            "jobName": "qaoa-hybrid",
+            "roleArn": "arn:aws:iam::111111111111:role/braket",
+            "algorithmSpecification": {"containerImage": {"uri": "img"}},
+            "outputDataConfig": {"s3Path": "s3://b/o"},
+            "instanceConfig": {"instanceType": "ml.p4d.24xlarge", "instanceCount": 2, "volumeSizeInGb": 30},
+            "createdAt": t,
+        },
+        {"jobArn": f"arn:aws:braket:{REGION}:{MEMBER}:job/qaoa-hybrid"},
+    )
+    stubs["braket"].add_response(
+        "cancel_job",
+        {"jobArn": f"arn:aws:braket:{REGION}:{MEMBER}:job/qaoa-hybrid", "cancellationStatus": "CANCELLING"},
+        {"jobArn": f"arn:aws:braket:{REGION}:{MEMBER}:job/qaoa-hybrid"},
+    )
     stubs["lambda"].add_response(
         "list_capacity_providers",
         {
@@ -505,7 +538,7 @@ def test_sweep_decides_every_family_and_remediates(make_world: Any) -> None:
     )
     sm.create_endpoint(EndpointName="chat", EndpointConfigName="ec")
     sm.create_notebook_instance(NotebookInstanceName="cpu-nb", InstanceType="ml.t3.medium", RoleArn=ROLE)
-    services = ("appstream", "deadline", "workspaces", "codebuild", "lambda", "sagemaker")
+    services = ("appstream", "deadline", "workspaces", "codebuild", "lambda", "braket", "sagemaker")
     clients = {s: stubbed(s) for s in services}
     _stub_other_fleets({s: st for s, (_c, st) in clients.items()})
     clients["sagemaker"][1].add_response(
@@ -529,6 +562,7 @@ def test_sweep_decides_every_family_and_remediates(make_world: Any) -> None:
     assert by_kind["workspaces:workspace"]["remediation"]["status"] == "stopped"
     assert by_kind["codebuild:fleet"]["remediation"]["status"] == "alerted"  # no scale-to-zero call exists
     assert by_kind["lambda:capacity-provider"]["remediation"]["status"] == "alerted"
+    assert by_kind["braket:job"]["remediation"]["status"] == "stopped"
     assert all(r["effect"] == "deny" for r in by_kind.values())
     assert "sagemaker:notebook-instance" not in by_kind  # ml.t3.medium: no accelerator, not decided
     assert "sagemaker:endpoint" not in by_kind  # moto's endpoint types carry no controlled chip
@@ -543,6 +577,7 @@ def test_sweep_reports_a_family_it_cannot_list(make_world: Any) -> None:
         "workspaces": "describe_workspaces",
         "codebuild": "list_fleets",
         "lambda": "list_capacity_providers",
+        "braket": "search_jobs",
     }
     clients = {s: stubbed(s) for s in ops}
     for s, op in ops.items():
@@ -652,6 +687,7 @@ def test_every_family_names_its_remedy() -> None:
         "workspaces:workspace",
         "codebuild:fleet",
         "lambda:capacity-provider",
+        "braket:job",
     }
     session = botocore.session.get_session()
     for fam in FAMILIES.values():
@@ -719,6 +755,7 @@ def test_member_guard_role_allows_every_managed_call() -> None:
         "workspaces": ["DescribeWorkspaces", "StopWorkspaces"],
         "codebuild": ["ListFleets", "BatchGetFleets"],
         "lambda": ["ListCapacityProviders"],
+        "braket": ["SearchJobs", "GetJob", "CancelJob"],
     }
     for service, ops in needed.items():
         model_ops = set(session.get_service_model(service).operation_names)

@@ -251,3 +251,34 @@ LAMBDA = register(
         "none: no scale-to-zero call; alert only",
     )
 )
+
+
+# -- Braket hybrid jobs (classical compute on ml.* instances, p4d and g6e included) -------------------------
+def _braket_job(client: Any, arn: str) -> ManagedResource:
+    job = client.get_job(jobArn=arn)
+    cfg = job.get("instanceConfig") or {}
+    raw = str(cfg.get("instanceType") or "")
+    t = raw.lower().removeprefix("ml.") or None
+    n = max(cfg.get("instanceCount") or 0, 1)
+    return ManagedResource(
+        "braket:job",
+        str(job.get("jobName") or arn.rsplit("/", 1)[-1]),
+        arn,
+        [(t, n)],
+        [raw],
+        status=job.get("status"),
+    )
+
+
+def _sweep_braket(client: Any, limit: int) -> Iterator[ManagedResource]:
+    running = [{"name": "status", "values": ["RUNNING", "QUEUED"], "operator": "EQUAL"}]
+    for s in _pages(client, "search_jobs", "jobs", limit, filters=running):
+        yield _braket_job(client, str(s["jobArn"]))
+
+
+def _cancel_braket(client: Any, res: ManagedResource) -> str:
+    client.cancel_job(jobArn=res.arn or res.name)
+    return "stopped"
+
+
+BRAKET = register(Family("braket:job", "braket", _sweep_braket, None, _cancel_braket, "braket:CancelJob"))
