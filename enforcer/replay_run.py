@@ -126,12 +126,19 @@ def _one(task: tuple[int, str, str]) -> dict[str, Any]:
         s = replay(_events_from_text(stream, src), _worker["enf"], out, _worker["base"], _worker["now"],
                    book=_worker["book"])  # fmt: skip
     doc = {**source_id(path), "summary": summary_to_json(s), "cpu_s": time.process_time() - cpu0,
-           "wall_s": time.perf_counter() - t0}  # fmt: skip
+           "wall_s": time.perf_counter() - t0, "rss_mb": _peak_rss_mb()}  # fmt: skip
     os.replace(tmp, pdir / f"{index:08d}.jsonl")
     stmp = pdir / f".{index:08d}.summary.tmp"
     stmp.write_text(json.dumps(doc))
     os.replace(stmp, pdir / f"{index:08d}.summary.json")  # last: its presence means the part is whole
     return doc
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM), in MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -146,6 +153,8 @@ class RunResult:
     cpu_s: float
     book: Any = None
     interrupted: bool = False
+    #: Largest peak RSS of a replaying process (MB).
+    rss_mb: float = 0.0
 
 
 class RunError(Exception):
@@ -202,7 +211,7 @@ def run_files(
         + json.dumps({"files": len(files), "out": str(out_path)})
         + "\n"
     )
-    summary, done, reused, events, cpu = ReplaySummary(), 0, 0, 0, 0.0
+    summary, done, reused, events, cpu, rss = ReplaySummary(), 0, 0, 0, 0.0, 0.0
     todo: list[tuple[int, str, str]] = []
     for i in _order(files, jobs):
         sfile = parts / f"{i:08d}.summary.json"
@@ -216,8 +225,9 @@ def run_files(
     start = time.perf_counter()
 
     def finished(doc: dict[str, Any]) -> None:
-        nonlocal done, events, cpu
+        nonlocal done, events, cpu, rss
         merge(summary, doc["summary"])
+        rss = max(rss, float(doc.get("rss_mb", 0.0)))
         done, events, cpu = done + 1, events + doc["summary"]["events"], cpu + doc["cpu_s"]
         if progress is not None:
             progress(done, len(files), events, time.perf_counter() - start)
@@ -235,9 +245,9 @@ def run_files(
                 for doc in pool.imap_unordered(_one, todo, chunksize=1):
                     finished(doc)
     except KeyboardInterrupt:
-        return RunResult(summary, done, reused, time.perf_counter() - start, cpu, book, interrupted=True)
+        return RunResult(summary, done, reused, time.perf_counter() - start, cpu, book, True, rss)
     _join(parts, len(files), out_path)
-    return RunResult(summary, done, reused, time.perf_counter() - start, cpu, book)
+    return RunResult(summary, done, reused, time.perf_counter() - start, cpu, book, rss_mb=rss)
 
 
 def _join(parts: Path, n: int, out_path: Path) -> None:

@@ -147,67 +147,11 @@ def bench_cold() -> list[Row]:
     return cold_rows(measure_cold(int(os.environ.get("BENCH_COLD_ROUNDS", "5"))))
 
 
-def bench_replay(n: int = 100_000) -> list[Row]:
-    """Replay of n synthetic CloudTrail events on one core, beside a plain JSON parse of the same files."""
-    from synth_cloudtrail import write
+def bench_replay() -> list[Row]:
+    """Replay on the realistic mix: memo / no memo, one / two processes, launch decisions alone."""
+    from bench.replay_bench import measure, rows
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-replay-"))
-    write(tmp / "ct", n, per_file=1000)
-    state = tmp / "state"
-    env = dict(os.environ, ENFORCER_STATE=str(state))
-    enforcer_bin = str(Path(sys.executable).with_name("enforcer"))
-    for acct, cc in (("111122223333", "US"), ("222233334444", "CN"), ("444455556666", "AE")):
-        subprocess.run(
-            [enforcer_bin, "account", "add", acct, "--country", cc, "--kyc", "verified"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-    rows: list[Row] = []
-    code = (
-        "import os,sys,time,resource,gzip,json,pathlib\n"
-        "os.sched_setaffinity(0,{sorted(os.sched_getaffinity(0))[0]})\n"
-        "mode=sys.argv[1]; src=sys.argv[2]\n"
-        "t=time.perf_counter()\n"
-        "if mode=='parse':\n"
-        "    n=0\n"
-        "    for p in sorted(pathlib.Path(src).glob('*.gz')):\n"
-        "        n+=len(json.load(gzip.open(p))['Records'])\n"
-        "else:\n"
-        "    from click.testing import CliRunner\n"
-        "    from enforcer.cli import cli\n"
-        "    args=['replay',src,'--out',os.devnull,'--policy',sys.argv[3]]\n"
-        "    args+=(['--no-memo'] if mode=='nomemo' else [])\n"
-        "    r=CliRunner().invoke(cli,args); assert r.exit_code==0, r.output\n"
-        "    n=int(r.output.split('Replayed ')[1].split()[0])\n"
-        "dt=time.perf_counter()-t\n"
-        "hwm=[x for x in open('/proc/self/status') if x.startswith('VmHWM')][0].split()[1]\n"
-        "print(json.dumps({'n':n,'s':dt,'rss_mb':int(hwm)/1024}))\n"
-    )
-    res = {}
-    for mode in ("parse", "memo", "nomemo"):
-        out = subprocess.run(
-            [sys.executable, "-c", code, mode, str(tmp / "ct"), str(ROOT / "policies")],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        res[mode] = json.loads(out.stdout.strip().splitlines()[-1])
-    parse_rate = res["parse"]["n"] / res["parse"]["s"]
-    for mode, label in (("memo", "replay (default, memoised eval)"), ("nomemo", "replay --no-memo")):
-        r = res[mode]
-        rate = r["n"] / r["s"]
-        rows.append(
-            {
-                "figure": f"{label}, {n:,} events, 1 core",
-                "value": f"{rate:,.0f} events/s, {r['rss_mb']:.0f} MB",
-                "compare": f"plain JSON parse {parse_rate:,.0f} events/s, {res['parse']['rss_mb']:.0f} MB",
-                "target": "≥ 2,000/s, < 300 MB",
-                "met": rate >= 2000 and r["rss_mb"] < 300,
-            }
-        )
-    return rows
+    return rows(measure(int(os.environ.get("BENCH_REPLAY_EVENTS", "100000"))))
 
 
 def _optional(name: str, fn: Callable[[], list[Row]]) -> list[Row]:
