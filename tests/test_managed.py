@@ -815,3 +815,44 @@ def test_serverless_endpoint_is_never_deleted(make_world: Any, account: str) -> 
     (r,) = guard(w, Overlay(w, {"sagemaker": sm})).handle(event, w.rt.budget(), NOW)["results"]
     stub.assert_no_pending_responses()  # and no DeleteEndpoint was queued: a call would have failed
     assert r["effect"] != "deny", r
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "op", "call"),
+    [
+        (
+            "StartNotebookInstance",
+            {"notebookInstanceName": "nb"},
+            "stop_notebook_instance",
+            {"NotebookInstanceName": "nb"},
+        ),
+        (
+            "CreateEndpoint",
+            {"endpointName": "ep1", "endpointConfigName": "cfg"},
+            "delete_endpoint",
+            {"EndpointName": "ep1"},
+        ),
+        (
+            "UpdateEndpointWeightsAndCapacities",
+            {
+                "endpointName": "ep1",
+                "desiredWeightsAndCapacities": [{"variantName": "v", "desiredInstanceCount": 4}],
+            },
+            "delete_endpoint",
+            {"EndpointName": "ep1"},
+        ),
+    ],
+)
+def test_cloudtrail_starts_and_endpoint_calls_act_on_the_named_resource(
+    make_world: Any, name: str, params: dict[str, Any], op: str, call: dict[str, Any]
+) -> None:
+    """Restarts and endpoint calls (references the resolver cannot read here: denied, fail closed)
+    are remediated on the resource they name."""
+    w: World = make_world()
+    sm, stub = stubbed("sagemaker")
+    stub.add_response(op, {}, call)
+    event = cloudtrail(name, MEMBER, params, None, source="sagemaker.amazonaws.com")
+    (r,) = guard(w, Overlay(w, {"sagemaker": sm})).handle(event, w.rt.budget(), NOW)["results"]
+    assert r["effect"] == "deny", r
+    stub.assert_no_pending_responses()
+    assert r["remediation"]["status"] in ("stopped", "deleted")

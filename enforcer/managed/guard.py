@@ -25,7 +25,9 @@ from enforcer.managed.registry import FAMILIES, MANAGED_REF, Family, ManagedReso
 from enforcer.model import LaunchRequest
 from enforcer.pipeline import Enforcer, Outcome, rfc3339
 
-#: CloudTrail create calls whose request names the managed resource they start.
+#: The name is that of the request's first reference item (``{"kind": ..., "name": ...}``).
+REF_NAME = "ref:name"
+#: CloudTrail calls whose request names the managed resource they start or grow.
 CLOUDTRAIL_NAMES: Mapping[str, tuple[str, str]] = {
     "sagemaker:CreateTrainingJob": ("sagemaker:training-job", "training_job_name"),
     "sagemaker:CreateProcessingJob": ("sagemaker:processing-job", "processing_job_name"),
@@ -33,6 +35,10 @@ CLOUDTRAIL_NAMES: Mapping[str, tuple[str, str]] = {
     "sagemaker:CreateNotebookInstance": ("sagemaker:notebook-instance", "notebook_instance_name"),
     "sagemaker:CreateCluster": ("sagemaker:cluster", "cluster_name"),
     "sagemaker:UpdateCluster": ("sagemaker:cluster", "cluster_name"),
+    "sagemaker:StartNotebookInstance": ("sagemaker:notebook-instance", "notebook_instance_name"),
+    "sagemaker:CreateEndpoint": ("sagemaker:endpoint", "endpoint_name"),
+    "sagemaker:UpdateEndpoint": ("sagemaker:endpoint", "endpoint_name"),
+    "sagemaker:UpdateEndpointWeightsAndCapacities": ("sagemaker:endpoint", REF_NAME),
 }
 
 
@@ -51,7 +57,10 @@ def is_managed(request: LaunchRequest) -> bool:
     known = CLOUDTRAIL_NAMES.get(request.action)
     if known is None:
         return False
-    name = request.extra.get(known[1])
+    if known[1] == REF_NAME:
+        name = next((i.ref.get("name") for i in request.items if i.ref and i.ref.get("name")), None)
+    else:
+        name = request.extra.get(known[1])
     if not isinstance(name, str) or not name:
         return False
     request.extra["managed"] = {"kind": known[0], "name": name}
