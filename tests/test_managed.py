@@ -856,3 +856,22 @@ def test_cloudtrail_starts_and_endpoint_calls_act_on_the_named_resource(
     assert r["effect"] == "deny", r
     stub.assert_no_pending_responses()
     assert r["remediation"]["status"] in ("stopped", "deleted")
+
+
+def test_guard_handler_takes_the_managed_path(make_world: Any) -> None:
+    """Through lambdas.guard and the runtime build_runtime makes (ManagedGuard), on moto: the
+    HyperPod state change is described and denied; moto has no UpdateCluster, so the failure is
+    reported and alerted, not swallowed."""
+    from lambdas import guard as guard_handler
+    from tests.lambda_env import LambdaContext
+
+    w: World = make_world()
+    hyperpod(w)
+    assert isinstance(w.rt.guard, ManagedGuard)
+    event = load_event("sagemaker_hyperpod_state_change.json")
+    event["account"], event["region"] = MEMBER, REGION
+    out = guard_handler.handler(event, LambdaContext())
+    (r,) = out["results"]
+    assert r["effect"] == "deny" and "ORIGIN_RESTRICTED" in r["reasons"]
+    assert r["remediation"]["remedy"].startswith("sagemaker:UpdateCluster")
+    assert r["remediation"]["status"] == "failed" and r["remediation"]["notified"] is True
