@@ -240,6 +240,11 @@ def test_both_stacks_deploy_from_the_artifact_and_every_handler_runs_from_it(
     assert queried.exit_code == 0 and len(queried.output.splitlines()) >= 3
     exported = run("audit", "export")
     assert exported.exit_code == 0 and len(exported.output.splitlines()) == len(queried.output.splitlines())
+    # a reviewer's own anchor (kept outside the store) is honoured, a wrong one fails
+    first = json.loads(queried.output.splitlines()[0])
+    good = run("audit", "verify", "--anchor", f"{first['seq']}:{first['hash']}")
+    assert good.exit_code == 0, good.output
+    assert run("audit", "verify", "--anchor", f"{first['seq']}:{'0' * 64}").exit_code == 1
     # an edit of the production log is caught and named from the CLI (and reading it is refused)
     rec1 = ddb.get_item(TableName=outputs["AuditTableName"], Key={"pk": {"S": "REC#1"}})["Item"]
     rec1["line"]["S"] = rec1["line"]["S"].replace('"dryrun"', '"enforce"', 1)

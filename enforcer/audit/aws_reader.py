@@ -8,13 +8,13 @@ read back in chain order for query, report and export.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from enforcer.audit.aws import verify_aws
 from enforcer.audit.chain import LineError, parse_line
 from enforcer.audit.query import LoggedRecord
-from enforcer.audit.verify import VerifyReport
+from enforcer.audit.verify import Anchor, VerifyReport
 
 #: The store's item prefix for records (``REC#<seq>``).
 REC_PREFIX = "REC#"
@@ -52,10 +52,13 @@ class AwsAuditSource:
         pem: bytes = load_der_public_key(der).public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
         return pem
 
-    def verify(self, public_key_pem: bytes | None = None) -> VerifyReport:
-        """Verify the store; without a pinned key, the one KMS holds checks the checkpoint signatures."""
+    def verify(self, public_key_pem: bytes | None = None, anchors: Iterable[Anchor] = ()) -> VerifyReport:
+        """Verify the store; without a pinned key, the one KMS holds checks the checkpoint signatures.
+
+        ``anchors`` are checkpoints the reviewer kept outside the store (``--trusted-checkpoint``).
+        """
         pem = public_key_pem if public_key_pem is not None else self.public_key_pem()
-        return verify_aws(self.dynamodb, self.table, self.s3, self.bucket, pem)
+        return verify_aws(self.dynamodb, self.table, self.s3, self.bucket, pem, anchors=anchors)
 
     def iter_records(self, errors: list[str] | None = None) -> Iterator[LoggedRecord]:
         """Yield the records in chain order (unreadable ones described in ``errors``)."""

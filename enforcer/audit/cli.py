@@ -98,9 +98,7 @@ def _verify(
     pinned = pem is not None
     anchors = _anchors(trusted, anchor_specs, pem)
     if state.is_aws:
-        if anchors:
-            fail("--trusted-checkpoint/--anchor: the AWS store is anchored by its Object Lock copies")
-        report: VerifyReport = _aws_call(lambda: state.aws().audit_source().verify(pem))
+        report: VerifyReport = _aws_call(lambda: state.aws().audit_source().verify(pem, anchors))
         return report
     if pem is None:
         pem = default_public_key(state.keys_dir)
