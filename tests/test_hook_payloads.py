@@ -271,3 +271,17 @@ def test_oversize_payload_is_refused(make_world: Any) -> None:
 
     with pytest.raises(PayloadError):
         PresignedFetcher(max_bytes=1024)(url)
+
+
+def test_non_launch_types_answer_without_building_a_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No runtime, and a configuration that could not build one: a DynamoDB table still passes."""
+    from enforcer.aws_wiring import set_runtime
+
+    set_runtime(None)
+    monkeypatch.setenv("ENFORCER_MODE", "not-a-mode")  # building a runtime would raise ConfigError
+    result = hook(load_event("cfn_hook_doc_resource_dynamodb.json"))
+    assert result["hookStatus"] == "SUCCESS" and "not evaluated" in result["message"]
+    gpu = load_event("cfn_hook_ec2_instance.json")
+    assert (
+        hook(gpu)["errorCode"] == "InternalFailure"
+    )  # a launch-bearing type needs the runtime: fails closed
