@@ -45,6 +45,7 @@ CSV_COLUMNS = (
 )
 MAX_CSV_BYTES = 16 * 1024 * 1024
 MAX_ROWS = 200_000
+MAX_TEXT = 256
 #: Organizations tag -> directory field
 TAG_FIELDS = {
     TAG_COUNTRY: "country",
@@ -100,6 +101,9 @@ def list_accounts(directory: Any) -> list[AccountOrigin]:
 
 def _origin(row: dict[str, Any]) -> AccountOrigin:
     """Validate one row like ``account add``: HQ defaults to the country, parent HQ to the HQ."""
+    for text_field in ("name", "parent"):
+        if len(str(row.get(text_field) or "")) > MAX_TEXT:
+            raise InputError(f"{text_field} longer than {MAX_TEXT} characters", "BAD_INPUT")
     country = row.get("country") or None
     if not country:
         raise InputError("no origin country (the account stays ACCOUNT_UNKNOWN)", "NO_COUNTRY")

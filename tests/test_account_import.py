@@ -70,10 +70,11 @@ def test_csv_import_validates_every_row_like_account_add(tmp_path: Path) -> None
         "333344445555,DE,DE,maybe,,bad kyc\n"
         '444455556666,FR,,none,,"=HYPERLINK(""http://x"")"\n'
         "555566667777,,,,,\n"
+        f"666677778888,US,,,,{'x' * 300}\n"
     ).encode()
     result = import_rows(directory, csv_rows(data))
     assert result.imported == ["111122223333", "444455556666"]
-    assert [label.split()[1] for label, _ in result.skipped] == ["3", "4", "5", "7"]
+    assert [label.split()[1] for label, _ in result.skipped] == ["3", "4", "5", "7", "8"]
     lab = directory.get("111122223333")
     assert lab is not None and (lab.country, lab.hq_country, lab.parent_hq_country) == ("US", "US", "US")
     fr = directory.get("444455556666")
