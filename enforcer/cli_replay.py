@@ -121,7 +121,9 @@ def replay_command(
     """Decide past launches in SOURCES with the current policy and state, without logging anything.
 
     SOURCES are CloudTrail log files ({"Records": [...]}, gzipped or not), directories of them,
-    EventBridge events (JSON or JSONL) or s3://bucket/prefix.
+    EventBridge events (JSON or JSONL), s3://bucket/prefix, or a launch filter run in SQL:
+    athena://DB.TABLE?workgroup=W&since=2026-01-01 (the CloudTrail table as AWS documents it) or
+    duckdb:GLOB (embedded DuckDB over CloudTrail log files).
     """
     from enforcer.policy.embedded import EngineMissing
     from enforcer.ports import EngineError
@@ -148,11 +150,15 @@ def replay_command(
         fail(f"{exc.code}: {exc}")
     except (EngineError, EngineMissing) as exc:
         fail(f"POLICY_LOAD_ERROR: {' '.join(str(exc).split())[:300]}")
-    s3 = None
+    s3 = athena = None
     if any(s.startswith("s3://") for s in sources):
         import boto3
 
         s3 = boto3.client("s3")
+    if any(s.startswith("athena://") for s in sources):
+        import boto3
+
+        athena = boto3.client("athena")
     console = Console(stderr=True)
     with ExitStack() as stack:
         out: IO[str] = stack.enter_context(open(out_file, "w")) if out_file else sys.stdout
@@ -176,7 +182,7 @@ def replay_command(
         ledger = getattr(enf.observer, "ledger", None)
         book = LedgerBook(ledger) if ledger is not None else None
         start = time.perf_counter()
-        summary = replay(iter_events(sources, s3), enf, out, base, at, tick, book)
+        summary = replay(iter_events(sources, s3, athena), enf, out, base, at, tick, book)
         elapsed = time.perf_counter() - start
     print_summary(summary, elapsed, console, base is not None)
     if book is not None and (rows := book.rows(at)):

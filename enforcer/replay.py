@@ -110,17 +110,29 @@ def _files(path: Path) -> Iterator[Path]:
         yield path
 
 
-def iter_events(sources: Iterable[str], s3_client: Any = None) -> Iterator[tuple[str, Any]]:
+def iter_events(
+    sources: Iterable[str], s3_client: Any = None, athena_client: Any = None
+) -> Iterator[tuple[str, Any]]:
     """Yield ``(label, event)`` for every event under ``sources``; unreadable items yield an InputError.
 
     Parameters
     ----------
     sources
-        Files, directories, or ``s3://bucket/prefix`` URLs (these need ``s3_client``).
+        Files, directories, ``s3://bucket/prefix`` URLs (these need ``s3_client``),
+        ``athena://DB.TABLE?workgroup=...&since=...`` (needs ``athena_client``) or ``duckdb:GLOB``:
+        the launch filter runs in SQL there (:mod:`enforcer.replay_sql`).
     """
     for src in sources:
         if src.startswith("s3://"):
             yield from _iter_s3(src, s3_client)
+            continue
+        if src.startswith(("athena://", "duckdb:")):  # the launch filter runs in SQL (replay_sql)
+            from enforcer.replay_sql import iter_athena, iter_duckdb
+
+            if src.startswith("duckdb:"):
+                yield from iter_duckdb(src.removeprefix("duckdb:"))
+            else:
+                yield from iter_athena(src, athena_client)
             continue
         path = Path(src)
         if not path.exists():
