@@ -167,7 +167,7 @@ class _FailingAthena:
 
 
 def test_a_failed_athena_query_is_an_error_line() -> None:
-    (label, err), *rest = list(iter_athena("athena://db.t", _FailingAthena(), sleep=lambda s: None))
+    (_label, err), *rest = list(iter_athena("athena://db.t", _FailingAthena(), sleep=lambda s: None))
     assert isinstance(err, InputError) and "TABLE_NOT_FOUND" in str(err) and not rest
     (_label, err), *_ = list(iter_athena("athena://db.t", None))
     assert isinstance(err, InputError) and "Athena client" in str(err)
