@@ -27,13 +27,20 @@ def load(path: Path) -> dict[str, Any]:
 
 def sam_transform(path: Path, params: dict[str, str], code_uri: str) -> dict[str, Any]:
     """The template as CloudFormation receives it after ``sam package`` and the SAM transform."""
+    return sam_transform_dict(load(path), params, code_uri)
+
+
+def sam_transform_dict(t: dict[str, Any], params: dict[str, str], code_uri: str) -> dict[str, Any]:
+    """:func:`sam_transform` of an already loaded template (a copy is transformed)."""
+    import copy
+
     from samtranslator.translator.transform import transform
 
     class NoManagedPolicies:
         def load(self) -> dict[str, str]:
             return {}
 
-    t = load(path)
+    t = copy.deepcopy(t)
     if "Globals" in t:
         t["Globals"]["Function"]["CodeUri"] = code_uri
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)

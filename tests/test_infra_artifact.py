@@ -31,7 +31,7 @@ from enforcer.demo.world import MOTO_AMI, moto_server
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import smoke_artifact
 
-from tests.sam_render import moto_api, sam_transform, zip_artifact
+from tests.sam_render import moto_api, sam_transform, sam_transform_dict, zip_artifact
 from tests.test_infra import MEMBER, NOT_MODELLED, TEMPLATE, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,7 +231,9 @@ def test_both_stacks_deploy_from_the_artifact_and_every_handler_runs_from_it(
 
     verified = run("audit", "verify")
     assert verified.exit_code == 0, verified.output
-    csv_text = "account_id,country,kyc,name\n111122223333,DE,verified,research\n123456789012,,none,no origin\n"
+    csv_text = (
+        "account_id,country,kyc,name\n111122223333,DE,verified,research\n123456789012,,none,no origin\n"
+    )
     imported = run("account", "import", "--csv", "-", stdin=csv_text)
     assert imported.exit_code == 1 and "skipped line 3" in imported.output
     shown = run("account", "show", "111122223333")
@@ -252,3 +254,27 @@ def test_both_stacks_deploy_from_the_artifact_and_every_handler_runs_from_it(
     tampered = run("audit", "verify")
     assert tampered.exit_code == 1 and "seq 1" in tampered.output, tampered.output
     assert run("audit", "query").exit_code == 1
+
+
+def test_a_changed_api_gets_a_new_deployment_and_terminate_is_granted_only_when_chosen() -> None:
+    """The SAM transform names the deployment after the API it deploys; IAM follows RemediationAction."""
+    import copy
+
+    base = load(TEMPLATE)
+
+    def deployment(t: dict[str, Any]) -> str:
+        out = sam_transform_dict(t, {}, "s3://b/k.zip")
+        (dep,) = [k for k, v in out["Resources"].items() if v["Type"] == "AWS::ApiGateway::Deployment"]
+        return dep
+
+    changed = copy.deepcopy(base)
+    changed["Resources"]["BrokerFunction"]["Properties"]["Events"]["Launch"]["Properties"]["Path"] = (
+        "/launch2"
+    )
+    assert deployment(base) != deployment(changed)
+    assert deployment(base) == deployment(copy.deepcopy(base))
+    statements = json.dumps(base["Resources"]["GuardRole"]["Properties"]["Policies"])
+    assert '{"Fn::If": ["CanTerminate", {"Sid": "TerminateHere"' in statements
+    assert statements.count("ec2:TerminateInstances") == 1  # nowhere else
+    assert base["Conditions"]["CanTerminate"] == {"Fn::Equals": [{"Ref": "RemediationAction"}, "terminate"]}
+    assert base["Parameters"]["Mode"]["Default"] == "dryrun"
