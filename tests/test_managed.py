@@ -299,13 +299,21 @@ def test_dryrun_does_not_act(make_world: Any) -> None:
 
 
 def test_blast_radius_cap_alerts_instead(make_world: Any) -> None:
+    """A deny that is not a legal prohibition (an account the directory does not know) is capped by the
+    budget, counted in instances (2 x p5 here); ORIGIN_RESTRICTED is never capped, as for EC2."""
     w: World = make_world()
-    sm, _stub = stubbed("sagemaker")
+    sm, stub = stubbed("sagemaker")
     g = guard(w, Overlay(w, {"sagemaker": sm}))
-    event = at(load_event("sagemaker_training_state_change.json"), MEMBER)
-    (r,) = g.handle(event, Budget(0), NOW)["results"]
+    unknown = at(load_event("sagemaker_training_state_change.json"), "222222222222")
+    (r,) = g.handle(unknown, Budget(1), NOW)["results"]
+    assert r["effect"] == "deny" and "ORIGIN_RESTRICTED" not in r["reasons"], r
     assert r["remediation"]["status"] == "capped" and r["remediation"]["notified"] is True
     assert w.notifications()[0]["remediation"]["capped"] == ["sagemaker:training-job/llm-pretrain-0301"]
+    stub.add_response("stop_training_job", {}, {"TrainingJobName": "llm-pretrain-0301"})
+    (legal,) = g.handle(at(load_event("sagemaker_training_state_change.json"), MEMBER), Budget(0), NOW)[
+        "results"
+    ]
+    assert "ORIGIN_RESTRICTED" in legal["reasons"] and legal["remediation"]["status"] == "stopped"
 
 
 def test_cloudtrail_create_training_job_stops_the_named_job(make_world: Any) -> None:

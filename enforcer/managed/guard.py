@@ -4,7 +4,8 @@ The reactive guard (``enforcer.guard``) hands over every request naming a manage
 (``extra["managed"]``, set by the SageMaker state-change detector, by the sweep below, or attached
 here to a CloudTrail create call that names its job, notebook or cluster) and, on each scheduled
 sweep, asks :func:`sweep` for the running resources of every registered family. A deny in enforce
-mode calls the family's remediation (one unit of the blast-radius budget per resource) and notifies;
+mode calls the family's remediation (the blast-radius budget counts the resource's instances; legal
+prohibitions are never capped, as for EC2) and notifies;
 families without a stop or scale-to-zero call only notify. Dryrun only logs "would deny".
 """
 
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 
 import botocore.session
 
+from enforcer.act_state import is_legal
 from enforcer.actions import ActionResult, Budget
 from enforcer.aws_errors import error_code
 from enforcer.guard import Guard
@@ -147,7 +149,8 @@ def _act(
         result.status = "would_deny"
         return result
     if fam is not None and res is not None and fam.remediate is not None:
-        if budget.take(1) == 0:
+        units = _units(d.request)
+        if _grant(guard, budget, d.reason_codes, units, d.request) < units:
             result.status, result.capped = "capped", [target]
         else:
             try:
@@ -160,6 +163,24 @@ def _act(
     if callable(notify):
         notify(d, result)
     return result
+
+
+def _units(request: LaunchRequest) -> int:
+    """Instances a remediation stops: the blast-radius cap counts them as it counts EC2 instances."""
+    return max(
+        1,
+        sum(i.count for i in request.items if i.group is None)
+        + max((i.count for i in request.items if i.group is not None), default=0),
+    )
+
+
+def _grant(guard: GuardLike, budget: Budget, codes: list[str], n: int, request: LaunchRequest) -> int:
+    """Units granted: a legal prohibition is never capped (as for EC2); others pass the caps."""
+    legal = is_legal(codes, getattr(guard, "legal", frozenset()))
+    take_for = getattr(budget, "take_for", None)
+    if callable(take_for):
+        return int(take_for(n, request.account_id, request.region, legal))
+    return n if legal else budget.take(n)
 
 
 def sweep(
