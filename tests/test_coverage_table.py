@@ -274,3 +274,17 @@ def test_no_model_path_runs_through_a_user_data_member() -> None:
         for path in e.paths:
             segs = {s.replace("[]", "").replace("{}", "").lower() for s in path.split(".")}
             assert not segs & USER_DATA_KEYS, (e.service, e.operation, path)
+
+
+def test_fast_path_only_skips_the_walk_when_nothing_can_be_added() -> None:
+    from enforcer.intake.cloudtrail_generic import _nothing_new
+
+    have = {"m5.large"}
+    assert _nothing_new({"instanceType": "m5.large", "subnetId": "subnet-1", "n": 2}, have)
+    assert not _nothing_new({"a": [{"b": {"InstanceType": "ML.P5.48XLARGE"}}]}, have)  # any depth, any case
+    assert not _nothing_new({"overrides": [{"instanceType": "m5.large", "weightedCapacity": 2}]}, have)
+    assert not _nothing_new({"instanceRequirements": {"acceleratorCount": {"min": 1}}}, have)
+    deep: dict[str, object] = {"x": "p5.48xlarge"}
+    for _ in range(60):
+        deep = {"d": deep}
+    assert not _nothing_new(deep, have)  # too deep to prove: walk (which bounds it)

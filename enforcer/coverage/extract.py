@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from enforcer.coverage.table import Entry
@@ -88,7 +89,8 @@ def _norm(key: str) -> str:
 _ALTERNATIVES = frozenset(_norm(k) for k in ALTERNATIVE_LISTS)
 
 
-def leaf_names(paths: Iterable[str]) -> frozenset[str]:
+@lru_cache(maxsize=1024)
+def leaf_names(paths: tuple[str, ...]) -> frozenset[str]:
     """Lower-cased member names at the end of coverage paths (``a.b[].InstanceType`` -> ``instancetype``)."""
     out = set()
     for p in paths:
@@ -103,7 +105,7 @@ def leaf_names(paths: Iterable[str]) -> frozenset[str]:
 class _Found:
     value: Any  # a type string, or a requirements object (attribute-based selection)
     path: str
-    chain: tuple[Mapping[str, Any], ...]  # holder first, then enclosing objects
+    chain: Any  # linked (holder, (parent, ...)) pairs: see ``Chain``
     group: str | None
 
 
@@ -154,7 +156,7 @@ def _level_counts(d: Mapping[str, Any]) -> list[float]:
     children = [d] + [v for k, v in d.items() if isinstance(v, dict) and _COUNT_HOLDER.match(str(k))]
     for obj in children:
         for k, v in obj.items():
-            if isinstance(k, str) and k.lower() in COUNT_KEYS:
+            if isinstance(k, str) and _key(k)[0] in COUNT_KEYS:
                 n = _number(v)
                 if n is not None:
                     found[k.lower()] = max(found.get(k.lower(), 0.0), n)
@@ -164,8 +166,9 @@ def _level_counts(d: Mapping[str, Any]) -> list[float]:
     return [*found.values(), split] if split else list(found.values())
 
 
-def _count(chain: tuple[Mapping[str, Any], ...]) -> float:
-    for d in chain:
+def _count(chain: Any) -> float:
+    while chain is not None:
+        d, chain = chain
         counts = _level_counts(d)
         if counts:
             return max(counts)
@@ -197,12 +200,23 @@ def _type_values(value: Any) -> Iterable[tuple[Any, str]]:
         yield value, ""
 
 
+#: A chain of enclosing objects, nearest first, as a linked pair ``(object, parent chain)``.
+Chain = tuple[Mapping[str, Any], Any] | None
+_REQ_KEYS = frozenset({"instancerequirements", "instancecapabilities"})
+
+
+@lru_cache(maxsize=8192)
+def _key(key: str) -> tuple[str, str]:
+    """``(lower-cased, normalised)`` spellings of a member name (cached: names repeat across events)."""
+    return key.lower(), _norm(key)
+
+
 def find_types(
     params: Mapping[str, Any], names: frozenset[str], at: str, skip: frozenset[str] = frozenset()
 ) -> list[_Found]:
-    """Every value of a member named in ``names`` (lower-cased), at any depth of ``params``."""
+    """Every value of a member named in ``names`` (normalised), at any depth of ``params``."""
     found: list[_Found] = []
-    stack: list[tuple[Any, str, tuple[Mapping[str, Any], ...], str | None, int]] = [(params, at, (), None, 0)]
+    stack: list[tuple[Any, str, Chain, str | None, int]] = [(params, at, None, None, 0)]
     nodes = 0
     while stack:
         node, path, chain, group, depth = stack.pop()
@@ -211,26 +225,28 @@ def find_types(
             raise InputError(f"{at}: request too large or too deep to read")
         if isinstance(node, list):
             for i in range(len(node) - 1, -1, -1):  # reversed: popped in document order
-                stack.append((node[i], f"{path}[{i}]", chain, group, depth + 1))
+                if isinstance(node[i], dict | list):
+                    stack.append((node[i], f"{path}[{i}]", chain, group, depth + 1))
             continue
-        if not isinstance(node, dict):
-            continue
-        here = (node, *chain)
+        here: Chain = (node, chain)
         for key, value in reversed(list(node.items())):
-            if not isinstance(key, str) or key.lower() in USER_DATA_KEYS:
+            if not isinstance(key, str):
                 continue
-            k = _norm(key)
-            kpath = f"{path}.{key}"
-            if k in names and k not in skip and (not isinstance(value, dict | list) or _is_type_list(value)):
-                alt = kpath if isinstance(value, list | dict) else group
+            low, k = _key(key)
+            if low in USER_DATA_KEYS:
+                continue
+            container = isinstance(value, dict | list)
+            if k in names and k not in skip and (not container or _is_type_list(value)):
+                alt = f"{path}.{key}" if container else group
                 for v, suffix in _type_values(value):
-                    found.append(_Found(v, kpath + suffix, here, alt if suffix else group))
+                    found.append(_Found(v, f"{path}.{key}{suffix}", here, alt if suffix else group))
                 continue
-            if isinstance(value, dict) and _REQUIREMENTS.match(key) and _asks_for_accelerators(value):
+            if not container:
+                continue
+            kpath = f"{path}.{key}"
+            if low in _REQ_KEYS and isinstance(value, dict) and _asks_for_accelerators(value):
                 found.append(_Found(value, kpath, here, group))  # attribute-based selection with GPUs
-            sub_group = group
-            if k in _ALTERNATIVES and isinstance(value, list | dict):
-                sub_group = group or kpath
+            sub_group = group or kpath if k in _ALTERNATIVES else group
             stack.append((value, kpath, here, sub_group, depth + 1))
     return found
 
@@ -240,7 +256,12 @@ def _is_type_list(value: Any) -> bool:
     return bool(vals) and all(not isinstance(v, dict | list) for v, _ in vals)
 
 
-def extract(params: Mapping[str, Any], entry: Entry, at: str = "requestParameters") -> Parsed:
+def extract(
+    params: Mapping[str, Any],
+    entry: Entry,
+    at: str = "requestParameters",
+    known: frozenset[str] = frozenset(),
+) -> Parsed:
     """Items for every instance type in ``params`` (a CloudTrail request of ``entry``'s operation).
 
     Parameters
@@ -251,6 +272,8 @@ def extract(params: Mapping[str, Any], entry: Entry, at: str = "requestParameter
         The coverage-table entry of the call (its paths name the members to read).
     at
         Path prefix for item paths and error messages.
+    known
+        Types already read by a hand-written shape: left out unless weighted (no count is computed).
 
     Returns
     -------
@@ -263,8 +286,8 @@ def extract(params: Mapping[str, Any], entry: Entry, at: str = "requestParameter
     InputError
         When a type member holds something that is not a type string.
     """
-    names = leaf_names(entry.paths)
-    skip = leaf_names(entry.ignored_paths) - names
+    names = leaf_names(tuple(entry.paths))
+    skip = leaf_names(tuple(entry.ignored_paths)) - names
     out = Parsed()
     found = find_types(params, names, at, skip)
     weights: dict[str | None, float] = {}
@@ -277,15 +300,17 @@ def extract(params: Mapping[str, Any], entry: Entry, at: str = "requestParameter
         if f.value is None or f.value == "":
             continue
         if isinstance(f.value, dict):  # accelerators chosen by attributes: may be controlled
-            n = min(math.ceil(_count(f.chain[1:])), MAX_INSTANCES)
+            n = min(math.ceil(_count(f.chain[1])), MAX_INSTANCES)
             ref = {"kind": "instance_requirements", "accelerators": True, "accelerators_requested": True}
             out.items.append(LaunchItem(instance_type=None, count=n, ref=ref, path=f.path, group=f.group))
             continue
         if not isinstance(f.value, str):
             raise InputError(f"{f.path}: expected an instance type string, got {kind(f.value)}")
         t = instance_type(f.value, f.path)
-        target = _count(f.chain)
         smallest = weights.get(f.group) if f.group is not None else None
+        if not smallest and t.removeprefix("ml.") in known:
+            continue
+        target = _count(f.chain)
         n = math.ceil(target / smallest) if smallest else math.ceil(target)
         if n > MAX_INSTANCES:
             n = MAX_INSTANCES

@@ -94,7 +94,8 @@ def from_record(
     ro = rec.get("readOnly")
     if ro is True or (isinstance(ro, str) and ro.lower() == "true"):
         return Ignored("read-only call", event_id, action)
-    extractor = CLOUDTRAIL_SHAPES.get((source, name)) or cloudtrail_generic.extractor_for(source, name)
+    hand_written = CLOUDTRAIL_SHAPES.get((source, name))
+    extractor = hand_written or cloudtrail_generic.extractor_for(source, name)
     if extractor is None:
         return Ignored(f"not a launch call: {action}", event_id, action)
 
@@ -115,7 +116,9 @@ def from_record(
     if req is None:
         raise InputError(f"requestParameters: missing for {action}")
     resp, _ = _unwrap(rec.get("responseElements"), f"{name}Response", "responseElements")
-    parsed = cloudtrail_generic.complete(extractor(req, at, resp), req, at, source, name)
+    parsed = extractor(req, at, resp)
+    if hand_written is not None:  # what the service model says the shape missed
+        parsed = cloudtrail_generic.complete(parsed, req, at, source, name)
     if isinstance(parsed, Ignored):
         parsed.event_id, parsed.action = event_id, action
         return parsed

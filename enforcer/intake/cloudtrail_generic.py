@@ -9,8 +9,9 @@ them: the service model, not our list of shapes, says where types sit.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from enforcer.coverage.extract import extract
@@ -54,14 +55,18 @@ def complete(
     entry = entry_for(event_source, event_name)
     if entry is None:
         return parsed
-    extra = extract(p, entry, at)
+    have: set[str] = set()
+    if not isinstance(parsed, Ignored):
+        have = {i.instance_type for i in parsed.items if i.instance_type is not None}
+        for i in parsed.items:  # references that name the value (Batch families, template names)
+            have.update(str(v).lower() for v in (i.ref or {}).values() if isinstance(v, str))
+    if have and _nothing_new(p, have):
+        return parsed
+    extra = extract(p, entry, at, known=frozenset(have))
     if not extra.items:
         return parsed
     if isinstance(parsed, Ignored):
         return extra
-    have = {i.instance_type for i in parsed.items if i.instance_type is not None}
-    for i in parsed.items:  # references that name the value (Batch families, template names)
-        have.update(str(v).lower() for v in (i.ref or {}).values() if isinstance(v, str))
     # attribute-based selections the shape already turned into references are not added twice
     reqs = any((i.ref or {}).get("kind") == "instance_requirements" for i in parsed.items)
     missed = [
@@ -95,3 +100,34 @@ def _merge(parsed: Parsed, key: str, value: Any) -> None:
         parsed.extra.setdefault(key, {}).update(value)
     else:
         parsed.extra.setdefault(key, []).extend(value)
+
+
+#: A string value that could be an instance type (``p5.48xlarge``, ``ml.g5.xlarge``, ``stream.x.y``).
+_TYPE_LIKE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9.-]+")
+#: Request members whose presence always needs the walk (weights, attribute-based selection).
+_WALK_HINTS = ("weight", "instancerequirements", "instancecapabilities")
+_MAX_DEPTH = 48
+
+
+@lru_cache(maxsize=8192)
+def _hint(key: str) -> bool:
+    low = key.lower()
+    return any(h in low for h in _WALK_HINTS)
+
+
+def _nothing_new(x: Any, have: set[str], depth: int = 0) -> bool:
+    """Cheap proof that the walk cannot add anything: every string that could be a type is one the
+    shape already read, and nothing is weighted or chosen by attributes (else: walk)."""
+    if depth > _MAX_DEPTH:
+        return False
+    if isinstance(x, dict):
+        for k, v in x.items():
+            if not isinstance(k, str) or _hint(k) or not _nothing_new(v, have, depth + 1):
+                return False
+        return True
+    if isinstance(x, list):
+        return all(_nothing_new(v, have, depth + 1) for v in x)
+    if isinstance(x, str) and "." in x:
+        t = x.lower()
+        return t.removeprefix("ml.") in have or _TYPE_LIKE.fullmatch(t) is None
+    return True
