@@ -149,14 +149,7 @@ def from_sagemaker_state_change(event: Mapping[str, Any], now: str | None) -> La
     reg = region(event.get("region"), "region")
     items, original = _items(detail, where, res_kind)
     managed: dict[str, Any] = {"kind": res_kind, "name": name}
-    arn = next(
-        (
-            v
-            for k, v in detail.items()
-            if isinstance(k, str) and k.endswith("Arn") and k.startswith(name_key[:-4])
-        ),
-        None,
-    )
+    arn = get(detail, name_key.removesuffix("Name") + "Arn")  # TrainingJobArn, EndpointArn ...
     if isinstance(arn, str) and len(arn) <= 2048:
         managed["arn"] = arn
     extra: dict[str, Any] = {"managed": managed, "status": status}
