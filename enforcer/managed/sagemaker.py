@@ -211,7 +211,10 @@ def _scale_cluster(client: Any, res: ManagedResource) -> str:
     if not groups:
         raise ValueError("cluster has no instance groups to scale")
     client.update_cluster(ClusterName=res.name, InstanceGroups=groups)
-    return "scaled_to_zero"
+    restricted = [
+        g for g in d.get("RestrictedInstanceGroups") or [] if g.get("CurrentCount") or g.get("TargetCount")
+    ]
+    return "partially_scaled" if restricted else "scaled_to_zero"  # restricted groups are left running
 
 
 CLUSTER = register(
