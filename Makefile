@@ -29,7 +29,7 @@ demo: install
 	$(BIN)/enforcer --state .enforcer-demo demo
 
 lint: install
-	$(BIN)/ruff check enforcer lambdas tests scripts bench
+	$(BIN)/ruff check enforcer lambdas tests scripts benchmarks
 	$(BIN)/ruff format --check enforcer lambdas
 
 typecheck: install
@@ -88,7 +88,7 @@ test-deps:
 # regenerates the README's table from it. Cloud Custodian is measured when .venv-anchors exists.
 bench: install tools
 	$(BIN)/python scripts/bench.py
-	$(BIN)/python -m bench.readme_table
+	$(BIN)/python -m benchmarks.readme_table
 
 # Cloud Custodian (c7n from PyPI) and moto in their own venv, for the cold-start anchor in make bench.
 bench-anchors:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-ANCHORS = ROOT / "bench" / "anchors"
+ANCHORS = ROOT / "benchmarks" / "anchors"
 CUSTODIAN = ANCHORS / "custodian"
 ANCHOR_VENV = ROOT / ".venv-anchors"
 
@@ -77,7 +77,7 @@ def custodian_python() -> Path | None:
 
 
 def guard_cold() -> dict[str, Any]:
-    """One fresh process: import the guard handler, then its first deny (bench/anchors)."""
+    """One fresh process: import the guard handler, then its first deny (benchmarks/anchors)."""
     r = _last_json(
         [sys.executable, str(ANCHORS / "guard_cold_first_event.py")], _env({"PYTHONPATH": str(ROOT)}), ROOT
     )

@@ -114,7 +114,7 @@ def bench_guard_inprocess(n: int = 200) -> list[Row]:
     import io
     import logging
 
-    from bench.cold_start import measure_warm_control, warm_row
+    from benchmarks.cold_start import measure_warm_control, warm_row
     from enforcer.policy import load_bundle
     from enforcer.policy.embedded import EmbeddedEngine
     from lambdas import guard
@@ -142,14 +142,14 @@ def bench_guard_inprocess(n: int = 200) -> list[Row]:
 
 def bench_cold() -> list[Row]:
     """Cold start to the first deny: guard, plain control and (when installed) Custodian, same rounds."""
-    from bench.cold_start import cold_rows, measure_cold
+    from benchmarks.cold_start import cold_rows, measure_cold
 
     return cold_rows(measure_cold(int(os.environ.get("BENCH_COLD_ROUNDS", "5"))))
 
 
 def bench_replay() -> list[Row]:
     """Replay on the realistic mix: memo / no memo, one / two processes, launch decisions alone."""
-    from bench.replay_bench import measure, rows
+    from benchmarks.replay_bench import measure, rows
 
     return rows(measure(int(os.environ.get("BENCH_REPLAY_EVENTS", "100000"))))
 

@@ -2,7 +2,7 @@
 guard_cold_first_event.py: (timed) import boto3 and the handler; (untimed) moto in-process and one p5
 instance; (timed) the first deny event (describe + stop). Prints one JSON line.
 Copied from the team's anchors (issue 16). Run with any Python that has boto3 and moto:
-python bench/anchors/control_cold_first_event.py
+python benchmarks/anchors/control_cold_first_event.py
 """
 import time
 

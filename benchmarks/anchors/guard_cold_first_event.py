@@ -4,8 +4,8 @@ Fresh process: (timed) import the handler and boto3; (untimed) moto in-process, 
 security account's resources, register a CN member account, launch one p5 instance there;
 (timed) the first deny event through guard.handler, which builds the runtime from the environment
 (config, policy engine, clients) and decides, logs and remediates. Prints one JSON line.
-Copied from the team's anchors (issue 16); bench/cold_start.py runs it. Standalone, with the project's
-.venv: .venv/bin/python bench/anchors/guard_cold_first_event.py
+Copied from the team's anchors (issue 16); benchmarks/cold_start.py runs it. Standalone, with the project's
+.venv: .venv/bin/python benchmarks/anchors/guard_cold_first_event.py
 """
 import time
 
