@@ -70,6 +70,11 @@ class ImportResult:
         }
 
 
+def _shown(value: Any, limit: int = 20) -> str:
+    """A value for a message: bounded, and control or non-ASCII characters escaped (no terminal tricks)."""
+    return ascii(str(value or "")[:limit])[1:-1]
+
+
 def directory_for(state: CliState) -> Any:
     """The account directory the CLI manages: the state file, or the stack's table (``--backend aws``)."""
     if state.is_aws:
@@ -154,11 +159,15 @@ def csv_rows(data: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
     unknown = sorted(set(header) - set(CSV_COLUMNS))
     if unknown:
         raise InputError(f"unknown CSV columns: {', '.join(unknown)[:200]}", "BAD_INPUT")
-    for n, raw in enumerate(reader, start=2):
-        if n > MAX_ROWS + 1:
-            raise InputError(f"more than {MAX_ROWS} rows", "BAD_INPUT")
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if isinstance(v, str)}
-        yield f"line {n} ({row.get('account_id', '')[:20]})", row
+    n = 1
+    try:
+        for n, raw in enumerate(reader, start=2):
+            if n > MAX_ROWS + 1:
+                raise InputError(f"more than {MAX_ROWS} rows", "BAD_INPUT")
+            row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if isinstance(v, str)}
+            yield f"line {n} ({_shown(row.get('account_id'))})", row
+    except csv.Error as exc:
+        raise InputError(f"CSV line {n + 1}: {exc}", "BAD_INPUT") from None
 
 
 def organizations_rows(org: Any) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -172,4 +181,4 @@ def organizations_rows(org: Any) -> Iterator[tuple[str, dict[str, Any]]]:
                 tags.update({t["Key"]: t["Value"] for t in tpage.get("Tags", [])})
             row: dict[str, Any] = {"account_id": acct["Id"], "name": acct.get("Name") or None}
             row.update({f: tags[t] for t, f in TAG_FIELDS.items() if t in tags})
-            yield f"{acct['Id']} ({str(acct.get('Name', ''))[:40]})", row
+            yield f"{_shown(acct['Id'])} ({_shown(acct.get('Name'), 40)})", row

@@ -87,6 +87,7 @@ def test_csv_import_validates_every_row_like_account_add(tmp_path: Path) -> None
         b"id,country\n111122223333,US\n",  # no account_id column
         b"account_id,country,admin\n111122223333,US,1\n",  # unknown column
         b"account_id,country\n\xff\xfe\n",  # not UTF-8
+        b"account_id,country\n" + b"1" * 200_000 + b",US\n",  # a field over csv's limit
     ],
 )
 def test_csv_import_refuses_an_unusable_file(data: bytes) -> None:
@@ -114,3 +115,10 @@ def test_aws_backend_without_a_stack_is_one_clear_line() -> None:
     with mock_aws():
         r = CliRunner().invoke(cli, ["--backend", "aws", "--stack", "nope", "account", "list"])
     assert r.exit_code == 2 and "cannot read stack 'nope'" in r.output and "Traceback" not in r.output
+
+
+def test_skipped_rows_are_reported_without_terminal_control_characters() -> None:
+    data = b"account_id,country\n\x1b[2J\x1b]0;owned\x07,US\n"
+    result = import_rows(LocalAccountDirectory(Path("/nonexistent/accounts.json")), csv_rows(data))
+    ((label, _why),) = result.skipped
+    assert "\x1b" not in label and "\\x1b" in label
