@@ -82,7 +82,7 @@ def test_policy_diff_finds_exactly_the_flipped_launches(
     shutil.copytree(POLICIES, changed_dir)
     groups = changed_dir / "gpu" / "country_groups" / "data.json"
     doc = json.loads(groups.read_text())
-    doc["groups"]["D5"].append({"country": "AE", "since": "2020-01-01", "source": "ear-740-supp1"})
+    doc["groups"]["D5"]["AE"] = [{"since": "2020-01-01", "source": "ear-740-supp1"}]
     groups.write_text(json.dumps(doc))
     new = make_enforcer(ACCOUNTS, engine=EmbeddedEngine(load_bundle(changed_dir)))
     old = make_enforcer(ACCOUNTS, engine=engine)

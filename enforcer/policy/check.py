@@ -47,12 +47,16 @@ def _strict(props: dict[str, Any], required: list[str] | None = None) -> dict[st
 def schemas(countries: list[str]) -> dict[str, dict[str, Any]]:
     """The JSON Schema of each data file, keyed by its path under the policy directory."""
     cc = {"type": "string", "enum": countries}
-    entry = _strict(
-        {"country": cc, "since": DAY, "until": DAY, "source": {"type": "string", "pattern": r"^[a-z0-9-]+$"},
+    period = _strict(
+        {"since": DAY, "until": DAY, "source": {"type": "string", "pattern": r"^[a-z0-9-]+$"},
          "until_source": {"type": "string", "pattern": r"^[a-z0-9-]+$"}},
-        ["country", "since", "source"],
+        ["since", "source"],
     )  # fmt: skip
-    group = {"type": "array", "items": entry, "maxItems": 300}
+    group = {
+        "type": "object",
+        "propertyNames": cc,
+        "additionalProperties": {"type": "array", "items": period, "minItems": 1, "maxItems": 20},
+    }
     from enforcer.evidence.schema import evidence_schemas  # issue 14's data files (evidence, ledger)
 
     return {
@@ -148,7 +152,10 @@ def schemas(countries: list[str]) -> dict[str, dict[str, Any]]:
             ["grants"],
         ),
         "gpu/countries": _strict(
-            {"_source": TEXT, "iso3166_alpha2": {"type": "array", "items": cc, "uniqueItems": True}}
+            {
+                "_source": TEXT,
+                "iso3166_alpha2": {"type": "object", "propertyNames": cc, "additionalProperties": TEXT},
+            }
         ),
         "gpu/regions": _strict(
             {
@@ -207,10 +214,16 @@ def _schema_errors(bundle: PolicyBundle, countries: list[str]) -> list[str]:
 def _group_errors(groups: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     sources = set((groups.get("sources") or {}).keys())
-    lists: list[tuple[str, Any]] = [(f"groups.{g}", v) for g, v in (groups.get("groups") or {}).items()]
-    lists += [("licence_exempt", groups.get("licence_exempt")), ("suspensions", groups.get("suspensions"))]
+    lists: list[tuple[str, Any]] = [
+        (f"groups.{g}.{cc}", periods)
+        for g, members in (groups.get("groups") or {}).items()
+        if isinstance(members, dict)
+        for cc, periods in members.items()
+    ]
+    lists += [(f"licence_exempt.{cc}", p) for cc, p in (groups.get("licence_exempt") or {}).items()]
+    lists.append(("suspensions", groups.get("suspensions")))
     for where, entries in lists:
-        for i, e in enumerate(entries or []):
+        for i, e in enumerate(entries if isinstance(entries, list) else []):
             if not isinstance(e, dict):
                 continue
             for key in ("source", "until_source"):
@@ -261,8 +274,7 @@ def _reason_errors(bundle: PolicyBundle) -> list[str]:
 def _generated_errors(bundle: PolicyBundle) -> list[str]:
     problems: list[str] = []
     files = bundle.data_files
-    iso = sorted(iso_countries())
-    if (files.get("gpu/countries") or {}).get("iso3166_alpha2") != iso:
+    if (files.get("gpu/countries") or {}).get("iso3166_alpha2") != countries_document()["iso3166_alpha2"]:
         problems.append("gpu/countries: differs from the iso3166 package; run scripts/build_policy_data.py")
     try:
         expected = regions_document()["regions"]

@@ -81,6 +81,13 @@ def _iso_countries() -> frozenset[str]:
     return frozenset(iso3166.countries_by_alpha2)
 
 
+def iso_names() -> dict[str, str]:
+    """``{alpha-2 code: English short name}`` from the ``iso3166`` package, sorted by code."""
+    import iso3166
+
+    return {c: iso3166.countries_by_alpha2[c].name for c in sorted(_iso_countries())}
+
+
 def is_iso_country(value: object) -> bool:
     """True when ``value`` is an upper-case ISO 3166-1 alpha-2 code that is really assigned (not ``XX``)."""
     return isinstance(value, str) and value in _iso_countries()
@@ -106,7 +113,7 @@ def countries_document() -> dict[str, Any]:
     return {
         "_source": f"ISO 3166-1 alpha-2 codes from the iso3166 package (PyPI) {version('iso3166')}; "
         "regenerate with scripts/build_policy_data.py",
-        "iso3166_alpha2": sorted(_iso_countries()),
+        "iso3166_alpha2": iso_names(),
     }
 
 
