@@ -258,3 +258,14 @@ def test_licence_register_failure_fails_closed(make_enforcer: Any) -> None:
     d = enf.decide(req2, NOW_2026_12)
     assert d.effect == "deny" and codes(d) == {"ORIGIN_RESTRICTED"}
     assert enf.counters["licence_lookup_failures"] == 1
+
+
+def test_end_customers_in_the_input_carry_no_names(world: World, engine: Any, catalog: Any) -> None:
+    """The audit log keeps the policy input: the end customers passed to the policy hold no name."""
+    from enforcer.attestation import name_hash
+
+    hashed = {**ec("DE"), "name_hash": name_hash("Example Holdings Ltd", b"0123456789abcdef")}
+    store(world, sign(world, hashed, "t-named"))
+    d = decide(world, engine, catalog)
+    assert d.effect == "allow"
+    assert d.input["attestation"]["end_customers"] == [ec("DE")]

@@ -22,6 +22,8 @@ from enforcer.model import AccountOrigin, AttestationResult
 
 #: Stored attestations examined per decision (newest first).
 MAX_CANDIDATES = 16
+#: End-customer members passed to the policy in ``end_customers``.
+POLICY_KEYS = frozenset({"country", "hq_country", "parent_hq_country", "kyc_level"})
 #: Cache entries kept before the cache is cleared.
 MAX_CACHE_ENTRIES = 10_000
 
@@ -192,5 +194,6 @@ class RegistryAttestationProvider:
             chosen = current[0]
         else:
             return checked[0][1]
-        ecs = [r.claims["end_customer"] for r in current]
+        # only what the policy judges: origin and KYC, never a name (the audit log keeps the input)
+        ecs = [{k: v for k, v in r.claims["end_customer"].items() if k in POLICY_KEYS} for r in current]
         return replace(chosen, end_customers=ecs)
