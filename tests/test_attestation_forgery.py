@@ -191,9 +191,11 @@ def _validity_too_long(w: World) -> Case:
     return Case(w.token(valid_days=365), ACC_X, T0, "invalid")
 
 
-def _clear_name_in_claims(w: World) -> Case:
+def _clear_personal_data_in_claims(w: World) -> Case:
+    # A clear ``name``/``aliases`` is accepted for restricted-party screening (issue 14: screened, then
+    # stripped from the input and never logged); any other member (an e-mail, a phone) stays refused.
     claims = w.claims()
-    claims["end_customer"]["name"] = "Example Holdings Ltd"
+    claims["end_customer"]["email"] = "ceo@example.com"
     return Case(sign_token(w.keys["a-es"], "a-es", claims), ACC_X, T0, "invalid")
 
 
@@ -227,7 +229,7 @@ CASES: dict[str, Callable[[World], Case]] = {
     "duplicate_claim": _duplicate_claim,
     "wrong_audience": _wrong_audience,
     "validity_longer_than_cap": _validity_too_long,
-    "clear_name_in_end_customer": _clear_name_in_claims,
+    "clear_personal_data_in_end_customer": _clear_personal_data_in_claims,
     "missing_typ": _missing_typ,
 }
 
