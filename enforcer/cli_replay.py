@@ -137,6 +137,10 @@ def replay_command(
 
         files = local_files(sources)
         if files is not None:
+            # never read our own output (or its parts) back as a source when --out sits in a source tree
+            parts = Path(f"{out_file}.parts").resolve()
+            mine = out_file.resolve()
+            files = [f for f in files if f.resolve() != mine and parts not in f.resolve().parents]
             _run_files(
                 obj, files, out_file, baseline, at, not no_memo, jobs, resume, engine, opa_url, policy_dir
             )
@@ -242,6 +246,8 @@ def _run_files(
         f"{res.cpu_s:.1f} CPU s in the workers ({rate:,.0f} events per CPU second), "
         f"peak RSS {res.rss_mb:.0f} MB per process"
     )
+    if res.book is None and jobs > 1:
+        console.print("compute ledger not shown: with --jobs each process sums its own accounts' launches")
     if res.book is not None and at is not None and (rows := res.book.rows(at)):
         from enforcer.cli_evidence import ledger_table
 

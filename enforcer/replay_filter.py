@@ -7,13 +7,13 @@ would come back ``Ignored("not a launch call")``; the filter counts it as ignore
 request. It never skips what normalise would reject: a record whose source, name or id is not a
 short string, or that another event detector would claim, goes through normalise as before.
 
-Log files are parsed with orjson; :func:`launch_names_in` is a byte-level test on raw text (one
-event per line, JSON lines) that avoids decoding lines naming no covered operation at all.
+Log files are parsed with orjson first. A byte-level test before parsing was weighed and left out:
+a file or line naming no covered operation may still hold malformed records (counted as errors) or
+EC2/SageMaker state changes (which release the compute ledger), so it must be parsed anyway.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -39,21 +39,6 @@ def launch_keys() -> frozenset[tuple[str, str]]:
 def launch_names() -> frozenset[str]:
     """The eventNames of :func:`launch_keys` (a first, cheaper test)."""
     return frozenset(name for _, name in launch_keys())
-
-
-@cache
-def _names_pattern() -> re.Pattern[bytes]:
-    alts = b"|".join(re.escape(n.encode()) for n in sorted(launch_names(), key=len, reverse=True))
-    return re.compile(rb'"eventName"\s*:\s*"(?:' + alts + rb')"')
-
-
-def launch_names_in(raw: bytes) -> bool:
-    """Whether ``raw`` (undecoded JSON text) may hold a decided call: names one, or escapes a string.
-
-    A ``\\`` anywhere answers True (an escaped name could spell a covered operation), as does any
-    text that is not plainly ``"eventName":"<name>"`` spelled.
-    """
-    return b"\\" in raw or _names_pattern().search(raw) is not None
 
 
 @cache
