@@ -1,13 +1,13 @@
-# METADATA
-# title: Observed evidence, restricted-party screening and aggregate compute
-# description: |
-#   Rules over what the account does not control: the caller's IP country, the account's contact
-#   address and its recent calls per country (input.evidence), the screening of account, parent
-#   and end-customer names against the Consolidated Screening List (input.screening), and the
-#   running compute per beneficial owner across regions and accounts (input.ledger). Thresholds are
-#   data (data.gpu.evidence, data.gpu.ledger). Each rule denies above its deny threshold and
-#   audits below it; the audit goes straight to the audit set so that a deny configured for the
-#   code (data.gpu.reasons) never turns an audit-level finding into a deny.
+# Observed evidence, restricted-party screening and aggregate compute (issue 14).
+#
+# Rules over what the account does not control: the caller's IP country, the account's contact
+# address and its recent calls per country (input.evidence), the screening of account, parent
+# and end-customer names against the Consolidated Screening List (input.screening), and the
+# running compute per beneficial owner across regions and accounts (input.ledger). Thresholds are
+# data (data.gpu.evidence, data.gpu.ledger). Each rule denies above its deny threshold and
+# audits below it; the audit goes straight to the audit set so that a deny configured for the
+# code (data.gpu.reasons) never turns an audit-level finding into a deny. (The package's METADATA
+# annotation lives in launch.rego: OPA allows one per package.)
 package gpu.launch
 
 import rego.v1
