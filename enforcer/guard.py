@@ -178,7 +178,7 @@ class Guard:
             return self._redelivered(request, d, receipt, budget, outcome)
         if not acts:
             return self._result(request, outcome, self.remediator.remediate(outcome, None, None, budget))
-        result = ActionResult("no_target", d.decision_id, targets=targets)
+        result = ActionResult("no_target", d.decision_id, targets=targets or list(request.instance_ids))
         if access_error is not None:
             result.status, result.errors = "failed", [access_error]
         elif targets:
@@ -275,18 +275,7 @@ class Guard:
     ) -> dict[str, Any]:
         """Notify, record the state, queue what is left, retry a pending seal (concurrently)."""
         d = outcome.decision
-        remaining = result.capped + (
-            [i for i in result.targets if i not in result.acted and i not in result.already]
-            if result.status == "failed"
-            else []
-        )
-        state = (
-            "acted"
-            if result.status in ("stopped", "terminated", "already_stopped", "no_target")
-            else result.status
-        )
-        if state not in ("acted", "capped", "failed"):
-            state = "failed"
+        state, remaining = self._state_of(result)
         jobs = [
             lambda: self.remediator.notify(d, result),
             lambda: self._record_state(d, state, remaining, legal),
@@ -299,6 +288,23 @@ class Guard:
         if state == "capped":
             result.errors.append("capped: held back in the remediation backlog (alarm raised)")
         return self._result(request, outcome, result)
+
+    def _state_of(self, result: ActionResult) -> tuple[str, list[str]]:
+        """The remediation state an action result leaves, and the instances still to act on.
+
+        Anything neither acted on nor already stopped stays to do: what a cap held back and what a
+        failed call (stop, member-account access) left running, together.
+        """
+        unacted = [i for i in result.targets if i not in result.acted and i not in result.already]
+        failed_call = result.status == "failed" or any(
+            e.startswith((f"{self.remediator.action} failed", "member account access")) for e in result.errors
+        )
+        remaining = unacted if failed_call else list(result.capped)
+        if remaining:
+            return ("failed" if failed_call else "capped"), remaining
+        if result.status in ("stopped", "terminated", "already_stopped", "no_target", "capped"):
+            return "acted", []
+        return "failed", []
 
     def _record_state(self, d: Decision, state: str, remaining: list[str], legal: bool) -> None:
         fields = _state_fields(d, remaining, legal)
@@ -326,7 +332,7 @@ class Guard:
             )
             return self._result(request, outcome, ActionResult("duplicate", logged.decision_id))
         legal = is_legal(logged.reason_codes, self.legal)
-        result = ActionResult("no_target", logged.decision_id)
+        result = ActionResult("no_target", logged.decision_id, targets=list(request.instance_ids))
         try:
             ec2 = self.clients.client("ec2", request.account_id, request.region)
             asg = self.clients.client("autoscaling", request.account_id, request.region)
@@ -398,14 +404,7 @@ class Guard:
                 result.status, result.errors = "failed", [f"member account access: {type(exc).__name__}"]
             else:
                 self._execute(d, remaining, ec2, asg, budget, legal, result, -1, describe=True)
-        remaining_now = result.capped + (remaining if result.status == "failed" else [])
-        state = (
-            "acted"
-            if result.status in ("stopped", "terminated", "already_stopped", "no_target")
-            else result.status
-        )
-        if state not in ("acted", "capped", "failed"):
-            state = "failed"
+        state, remaining_now = self._state_of(result)
         fields = {"remaining": remaining_now}
         self._safe(lambda: self.ledger.put(did, state, fields))
         if state == "acted":

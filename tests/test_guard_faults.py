@@ -173,8 +173,9 @@ def test_lost_transact_response_retried_by_the_sdk_is_our_own_write(make_world: 
     assert_chain_verifies(w)
 
 
-def test_write_committed_then_error_then_redelivery_acts_on_the_logged_decision(make_world: Any) -> None:
-    """The response is lost for good (the handler fails, EventBridge redelivers): act as logged."""
+def test_write_committed_then_error_is_recovered_and_acts_on_the_logged_decision(make_world: Any) -> None:
+    """The transaction commits but the SDK reports an error (response lost for good): the guard's
+    retry of the record alone finds it logged under its own decision id and acts on it."""
     w: World = make_world()
     ddb = w.rt.enforcer.audit.ddb  # type: ignore[union-attr]
     state = {"n": 0}
@@ -187,13 +188,29 @@ def test_write_committed_then_error_then_redelivery_acts_on_the_logged_decision(
     ddb.meta.events.register("after-call.dynamodb.TransactWriteItems", fail_after)
     resp, (iid,) = _launch(w)
     event = run_instances_event(resp, MEMBER, instanceType="p5.48xlarge")
+    r = only(handle(event))
+    assert state["n"] == 1
+    (rec,) = logged(w)
+    assert r["decision_id"] == rec["decision_id"] and r["remediation"]["status"] == "stopped"
+    assert_acted_as_logged(w, iid, MEMBER)
+    again = only(handle(event))  # EventBridge redelivers anyway: nothing more to do
+    assert again["duplicate"] and again["remediation"]["status"] == "duplicate"
+    assert w.audit_count() == 1
+    assert_chain_verifies(w)
+
+
+def test_audit_store_down_then_redelivery_acts(make_world: Any) -> None:
+    """Every write fails (the handler raises, nothing acts on an unlogged decision); the redelivery acts."""
+    w: World = make_world()
+    ddb = w.rt.enforcer.audit.ddb  # type: ignore[union-attr]
+    fault = Fault(ddb, "before-call.dynamodb.TransactWriteItems", "ValidationException", times=2)
+    resp, (iid,) = _launch(w)
+    event = run_instances_event(resp, MEMBER, instanceType="p5.48xlarge")
     with pytest.raises(AuditWriteError):  # the handler fails; EventBridge redelivers the event
         handle(event)
-    assert w.state(iid, MEMBER) == "running" and w.audit_count() == 1
-    (rec,) = logged(w)
+    assert fault.calls == 2 and w.state(iid, MEMBER) == "running" and w.audit_count() == 0
     r = only(handle(event))
-    assert r["duplicate"] is True and r["decision_id"] == rec["decision_id"]
-    assert r["remediation"]["status"] == "stopped"
+    assert r["remediation"]["status"] == "stopped" and not r["duplicate"]
     assert_acted_as_logged(w, iid, MEMBER)
     assert_chain_verifies(w)
 
@@ -388,3 +405,24 @@ def test_a_broken_counter_table_never_blocks_logging_or_a_legal_stop(make_world:
     assert any("counter failed" in e for e in r2["remediation"]["errors"])
     assert w.audit_count() == 2
     assert_chain_verifies(w)
+
+
+def test_capped_and_failed_together_leave_nothing_behind(make_world: Any) -> None:
+    """A cap holds one back and the stop of the other two fails: all three wait in the backlog."""
+    w: World = make_world(
+        ENFORCER_MAX_ACTIONS_PER_INVOCATION="2",
+        ENFORCER_SWEEP_ACCOUNTS=UNKNOWN_A,
+        ENFORCER_SWEEP_REGIONS="us-east-1",
+    )
+    resp, ids = _launch(w, UNKNOWN_A, count=3)
+    Fault(w.client("ec2", UNKNOWN_A), "before-call.ec2.StopInstances", "RequestLimitExceeded", 1)
+    r = only(handle(run_instances_event(resp, UNKNOWN_A, instanceType="p5.48xlarge")))
+    assert r["remediation"]["status"] == "capped" and r["remediation"]["acted"] == []
+    state = w.rt.guard.ledger.get(r["decision_id"])
+    assert state is not None and state["state"] == "failed" and sorted(state["remaining"]) == sorted(ids)
+    for _ in range(3):
+        if all(w.state(i, UNKNOWN_A) == "stopped" for i in ids):
+            break
+        handle(sweep_event())
+    for i in ids:
+        assert_acted_as_logged(w, i, UNKNOWN_A)
