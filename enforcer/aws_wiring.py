@@ -352,6 +352,9 @@ def build_runtime(
         external_id=cfg.member_external_id,
     )
     enforcer = build_enforcer(cfg, clients, engine=engine)
+    from enforcer.evidence.aws import attach_evidence  # issue 14: evidence, screening, ledger (env)
+
+    attach_evidence(enforcer, clients, environ)
     sns = clients.client("sns") if cfg.topic_arn else None
     remediator = Remediator(cfg.action, sns=sns, topic_arn=cfg.topic_arn, logger=logger)
     ledger: ActLedger = (

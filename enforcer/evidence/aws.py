@@ -23,11 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from enforcer.config import ConfigError
-from enforcer.evidence.collect import Observer, ScreeningSource
-from enforcer.evidence.contact import ContactCountries
-from enforcer.evidence.geoip import GeoIp, geoip_from_s3
-from enforcer.ledger.dynamo import DynamoLedgerStore
-from enforcer.ledger.sink import LedgerAuditSink
 from enforcer.model import InputError
 from enforcer.pipeline import Enforcer
 
@@ -65,6 +60,14 @@ def attach_evidence(enforcer: Enforcer, clients: Any, environ: Mapping[str, str]
         When a configured database or list cannot be opened.
     """
     env = os.environ if environ is None else environ
+    if not any(env.get(k) for k in (ENV_GEOIP, ENV_SCREENING, ENV_LEDGER, ENV_CONTACT)):
+        return enforcer  # nothing configured: no import of the matching and MMDB libraries at cold start
+    from enforcer.evidence.collect import Observer, ScreeningSource
+    from enforcer.evidence.contact import ContactCountries
+    from enforcer.evidence.geoip import GeoIp, geoip_from_s3
+    from enforcer.ledger.dynamo import DynamoLedgerStore
+    from enforcer.ledger.sink import LedgerAuditSink
+
     cache = Path(tempfile.gettempdir())
     geoip = screening = ledger = contacts = None
     try:
