@@ -90,6 +90,84 @@ def test_hong_kong_region_is_refused(make_world: Any) -> None:
     assert w.client("ec2").describe_instances()["Reservations"] == []
 
 
+def _signer(w: World, reseller_country: str = "SG") -> tuple[Any, Any]:
+    """A registered reseller 'harbour' (DynamoDB registry) serving MEMBER; returns (registry, key)."""
+    registry = DynamoDBRegistry(w.client("dynamodb"), PREFIX)
+    key = load_signing_key(generate_private_key_pem("ES256"))
+    registry.put_reseller("harbour", "Harbour", reseller_country, hq_country=reseller_country,
+                          parent_hq_country=reseller_country)  # fmt: skip
+    registry.add_key("harbour", ResellerKey("h-1", "ES256", key.public_pem))
+    w.directory.put(AccountOrigin(MEMBER, "SG", "SG", "SG", "none", "harbour"))
+    return registry, key
+
+
+def _attest(
+    w: World, registry: Any, key: Any, ec: dict[str, Any], jti: str, age: float = 60, **extra: Any
+) -> str:
+    import time
+
+    claims = build_claims(
+        issuer="harbour", account=MEMBER, end_customer=EndCustomer("SG"), now=time.time() - age,
+        valid_days=30, max_valid_days=90, audience="gpu-launch-enforcer", jti=jti,
+    )  # fmt: skip
+    claims["end_customer"] = ec
+    claims.update(extra)
+    token = sign_token(key, "h-1", claims)
+    from enforcer.attestation.registry import StoredAttestation
+
+    # stored as the intake would after verification; the handler re-verifies at decision time
+    registry.put_attestation(StoredAttestation(MEMBER, jti, token, "harbour", "h-1", claims["iat"], claims["nbf"],
+                                               claims["exp"], time.time()))  # fmt: skip
+    return jti
+
+
+def launch_with(w: World, ref: str | None = None) -> tuple[int, dict[str, Any]]:
+    body: dict[str, Any] = {
+        "instanceType": "p5.48xlarge",
+        "count": 1,
+        "region": REGION,
+        "imageId": w.ami(MEMBER),
+    }
+    if ref:
+        body["attestationId"] = ref
+    return call(broker_event(MEMBER, body))
+
+
+SG = {"country": "SG", "hq_country": "SG", "parent_hq_country": "SG", "kyc_level": "verified"}
+
+
+@pytest.mark.parametrize(
+    ("ec", "expected"),
+    [
+        ({"country": "SG", "kyc_level": "verified"}, {"ATTESTATION_INCOMPLETE"}),
+        ({**SG, "parent_hq_country": "ZZ"}, {"ATTESTATION_INCOMPLETE"}),
+        ({**SG, "kyc_level": "none"}, {"KYC_NOT_VERIFIED"}),
+        ({**SG, "parent_hq_country": "CN"}, {"END_CUSTOMER_RESTRICTED"}),
+    ],
+    ids=["no-hq", "made-up-parent", "kyc-none", "chinese-parent"],
+)
+def test_attestation_gaps_through_the_broker(make_world: Any, ec: dict[str, Any], expected: set[str]) -> None:
+    w: World = make_world()
+    registry, key = _signer(w)
+    _attest(w, registry, key, ec, "t-1")
+    status, out = launch_with(w)
+    assert status == 403 and codes(out) == expected, out
+
+
+def test_most_restrictive_supersedes_and_tag_through_the_broker(make_world: Any) -> None:
+    w: World = make_world()
+    registry, key = _signer(w)
+    _attest(w, registry, key, {**SG, "parent_hq_country": "CN"}, "t-old", age=600)
+    _attest(w, registry, key, SG, "t-new", age=60)
+    status, out = launch_with(w, "t-new")  # the tag cannot choose the favourable one
+    assert status == 403 and codes(out) == {"END_CUSTOMER_RESTRICTED"}
+    _attest(w, registry, key, SG, "t-newer", age=30, supersedes="t-old")
+    status, out = launch_with(w)
+    assert status == 200 and out["effect"] == "allow", out
+    status, out = launch_with(w, "t-old")  # a superseded attestation cannot be named
+    assert status == 403 and codes(out) == {"ATTESTATION_INVALID"}
+
+
 def _reseller_world(w: World, reseller_country: str) -> None:
     registry = DynamoDBRegistry(w.client("dynamodb"), PREFIX)
     pem = generate_private_key_pem("ES256")
