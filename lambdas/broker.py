@@ -57,14 +57,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "reasons": [r.to_dict() for r in d.reasons],
     }
     count(metrics, "Decisions")
-    if outcome.duplicate:
-        return reply(
-            409,
-            {
-                "code": "DUPLICATE_REQUEST",
-                "decision_id": outcome.receipt.decision_id if outcome.receipt else None,
-            },
-        )
+    if outcome.duplicate:  # answered with the logged decision (``d`` is the logged one), not a new one
+        return reply(409, {**body, "code": "DUPLICATE_REQUEST"})
     if d.effect == "deny" and d.enforced:
         count(metrics, "Denies")
         return reply(403, body)

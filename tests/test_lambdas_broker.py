@@ -93,9 +93,11 @@ def test_bad_bodies_and_replays(make_world: Any) -> None:
     status, out = call(broker_event(HOME, {"instanceType": "p5.48xlarge", "region": REGION}))
     assert status == 400 and out["code"] == "BAD_LAUNCH" and out["decision_id"]  # decided, but no image
     event = broker_event(HOME, {"instanceType": "t3.micro", "region": REGION, "imageId": w.ami()})
-    assert call(event)[0] == 200
+    first_status, first = call(event)
+    assert first_status == 200
     status, out = call(event)  # the same API request delivered twice
     assert status == 409 and out["code"] == "DUPLICATE_REQUEST"
+    assert out["decision_id"] == first["decision_id"] and out["effect"] == first["effect"] == "allow"
 
 
 def test_dryrun_launches_but_logs_would_deny(make_world: Any) -> None:
