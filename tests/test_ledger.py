@@ -329,3 +329,29 @@ def test_ledger_show_after_decide(tmp_path: Path) -> None:
     assert rows[0]["running_tpp"] == pytest.approx(2 * 126649.6)
     res = runner.invoke(cli, ["--state", str(state), "ledger", "show", "--owner", "end_customer:"])
     assert res.exit_code == 0 and "111122223333" not in res.output
+
+
+def test_guard_lambda_books_launches_and_releases_stops_in_dynamodb(
+    engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deployed path: the guard handler with ENFORCER_LEDGER_TABLE, a real moto launch, a stop."""
+    from lambdas import guard
+    from tests.lambda_env import HOME, LambdaContext, run_instances_event, state_change_event, world_factory
+
+    factory = world_factory(engine)
+    make = next(factory)
+    try:
+        create_ledger_table(boto3.client("dynamodb", region_name="us-east-1"), "gle-ledger")
+        monkeypatch.setenv("ENFORCER_LEDGER_TABLE", "gle-ledger")
+        w = make()
+        resp = w.launch(account=HOME, count=2)
+        out = guard.handler(run_instances_event(resp, HOME, instanceType="p5.48xlarge"), LambdaContext())
+        assert out["status"] == "decided" and out["results"][0]["effect"] == "allow"
+        ledger = DynamoLedgerStore(w.client("dynamodb"), "gle-ledger")
+        assert ledger.owners(T0)[0]["running_tpp"] == pytest.approx(2 * 126649.6)
+        iid = resp["Instances"][0]["InstanceId"]
+        assert guard.handler(state_change_event(iid, HOME, "stopped"), LambdaContext())["status"] == "ignored"
+        guard.handler(state_change_event(iid, HOME, "terminated"), LambdaContext())  # released once only
+        assert ledger.owners(T0)[0]["running_tpp"] == pytest.approx(126649.6)
+    finally:
+        factory.close()
