@@ -10,6 +10,7 @@ changes, so a cached result never outlives a revocation.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from enforcer.attestation.constants import (
     DEFAULT_AUDIENCE,
@@ -65,6 +66,8 @@ class RegistryAttestationProvider:
         self.max_validity_days = max_validity_days
         self.stats = CacheStats()
         self._cache: dict[tuple[str, str, str], Verified | AttestationResult] = {}
+        #: Reseller registry entries as ``input.reseller`` (None: not registered), per generation.
+        self._resellers: dict[str, dict[str, Any] | None] = {}
         self._generation: str | None = None
 
     def clear_cache(self) -> None:
@@ -77,6 +80,7 @@ class RegistryAttestationProvider:
             if self._cache:
                 self.stats.invalidations += 1
             self._cache.clear()
+            self._resellers.clear()
             self._generation = gen
 
     def _check(self, att: StoredAttestation, origin: AccountOrigin, now: float) -> AttestationResult:
@@ -131,14 +135,26 @@ class RegistryAttestationProvider:
         try:
             self._sync_generation()
             stored = self.registry.attestations_for(origin.account_id)
-            reseller = self.registry.get_reseller(origin.reseller)
+            info = self._reseller_info(origin.reseller)
         except REGISTRY_FAILURES as exc:
             return AttestationResult(
                 "invalid", detail=f"attestation registry unavailable: {type(exc).__name__}: {str(exc)[:160]}"
             )
-        info = reseller.to_policy() if reseller is not None else None
         result = self._select(stored, origin, now, ref)
         return replace(result, reseller=info)
+
+    def _reseller_info(self, reseller_id: str) -> dict[str, Any] | None:
+        """The reseller as the policy sees it; cached until the registry generation changes.
+
+        Every reseller change (``put_reseller``, keys, trust) bumps the generation, so a suspension or
+        a corrected origin is seen by the next decision.
+        """
+        if reseller_id not in self._resellers:
+            reseller = self.registry.get_reseller(reseller_id)
+            if len(self._resellers) >= MAX_CACHE_ENTRIES:
+                self._resellers.clear()
+            self._resellers[reseller_id] = reseller.to_policy() if reseller is not None else None
+        return self._resellers[reseller_id]
 
     def _select(
         self, stored: list[StoredAttestation], origin: AccountOrigin, now: float, ref: str | None
