@@ -36,6 +36,8 @@ from enforcer.ports import EngineError
 
 DEFAULT_URL = "http://127.0.0.1:8181"
 DEFAULT_TIMEOUT = 0.25
+#: Longest the total deadline of a query may exceed its per-operation timeout (seconds).
+MAX_GRACE = 0.5
 #: Most decision queries in flight at once per engine (each runs in a worker under a total deadline).
 MAX_IN_FLIGHT = 8
 #: Effects a decision may carry; anything else is an engine error (fail closed).
@@ -261,9 +263,10 @@ class OpaRestEngine:
     revision
         Revision of the policy bundle the server runs (recorded in each decision).
     timeout
-        Total seconds for one query: connect, send, every read and the JSON parse (default 0.25).
-        A server that trickles its answer is cut off at the deadline (the connection is shut
-        down) and the query fails closed.
+        Seconds for connect and for each read (default 0.25). The whole query -- connect, send,
+        every read and the JSON parse -- also ends by ``timeout + min(timeout, 0.5)``: a server
+        that trickles its answer is cut off there (the connection is shut down) and the query
+        fails closed.
     breaker
         Circuit breaker; None creates ``CircuitBreaker()`` (3 failures, 5 s open).
     path
@@ -293,6 +296,9 @@ class OpaRestEngine:
         self.local_revision = revision
         self._revisions = RevisionTracker(revision)
         self.timeout = timeout
+        #: The whole query (connect, send, every read, parse) ends by then: ``timeout`` per operation as
+        #: before, plus at most 0.5 s, so a trickling server never holds a decision past timeout + 0.5 s.
+        self.deadline = timeout + min(timeout, MAX_GRACE)
         self.breaker = breaker if breaker is not None else CircuitBreaker()
         self.path = "/".join(segments)
         self._client = make_client(url, timeout, retries=0, token=token, trust_env=trust_env)
@@ -369,12 +375,12 @@ class OpaRestEngine:
         except RuntimeError as exc:  # the engine was closed
             raise EngineError(f"OPA query failed: {exc}") from exc
         try:
-            return future.result(timeout=self.timeout)
+            return future.result(timeout=self.deadline)
         except FutureTimeout:
             holder.cut()
             future.cancel()
             raise EngineError(
-                f"OPA query failed: no complete answer within the {self.timeout:g} s deadline"
+                f"OPA query failed: no complete answer within the {self.deadline:g} s deadline"
             ) from None
 
     def _post_worker(
