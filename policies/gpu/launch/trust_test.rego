@@ -228,6 +228,11 @@ test_licence_revoked_later_still_covered_earlier_launches if {
 	codes(launch.decision) == {"LICENSED"} with input as licensed(l, now)
 }
 
+test_licence_started_in_the_past_covers if {
+	started := object.union(cn_licence, {"valid_from": "2026-01-15T00:00:00Z"})
+	codes(launch.decision) == {"LICENSED"} with input as licensed(started, now)
+}
+
 test_licence_with_only_the_required_fields_covers if {
 	minimal := {"id": "L-min", "account_id": "111122223333", "countries": ["CN"], "expires": "2027-01-01T00:00:00Z"}
 	codes(launch.decision) == {"LICENSED"} with input as licensed(minimal, now)
