@@ -16,6 +16,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -352,3 +353,64 @@ def test_time_order_holds_across_processes_on_a_long_log(tmp_path: Path) -> None
     assert last["timestamp"] == "2026-12-01T00:03:19.000Z"
     assert last["requested_timestamp"] == "2026-11-30T00:00:00.000Z"
     assert open_verify(d).ok
+
+
+# -- the same faults through `enforcer decide` (a real process): one line, a code, exit 1 ----------
+def _decide(state: Path, event: Path, preexec: Any = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "enforcer"), "--state", str(state), "decide", str(event)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=preexec,
+    )
+
+
+def _event(tmp_path: Path, n: int) -> Path:
+    ev = json.loads((ROOT / "examples/events/runinstances-p5.json").read_text())
+    ev["id"] = ev["detail"]["eventID"] = f"hygiene-{n}"
+    f = tmp_path / f"ev-{n}.json"
+    f.write_text(json.dumps(ev))
+    return f
+
+
+def _limit_file_size(limit: int) -> Any:
+    def apply() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # ignored signals stay ignored across exec
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_decide_on_a_full_disk_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = _decide(state, _event(tmp_path, 0))
+    assert first.returncode == 3, first.stderr  # unknown account: deny, logged
+    size = (state / "audit" / SEG).stat().st_size
+    full = _decide(state, _event(tmp_path, 1), _limit_file_size(size + 100))
+    assert full.returncode == 1, full.stderr
+    lines = full.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: AUDIT_DISK_FULL:"), full.stderr
+    assert "Traceback" not in full.stderr
+    assert open_verify(state / "audit").records == 1
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs a tmpfs mount (root); the library-level test covers non-root"
+)
+def test_decide_on_a_read_only_log_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    assert subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(state)]).returncode == 0
+    try:
+        assert _decide(state, _event(tmp_path, 0)).returncode == 3
+        subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)
+        ro = _decide(state, _event(tmp_path, 1))
+        assert ro.returncode == 1, ro.stderr
+        lines = ro.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: AUDIT_READ_ONLY:"), ro.stderr
+    finally:
+        subprocess.run(["umount", str(state)], check=False)
