@@ -8,7 +8,6 @@ Exit codes: 0 success; 1 ``verify`` found a problem; 2 bad input (one line on st
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -381,28 +380,25 @@ def anchor_cmd(ctx: click.Context, out_file: str | None) -> None:
     ``audit verify --trusted-checkpoint FILE`` later proves the log up to it and detects any
     truncation after it (even with the checkpoints beside the log deleted).
     """
-    from enforcer.audit.defaults import open_local_store
-    from enforcer.ports import AuditWriteError
+    from enforcer.audit.local import utc_now
+    from enforcer.audit.record import canonical
+    from enforcer.audit.signing import make_checkpoint
 
     state = _state(ctx)
-    try:
-        store = open_local_store(state.audit_dir, state.keys_dir)
-        try:
-            store.checkpoint()
-            seq, h = store.head
-        finally:
-            store.close()
-    except (AuditWriteError, SignerError, OSError) as exc:
-        fail(f"{getattr(exc, 'code', 'AUDIT_WRITE_FAILED')}: {exc}")
-    if seq < 0:
+    if not state.audit_dir.is_dir():
+        fail(f"no audit log at {state.audit_dir}")
+    report = _verify(state, None, False)  # the head is recomputed from the records, not read from an index
+    if not report.ok:
+        click.echo(f"error: the audit log does not verify ({report.summary()}); not anchoring it", err=True)
+        sys.exit(1)
+    if report.head_seq < 0:
         fail("the audit log is empty: nothing to anchor")
-    cp_file = state.audit_dir / "checkpoints.jsonl"
-    line = ""
-    for raw in cp_file.read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(ValueError):
-            if json.loads(raw).get("seq") == seq:
-                line = raw
-    line = line or json.dumps({"seq": seq, "hash": h}, separators=(",", ":"))
+    try:
+        signer = local_signer(state.keys_dir)
+        cp = make_checkpoint(signer, report.head_seq, report.head_hash, utc_now())
+    except (SignerError, OSError) as exc:
+        fail(f"cannot sign the anchor: {exc}")
+    line = canonical(cp).decode("utf-8")
     if out_file is not None:
         try:
             Path(out_file).write_text(line + "\n", encoding="utf-8")
