@@ -81,7 +81,8 @@ EVENTS: dict[str, tuple[str, str, str, frozenset[str], tuple[str, ...]]] = {
 
 
 def _is_sagemaker_state_change(e: Mapping[str, Any]) -> bool:
-    return e.get("source") == SOURCE and e.get("detail-type") in EVENTS
+    dt = e.get("detail-type")  # predicates never raise: a list here is someone else's malformed event
+    return e.get("source") == SOURCE and isinstance(dt, str) and dt in EVENTS
 
 
 def _walk(detail: Mapping[str, Any], dotted: str) -> tuple[Any, str]:
