@@ -285,3 +285,25 @@ def test_non_launch_types_answer_without_building_a_runtime(monkeypatch: pytest.
     assert (
         hook(gpu)["errorCode"] == "InternalFailure"
     )  # a launch-bearing type needs the runtime: fails closed
+
+
+def test_change_set_with_dynamic_reference_is_left_to_the_resource_invocation(make_world: Any) -> None:
+    """``{{resolve:ssm:...}}`` is resolved only at provisioning: the change set cannot be failed for it."""
+    w: World = make_world()
+    payload = {
+        "template": "{}",
+        "changedResources": [
+            {
+                "logicalResourceId": "Web",
+                "resourceType": "AWS::EC2::Instance",
+                "action": "CREATE",
+                "lineNumber": 3,
+                "beforeContext": None,
+                "afterContext": json.dumps(
+                    {"Properties": {"InstanceType": "{{resolve:ssm:/app/instance-type}}"}}
+                ),
+            }
+        ],
+    }
+    result = hook(template_event("cfn_hook_doc_change_set.json", presign(w, payload), MEMBER))
+    assert result["hookStatus"] == "SUCCESS" and "RESOURCE invocation" in result["message"], result

@@ -144,7 +144,7 @@ def load_template(body: Any, at: str = "template") -> Mapping[str, Any]:
 
 
 def _has_intrinsic(value: Any, depth: int = 0) -> bool:
-    """True when ``value`` holds a CloudFormation intrinsic function anywhere (bounded depth)."""
+    """True when ``value`` holds an intrinsic function or a dynamic reference anywhere (bounded depth)."""
     stack: list[tuple[Any, int]] = [(value, depth)]
     while stack:
         v, d = stack.pop()
@@ -156,6 +156,8 @@ def _has_intrinsic(value: Any, depth: int = 0) -> bool:
             stack += [(x, d + 1) for x in v.values()]
         elif isinstance(v, list):
             stack += [(x, d + 1) for x in v]
+        elif isinstance(v, str) and "{{resolve:" in v:  # dynamic reference: resolved at provisioning
+            return True
     return False
 
 
