@@ -363,6 +363,16 @@ def _stub_other_fleets(stubs: dict[str, Stubber]) -> None:
         },
     )
     stubs["appstream"].add_response("stop_fleet", {}, {"Name": "render"})
+    stubs["appstream"].add_response(
+        "describe_image_builders",
+        {
+            "ImageBuilders": [
+                {"Name": "golden", "InstanceType": "stream.graphics.g6.4xlarge", "State": "RUNNING"},
+                {"Name": "old", "InstanceType": "stream.graphics.g6.4xlarge", "State": "STOPPED"},
+            ]
+        },
+    )
+    stubs["appstream"].add_response("stop_image_builder", {}, {"Name": "golden"})
     stubs["deadline"].add_response(
         "list_farms",
         {
@@ -571,6 +581,7 @@ def test_sweep_decides_every_family_and_remediates(make_world: Any) -> None:
     assert by_kind["codebuild:fleet"]["remediation"]["status"] == "alerted"  # no scale-to-zero call exists
     assert by_kind["lambda:capacity-provider"]["remediation"]["status"] == "alerted"
     assert by_kind["braket:job"]["remediation"]["status"] == "stopped"
+    assert by_kind["appstream:image-builder"]["remediation"]["status"] == "stopped"
     assert all(r["effect"] == "deny" for r in by_kind.values())
     assert "sagemaker:notebook-instance" not in by_kind  # ml.t3.medium: no accelerator, not decided
     assert "sagemaker:endpoint" not in by_kind  # moto's endpoint types carry no controlled chip
@@ -696,6 +707,7 @@ def test_every_family_names_its_remedy() -> None:
         "codebuild:fleet",
         "lambda:capacity-provider",
         "braket:job",
+        "appstream:image-builder",
     }
     session = botocore.session.get_session()
     for fam in FAMILIES.values():
@@ -758,7 +770,7 @@ def test_member_guard_role_allows_every_managed_call() -> None:
             "ListApps",
             "DeleteApp",
         ],
-        "appstream": ["DescribeFleets", "StopFleet"],
+        "appstream": ["DescribeFleets", "StopFleet", "DescribeImageBuilders", "StopImageBuilder"],
         "deadline": ["ListFarms", "ListFleets", "GetFleet", "UpdateFleet"],
         "workspaces": ["DescribeWorkspaces", "StopWorkspaces"],
         "codebuild": ["ListFleets", "BatchGetFleets"],

@@ -72,6 +72,41 @@ APPSTREAM = register(
 )
 
 
+_BUILDER_OFF = frozenset({"STOPPING", "STOPPED", "DELETING", "FAILED"})
+
+
+def _sweep_image_builders(client: Any, limit: int) -> Iterator[ManagedResource]:
+    for b in _pages(client, "describe_image_builders", "ImageBuilders", limit):
+        t = appstream_type(str(b.get("InstanceType") or ""))
+        if t is None or b.get("State") in _BUILDER_OFF:
+            continue
+        yield ManagedResource(
+            "appstream:image-builder",
+            str(b["Name"]),
+            b.get("Arn"),
+            [(t, 1)],
+            [str(b["InstanceType"])],
+            status=b.get("State"),
+        )
+
+
+def _stop_image_builder(client: Any, res: ManagedResource) -> str:
+    client.stop_image_builder(Name=res.name)
+    return "stopped"
+
+
+APPSTREAM_BUILDER = register(
+    Family(
+        "appstream:image-builder",
+        "appstream",
+        _sweep_image_builders,
+        None,
+        _stop_image_builder,
+        "appstream:StopImageBuilder",
+    )
+)
+
+
 # -- Deadline Cloud (service-managed EC2 fleets) -----------------------------------------------------------
 #: Deadline accelerator selection names -> the smallest EC2 type with that GPU.
 DEADLINE_ACCELERATORS = {"t4": "g4dn.xlarge", "a10g": "g5.xlarge", "l4": "g6.xlarge", "l40s": "g6e.xlarge"}
