@@ -140,9 +140,19 @@ class RealOpa:
         return self.start()
 
     def pause(self) -> None:
-        """SIGSTOP: the kernel still accepts connections, the server never answers."""
+        """SIGSTOP: the kernel still accepts connections, the server never answers.
+
+        Returns once /proc shows the process stopped (signal delivery is asynchronous).
+        """
         assert self.proc is not None
         self.proc.send_signal(signal.SIGSTOP)
+        stat = Path(f"/proc/{self.proc.pid}/stat")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if stat.read_text().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                return
+            time.sleep(0.01)
+        raise RuntimeError("opa did not stop after SIGSTOP")
 
     def resume(self) -> None:
         assert self.proc is not None
