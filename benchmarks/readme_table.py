@@ -28,11 +28,11 @@ def render(doc: dict[str, Any]) -> str:
     """The Markdown block (markers included) for a bench json document."""
     rows = doc.get("rows", [])
     machine = doc.get("machine", {})
-    runs = sorted({(r.get("measured_at", "?"), tuple(r.get("load_before") or ())) for r in rows})
-    when = "; ".join(
-        f"{at} (load average {'/'.join(f'{x:.1f}' for x in load)} before)" if load else at
-        for at, load in runs
-    )
+    stamps = sorted({str(r.get("measured_at", "?")) for r in rows})
+    loads = [float(r["load_before"][0]) for r in rows if r.get("load_before")]
+    when = stamps[0] if len(stamps) == 1 else f"{stamps[0]} to {stamps[-1]}" if stamps else ""
+    if loads:
+        when += f" (1-minute load average {min(loads):.1f}-{max(loads):.1f} when sections started)"
     lines = [
         BEGIN,
         "",
