@@ -85,10 +85,9 @@ test-deps:
 	command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) || echo "chromium not installed: the report screenshot test will be skipped"
 
 # Every figure beside its comparison, measured in the same run; writes bench-results/bench.json and
-# regenerates the README's table from it. Cloud Custodian is measured when .venv-anchors exists.
+# regenerates the README's table from it (scripts/bench.py does both; sections: scripts/bench.py cold replay). Cloud Custodian is measured when .venv-anchors exists.
 bench: install tools
 	$(BIN)/python scripts/bench.py
-	$(BIN)/python -m benchmarks.readme_table
 
 # Cloud Custodian (c7n from PyPI) and moto in their own venv, for the cold-start anchor in make bench.
 bench-anchors:
