@@ -216,6 +216,9 @@ class AttestationResult:
     end_customers: list[dict[str, Any]] | None = None
     #: The reseller's own registry entry (id, country, hq_country, parent_hq_country, status).
     reseller: dict[str, Any] | None = None
+    #: Who the end customers are (``name``, ``aliases``, ``name_hash`` of each current attestation):
+    #: screened and aggregated by ``enforcer.evidence``, never passed to the policy or logged.
+    parties: list[dict[str, Any]] | None = None
 
     def to_policy(self) -> dict[str, Any]:
         doc: dict[str, Any] = {

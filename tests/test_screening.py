@@ -161,7 +161,8 @@ def test_end_customer_named_like_a_listed_entry_is_denied(
     assert hit["entry"] == ENTRY and hit["list"] == EL and hit["score"] >= 92
     # the clear name was screened, then left out of the policy input and the log
     assert d.input is not None
-    assert d.input["attestation"]["end_customers"][0]["name_screened"] is True
+    assert "name" not in d.input["attestation"]["end_customers"][0]
+    assert d.input["attestation"]["claims"]["end_customer"]["name_screened"] is True
     assert "name" not in d.input["attestation"]["claims"]["end_customer"]
     log = "".join(p.read_text() for p in (tmp_path / "audit").glob("segment-*.jsonl"))
     assert "RESTRICTED_PARTY_MATCH" in log and "Limited" not in log and "Shen Zhen" not in log

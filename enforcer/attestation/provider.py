@@ -25,6 +25,8 @@ from enforcer.model import AccountOrigin, AttestationResult
 MAX_CANDIDATES = 16
 #: End-customer members passed to the policy in ``end_customers``.
 POLICY_KEYS = frozenset({"country", "hq_country", "parent_hq_country", "kyc_level"})
+#: End-customer members that say who it is, for screening and the ledger (``AttestationResult.parties``).
+PARTY_KEYS = frozenset({"name", "aliases", "name_hash"})
 #: Cache entries kept before the cache is cleared.
 MAX_CACHE_ENTRIES = 10_000
 
@@ -212,4 +214,5 @@ class RegistryAttestationProvider:
             return checked[0][1]
         # only what the policy judges: origin and KYC, never a name (the audit log keeps the input)
         ecs = [{k: v for k, v in r.claims["end_customer"].items() if k in POLICY_KEYS} for r in current]
-        return replace(chosen, end_customers=ecs)
+        parties = [{k: v for k, v in r.claims["end_customer"].items() if k in PARTY_KEYS} for r in current]
+        return replace(chosen, end_customers=ecs, parties=parties)

@@ -166,7 +166,7 @@ class Observer:
         if isinstance(parent, str) and parent:
             subjects.append((f"ultimate parent of account {request.account_id}", parent))
         if att.status == "valid":
-            customers = list(att.end_customers or [att.claims.get("end_customer") or {}])
+            customers = att.parties if att.parties is not None else [att.claims.get("end_customer") or {}]
             for ec in customers:
                 if not isinstance(ec, dict):
                     continue

@@ -45,7 +45,7 @@ def owners_of(
     if isinstance(parent, str) and normalise_name(parent):
         out.append(("parent", normalise_name(parent), parent))
     if att.status == "valid":
-        customers = att.end_customers or [att.claims.get("end_customer") or {}]
+        customers = att.parties if att.parties is not None else [att.claims.get("end_customer") or {}]
         seen: set[str] = set()
         for ec in customers:
             key = end_customer_key(ec) if isinstance(ec, dict) else None

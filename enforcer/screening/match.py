@@ -2,10 +2,13 @@
 
 A name and every listed name (primary and aliases) are reduced to keys (``normalise``); the score
 of a pair is the larger of rapidfuzz's ``token_sort_ratio`` over the keys (word order) and its
-``ratio`` over the keys without spaces (spacing). ``token_set_ratio`` is not used: it scores 100
-whenever one name's words are a subset of the other's ("Example" against "Shenzhen Example
-Technology"). The policy decides what a score means (``data.gpu.evidence.screening``); here every
-candidate at or above ``floor`` is reported, best first.
+``ratio`` over the keys without spaces (spacing), and ``token_set_ratio`` only where the *listed*
+name is the contained one: a screened name padded with words ("Shenzhen Example Technology Holdings
+International Trading") still contains the whole listed name. The reverse (a screened "Example"
+inside the listed "Shenzhen Example Technology") is not a match, and a listed name must have at
+least ``MIN_CONTAINED_WORDS`` words or ``MIN_CONTAINED_CHARS`` letters to count as contained. The
+policy decides what a score means (``data.gpu.evidence.screening``); here every candidate at or above
+``floor`` is reported, best first.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ DEFAULT_FLOOR = 70.0
 #: Keys shorter than this (after suffixes are gone) are not screened: too little to tell.
 MIN_KEY_CHARS = 3
 MAX_HITS = 5
+MIN_CONTAINED_WORDS = 3
+MIN_CONTAINED_CHARS = 12
 _CACHE_SIZE = 4096
 
 
@@ -89,6 +94,16 @@ class Screener:
         found += process.extract(
             despace(key), self._flat, scorer=fuzz.ratio, score_cutoff=self.floor, limit=limit
         )
+        words = set(key.split())
+        contained = process.extract(
+            key, self._keys, scorer=fuzz.token_set_ratio, score_cutoff=self.floor, limit=limit
+        )
+        for hit in contained:  # only where the listed name is the subset (a padded screened name)
+            listed = self._keys[hit[2]]
+            tokens = set(listed.split())
+            big = len(tokens) >= MIN_CONTAINED_WORDS or len(despace(listed)) >= MIN_CONTAINED_CHARS
+            if big and tokens <= words:
+                found.append(hit)
         for _, score, idx in found:
             n, matched = self._owner[idx]
             if score > best.get(n, (-1.0, ""))[0]:
