@@ -159,10 +159,8 @@ def replay_command(
         import boto3
 
         s3 = boto3.client("s3")
-    if any(s.startswith("athena://") for s in sources):
-        import boto3
-
-        athena = boto3.client("athena")
+    if athena_urls := [s for s in sources if s.startswith("athena://")]:
+        athena = _athena_client(athena_urls)
     console = Console(stderr=True)
     with ExitStack() as stack:
         out: IO[str] = stack.enter_context(open(out_file, "w")) if out_file else sys.stdout
@@ -254,3 +252,19 @@ def _run_files(
         ledger_table(
             rows[:20], "Compute ledger over the replayed history (peak = most running at once)", console
         )
+
+
+def _athena_client(urls: list[str]) -> Any:
+    """An Athena client in the URLs' ``region=`` (else the configured one); a clear error without one."""
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    from enforcer.replay_sql import parse_athena_url
+
+    regions = {parse_athena_url(u)["region"] for u in urls} - {None}
+    if len(regions) > 1:
+        fail(f"athena:// sources name different regions {sorted(regions)}: replay them one region at a time")
+    try:
+        return boto3.client("athena", region_name=next(iter(regions), None))
+    except BotoCoreError as exc:
+        fail(f"athena://: {exc} (set AWS_REGION or add &region=... to the URL)")

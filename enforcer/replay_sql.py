@@ -194,7 +194,7 @@ def iter_duckdb(glob: str, since: str | None = None, until: str | None = None) -
 
 # -- Athena ---------------------------------------------------------------------------------------
 def parse_athena_url(url: str) -> dict[str, Any]:
-    """``athena://DB.TABLE?workgroup=W&since=...&until=...&output=s3://...`` as its parts."""
+    """``athena://DB.TABLE?workgroup=W&since=...&until=...&output=s3://...&region=...`` as its parts."""
     u = urlparse(url)
     q = {k: v[-1] for k, v in parse_qs(u.query).items()}
     table = (u.netloc + u.path).strip("/")
@@ -204,6 +204,7 @@ def parse_athena_url(url: str) -> dict[str, Any]:
         "since": q.get("since"),
         "until": q.get("until"),
         "output": q.get("output"),
+        "region": q.get("region"),
     }
 
 

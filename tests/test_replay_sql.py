@@ -133,6 +133,7 @@ def test_athena_runs_the_generated_filter_and_the_rows_are_decided(
         "since": "2026-10-10",
         "until": None,
         "output": "s3://res/q/",
+        "region": None,
     }
     with mock_aws():
         athena = boto3.client("athena", region_name="us-east-1")
@@ -171,3 +172,20 @@ def test_a_failed_athena_query_is_an_error_line() -> None:
     assert isinstance(err, InputError) and "TABLE_NOT_FOUND" in str(err) and not rest
     (_label, err), *_ = list(iter_athena("athena://db.t", None))
     assert isinstance(err, InputError) and "Athena client" in str(err)
+
+
+def test_cli_athena_without_a_region_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from enforcer.cli import cli
+
+    for k in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    r = CliRunner().invoke(cli, ["--state", str(tmp_path), "replay", "athena://db.t?since=2026-01-01"])
+    assert r.exit_code != 0 and "region" in r.output and "Traceback" not in r.output
+    two = ["athena://db.t?region=us-east-1", "athena://db.u?region=eu-west-1"]
+    r = CliRunner().invoke(cli, ["--state", str(tmp_path), "replay", *two])
+    assert r.exit_code != 0 and "one region at a time" in r.output
