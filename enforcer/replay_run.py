@@ -200,17 +200,22 @@ def run_files(
     Raises
     ------
     RunError
-        When ``OUT.parts/`` exists and ``resume`` is False.
+        When ``OUT.parts/`` exists and ``resume`` is False, or cannot be written.
     """
     parts = Path(str(out_path) + ".parts")
+    if parts.exists() and not parts.is_dir():
+        raise RunError(f"cannot write {parts}: a file is in the way (not a directory)")
     if parts.exists() and not resume:
         raise RunError(f"{parts} holds an interrupted run: add --resume to continue it, or delete it")
-    parts.mkdir(parents=True, exist_ok=True)
-    (parts / MARKER).write_text(
-        "An interrupted `enforcer replay`: rerun the same command with --resume to finish it.\n"
-        + json.dumps({"files": len(files), "out": str(out_path)})
-        + "\n"
-    )
+    try:
+        parts.mkdir(parents=True, exist_ok=True)
+        (parts / MARKER).write_text(
+            "An interrupted `enforcer replay`: rerun the same command with --resume to finish it.\n"
+            + json.dumps({"files": len(files), "out": str(out_path)})
+            + "\n"
+        )
+    except OSError as exc:
+        raise RunError(f"cannot write {parts}: {exc.strerror or exc}") from exc
     summary, done, reused, events, cpu, rss = ReplaySummary(), 0, 0, 0, 0.0, 0.0
     todo: list[tuple[int, str, str]] = []
     for i in _order(files, jobs):

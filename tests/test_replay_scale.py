@@ -240,3 +240,17 @@ def test_out_inside_the_source_tree_is_never_read_back(mix: dict[str, Any], tmp_
         r = CliRunner().invoke(cli, args)
         assert r.exit_code == 0, r.output
         assert "Replayed 400 events" in r.output and "0 malformed" in r.output
+
+
+def test_unwritable_parts_and_empty_sources_are_clear(mix: dict[str, Any], tmp_path: Path) -> None:
+    blocker = tmp_path / "o.jsonl.parts"
+    blocker.write_text("a file where the parts directory goes")
+    with pytest.raises(RunError, match="cannot write"):
+        run_files(mix["files"][:1], _cfg(mix), tmp_path / "o.jsonl")
+    with pytest.raises(RunError, match="cannot write"):
+        run_files(mix["files"][:1], _cfg(mix), blocker / "x.jsonl")  # its folder is a file
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    state = str(mix["root"] / "state")
+    r = CliRunner().invoke(cli, ["--state", state, "replay", str(empty), "--out", str(tmp_path / "e.jsonl")])
+    assert r.exit_code == 0 and "Replayed 0 events" in r.output and (tmp_path / "e.jsonl").read_text() == ""
