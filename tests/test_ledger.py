@@ -355,3 +355,17 @@ def test_guard_lambda_books_launches_and_releases_stops_in_dynamodb(
         assert ledger.owners(T0)[0]["running_tpp"] == pytest.approx(126649.6)
     finally:
         factory.close()
+
+
+def test_dynamodb_read_never_drops_owners(aws: dict[str, Any]) -> None:
+    """More owners than one BatchGetItem takes: each is read (an owner read as 0 would hide compute)."""
+    from enforcer.ledger.figures import Allocation, Delta
+
+    store = DynamoLedgerStore(aws["ddb"], "ledger")
+    owners = [f"end_customer:e{n:03d}" for n in range(130)]
+    for i in range(0, 130, 20):
+        d = Delta(account_id="111122223333", hour=500_000)
+        d.allocations = [Allocation(f"instance:i-{i:017d}", 7.0, 1.8e9, owners[i : i + 20])]
+        store.apply(d)
+    figs, _ = store.read(owners, "111122223333", 1.8e9, 24)
+    assert len(figs) == 130 and all(f.running == 7.0 for f in figs.values())

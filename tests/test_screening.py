@@ -96,6 +96,13 @@ def test_suffixes_spacing_and_script_normalise_alike(name: str) -> None:
         ("Example National Super-Computing Centre", "EXAMPLE NATIONAL SUPERCOMPUTING CENTER", 92),
         ("Ivan Petrovich EXAMPLOV", "EXAMPLOV, Ivan Petrovich", 92),  # word order
         ("Иван Экзамплов", "EXAMPLOV, Ivan Petrovich", 80),  # Cyrillic, transliterated: a near match
+        # adversarial spellings of a listed name
+        ("Shen\u200bzhen Example Intelligent Computing Technology", ENTRY, 92),  # zero-width space
+        ("\u0405henzhen \u0415xample Intelligent Computing Technology", ENTRY, 92),  # Cyrillic look-alikes
+        ("S.h.e.n.z.h.e.n Example Intelligent Computing Technology", ENTRY, 92),  # dotted letters
+        ("Example Intelligent Computing Technology (Shenzhen) Co., Ltd.", ENTRY, 92),  # words moved
+        ("Shenzhen Example Intelligent Computing Technology Holdings International Trading Cloud", ENTRY, 92),
+        ("ＳＨＥＮＺＨＥＮ ＥＸＡＭＰＬＥ Intelligent Computing Technology", ENTRY, 92),  # full-width forms
     ],
 )
 def test_listed_parties_are_found(screener: Screener, name: str, entry: str, at_least: float) -> None:

@@ -141,6 +141,7 @@ class Observer:
         if total:
             evidence["call_share"] = {
                 "shares": {cc: round(n / total, 4) for cc, n in sorted(calls.items())},
+                "counts": dict(sorted(calls.items())),
                 "total": total,
                 "window_hours": self.window_hours,
                 "source": "ledger:calls (CloudTrail sourceIPAddress)",

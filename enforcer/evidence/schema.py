@@ -40,6 +40,7 @@ def evidence_schemas() -> dict[str, dict[str, Any]]:
                         "min_calls": {"type": "integer", "minimum": 1},
                         "conflict_share": _FRACTION,
                         "deny_share": _FRACTION,
+                        "deny_calls": {"type": "integer", "minimum": 1},
                         "deny_on_contact_restricted": {"type": "boolean"},
                     }
                 ),

@@ -41,7 +41,7 @@ class DynamoLedgerStore:
     ) -> tuple[dict[str, Figures], dict[str, int]]:
         hour = int(now // 3600)
         hours = [f"CALLS#{account_id}#{h}" for h in range(hour - min(window_hours, KEEP_HOURS) + 1, hour + 1)]
-        keys = [f"OWN#{k}" for k in owner_keys][: _BATCH_GET_MAX - len(hours)] + hours
+        keys = list(dict.fromkeys([f"OWN#{k}" for k in owner_keys] + hours))
         items = self._batch_get(keys)
         figs = {}
         for k in owner_keys:
@@ -60,17 +60,22 @@ class DynamoLedgerStore:
         return figs, calls
 
     def _batch_get(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """Every item of ``keys``: one call for up to 100 keys (the usual case), more only beyond that
+        or under throttling; no owner is ever dropped (an owner read as 0 would hide its compute)."""
         out: dict[str, dict[str, Any]] = {}
-        request: dict[str, Any] = {
-            self.table: {"Keys": [{"pk": _s(k)} for k in keys], "ConsistentRead": True}
-        }
-        for _ in range(3):  # unprocessed keys only under throttling
-            resp = self.ddb.batch_get_item(RequestItems=request)
-            for it in resp.get("Responses", {}).get(self.table, []):
-                out[it["pk"]["S"]] = it
-            request = resp.get("UnprocessedKeys") or {}
-            if not request:
-                break
+        for i in range(0, len(keys), _BATCH_GET_MAX):
+            chunk = [{"pk": _s(k)} for k in keys[i : i + _BATCH_GET_MAX]]
+            request: dict[str, Any] = {self.table: {"Keys": chunk, "ConsistentRead": True}}
+            for attempt in range(8):
+                resp = self.ddb.batch_get_item(RequestItems=request)
+                for it in resp.get("Responses", {}).get(self.table, []):
+                    out[it["pk"]["S"]] = it
+                request = resp.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.01 * 2**attempt)
+            else:
+                raise RuntimeError("ledger read: keys left unprocessed after retries")
         return out
 
     # -- write --------------------------------------------------------------------------------

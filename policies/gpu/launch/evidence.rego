@@ -33,11 +33,21 @@ observed contains {"signal": "contact_address", "country": canonical(e.country),
 	is_string(e.country)
 }
 
-observed contains {"signal": "call_share", "country": canonical(c), "share": s, "source": cs.source, "time": cs.time} if {
+observed contains {"signal": "call_share", "country": canonical(c), "share": s, "calls": calls(cs, c), "source": cs.source, "time": cs.time} if {
 	cs := input.evidence.call_share
 	cs.total >= sig_cfg.min_calls
 	some c, s in cs.shares
-	s >= sig_cfg.conflict_share
+	shown(cs, c, s)
+}
+
+calls(cs, c) := object.get(object.get(cs, "counts", {}), c, 0)
+
+shown(_, _, s) if s >= sig_cfg.conflict_share
+
+# Calls from D:5/Macau count whatever their share: diluting them with calls from elsewhere hides nothing.
+shown(cs, c, _) if {
+	prohibited(canonical(c))
+	calls(cs, c) >= sig_cfg.deny_calls
 }
 
 conflicts contains o if {
@@ -51,6 +61,12 @@ conflict_denies(o) if {
 	o.signal == "call_share"
 	prohibited(o.country)
 	o.share >= sig_cfg.deny_share
+}
+
+conflict_denies(o) if {
+	o.signal == "call_share"
+	prohibited(o.country)
+	o.calls >= sig_cfg.deny_calls
 }
 
 conflict_denies(o) if {
@@ -126,6 +142,13 @@ owner_text(os) := concat("; ", sort([sprintf("%s %s: running %s TPP after this l
 violations contains reason("AGGREGATE_COMPUTE", owner_text(owners_over("deny"))) if {
 	controlled
 	count(owners_over("deny")) > 0
+}
+
+# A ledger that could not be read hides nothing silently: the launch is audited for review.
+audit contains reason("AGGREGATE_COMPUTE", msg) if {
+	controlled
+	input.ledger.status == "unavailable"
+	msg := sprintf("compute ledger unavailable (%v): aggregate compute not checked", [object.get(input.ledger, "detail", "")])
 }
 
 audit contains reason("AGGREGATE_COMPUTE", owner_text(owners_over("audit"))) if {

@@ -55,6 +55,19 @@ test_majority_of_calls_from_cn_denies if {
 	contains(reason_of(d, "ORIGIN_SIGNAL_CONFLICT").message, "call_share CN")
 }
 
+test_many_cn_calls_deny_however_diluted if {
+	ev := {"call_share": {"shares": {"CN": 0.05, "US": 0.95}, "counts": {"CN": 12, "US": 228}, "total": 240, "window_hours": 24, "source": "observations", "time": now}}
+	d := launch.decision with input as base({"evidence": ev})
+	d.effect == "deny"
+	contains(reason_of(d, "ORIGIN_SIGNAL_CONFLICT").message, "call_share CN")
+}
+
+test_few_cn_calls_in_a_large_window_only_audit if {
+	ev := {"call_share": {"shares": {"CN": 0.03, "US": 0.97}, "counts": {"CN": 3, "US": 97}, "total": 100, "window_hours": 24, "source": "observations", "time": now}}
+	d := launch.decision with input as base({"evidence": ev})
+	d.effect == "allow"
+}
+
 test_share_below_min_calls_is_ignored if {
 	d := launch.decision with input as base({"evidence": share({"CN": 1}, 3)})
 	not "ORIGIN_SIGNAL_CONFLICT" in codes(d)
@@ -159,4 +172,10 @@ test_tpp_hours_threshold_audits if {
 test_kind_without_thresholds_is_not_decided if {
 	d := launch.decision with input as base({"ledger": {"owners": [owner("nobody", 9000000, 0)]}})
 	d.effect == "allow"
+}
+
+test_unreadable_ledger_audits if {
+	d := launch.decision with input as base({"ledger": {"owners": [], "status": "unavailable", "detail": "ThrottlingException"}})
+	d.effect == "audit"
+	contains(reason_of(d, "AGGREGATE_COMPUTE").message, "ledger unavailable")
 }
