@@ -102,7 +102,7 @@ def test_suffixes_spacing_and_script_normalise_alike(name: str) -> None:
         ("S.h.e.n.z.h.e.n Example Intelligent Computing Technology", ENTRY, 92),  # dotted letters
         ("Example Intelligent Computing Technology (Shenzhen) Co., Ltd.", ENTRY, 92),  # words moved
         ("Shenzhen Example Intelligent Computing Technology Holdings International Trading Cloud", ENTRY, 92),
-        ("ＳＨＥＮＺＨＥＮ ＥＸＡＭＰＬＥ Intelligent Computing Technology", ENTRY, 92),  # full-width forms
+        ("ＳＨＥＮＺＨＥＮ ＥＸＡＭＰＬＥ Intelligent Computing Technology", ENTRY, 92),  # noqa: RUF001 (full-width)
     ],
 )
 def test_listed_parties_are_found(screener: Screener, name: str, entry: str, at_least: float) -> None:
