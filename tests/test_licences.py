@@ -180,3 +180,23 @@ def test_dynamodb_store() -> None:
     assert revoked.status == "revoked" and store.for_account(ACCOUNT)[0]["status"] == "revoked"
     with pytest.raises(LicenceError):
         store.revoke("L-9", "2026-12-01T00:00:00Z")
+
+
+def test_cli_writes_the_dynamodb_register_the_handlers_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        create_licence_table(client, "gle-")
+        args = ["licence", "--registry-prefix", "gle-", "add", "L-ddb", "--account", ACCOUNT, "--countries", "CN",
+                "--expires", "2099-01-01"]  # fmt: skip
+        assert run(tmp_path, *args).exit_code == 0
+        store = DynamoDBLicenceStore(client, "gle-licences")
+        assert [x["id"] for x in store.for_account(ACCOUNT)] == ["L-ddb"]
+        monkeypatch.setenv("ENFORCER_REGISTRY_PREFIX", "gle-")  # the handlers' setting works too
+        assert run(tmp_path, "licence", "revoke", "L-ddb").exit_code == 0
+        assert store.for_account(ACCOUNT)[0]["status"] == "revoked"
+        assert not (tmp_path / "registry" / "licences.json").exists()
