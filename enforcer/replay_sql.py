@@ -186,7 +186,15 @@ def iter_duckdb(glob: str, since: str | None = None, until: str | None = None) -
         return
     cols = [d[0] for d in cur.description]
     n = 0
-    while batch := cur.fetchmany(2048):
+    while True:
+        try:  # a file that turns out malformed mid-scan fails the query here: one error line, no crash
+            batch = cur.fetchmany(2048)
+        except duckdb.Error as exc:
+            msg = f"duckdb: {' '.join(str(exc).split())[:300]}"
+            yield f"duckdb:{glob}#{n + 1}", InputError(msg, "BAD_INPUT")
+            return
+        if not batch:
+            return
         for values in batch:
             n += 1
             yield f"duckdb:{glob}#{n}", row_to_record(dict(zip(cols, values, strict=True)))

@@ -189,3 +189,13 @@ def test_cli_athena_without_a_region_is_a_clear_error(
     two = ["athena://db.t?region=us-east-1", "athena://db.u?region=eu-west-1"]
     r = CliRunner().invoke(cli, ["--state", str(tmp_path), "replay", *two])
     assert r.exit_code != 0 and "one region at a time" in r.output
+
+
+def test_a_malformed_file_in_the_glob_is_one_error_line(trail: dict[str, Any], tmp_path: Path) -> None:
+    import shutil
+
+    for f in list((trail["root"] / "ct").rglob("*.json.gz"))[:1]:
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "zz.json").write_text('{"Records": [ {"eventName": 5}, "x" ] ')
+    got = list(iter_duckdb(str(tmp_path / "*")))
+    assert len(got) == 1 and isinstance(got[0][1], InputError) and got[0][1].code == "BAD_INPUT"
