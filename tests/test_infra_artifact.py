@@ -187,7 +187,9 @@ def test_both_stacks_deploy_from_the_artifact_and_every_handler_runs_from_it(
     broker = json.loads((EVENTS / "broker_launch.json").read_text())
     ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=moto_url)
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
-    broker["requestContext"]["identity"]["accountId"] = ACCOUNT  # a caller in the security account
+    # a caller in the security account (every identity field names it: the broker checks they agree)
+    identity = json.loads(json.dumps(broker["requestContext"]["identity"]).replace("111122223333", ACCOUNT))
+    broker["requestContext"]["identity"] = identity
     broker["body"] = json.dumps({**json.loads(broker["body"]), "imageId": MOTO_AMI, "subnetId": subnet})
     submit = {**broker, "resource": "/attestations", "path": "/attestations", "body": '{"token": "a.b.c"}'}
     calls = {
