@@ -288,3 +288,18 @@ def test_fast_path_only_skips_the_walk_when_nothing_can_be_added() -> None:
     for _ in range(60):
         deep = {"d": deep}
     assert not _nothing_new(deep, have)  # too deep to prove: walk (which bounds it)
+
+
+def test_a_type_member_the_table_does_not_name_yet_is_read_when_it_holds_a_type() -> None:
+    """A member AWS adds before the table is regenerated (``…InstanceType``) still counts; options do not."""
+    params = {
+        "notebookInstanceName": "nb",
+        "instanceType": "ml.m5.large",
+        "previewAcceleratorInstanceType": "ml.p5.48xlarge",
+        "spotInstanceType": "one-time",
+        "excludedInstanceType": "ml.p4d.24xlarge",
+    }
+    assert items(record("sagemaker.amazonaws.com", "UpdateNotebookInstance", params)) == {
+        "m5.large": 1,
+        "p5.48xlarge": 1,
+    }

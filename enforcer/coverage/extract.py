@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from enforcer.coverage.table import Entry
+from enforcer.coverage.walker import METADATA_NAME, TYPE_NAME
 from enforcer.intake._util import Parsed, instance_type, kind
 from enforcer.model import InputError, LaunchItem
 
@@ -211,6 +212,17 @@ def _key(key: str) -> tuple[str, str]:
     return key.lower(), _norm(key)
 
 
+#: A value that reads like an instance type (``p5.48xlarge``, ``ml.g5.xlarge``): what a member the
+#: table does not list must hold before it is taken as one (``SpotInstanceType = one-time`` is not).
+_TYPE_LIKE = re.compile(r"(ml\.)?[a-z][a-z0-9-]*\.[a-z0-9.-]+")
+
+
+@lru_cache(maxsize=8192)
+def _unlisted_type_member(key: str) -> bool:
+    """A member named like an instance type (``...InstanceType``) that is not an exclusion or declaration."""
+    return TYPE_NAME.match(key) is not None and METADATA_NAME.match(key) is None
+
+
 def find_types(
     params: Mapping[str, Any], names: frozenset[str], at: str, skip: frozenset[str] = frozenset()
 ) -> list[_Found]:
@@ -242,6 +254,13 @@ def find_types(
                     found.append(_Found(v, f"{path}.{key}{suffix}", here, alt if suffix else group))
                 continue
             if not container:
+                if (  # a member the table does not name (yet) that holds a type
+                    isinstance(value, str)
+                    and k not in skip
+                    and _unlisted_type_member(key)
+                    and _TYPE_LIKE.fullmatch(value.lower())
+                ):
+                    found.append(_Found(value, f"{path}.{key}", here, group))
                 continue
             kpath = f"{path}.{key}"
             if low in _REQ_KEYS and isinstance(value, dict) and _asks_for_accelerators(value):
