@@ -63,10 +63,15 @@ def glibc_needs(path: Path) -> tuple[str, list[tuple[int, ...]]]:
     return machine, versions
 
 
+def _is_elf(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(4) == b"\x7fELF"
+
+
 def check_shared_libraries(artifact: Path, arch: str) -> list[str]:
-    """Problems with the artifact's shared libraries (empty when all load on the runtime)."""
+    """Problems with the artifact's ELF files (empty when all load on the runtime)."""
     problems = []
-    libs = sorted(p for p in artifact.rglob("*.so*") if p.is_file())
+    libs = sorted(p for p in artifact.rglob("*") if p.is_file() and _is_elf(p))  # by magic, not by name
     if not any(p.name == "libopabridge.so" for p in libs):
         problems.append("libopabridge.so (embedded OPA engine) is missing")
     for lib in libs:

@@ -65,6 +65,13 @@ def test_glibc_check_rejects_a_library_the_runtime_cannot_load(tmp_path: Path) -
         "opa_bindings/libopabridge.so: needs GLIBC_2.38, the runtime has 2.34"
     ]
     lib.write_bytes(data)
+    # found by its ELF magic, not its name: a helper binary or a versioned library counts too
+    (fake / "bin-helper").write_bytes(data.replace(b"GLIBC_2.34", b"GLIBC_2.39"))
+    (fake / "x.sort.py").write_text("not ELF, though its name contains .so")
+    assert smoke_artifact.check_shared_libraries(fake, "x86_64") == [
+        "bin-helper: needs GLIBC_2.39, the runtime has 2.34"
+    ]
+    (fake / "bin-helper").unlink()
     assert smoke_artifact.check_shared_libraries(fake, "arm64") == [
         "opa_bindings/libopabridge.so: built for EM_X86_64, the function runs on EM_AARCH64"
     ]
