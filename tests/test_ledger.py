@@ -369,3 +369,29 @@ def test_dynamodb_read_never_drops_owners(aws: dict[str, Any]) -> None:
         store.apply(d)
     figs, _ = store.read(owners, "111122223333", 1.8e9, 24)
     assert len(figs) == 130 and all(f.running == 7.0 for f in figs.values())
+
+
+def test_an_unreadable_ledger_audits_and_still_books(engine: Any, catalog: Any, tmp_path: Path) -> None:
+    """A ledger read that fails (throttling, an outage) is an audit, never a silent zero; the launch is
+    still booked once logged, so the next decision sees it."""
+
+    class Flaky(LocalLedgerStore):
+        fail = True
+
+        def read(self, *a: Any, **kw: Any) -> Any:
+            if self.fail:
+                raise TimeoutError("ledger unreachable")
+            return super().read(*a, **kw)
+
+    origin = AccountOrigin("111122223333", "US", "US", "US", "verified")
+    ledger = Flaky(None)
+    enf = Enforcer(catalog=catalog, accounts=StaticAccountDirectory([origin]), engine=engine,
+                   observer=Observer(ledger=ledger),
+                   audit=LedgerAuditSink(open_local_store(tmp_path / "a", tmp_path / "k"), ledger))  # fmt: skip
+    d = enf.enforce(launch(0, "111122223333", "us-east-1", T0), T0).decision
+    assert d.effect == "audit" and d.reason_codes == ["AGGREGATE_COMPUTE"]
+    assert "ledger unavailable (TimeoutError)" in d.reasons[0].message
+    assert enf.observer.counters["ledger_read_failures"] == 1
+    ledger.fail = False
+    d = enf.enforce(launch(1, "111122223333", "eu-west-1", T0 + 60), T0 + 60).decision
+    assert d.effect == "audit" and "running 1773094 TPP after this launch" in d.reasons[0].message

@@ -122,8 +122,8 @@ class Observer:
             figs, calls = self.ledger.read(keys, request.account_id, now, self.window_hours)
         except Exception as exc:  # the ledger is evidence, not a gate: decide without it, counted
             self.counters["ledger_read_failures"] += 1
-            doc["ledger"] = {
-                "owners": [],
+            doc["ledger"] = {  # owners without figures: the launch is still booked after it is logged
+                "owners": [{"kind": kind, "owner": owner} for kind, owner, _ in owners],
                 "status": "unavailable",
                 "detail": type(exc).__name__,
                 "time": when,

@@ -29,7 +29,7 @@ class LedgerBook:
         crossed = "AGGREGATE_COMPUTE" in decision.reason_codes
         for o in (doc.get("ledger") or {}).get("owners", []):
             key = f"{o['kind']}:{o['owner']}"
-            self.peaks[key] = max(self.peaks.get(key, 0.0), float(o["running_tpp"]) + tpp)
+            self.peaks[key] = max(self.peaks.get(key, 0.0), float(o.get("running_tpp") or 0.0) + tpp)
             if crossed:
                 self.crossings[key] = self.crossings.get(key, 0) + 1
         self.ledger.apply(delta_of(decision))
