@@ -108,7 +108,8 @@ def test_hung_server_is_cut_at_the_deadline(make_enforcer: Any) -> None:
             elapsed = time.perf_counter() - start
         finally:
             opa.resume()
-        assert unavailable(d) and "deadline" in d.reasons[0].message
+        message = d.reasons[0].message
+        assert unavailable(d) and ("deadline" in message or "timeout" in message), message
         assert elapsed < 1.5, f"a hung server held a decision for {elapsed:.2f} s"
         # Resumed: the next decision is answered (a new connection; the cut one is never reused).
         assert enforcer.decide(req()).effect == "allow"
