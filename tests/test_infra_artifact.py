@@ -234,12 +234,55 @@ def test_both_stacks_deploy_from_the_artifact_and_every_handler_runs_from_it(
     verified = run("audit", "verify")
     assert verified.exit_code == 0, verified.output
     csv_text = (
-        "account_id,country,kyc,name\n111122223333,DE,verified,research\n123456789012,,none,no origin\n"
+        "account_id,country,kyc,name,reseller\n111122223333,DE,verified,research,harbour-sg\n123456789012,,none,no origin,\n"
     )
     imported = run("account", "import", "--csv", "-", stdin=csv_text)
     assert imported.exit_code == 1 and "skipped line 3" in imported.output
     shown = run("account", "show", "111122223333")
     assert json.loads(shown.output)["country"] == "DE"
+    # a reseller and an attestation in the stack's registry (the tables the functions read)
+    key = tmp_path / "reseller.pem"
+    pub = tmp_path / "reseller.pub.pem"
+    keygen = CliRunner().invoke(cli, ["attest", "keygen", "--out", str(key)])
+    pub.write_text(keygen.output)
+    assert (
+        run(
+            "reseller", "add", "harbour-sg", "--public-key", str(pub), "--kid", "k1", "--country", "SG"
+        ).exit_code
+        == 0
+    )
+    assert [r["reseller_id"] for r in json.loads(run("reseller", "list").output)] == ["harbour-sg"]
+    token = (
+        CliRunner()
+        .invoke(
+            cli,
+            [
+                "attest",
+                "sign",
+                "--key",
+                str(key),
+                "--kid",
+                "k1",
+                "--issuer",
+                "harbour-sg",
+                "--account",
+                "111122223333",
+                "--end-customer-country",
+                "DE",
+                "--end-customer-hq-country",
+                "DE",
+                "--end-customer-parent-hq-country",
+                "DE",
+            ],
+        )
+        .output.strip()
+    )
+    (tmp_path / "token.jws").write_text(token)
+    submitted = run("attest", "submit", str(tmp_path / "token.jws"))
+    assert submitted.exit_code == 0, submitted.output
+    listed = json.loads(run("attest", "list", "--account", "111122223333").output)
+    assert [a["issuer"] for a in listed] == ["harbour-sg"]
+    assert ddb.scan(TableName=f"{STACK}-attestations")["Count"] == 1
     queried = run("audit", "query", "--format", "jsonl", "--effect", "deny")
     assert queried.exit_code == 0 and len(queried.output.splitlines()) >= 3
     exported = run("audit", "export")
