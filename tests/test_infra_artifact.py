@@ -287,6 +287,8 @@ def test_both_stacks_deploy_from_the_artifact_and_every_handler_runs_from_it(
     assert queried.exit_code == 0 and len(queried.output.splitlines()) >= 3
     exported = run("audit", "export")
     assert exported.exit_code == 0 and len(exported.output.splitlines()) == len(queried.output.splitlines())
+    report = run("audit", "report", "--html", str(tmp_path / "dryrun.html"))
+    assert report.exit_code == 0 and "ACCOUNT_UNKNOWN" in (tmp_path / "dryrun.html").read_text()
     # a reviewer's own anchor (kept outside the store) is honoured, a wrong one fails
     first = json.loads(queried.output.splitlines()[0])
     good = run("audit", "verify", "--anchor", f"{first['seq']}:{first['hash']}")
