@@ -22,9 +22,21 @@ def opa_server_session_fixture(bundle: Any) -> Iterator[OpaTestServer]:
     server = OpaTestServer().start()
     try:
         push_bundle(bundle, server.url, include_tests=True)
+        _warm(server)
         yield server
     finally:
         server.stop()
+
+
+def _warm(server: OpaTestServer) -> None:
+    """Prepare the documents the tests query now (a real OPA compiles on PUT; this server prepares each
+    path on its first query), not inside a test's 0.25 s deadline: on a busy machine one prepare of
+    the bundle alone can take longer."""
+    import requests
+
+    for path in ("gpu/launch/decision", "gpu/config/required_kyc"):  # each path is prepared once
+        requests.post(f"{server.url}/v1/data/{path}", json={"input": {}}, timeout=60)
+    server.reset_faults()
 
 
 @pytest.fixture(name="opa_server")
