@@ -362,7 +362,6 @@ def _stub_other_fleets(stubs: dict[str, Stubber]) -> None:
             ]
         },
     )
-    stubs["appstream"].add_response("stop_fleet", {}, {"Name": "render"})
     stubs["appstream"].add_response(
         "describe_image_builders",
         {
@@ -372,6 +371,8 @@ def _stub_other_fleets(stubs: dict[str, Stubber]) -> None:
             ]
         },
     )
+    # the sweep lists every family first, then decides and remediates in order
+    stubs["appstream"].add_response("stop_fleet", {}, {"Name": "render"})
     stubs["appstream"].add_response("stop_image_builder", {}, {"Name": "golden"})
     stubs["deadline"].add_response(
         "list_farms",
@@ -567,6 +568,7 @@ def test_sweep_decides_every_family_and_remediates(make_world: Any) -> None:
     overlay = {s: c for s, (c, _st) in clients.items()}
     overlay["sagemaker"] = Split(sm, overlay["sagemaker"], {"update_cluster"})
     g = guard(w, Overlay(w, overlay), sweep_accounts=(MEMBER,), sweep_regions=(REGION,))
+    g.sweep_workers = 1  # Stubber answers in the order calls come: list one family after the other
 
     out = g.handle(load_event("scheduled_sweep.json"), Budget(100), NOW)
     for _c, st in clients.values():
@@ -895,3 +897,37 @@ def test_guard_handler_takes_the_managed_path(make_world: Any) -> None:
     assert r["effect"] == "deny" and "ORIGIN_RESTRICTED" in r["reasons"]
     assert r["remediation"]["remedy"].startswith("sagemaker:UpdateCluster")
     assert r["remediation"]["status"] == "failed" and r["remediation"]["notified"] is True
+
+
+def test_sweep_time_budget_reports_what_was_not_listed(make_world: Any) -> None:
+    """A family that does not answer within the sweep's time is reported, and the rest is decided."""
+    import threading
+
+    w: World = make_world()
+    release = threading.Event()
+
+    class Hanging:
+        def client(
+            self,
+            service: str,
+            account_id: str | None = None,
+            region: str | None = None,
+            role: str | None = None,
+        ) -> Any:
+            if service == "appstream":
+                release.wait(5)
+                raise TimeoutError("appstream hung")
+            return w.clients.client(service, account_id, region, role)
+
+    from enforcer.managed.guard import sweep as managed_sweep
+    from enforcer.model import LaunchRequest
+
+    trigger = LaunchRequest(source="sweep", action="sweep", account_id=HOME, region=REGION, event_id="s-1")
+    g = guard(w, Hanging())
+    try:
+        _results, errors = managed_sweep(
+            g, trigger, [(MEMBER, REGION)], Budget(10), NOW, 10, workers=4, seconds=1.0
+        )
+    finally:
+        release.set()
+    assert f"{MEMBER}/{REGION}/appstream:fleet: not listed within 1 s" in errors

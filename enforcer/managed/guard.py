@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from itertools import islice
 from typing import Any, Protocol
 
@@ -183,21 +184,49 @@ def _grant(guard: GuardLike, budget: Budget, codes: list[str], n: int, request: 
     return n if legal else budget.take(n)
 
 
+#: Family listings run at once (each is a few List/Describe calls in one account and region).
+SWEEP_WORKERS = 16
+#: Seconds the managed sweep may spend listing (the guard function has 60 s in all).
+SWEEP_SECONDS = 25.0
+
+
+def list_family(
+    guard: GuardLike, fam: Family, account: str, region: str, limit: int
+) -> list[ManagedResource]:
+    """The running resources of ``fam`` with accelerators in one account and region.
+
+    Raises
+    ------
+    Exception
+        Whatever the service call raises (the caller reports it).
+    """
+    client = guard.clients.client(fam.service, account, region)
+    return [r for r in islice(fam.sweep(client, limit), limit) if _accelerated(guard, r)]
+
+
 def sweep(
     guard: GuardLike,
     trigger: LaunchRequest,
-    account: str,
-    region: str,
+    pairs: list[tuple[str, str]],
     budget: Budget,
     now: float,
     limit: int,
+    *,
+    workers: int = SWEEP_WORKERS,
+    seconds: float = SWEEP_SECONDS,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Decide on every running managed resource with accelerators in one account and region.
+    """Decide on every running managed resource with accelerators in the (account, region) pairs.
+
+    Every family of every pair is listed concurrently (skipping families the region has no
+    endpoint for), within ``seconds``; then the found resources are decided one by one, in a
+    stable order, at most ``limit`` of them.
 
     Parameters
     ----------
     trigger
         The scheduled sweep request (its event id prefixes each resource's event id).
+    pairs
+        (account, region) pairs to list.
     limit
         Most resources decided (the sweep's remaining cap).
 
@@ -206,33 +235,44 @@ def sweep(
     tuple
         Per-decision results and per-family errors (``account/region/kind: code``).
     """
-    results: list[dict[str, Any]] = []
+    jobs = [(a, r, fam) for a, r in pairs for fam in FAMILIES.values() if available(fam.service, r)]
+    listed: dict[int, list[ManagedResource]] = {}
     errors: list[str] = []
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="managed-sweep")
+    try:
+        futures = {pool.submit(list_family, guard, fam, a, r, limit): i for i, (a, r, fam) in enumerate(jobs)}
+        done, late = wait(futures, timeout=seconds)
+        for fut in done:
+            i = futures[fut]
+            try:
+                listed[i] = fut.result()
+            except Exception as exc:
+                a, r, fam = jobs[i]
+                errors.append(f"{a}/{r}/{fam.kind}: {error_code(exc) or type(exc).__name__}")
+        for fut in late:
+            a, r, fam = jobs[futures[fut]]
+            errors.append(f"{a}/{r}/{fam.kind}: not listed within {seconds:g} s")
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    results: list[dict[str, Any]] = []
     prefix = trigger.event_id or rfc3339(now)
-    for fam in FAMILIES.values():
-        if len(results) >= limit:
-            break
-        if not available(fam.service, region):
-            continue  # no endpoint there: no call (and no connect timeout) for it
-        try:
-            client = guard.clients.client(fam.service, account, region)
-            found = [r for r in islice(fam.sweep(client, limit), limit) if _accelerated(guard, r)]
-        except Exception as exc:
-            errors.append(f"{account}/{region}/{fam.kind}: {error_code(exc) or type(exc).__name__}")
-            continue
-        for res in found[: limit - len(results)]:
+    for i in sorted(listed):
+        a, r, fam = jobs[i]
+        for res in listed[i]:
+            if len(results) >= limit:
+                return results, sorted(errors)
             req = to_request(
                 res,
-                account,
-                region,
+                a,
+                r,
                 source="sweep",
                 action=f"{fam.kind}:Sweep",
-                event_id=f"{prefix}/{account}/{region}/{res.kind}/{res.name}"[:512],
+                event_id=f"{prefix}/{a}/{r}/{res.kind}/{res.name}"[:512],
                 event_time=trigger.event_time,
             )
             req.extra["sweep"] = True
             results.append(decide_and_act(guard, req, budget, now))
-    return results, errors
+    return results, sorted(errors)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -255,6 +295,10 @@ class ManagedGuard(Guard):
     sweep also lists the managed families in the (account, region) pairs the EC2 sweep visited
     (families the region has no endpoint for are skipped; failures go to ``managed_errors``)."""
 
+    #: Concurrent family listings and the seconds they may take (see :func:`sweep`).
+    sweep_workers: int = SWEEP_WORKERS
+    sweep_seconds: float = SWEEP_SECONDS
+
     def decide_and_act(self, request: LaunchRequest, budget: Budget, now: float) -> dict[str, Any]:
         """Managed resources here; everything else as ``Guard.decide_and_act``."""
         if is_managed(request):
@@ -268,18 +312,27 @@ class ManagedGuard(Guard):
             return out
         visited = out.get("visited")
         if isinstance(visited, list) and visited:
-            pairs = [tuple(str(v).split("/", 1)) for v in visited]
+            pairs = [(str(v).split("/", 1)[0], str(v).split("/", 1)[-1]) for v in visited]
         else:
             accounts = self.sweep_accounts or (request.account_id,)
             regions = self.sweep_regions or (request.region,)
             pairs = [(a, r) for a in accounts for r in regions]
         results = out.setdefault("results", [])
-        errors = out.setdefault("managed_errors", [])  # apart from the EC2 sweep's own ``errors``
-        for account, region in pairs:
-            room = self.max_sweep - len(results)
-            if room <= 0:
-                break
-            found, errs = sweep(self, request, account, region, budget, now, room)
-            results += found
-            errors += errs
+        room = self.max_sweep - len(results)
+        found, errors = (
+            sweep(
+                self,
+                request,
+                pairs,
+                budget,
+                now,
+                room,
+                workers=self.sweep_workers,
+                seconds=self.sweep_seconds,
+            )
+            if room > 0
+            else ([], [])
+        )
+        results += found
+        out["managed_errors"] = errors  # apart from the EC2 sweep's own ``errors``
         return out
