@@ -128,21 +128,33 @@ agg_cfg := data.gpu.ledger.thresholds
 
 owner_after(o) := o.running_tpp + input.request.total_tpp
 
-over(o, level) if owner_after(o) >= agg_cfg[o.kind][sprintf("%s_running_tpp", [level])]
+# Partial sets (evaluated once per query), one function per threshold: no string building per owner.
+owners_deny contains o if {
+	controlled
+	some o in input.ledger.owners
+	over_deny(o)
+}
 
-over(o, level) if o.tpp_hours >= agg_cfg[o.kind][sprintf("%s_tpp_hours", [level])]
+owners_audit contains o if {
+	controlled
+	some o in input.ledger.owners
+	over_audit(o)
+}
 
-owners_over(level) := {o | some o in input.ledger.owners; over(o, level)}
+over_deny(o) if owner_after(o) >= agg_cfg[o.kind].deny_running_tpp
+
+over_deny(o) if o.tpp_hours >= agg_cfg[o.kind].deny_tpp_hours
+
+over_audit(o) if owner_after(o) >= agg_cfg[o.kind].audit_running_tpp
+
+over_audit(o) if o.tpp_hours >= agg_cfg[o.kind].audit_tpp_hours
 
 # Whole numbers in messages (sprintf's %v prints large floats with an exponent).
 whole(x) := format_int(x, 10)
 
 owner_text(os) := concat("; ", sort([sprintf("%s %s: running %s TPP after this launch (%s before), %s TPP-hours", [o.kind, o.owner, whole(owner_after(o)), whole(o.running_tpp), whole(o.tpp_hours)]) | some o in os]))
 
-violations contains reason("AGGREGATE_COMPUTE", owner_text(owners_over("deny"))) if {
-	controlled
-	count(owners_over("deny")) > 0
-}
+violations contains reason("AGGREGATE_COMPUTE", owner_text(owners_deny)) if count(owners_deny) > 0
 
 # A ledger that could not be read hides nothing silently: the launch is audited for review.
 audit contains reason("AGGREGATE_COMPUTE", msg) if {
@@ -151,8 +163,7 @@ audit contains reason("AGGREGATE_COMPUTE", msg) if {
 	msg := sprintf("compute ledger unavailable (%v): aggregate compute not checked", [object.get(input.ledger, "detail", "")])
 }
 
-audit contains reason("AGGREGATE_COMPUTE", owner_text(owners_over("audit"))) if {
-	controlled
-	count(owners_over("deny")) == 0
-	count(owners_over("audit")) > 0
+audit contains reason("AGGREGATE_COMPUTE", owner_text(owners_audit)) if {
+	count(owners_deny) == 0
+	count(owners_audit) > 0
 }
