@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from enforcer.intake._registry import Extractor, detector
+from enforcer.intake import cloudtrail_generic
+from enforcer.intake._registry import CLOUDTRAIL_SHAPES, Extractor, detector
 from enforcer.intake._tags import find_attestation_ref
 from enforcer.intake._util import kind, text
 from enforcer.intake.cfn_stack import hook_token, template_target
@@ -50,6 +51,38 @@ RESOURCE_TYPES: dict[str, Extractor] = {
     "AWS::Batch::ComputeEnvironment": batch_create,
     "AWS::EMR::Cluster": emr_cfn_cluster,
 }
+#: Resource types whose properties mirror a decided API call: read by that call's CloudTrail extractor
+#: (hand-written or table-driven), then completed from the service model. Red team: these got SUCCESS.
+API_OF_RESOURCE: dict[str, tuple[str, str]] = {
+    "AWS::EC2::CapacityReservationFleet": ("ec2.amazonaws.com", "CreateCapacityReservationFleet"),
+    "AWS::EMR::InstanceFleetConfig": ("elasticmapreduce.amazonaws.com", "AddInstanceFleet"),
+    "AWS::EMR::InstanceGroupConfig": ("elasticmapreduce.amazonaws.com", "AddInstanceGroups"),
+    "AWS::Cloud9::EnvironmentEC2": ("cloud9.amazonaws.com", "CreateEnvironmentEC2"),
+    "AWS::SageMaker::App": ("sagemaker.amazonaws.com", "CreateApp"),
+    "AWS::PCS::ComputeNodeGroup": ("pcs.amazonaws.com", "CreateComputeNodeGroup"),
+    "AWS::AppStream::Fleet": ("appstream.amazonaws.com", "CreateFleet"),
+    "AWS::AppStream::ImageBuilder": ("appstream.amazonaws.com", "CreateImageBuilder"),
+    "AWS::AppStream::AppBlockBuilder": ("appstream.amazonaws.com", "CreateAppBlockBuilder"),
+    "AWS::CodeBuild::Fleet": ("codebuild.amazonaws.com", "CreateFleet"),
+    "AWS::CodeBuild::Project": ("codebuild.amazonaws.com", "CreateProject"),
+    "AWS::Deadline::Fleet": ("deadline.amazonaws.com", "CreateFleet"),
+    "AWS::ECS::CapacityProvider": ("ecs.amazonaws.com", "CreateCapacityProvider"),
+    "AWS::Lambda::CapacityProvider": ("lambda.amazonaws.com", "CreateCapacityProvider"),
+    "AWS::GameLift::Fleet": ("gamelift.amazonaws.com", "CreateFleet"),
+    "AWS::GameLift::ContainerFleet": ("gamelift.amazonaws.com", "CreateContainerFleet"),
+    "AWS::SageMaker::MonitoringSchedule": ("sagemaker.amazonaws.com", "CreateMonitoringSchedule"),
+    "AWS::SageMaker::DataQualityJobDefinition": ("sagemaker.amazonaws.com", "CreateDataQualityJobDefinition"),
+    "AWS::SageMaker::ModelBiasJobDefinition": ("sagemaker.amazonaws.com", "CreateModelBiasJobDefinition"),
+    "AWS::SageMaker::ModelExplainabilityJobDefinition": (
+        "sagemaker.amazonaws.com",
+        "CreateModelExplainabilityJobDefinition",
+    ),
+    "AWS::SageMaker::ModelQualityJobDefinition": (
+        "sagemaker.amazonaws.com",
+        "CreateModelQualityJobDefinition",
+    ),
+    "AWS::SageMaker::InferenceExperiment": ("sagemaker.amazonaws.com", "CreateInferenceExperiment"),
+}
 PROPS_PATH = "requestData.targetModel.resourceProperties"
 #: Reason of the Ignored a STACK/CHANGE_SET request gets until its payload is fetched (hook_payload).
 PAYLOAD_NOT_FETCHED = "template payload not fetched here"
@@ -69,7 +102,20 @@ def extractor_for(resource_type: str) -> Extractor | None:
     The one call site deciding whether a resource type is launch-bearing (RESOURCE, CLOUD_CONTROL,
     STACK and CHANGE_SET targets all ask here).
     """
-    return RESOURCE_TYPES.get(resource_type)
+    hand = RESOURCE_TYPES.get(resource_type)
+    if hand is not None or resource_type not in API_OF_RESOURCE:
+        return hand
+    source, name = API_OF_RESOURCE[resource_type]
+    base = CLOUDTRAIL_SHAPES.get((source, name)) or cloudtrail_generic.extractor_for(source, name)
+    if base is None:  # the coverage table no longer decides the call: fail closed on a type anyway
+        base = cloudtrail_generic.extractor_for("ec2.amazonaws.com", "RunInstances")
+    assert base is not None
+    inner: Extractor = base
+
+    def read(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Any:
+        return cloudtrail_generic.complete(inner(p, at, resp), p, at, source, name)
+
+    return read
 
 
 def hook_context(event: Mapping[str, Any]) -> tuple[str | None, str, str, str | None, str | None]:
