@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ACCOUNTS = ["111122223333", "222233334444", "333344445555", "444455556666", "555566667777", "999900001111"]
+ACCOUNTS = [
+    "111122223333",
+    "222233334444",
+    "333344445555",
+    "444455556666",
+    "555566667777",
+    "999900001111",
+]
 ROLES = ["Dev/alice", "Dev/bob", "CI/build"]
 TYPES = [
     "p5.48xlarge",
@@ -86,13 +93,29 @@ NON_LAUNCH: list[tuple[str, str, bool, int]] = [
     ("glue.amazonaws.com", "GetTable", True, 1),
     ("athena.amazonaws.com", "StartQueryExecution", False, 1),
 ]
-REGIONS = ["us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1", "ap-south-1"]
+REGIONS = [
+    "us-east-1",
+    "us-east-2",
+    "us-west-2",
+    "eu-west-1",
+    "eu-central-1",
+    "ap-northeast-1",
+    "ap-south-1",
+]
 COUNTRIES = ["US"] * 12 + ["DE", "GB", "FR", "JP", "IN", "SG", "AE", "BR", "CN", "RU", "IR", "KP"]
 #: Instance types placed in synthetic launches (controlled, uncontrolled, unknown to the catalogue).
 MIX_TYPES = [
     *("p5.48xlarge", "p5e.48xlarge", "p4d.24xlarge", "p4de.24xlarge", "p3.16xlarge", "g6.xlarge"),
     *("g6e.12xlarge", "g5.xlarge", "g5.48xlarge", "g4dn.xlarge", "trn1.32xlarge", "trn2.48xlarge"),
-    *("inf2.xlarge", "inf2.48xlarge", "dl1.24xlarge", "t3.micro", "m5.large", "c7i.large", "r7g.xlarge"),
+    *(
+        "inf2.xlarge",
+        "inf2.48xlarge",
+        "dl1.24xlarge",
+        "t3.micro",
+        "m5.large",
+        "c7i.large",
+        "r7g.xlarge",
+    ),
     "x9z.unheard",
 ]
 ITYPE_MARK = "x0.itype-placeholder"
@@ -173,7 +196,9 @@ def launch_shapes() -> list[LaunchShape]:
                 try:
                     params = synth_request(entry.service, op, path, ITYPE_MARK, style)
                     probe = synth_request(entry.service, op, path, "p5.48xlarge", style)
-                    ok = isinstance(normalise(synth_record(source, op, probe, "111122223333")), LaunchRequest)
+                    ok = isinstance(
+                        normalise(synth_record(source, op, probe, "111122223333")), LaunchRequest
+                    )
                 except Exception:  # a shape the synthesiser cannot fill (references): not generated
                     ok = False
                 if ok:
@@ -197,7 +222,9 @@ def write_accounts(state: Path, accounts: list[str], seed: int) -> Path:
         if rng.random() < 0.05:
             continue  # not in the directory: decided as an unknown account
         cc = rng.choice(COUNTRIES)
-        doc[acct] = AccountOrigin(acct, cc, cc, cc, kyc=rng.choice(["verified", "verified", "pending"])).to_dict()
+        doc[acct] = AccountOrigin(
+            acct, cc, cc, cc, kyc=rng.choice(["verified", "verified", "pending"])
+        ).to_dict()
     state.mkdir(parents=True, exist_ok=True)
     path = state / "accounts.json"
     path.write_text(json.dumps({"accounts": dict(sorted(doc.items()))}))
@@ -230,7 +257,9 @@ class Mix:
             "eventName": name,
             "awsRegion": region,
             "sourceIPAddress": f"198.51.{rng.randrange(256)}.{rng.randrange(256)}",
-            "userAgent": rng.choice(["aws-cli/2.17.0", "Boto3/1.35.0", "aws-sdk-go-v2/1.30.0", "console"]),
+            "userAgent": rng.choice(
+                ["aws-cli/2.17.0", "Boto3/1.35.0", "aws-sdk-go-v2/1.30.0", "console"]
+            ),
             "eventID": f"{rng.getrandbits(32):08x}-{i & 0xFFFF:04x}-4000-8000-{rng.getrandbits(48):012x}",
             "eventType": "AwsApiCall",
             "managementEvent": True,
@@ -249,7 +278,9 @@ class Mix:
             params = json.loads(shape.template.replace(ITYPE_MARK, itype))
             rec.update(requestParameters=params, responseElements=None, readOnly=False)
             if rng.random() < 0.04:  # denied by IAM or capacity: CloudTrail logs the failed call
-                rec["errorCode"] = rng.choice(["Client.UnauthorizedOperation", "InsufficientInstanceCapacity"])
+                rec["errorCode"] = rng.choice(
+                    ["Client.UnauthorizedOperation", "InsufficientInstanceCapacity"]
+                )
             return rec
         source, name, ro = rng.choice(self.non_launch)
         rec = self._base(i, source, name, acct, region)
@@ -299,7 +330,9 @@ def write_mix(
         recs = [mix.record(i) for i in range(start, min(n, start + per_file))]
         payer = ids[k % len(ids)]
         region = REGIONS[k % len(REGIONS)]
-        folder = out / "AWSLogs" / payer / "CloudTrail" / region / "2026" / "10" / f"{1 + k % 28:02d}"
+        folder = (
+            out / "AWSLogs" / payer / "CloudTrail" / region / "2026" / "10" / f"{1 + k % 28:02d}"
+        )
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{payer}_CloudTrail_{region}_20261001T0000Z_{k:08x}.json.gz"
         with gzip.open(path, "wb", compresslevel=6) as fh:
@@ -314,20 +347,31 @@ def main(argv: list[str] | None = None) -> int:
         description="Write synthetic CloudTrail log files (gzipped JSON, as CloudTrail writes to S3).",
     )
     ap.add_argument("out", type=Path, help="output directory")
-    ap.add_argument("events", type=int, nargs="?", default=100_000, help="records in total (100000)")
-    ap.add_argument("per_file", type=int, nargs="?", default=None, help="records per file (2000; 1000 legacy)")
+    ap.add_argument(
+        "events", type=int, nargs="?", default=100_000, help="records in total (100000)"
+    )
+    ap.add_argument(
+        "per_file", type=int, nargs="?", default=None, help="records per file (2000; 1000 legacy)"
+    )
     ap.add_argument(
         "--kind",
         choices=("mix", "runinstances"),
         default="mix",
         help="mix: an organisation's trail (default); runinstances: RunInstances records only",
     )
-    ap.add_argument("--accounts", type=int, default=3000, help="distinct accounts in the mix (3000)")
     ap.add_argument(
-        "--launch-share", type=float, default=0.02, help="share of decided launch calls in the mix (0.02)"
+        "--accounts", type=int, default=3000, help="distinct accounts in the mix (3000)"
+    )
+    ap.add_argument(
+        "--launch-share",
+        type=float,
+        default=0.02,
+        help="share of decided launch calls in the mix (0.02)",
     )
     ap.add_argument("--seed", type=int, default=16)
-    ap.add_argument("--state", type=Path, default=None, help="also write STATE/accounts.json for the mix")
+    ap.add_argument(
+        "--state", type=Path, default=None, help="also write STATE/accounts.json for the mix"
+    )
     args = ap.parse_args(argv)
     if not 0.0 <= args.launch_share <= 1.0:
         ap.error("--launch-share must be between 0 and 1")
