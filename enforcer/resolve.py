@@ -183,6 +183,8 @@ class AwsResolver:
             return self._fleet(item, str(ref.get("id", "")))
         if kind == "capacity_block_offering":
             return [self._offering(item, str(ref.get("id", "")))]
+        if kind == "capacity_reservation":
+            return [self._reservation(item, str(ref.get("id", "")))]
         if kind == "sagemaker_endpoint_config":
             return self._endpoint_config(item, str(ref.get("name", "")))
         if kind == "sagemaker_endpoint":
@@ -421,6 +423,15 @@ class AwsResolver:
                     break
                 kwargs["NextToken"] = token
         raise ResolutionError(f"capacity block offering {offering_id!r} not found")
+
+    def _reservation(self, item: LaunchItem, reservation_id: str) -> LaunchItem:
+        resp = self.ec2.describe_capacity_reservations(CapacityReservationIds=[reservation_id])
+        for cr in resp.get("CapacityReservations") or []:
+            if cr.get("InstanceType"):
+                return _resolved(
+                    item, str(cr["InstanceType"]), int(cr.get("TotalInstanceCount") or item.count)
+                )
+        raise ResolutionError(f"capacity reservation {reservation_id!r} not found")
 
 
 def _resolved(item: LaunchItem, instance_type: str, count: int | None = None) -> LaunchItem:

@@ -217,7 +217,8 @@ def generate_scps(
     statements: list[dict[str, Any]] = []
     for fam in _families(partition):
         statements += _split(fam, [fam.prefix + v for v in values], exempt, budget)
-    statements.append(_statement("DenyCapacityBlocks", "ec2:PurchaseCapacityBlock", "*", exempt))
+    blocks = ("ec2:PurchaseCapacityBlock", "ec2:PurchaseCapacityBlockExtension")
+    statements.append(_statement("DenyCapacityBlocks", blocks, "*", exempt))
     docs: list[dict[str, Any]] = []
     for st in statements:  # first fit, in order, so related statements stay together
         for doc in docs:

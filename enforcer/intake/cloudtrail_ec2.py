@@ -223,6 +223,16 @@ def purchase_capacity_block(p: Mapping[str, Any], at: str, resp: Mapping[str, An
     return out
 
 
+@shape(EC2, "PurchaseCapacityBlockExtension")
+def purchase_capacity_block_extension(
+    p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None
+) -> Parsed:
+    """``PurchaseCapacityBlockExtension``: more hours on a Capacity Block; its reservation names the type."""
+    rid, rpath = locate(p, "CapacityReservationId", at)
+    rid = text(rid, rpath, 128)
+    return Parsed([ref_item({"kind": "capacity_reservation", "id": rid}, rpath)])
+
+
 @shape(EC2, "AllocateHosts")
 def allocate_hosts(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed:
     """Dedicated hosts: ``instanceType`` or ``instanceFamily`` x ``quantity``."""
