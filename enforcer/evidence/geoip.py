@@ -26,9 +26,20 @@ def parse_ip(value: Any) -> str | None:
     if not isinstance(value, str) or len(value) > _MAX_IP_CHARS:
         return None
     try:
-        return str(ipaddress.ip_address(value.strip()))
+        ip = ipaddress.ip_address(value.strip())
     except ValueError:
         return None
+    if isinstance(ip, ipaddress.IPv6Address):  # an IPv4 caller in IPv6 clothing is looked up as IPv4
+        v4 = ip.ipv4_mapped or ip.sixtofour
+        if v4 is None and ip in _NAT64:
+            v4 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if v4 is not None:
+            return str(v4)
+    return str(ip)
+
+
+#: NAT64's well-known prefix (RFC 6052): the last 32 bits are the IPv4 caller.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 def _iso(record: Any) -> str | None:
