@@ -70,6 +70,14 @@ CASES: dict[str, dict[str, Any]] = {
         }
     },
     "AWS::Lambda::CapacityProvider": {"InstanceRequirements": {"AllowedInstanceTypes": ["g6e.xlarge"]}},
+    # A type the templates' hook did not target (they listed 14 types).
+    "AWS::SageMaker::ProcessingJob": {
+        "ProcessingResources": {
+            "ClusterConfig": {"InstanceCount": 4, "InstanceType": "ml.p5.48xlarge", "VolumeSizeInGB": 100}
+        },
+        "AppSpecification": {"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/p:latest"},
+        "RoleArn": "arn:aws:iam::123456789012:role/p",
+    },
 }
 
 

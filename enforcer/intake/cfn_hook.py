@@ -82,7 +82,27 @@ API_OF_RESOURCE: dict[str, tuple[str, str]] = {
         "CreateModelQualityJobDefinition",
     ),
     "AWS::SageMaker::InferenceExperiment": ("sagemaker.amazonaws.com", "CreateInferenceExperiment"),
+    "AWS::SageMaker::ProcessingJob": ("sagemaker.amazonaws.com", "CreateProcessingJob"),
+    "AWS::SageMaker::InferenceComponent": ("sagemaker.amazonaws.com", "CreateInferenceComponent"),
+    "AWS::SageMaker::ModelPackage": ("sagemaker.amazonaws.com", "CreateModelPackage"),
+    "AWS::EKS::Cluster": ("eks.amazonaws.com", "CreateCluster"),
+    "AWS::DRS::ReplicationConfigurationTemplate": (
+        "drs.amazonaws.com",
+        "CreateReplicationConfigurationTemplate",
+    ),
+    "AWS::BedrockAgentCore::CapacityProvider": ("bedrock-agentcore.amazonaws.com", "CreateCapacityProvider"),
+    "AWS::WorkspacesInstances::WorkspaceInstance": (
+        "workspaces-instances.amazonaws.com",
+        "CreateWorkspaceInstance",
+    ),
 }
+
+
+def hook_target_names() -> tuple[str, ...]:
+    """Every CloudFormation type the hook decides: the templates' ``TargetNames`` (tests compare)."""
+    return tuple(sorted(set(RESOURCE_TYPES) | set(API_OF_RESOURCE)))
+
+
 PROPS_PATH = "requestData.targetModel.resourceProperties"
 #: Reason of the Ignored a STACK/CHANGE_SET request gets until its payload is fetched (hook_payload).
 PAYLOAD_NOT_FETCHED = "template payload not fetched here"
