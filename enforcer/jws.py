@@ -18,7 +18,7 @@ def pinned_registry(algorithm: str, max_header: int, max_payload: int) -> JWSReg
     Parameters
     ----------
     algorithm
-        ``ES256`` or ``EdDSA`` (joserfc warns on ``EdDSA``; DESIGN.md pins it, so no warning here).
+        ``ES256`` or ``EdDSA`` (joserfc warns on ``EdDSA``; docs/design.md pins it, so no warning here).
     max_header, max_payload
         Largest accepted header and payload, in bytes.
 

@@ -1,7 +1,7 @@
 """Core data types shared by every stage of the pipeline.
 
 The types are plain dataclasses (cheap to build on the hot path) with explicit
-``to_dict`` methods that produce the JSON contracts of DESIGN.md.
+``to_dict`` methods that produce the JSON contracts of docs/design.md.
 """
 
 from __future__ import annotations
@@ -246,7 +246,7 @@ class Reason:
 
 @dataclass(slots=True)
 class Decision:
-    """The decision contract of DESIGN.md."""
+    """The decision contract of docs/design.md."""
 
     decision_id: str
     timestamp: str

@@ -16,7 +16,7 @@ on the paths that carry a type condition key, to everyone but the broker role:
 Types are listed explicitly (no ``p*`` wildcards, which both over-block and go stale). Every
 document is kept under the 5,120-character SCP limit (minified JSON) and the statements are split
 over several documents when needed. SCPs do not bind service-linked roles or the management
-account; the guard covers those (see DESIGN.md, "Honest enforcement points").
+account; the guard covers those (see docs/design.md, "Honest enforcement points").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Regenerate enforcer/data/{chips,instance_types}.json from the researched reference tables.
 
-Inputs: ../shared/reference/chips.csv (chip specs: dense TOPS per precision, applicable die area),
-../shared/reference/instances.csv (instance -> accelerator, incl. types moto lacks) and moto's
+Inputs: docs/sources/chips.csv (chip specs: dense TOPS per precision, applicable die area),
+docs/sources/instances.csv (instance -> accelerator, incl. types moto lacks) and moto's
 DescribeInstanceTypes snapshot (every instance type, with or without accelerators).
 The class of a chip is NOT copied from the CSV: enforcer/chips.py computes it from these specs.
 
@@ -102,7 +102,7 @@ def build_instances(
 
 
 def main() -> None:
-    ref = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "reference"
+    ref = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "sources"
     chips = build_chips(ref)
     for name, note in OUT_OF_SCOPE.items():
         chips[name] = {

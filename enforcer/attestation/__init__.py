@@ -2,7 +2,7 @@
 
 An attestation is a compact JWS (ES256 or EdDSA, pinned by the reseller's registered key) whose
 claims say which AWS account (``sub``) a reseller (``iss``) vouches for and what it knows about
-the end customer. See DESIGN.md, "Attestation".
+the end customer. See docs/design.md, "Attestation".
 """
 
 from __future__ import annotations

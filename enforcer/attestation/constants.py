@@ -1,4 +1,4 @@
-"""Pinned parameters of the attestation format (DESIGN.md, "Attestation")."""
+"""Pinned parameters of the attestation format (docs/design.md, "Attestation")."""
 
 from __future__ import annotations
 
