@@ -275,10 +275,24 @@ def bench_guard() -> list[Row]:
 
 
 def bench_evidence() -> list[Row]:
-    """decide p99 with evidence, screening and ledger on, beside plain decide (bench_evidence.py)."""
-    from bench_evidence import evidence_rows
+    """decide p99 with evidence, screening and ledger on, beside plain decide (bench_evidence.py).
 
-    rows: list[Row] = evidence_rows()
+    Like ``bench_decide``, once under Go's default GC target and once under GOGC=400 (as deployed), each
+    in its own process because Go reads GOGC when the OPA library loads.
+    """
+    rows: list[Row] = []
+    for gogc in ("100", "400"):
+        env = dict(os.environ, GOGC=gogc)
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "bench_evidence.py")],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for r in json.loads(out):
+            r["figure"] += f", GOGC={gogc}" + (" (template default)" if gogc == "400" else "")
+            rows.append(r)
     return rows
 
 
