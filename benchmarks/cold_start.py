@@ -83,7 +83,11 @@ def guard_cold() -> dict[str, Any]:
     )
     if r.get("effect") != "deny" or r.get("remediation") != "stopped":
         raise RuntimeError(f"the guard's first event did not stop the p5: {r}")
-    return {"cold_ms": float(r["cold_total_ms"]), "first_event_ms": float(r["first_event_ms"])}
+    return {
+        "cold_ms": float(r["cold_total_ms"]),
+        "first_event_ms": float(r["first_event_ms"]),
+        "cpu_ms": float(r["cold_cpu_ms"]),
+    }
 
 
 def control_cold() -> dict[str, Any]:
@@ -91,7 +95,11 @@ def control_cold() -> dict[str, Any]:
     r = _last_json([sys.executable, str(ANCHORS / "control_cold_first_event.py")], _env(), ROOT)
     if not r.get("stopped"):
         raise RuntimeError(f"the control's first event stopped nothing: {r}")
-    return {"cold_ms": float(r["cold_total_ms"]), "first_event_ms": float(r["first_event_ms"])}
+    return {
+        "cold_ms": float(r["cold_total_ms"]),
+        "first_event_ms": float(r["first_event_ms"]),
+        "cpu_ms": float(r["cold_cpu_ms"]),
+    }
 
 
 def child(python: Path | str, impl: str, n: int) -> dict[str, Any]:
@@ -121,14 +129,18 @@ def measure_cold(rounds: int = 5) -> dict[str, Any]:
     c7n_py = custodian_python()
     guard: list[float] = []
     control: list[float] = []
+    guard_cpu: list[float] = []
+    control_cpu: list[float] = []
     c7n: list[float] = []
     over: list[float] = []
     ratio: list[float] = []
     for _ in range(rounds):
-        g = guard_cold()["cold_ms"]
-        c = control_cold()["cold_ms"]
+        gr, cr = guard_cold(), control_cold()
+        g, c = gr["cold_ms"], cr["cold_ms"]
         guard.append(g)
         control.append(c)
+        guard_cpu.append(gr["cpu_ms"])  # CPU time of the same windows, every thread (the Go engine's too)
+        control_cpu.append(cr["cpu_ms"])
         over.append(g - c)
         if c7n_py is not None:
             k = child(c7n_py, "c7n", 0)["cold_ms"]
@@ -138,6 +150,8 @@ def measure_cold(rounds: int = 5) -> dict[str, Any]:
         "rounds": rounds,
         "guard_ms": guard,
         "control_ms": control,
+        "guard_cpu_ms": guard_cpu,
+        "control_cpu_ms": control_cpu,
         "custodian_ms": c7n or None,
         "guard_minus_control_ms": over,
         "guard_over_custodian": ratio or None,

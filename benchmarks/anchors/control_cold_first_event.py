@@ -7,6 +7,7 @@ python benchmarks/anchors/control_cold_first_event.py
 import time
 
 T0 = time.perf_counter()
+C0 = time.process_time()
 import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -20,6 +21,7 @@ import boto3  # noqa: E402
 import control_handler  # noqa: E402
 
 T1 = time.perf_counter()
+C1 = time.process_time()
 import fixtures as fx  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
@@ -29,7 +31,10 @@ ec2 = boto3.session.Session(region_name=fx.REGION).client("ec2")
 deny_id = fx.launch_fixture_instances(ec2)[fx.DENY_TYPE]
 event = fx.runinstances_event(deny_id, fx.DENY_TYPE)
 T2 = time.perf_counter()
+C2 = time.process_time()
 out = control_handler.handler(event, None)
 T3 = time.perf_counter()
+C3 = time.process_time()
 print(json.dumps({"import_ms": round((T1 - T0) * 1e3, 1), "first_event_ms": round((T3 - T2) * 1e3, 1),
-                  "cold_total_ms": round((T1 - T0 + T3 - T2) * 1e3, 1), "stopped": out}))
+                  "cold_total_ms": round((T1 - T0 + T3 - T2) * 1e3, 1),
+                  "cold_cpu_ms": round((C1 - C0 + C3 - C2) * 1e3, 1), "stopped": out}))
