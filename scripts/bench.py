@@ -170,7 +170,7 @@ def _optional(name: str, fn: Callable[[], list[Row]]) -> list[Row]:
 
 
 def bench_attestation() -> list[Row]:
-    from enforcer.attestation.bench import bench_attestation as run
+    from benchmarks.attestation_bench import bench_attestation as run
 
     rows: list[Row] = []
     for alg, r in run()["algorithms"].items():
@@ -188,7 +188,7 @@ def bench_attestation() -> list[Row]:
 
 
 def bench_audit() -> list[Row]:
-    from enforcer.audit.bench import bench_audit as run
+    from benchmarks.audit_bench import bench_audit as run
 
     with tempfile.TemporaryDirectory() as d:
         r = run(100_000, Path(d))
@@ -204,7 +204,7 @@ def bench_audit() -> list[Row]:
 
 
 def bench_engines() -> list[Row]:
-    from enforcer.policy.bench import bench_engines as run
+    from benchmarks.engines_bench import bench_engines as run
 
     r = run()
     rest, emb, real = r["rest_decide"], r["embedded_decide"], r["real_opa_decide"]
@@ -228,7 +228,7 @@ def bench_engines() -> list[Row]:
 
 
 def bench_guard() -> list[Row]:
-    from enforcer.bench_guard import bench_guard as run
+    from benchmarks.guard_bench import bench_guard as run
 
     r = run()
     warm, cold = r["warm_per_event"], r["cold_start_ms"]

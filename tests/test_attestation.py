@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.attestation_bench import bench_attestation
 from enforcer.attestation import (
     ALGORITHMS,
     STATUS_REASON_CODES,
@@ -32,7 +33,6 @@ from enforcer.attestation import (
     validate_claims,
     verify_token,
 )
-from enforcer.attestation.bench import bench_attestation
 from enforcer.model import ATTESTATION_STATUSES, AccountOrigin
 from enforcer.ports import AttestationProvider
 from tests.test_attestation_support import (
@@ -275,7 +275,7 @@ def test_bench_reports_cold_and_cached_percentiles() -> None:
 def test_keygen_mode_is_private(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from enforcer.cli_attest import attest_group
+    from enforcer.cli.attest import attest_group
 
     out = tmp_path / "k.pem"
     r = CliRunner().invoke(attest_group, ["keygen", "--out", str(out), "--alg", "EdDSA"])

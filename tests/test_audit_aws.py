@@ -16,8 +16,8 @@ from botocore.exceptions import ClientError
 from moto.dynamodb.responses import DynamoHandler
 from moto.server import ThreadedMotoServer
 
+from benchmarks.audit_bench import sample_decision
 from enforcer.audit.aws import AwsAuditStore, create_audit_resources, verify_aws
-from enforcer.audit.bench import sample_decision
 from enforcer.audit.signing import KmsSigner, LocalEd25519Signer, SignerError, verify_checkpoint
 from enforcer.ports import AuditSink, AuditWriteError
 

@@ -22,12 +22,12 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from enforcer.audit.bench import sample_decision
-from enforcer.audit.cli import audit_group
+from benchmarks.audit_bench import sample_decision
+from enforcer.cli.audit import audit_group
 from enforcer.audit.defaults import open_local_store
 from enforcer.audit.local import LocalAuditStore
 from enforcer.audit.verify import Anchor, open_verify
-from enforcer.cli_common import CliState
+from enforcer.state import CliState
 from enforcer.ports import AuditWriteError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def _run(script: str, *args: str, **kw: object) -> subprocess.Popen[bytes]:
 # -- kill -9 mid-append ---------------------------------------------------------------------------
 _HALF_WRITER = """
 import os, sys, time
-from enforcer.audit.bench import sample_decision
+from benchmarks.audit_bench import sample_decision
 from enforcer.audit.local import LocalAuditStore
 store = LocalAuditStore(sys.argv[1], salt=b"hygiene-salt-0000000")
 for i in range(5):
@@ -101,7 +101,7 @@ def test_kill_9_mid_append_is_crash_truncated_not_tampering_and_repaired(tmp_pat
 
 _LOOP_WRITER = """
 import sys
-from enforcer.audit.bench import sample_decision
+from benchmarks.audit_bench import sample_decision
 from enforcer.audit.local import LocalAuditStore
 store = LocalAuditStore(sys.argv[1], salt=b"hygiene-salt-0000000", checkpoint_every=7)
 print("ready", flush=True)
@@ -133,7 +133,7 @@ def test_kill_9_of_a_busy_writer_leaves_a_verifying_log(tmp_path: Path, delay: f
 # -- disk full, read-only, lock ---------------------------------------------------------------------
 _FSIZE_WRITER = """
 import resource, signal, sys
-from enforcer.audit.bench import sample_decision
+from benchmarks.audit_bench import sample_decision
 from enforcer.audit.local import LocalAuditStore
 from enforcer.ports import AuditWriteError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

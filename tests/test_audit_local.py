@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from enforcer.audit.bench import bench_audit, sample_decision
+from benchmarks.audit_bench import bench_audit, sample_decision
 from enforcer.audit.chain import GENESIS, seal_record
 from enforcer.audit.local import LocalAuditStore
 from enforcer.audit.record import build_record
@@ -228,7 +228,7 @@ def test_salt_is_created_once_and_kept_private(tmp_path: Path) -> None:
 
 _WORKER = """
 import sys
-from enforcer.audit.bench import sample_decision
+from benchmarks.audit_bench import sample_decision
 from enforcer.audit.local import LocalAuditStore
 from enforcer.audit.signing import LocalEd25519Signer
 d, key, w = sys.argv[1], sys.argv[2], int(sys.argv[3])

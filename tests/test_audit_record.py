@@ -11,7 +11,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enforcer.audit.bench import sample_decision
+from benchmarks.audit_bench import sample_decision
 from enforcer.audit.chain import GENESIS, LineError, parse_line, seal_record, split_line
 from enforcer.audit.record import (
     DECISION_PATH,
@@ -42,7 +42,12 @@ def test_record_has_opa_and_enforcer_fields() -> None:
     }
     assert rec["policy"] == {"revision": "rev-1", "engine": "embedded"}
     assert rec["metrics"] == {"timer_eval_ns": 250000}
-    assert rec["trigger"] == {"event_id": "event-7", "source": "cloudtrail", "action": "RunInstances"}
+    assert rec["trigger"] == {
+        "event_id": "event-7",
+        "source": "cloudtrail",
+        "action": "RunInstances",
+        "event_time": "2025-01-01T00:00:00Z",  # when the launch happened, beside when it was decided
+    }
     assert rec["account_id"] == "111122223333"
     assert rec["region"] == "us-east-1"
     assert rec["instance_ids"] == [f"i-{7:017x}"]

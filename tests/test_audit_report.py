@@ -13,14 +13,14 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from enforcer.cli.audit import audit_group
+from enforcer.state import CliState
 
-from enforcer.audit.bench import sample_decision
-from enforcer.audit.cli import audit_group
+from benchmarks.audit_bench import sample_decision
 from enforcer.audit.defaults import default_public_key, open_local_store
 from enforcer.audit.query import iter_records, to_opa_event
 from enforcer.audit.report import render_html
 from enforcer.audit.verify import open_verify
-from enforcer.cli_common import CliState
 from enforcer.model import Reason
 
 EVIL = '<script>alert("x")</script>'

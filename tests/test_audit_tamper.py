@@ -8,16 +8,16 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from enforcer.cli.audit import audit_group
+from enforcer.state import CliState
 
-from enforcer.audit.bench import sample_decision
+from benchmarks.audit_bench import sample_decision
 from enforcer.audit.chain import seal_record
-from enforcer.audit.cli import audit_group
 from enforcer.audit.defaults import open_local_store
 from enforcer.audit.local import LocalAuditStore
 from enforcer.audit.record import build_record, canonical
 from enforcer.audit.signing import LocalEd25519Signer, make_checkpoint
 from enforcer.audit.verify import open_verify
-from enforcer.cli_common import CliState
 
 N = 30
 EVERY = 10

@@ -469,7 +469,7 @@ def test_inputs_are_not_mutated() -> None:
 
 
 def test_bench_runs() -> None:
-    from enforcer.intake.bench import bench_normalise, main
+    from benchmarks.intake_bench import bench_normalise, main
 
     out = bench_normalise({"ri": load("cloudtrail_runinstances.json"), "bad": {"x": 1}}, number=3)
     assert set(out) == {"ri", "bad"} and all(v > 0 for v in out.values())

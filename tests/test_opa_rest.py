@@ -299,7 +299,7 @@ def test_push_to_nothing_listening_is_a_push_error() -> None:
 
 
 def test_push_cli(tmp_path: Path) -> None:
-    from enforcer.policy.cli import push_command
+    from enforcer.cli.policy import push_command
 
     runner = CliRunner()
     with OpaTestServer() as server:
@@ -315,7 +315,7 @@ def test_push_cli(tmp_path: Path) -> None:
 
 
 def test_bench_engines_reports_both_engines() -> None:
-    from enforcer.policy.bench import bench_engines
+    from benchmarks.engines_bench import bench_engines
 
     figures = bench_engines(n=20, warmup=2)
     assert figures["n"] == 20

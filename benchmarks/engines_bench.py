@@ -6,7 +6,7 @@
 (in-process, loaded with ``policy push``), plus the bare evaluation of the same input document on each.
 It needs a source checkout (the test server lives in tests/).
 
-Run ``python -m enforcer.policy.bench [N]`` to print the figures as JSON.
+Run ``python -m benchmarks.engines_bench [N]`` to print the figures as JSON.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from enforcer.policy.loader import load_bundle
 from enforcer.policy.opa_rest import OpaRestEngine
 from enforcer.policy.push import push_bundle
 
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = Path(__file__).resolve().parents[1]
 _ACCOUNT = AccountOrigin("111122223333", "US", "US", "US", "verified")
 _NOW = 1_780_000_000.0
 

@@ -10,7 +10,7 @@
   (deny: describe, audit write, stop, tag, notify), half by a US one (allow: audit write only). Every
   AWS call crosses HTTP, so the figures include moto's own service time.
 
-Run with ``python -m enforcer.bench_guard``. Figures depend on the machine; nothing asserts on them.
+Run with ``python -m benchmarks.guard_bench``. Figures depend on the machine; nothing asserts on them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Micro-benchmark of :func:`enforcer.intake.normalise` (speed is measured here, never asserted in tests).
 
-Run ``python -m enforcer.intake.bench tests/events`` to print microseconds per event per fixture.
+Run ``python -m benchmarks.intake_bench tests/events`` to print microseconds per event per fixture.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def bench_normalise(events: Mapping[str, Any], number: int = 2000) -> dict[str, 
 def main(argv: list[str]) -> int:
     """Benchmark every ``*.json`` event in the directory given as the only argument."""
     if len(argv) != 1:
-        print("usage: python -m enforcer.intake.bench EVENTS_DIR", file=sys.stderr)
+        print("usage: python -m benchmarks.intake_bench EVENTS_DIR", file=sys.stderr)
         return 2
     events = {p.name: json.loads(p.read_text()) for p in sorted(Path(argv[0]).glob("*.json"))}
     for name, us in bench_normalise(events).items():
