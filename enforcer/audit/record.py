@@ -3,9 +3,9 @@
 A record is a plain JSON object::
 
     {decision_id, timestamp, path: "gpu/launch/decision", input, result: {effect, reasons},
-     policy: {revision, engine}, metrics, trigger: {event_id, source, action}, account_id, region,
-     instance_ids, chip_classes, attestation: {jti, kid, issuer, status}, action, mode, enforced,
-     fail_open, masked, erased, seq, prev_hash, hash}
+     policy: {revision, engine}, metrics, trigger: {event_id, source, action, event_time?},
+     account_id, region, instance_ids, chip_classes, attestation: {jti, kid, issuer, status}, action,
+     mode, enforced, fail_open, masked, erased, seq, prev_hash, hash}
 
 ``masked`` and ``erased`` list the JSON pointers (into the record) that were masked or removed,
 as OPA does. Personal data is never stored in clear: ``end_customer.name``, ``end_customer_name``
@@ -387,6 +387,8 @@ def build_record(
         "source": _plain_id(req.source),
         "action": _plain_id(req.action),
     }
+    if req.event_time:  # when the launch happened (CloudTrail eventTime), beside when it was decided
+        record["trigger"]["event_time"] = _plain_id(req.event_time)
     record["input"] = clean_input
     record["masked"] = masked + sorted(side.masked)
     record["erased"] = erased + sorted(side.erased)
