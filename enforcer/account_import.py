@@ -29,7 +29,7 @@ from enforcer.accounts_aws import (
     DynamoDBAccountDirectory,
     origin_from_fields,
 )
-from enforcer.cli_common import CliState
+from enforcer.state import CliState
 from enforcer.model import AccountOrigin, InputError
 from enforcer.policy.datafiles import is_iso_country
 

@@ -95,8 +95,8 @@ _worker: dict[str, Any] = {}
 
 
 def _init(cfg: RunConfig) -> None:
-    from enforcer.cli_common import CliState
-    from enforcer.cli_replay import _enforcer
+    from enforcer.cli.replay import _enforcer
+    from enforcer.state import CliState
 
     obj = CliState(state=Path(cfg.state))
     pdir = Path(cfg.policy_dir) if cfg.policy_dir else None

@@ -7,7 +7,7 @@ from typing import Any
 
 from enforcer.accounts import LocalAccountDirectory
 from enforcer.chips import ChipCatalog
-from enforcer.cli_common import CliState
+from enforcer.state import CliState
 from enforcer.licences import LocalLicenceStore
 from enforcer.pipeline import Enforcer, FailPolicy
 from enforcer.policy.factory import make_engine

@@ -39,8 +39,9 @@ from enforcer.attestation import (
     sign_token,
 )
 from enforcer.attestation.registry import AttestationRegistry
-from enforcer.cli_attest import build_attest_group, build_reseller_group
-from enforcer.cli_common import CliState
+from enforcer.cli.attest import build_attest_group
+from enforcer.cli.reseller import build_reseller_group
+from enforcer.state import CliState
 from enforcer.model import AccountOrigin
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z

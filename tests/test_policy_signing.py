@@ -245,7 +245,7 @@ def test_factory_honours_policy_pubkey_env(
 
 
 def test_sign_and_verify_cli(tmp_path: Path, es_keys: tuple[bytes, bytes]) -> None:
-    from enforcer.policy.cli import sign_command, verify_command
+    from enforcer.cli.policy import sign_command, verify_command
 
     d = tmp_path / "p"
     shutil.copytree(ROOT / "policies", d)

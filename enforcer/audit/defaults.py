@@ -1,6 +1,6 @@
 """Where the local audit store keeps its key material, and a one-call constructor.
 
-Under the CLI state directory (``cli_common.CliState``):
+Under the CLI state directory (``enforcer.state.CliState``):
 
 - ``keys/audit-checkpoint-ed25519.pem``: checkpoint signing key (Ed25519, PKCS#8, mode 0600),
   created on first use; ``keys/audit-checkpoint-ed25519.pub.pem``: its public key, the one to

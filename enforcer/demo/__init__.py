@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import click
 from rich.console import Console
 from rich.table import Table
 
-from enforcer.cli_common import CliState
+from enforcer.state import CliState
 
 EFFECT_STYLE = {
     "allow": "green",
@@ -131,17 +130,3 @@ def run_demo(state: Path, console: Console) -> int:
     )
     console.print(f"\nDone in {time.perf_counter() - start:.1f}s.")
     return 0 if ok else 1
-
-
-@click.command("demo")
-@click.pass_obj
-def demo_command(obj: CliState) -> None:
-    """Run the end-to-end demo on a moto-simulated AWS organisation (no AWS account needed)."""
-    import logging
-    import sys
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's access log
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=150)
-    sys.exit(run_demo(obj.state, console))

@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from enforcer.cli_common import CliState, fail, parse_now
+from enforcer.cli.common import CliState, fail, parse_now
 from enforcer.model import InputError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from enforcer.cli_common import fail
+from enforcer.cli.common import fail
 from enforcer.model import InputError
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from enforcer.cli_common import CliState, fail
+from enforcer.cli.common import CliState, fail
 
 MAX_TOKEN_BYTES = 4096
 

@@ -1,7 +1,4 @@
-"""``enforcer policy push|sign|verify``: upload a policy directory to OPA, sign it, check its signature.
-
-The lead attaches these to the ``policy`` group: ``policy.add_command(push_command)`` etc.
-"""
+"""``enforcer policy test|check|push|sign|verify|build|eval``: author, sign and ship the Rego policy."""
 
 from __future__ import annotations
 
@@ -12,10 +9,64 @@ from typing import Any
 
 import click
 
-from enforcer.cli_common import fail
+from enforcer.cli.common import fail, read_event
 from enforcer.model import InputError
 
 _DIR_ARG = click.argument("policy_dir", required=False, type=click.Path(path_type=Path))
+
+
+@click.group("policy")
+def policy() -> None:
+    """Policy authoring: test, push to an OPA server."""
+
+
+@policy.command("test")
+@click.argument("policy_dir", required=False, type=click.Path(path_type=Path))
+@click.option("-v", "--verbose", is_flag=True, help="List every test, not only failures.")
+@click.option("-r", "--run", default=None, help="Only tests whose data.<package>.<name> matches this regex.")
+@click.option(
+    "--explain",
+    type=click.Choice(["fails", "notes", "full"]),
+    default=None,
+    help="Show the failing expressions, the notes, or the full trace.",
+)
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty", show_default=True
+)
+@click.option(
+    "--check/--no-check",
+    "check",
+    default=True,
+    show_default=True,
+    help="Run `policy check` on the data first (--no-check: plain `opa test` on any directory).",
+)
+def policy_test(
+    policy_dir: Path | None, verbose: bool, run: str | None, explain: str | None, fmt: str, check: bool
+) -> None:
+    """Run the Rego tests (test_ rules of *_test.rego) on the embedded engine, like `opa test`.
+
+    Exit 0 when all pass, 2 when a test fails, 1 when the policies do not compile (each error once).
+    """
+    from enforcer.cli.policy_tests import run_policy_tests
+    from enforcer.policy.check import run_check
+
+    checked = run_check(policy_dir, quiet_ok=True) if check else 0  # data errors first: they change tests
+    if checked:
+        sys.exit(checked)
+    sys.exit(run_policy_tests(policy_dir, verbose, run, explain, fmt))
+
+
+@policy.command("check")
+@click.argument("policy_dir", required=False, type=click.Path(path_type=Path))
+def policy_check(policy_dir: Path | None) -> None:
+    """Validate every data file of POLICY_DIR (default policies/) against its JSON schema and the Rego.
+
+    Exit 0 when sound, 2 naming each problem on stderr (unknown keys, non-ISO countries, strings for
+    numbers, reason codes missing from reasons/data.json, undated or unsourced group entries ...).
+    """
+    from enforcer.policy.check import run_check
+
+    sys.exit(run_check(policy_dir))
 
 
 def _policy_dir(policy_dir: Path | None) -> Path:
@@ -24,7 +75,7 @@ def _policy_dir(policy_dir: Path | None) -> Path:
     return policy_dir if policy_dir is not None else default_policy_dir()
 
 
-@click.command("push")
+@policy.command("push")
 @_DIR_ARG
 @click.option(
     "--opa-url",
@@ -75,7 +126,7 @@ def push_command(
     click.echo(json.dumps(report.to_dict(), indent=2))
 
 
-@click.command("sign")
+@policy.command("sign")
 @click.argument("policy_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option(
     "--key",
@@ -101,7 +152,7 @@ def sign_command(policy_dir: Path, key_file: Path, kid: str) -> None:
     click.echo(json.dumps({"signatures": str(target), "kid": kid, "files": count}))
 
 
-@click.command("verify")
+@policy.command("verify")
 @_DIR_ARG
 @click.option(
     "--pubkey",
@@ -123,7 +174,7 @@ def verify_command(policy_dir: Path | None, pubkey: Path, kid: str | None) -> No
     click.echo(json.dumps({"verified": True, "revision": bundle.revision, "files": files}))
 
 
-@click.command("build")
+@policy.command("build")
 @_DIR_ARG
 @click.option(
     "-o",
@@ -172,7 +223,7 @@ def build_command(
     click.echo(json.dumps(built.to_dict(), indent=2))
 
 
-@click.command("eval")
+@policy.command("eval")
 @click.argument("input_file", type=click.Path(path_type=Path, allow_dash=True, dir_okay=False))
 @click.option("--policy-dir", type=click.Path(path_type=Path), default=None, help="Default: policies/.")
 @click.option(
@@ -191,7 +242,6 @@ def eval_command(input_file: Path, policy_dir: Path | None, query: str, engine: 
     Nothing is resolved, looked up or written to the audit log: the input document is the policy's input
     as is. Prints {"result": ...}; exit 0 when defined, 1 when undefined or the engine fails, 2 for bad input.
     """
-    from enforcer.cli_views import read_event
     from enforcer.policy.factory import make_engine
     from enforcer.ports import EngineError
 

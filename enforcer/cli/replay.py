@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from enforcer.cli_common import CliState, engine_options, fail, parse_now
+from enforcer.cli.common import CliState, engine_options, fail, parse_now
 from enforcer.model import InputError
 
 
@@ -188,7 +188,7 @@ def replay_command(
         elapsed = time.perf_counter() - start
     print_summary(summary, elapsed, console, base is not None)
     if book is not None and (rows := book.rows(at)):
-        from enforcer.cli_evidence import ledger_table
+        from enforcer.cli.evidence import ledger_table
 
         ledger_table(
             rows[:20], "Compute ledger over the replayed history (peak = most running at once)", console
@@ -247,7 +247,7 @@ def _run_files(
     if res.book is None and jobs > 1:
         console.print("compute ledger not shown: with --jobs each process sums its own accounts' launches")
     if res.book is not None and at is not None and (rows := res.book.rows(at)):
-        from enforcer.cli_evidence import ledger_table
+        from enforcer.cli.evidence import ledger_table
 
         ledger_table(
             rows[:20], "Compute ledger over the replayed history (peak = most running at once)", console

@@ -1,4 +1,4 @@
-"""Bodies of the core CLI commands: rendering (rich tables) and exit-code mapping."""
+"""``enforcer decide``: one launch event through the whole pipeline, logged; the exit code is the effect."""
 
 from __future__ import annotations
 
@@ -8,71 +8,34 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from enforcer.cli_common import CliState
-from enforcer.intake.parse import DEFAULT_MAX_BYTES
-from enforcer.model import AccountOrigin, Decision, InputError
+from enforcer.cli.common import CliState, engine_options, parse_now, read_event
+from enforcer.model import Decision, InputError
+
+
+@click.command("decide")
+@click.argument("event_file", type=click.Path(path_type=Path, allow_dash=True))
+@click.option("--now", default=None, help="Decision time (RFC 3339), for attestation validity.")
+@click.option("--mode", type=click.Choice(["enforce", "dryrun"]), default="enforce", show_default=True)
+@engine_options
+@click.pass_obj
+def decide(
+    obj: CliState,
+    event_file: Path,
+    now: str | None,
+    mode: str,
+    engine: str,
+    opa_url: str | None,
+    policy_dir: Path | None,
+) -> None:
+    """Decide on one launch EVENT_FILE (JSON; - for stdin) and log the decision.
+
+    Exit 0 allow or audit, 3 deny, 2 bad input, 1 audit log failure (treated as deny).
+    """
+    sys.exit(decide_command(obj, event_file, parse_now(now), mode, engine, opa_url, policy_dir))
+
 
 EXIT_FOR_EFFECT = {"allow": 0, "audit": 0, "deny": 3}
-
-
-def catalog_table(chip_class: str | None, show_all: bool, as_json: bool) -> None:
-    """Print the bundled catalogue as a rich table (or JSON lines)."""
-    from enforcer.chips import default_catalog
-
-    cat = default_catalog()
-    table = Table(title="Instance types by ECCN 3A090 chip class")
-    for col in ("instance type", "accelerators", "class", "total TPP"):
-        table.add_column(col)
-    for itype in cat.known_types():
-        c = cat.classify(itype)
-        if not c.accelerators and not show_all:
-            continue
-        if chip_class and c.chip_class != chip_class:
-            continue
-        if as_json:
-            click.echo(json.dumps(c.to_dict()))
-            continue
-        accs = ", ".join(f"{a.count:g}x {a.model}" for a in c.accelerators) or "-"
-        table.add_row(itype, accs, c.chip_class, f"{c.total_tpp:,.0f}")
-    if not as_json:
-        Console().print(table)
-
-
-def accounts_table(accounts: list[AccountOrigin]) -> None:
-    """Print the account directory as a table."""
-    table = Table(title="Account directory")
-    for col in ("account", "name", "country", "HQ", "parent HQ", "KYC", "reseller"):
-        table.add_column(col)
-    for a in accounts:
-        table.add_row(
-            a.account_id,
-            a.name or "",
-            a.country or "",
-            a.hq_country or "",
-            a.parent_hq_country or "",
-            a.kyc,
-            a.reseller or "",
-        )
-    Console().print(table)
-
-
-def read_event(path: Path) -> object:
-    """Read and parse one event file (``-`` for stdin), bounded in size."""
-    from enforcer.intake import parse_event_bytes
-
-    try:
-        raw = sys.stdin.buffer.read(DEFAULT_MAX_BYTES + 1) if str(path) == "-" else _read_bounded(path)
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}", "BAD_INPUT") from exc
-    return parse_event_bytes(raw, DEFAULT_MAX_BYTES)
-
-
-def _read_bounded(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(DEFAULT_MAX_BYTES + 1)
 
 
 def decide_command(

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from enforcer.cli_common import CliState, fail, parse_now
+from enforcer.cli.common import CliState, fail, parse_now
 from enforcer.licences import Licence, LicenceStore, LocalLicenceStore, parse_time
 from enforcer.model import InputError
 

@@ -1,9 +1,8 @@
-"""``enforcer attest …`` and ``enforcer reseller …``: reseller attestations on the command line.
+"""``enforcer attest keygen|sign|inspect|submit|list``: reseller attestations on the command line.
 
-Two click groups are exported, ``attest_group`` and ``reseller_group``; the main ``enforcer``
-group attaches them. Both take :class:`enforcer.cli_common.CliState` as ``obj``.
-:func:`build_attest_group` / :func:`build_reseller_group` let callers (and tests) inject the
-account directory and registry backends.
+``attest_group`` is attached to the root group (``reseller_group`` is in :mod:`enforcer.cli.reseller`);
+both take :class:`enforcer.state.CliState` as ``obj``. ``build_attest_group`` and ``build_reseller_group``
+let callers (and tests) inject the account directory and registry backends.
 """
 
 from __future__ import annotations
@@ -26,12 +25,12 @@ from enforcer.attestation.constants import (
     DEFAULT_AUDIENCE,
     MAX_TOKEN_BYTES,
 )
-from enforcer.attestation.keys import generate_private_key_pem, load_public_key_pem, load_signing_key
+from enforcer.attestation.keys import generate_private_key_pem, load_signing_key
 from enforcer.attestation.local_registry import LocalRegistry
-from enforcer.attestation.registry import AttestationRegistry, ResellerKey
+from enforcer.attestation.registry import AttestationRegistry
 from enforcer.attestation.submit import submit_token
 from enforcer.attestation.token import TokenFormatError, parse_unverified, sign_token
-from enforcer.cli_common import CliState, fail, parse_now
+from enforcer.cli.common import CliState, fail, parse_now
 from enforcer.model import InputError
 from enforcer.policy.datafiles import is_iso_country
 from enforcer.ports import AccountDirectory
@@ -71,7 +70,7 @@ def default_directory(state: CliState) -> AccountDirectory:
     return directory
 
 
-def _iso(ts: float | None) -> str | None:
+def iso_time(ts: float | None) -> str | None:
     if ts is None:
         return None
     try:
@@ -80,7 +79,7 @@ def _iso(ts: float | None) -> str | None:
         return None
 
 
-def _read_small(path: str, limit: int, too_big: str | None = None) -> bytes:
+def read_small(path: str, limit: int, too_big: str | None = None) -> bytes:
     try:
         if path == "-":
             data = sys.stdin.buffer.read(limit + 1)
@@ -96,13 +95,13 @@ def _read_small(path: str, limit: int, too_big: str | None = None) -> bytes:
 
 def _read_token(path: str) -> str:
     too_big = f"ATTESTATION_INVALID: token larger than {MAX_TOKEN_BYTES} bytes"
-    data = _read_small(path, MAX_TOKEN_BYTES + 1024, too_big).strip()  # slack for surrounding whitespace
+    data = read_small(path, MAX_TOKEN_BYTES + 1024, too_big).strip()  # slack for surrounding whitespace
     if len(data) > MAX_TOKEN_BYTES:
         fail(too_big)
     return data.decode("ascii", "replace")
 
 
-def _country(value: str | None, option: str) -> str | None:
+def country_code(value: str | None, option: str) -> str | None:
     if value is None:
         return None
     cc = value.strip().upper()
@@ -111,7 +110,7 @@ def _country(value: str | None, option: str) -> str | None:
     return cc
 
 
-def _emit(data: Any) -> None:
+def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
@@ -120,7 +119,7 @@ def _x5c_from_pem(path: str) -> list[str]:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     try:
-        certs = x509.load_pem_x509_certificates(_read_small(path, MAX_INPUT_FILE))
+        certs = x509.load_pem_x509_certificates(read_small(path, MAX_INPUT_FILE))
     except ValueError as exc:
         fail(f"{path} is not a PEM certificate chain: {exc}")
     return [base64.b64encode(c.public_bytes(Encoding.DER)).decode("ascii") for c in certs]
@@ -195,11 +194,11 @@ def build_attest_group(
         if not 1 <= valid_days <= cap:
             fail(f"--valid-days must be between 1 and {cap} (the configured maximum)")
         try:
-            key = load_signing_key(_read_small(key_path, MAX_INPUT_FILE))
+            key = load_signing_key(read_small(key_path, MAX_INPUT_FILE))
             end_customer = EndCustomer(
-                country=_country(cc, "--end-customer-country") or "",
-                hq_country=_country(hq, "--end-customer-hq-country"),
-                parent_hq_country=_country(parent_hq, "--end-customer-parent-hq-country"),
+                country=country_code(cc, "--end-customer-country") or "",
+                hq_country=country_code(hq, "--end-customer-hq-country"),
+                parent_hq_country=country_code(parent_hq, "--end-customer-parent-hq-country"),
                 kyc_level=kyc,
             )
             claims = build_claims(
@@ -237,9 +236,11 @@ def build_attest_group(
         out: dict[str, Any] = {"UNVERIFIED": True, "header": header, "claims": claims, "problems": problems}
         if isinstance(claims, dict):
             out["times"] = {
-                k: _iso(claims[k]) for k in ("iat", "nbf", "exp") if isinstance(claims.get(k), int | float)
+                k: iso_time(claims[k])
+                for k in ("iat", "nbf", "exp")
+                if isinstance(claims.get(k), int | float)
             }
-        _emit(out)
+        emit_json(out)
 
     @attest.command("submit")
     @click.argument("file")
@@ -280,9 +281,9 @@ def build_attest_group(
         rows = []
         for a in items:
             d = a.to_dict(include_token=False)
-            d["exp_iso"] = _iso(a.exp)
+            d["exp_iso"] = iso_time(a.exp)
             rows.append(d)
-        _emit(rows)
+        emit_json(rows)
 
     return attest
 
@@ -301,157 +302,13 @@ def _lenient_decode(token: str) -> tuple[Any, Any]:
     return out[0], out[1]
 
 
-def build_reseller_group(registry_factory: RegistryFactory = default_registry) -> click.Group:
-    """Build the ``reseller`` group with the given registry backend."""
-
-    @click.group("reseller")
-    def reseller() -> None:
-        """Resellers and their attestation keys."""
-
-    @reseller.command("add")
-    @click.argument("reseller_id")
-    @click.option("--public-key", "public_key", required=True, type=click.Path(dir_okay=False, exists=True))
-    @click.option("--kid", required=True)
-    @click.option("--name", default=None)
-    @click.option("--country", default=None, help="Where the reseller is registered (ISO 3166-1 alpha-2).")
-    @click.option("--hq-country", "hq_country", default=None, help="The reseller's HQ country.")
-    @click.option("--parent-hq-country", "parent_hq", default=None, help="Its ultimate parent's HQ country.")
-    @click.option("--status", type=click.Choice(["active", "suspended"]), default=None)
-    @click.option("--not-after", "not_after", default=None, help="RFC 3339 time after which the key is void.")
-    @click.pass_obj
-    def add(
-        state: CliState,
-        reseller_id: str,
-        public_key: str,
-        kid: str,
-        name: str | None,
-        country: str | None,
-        hq_country: str | None,
-        parent_hq: str | None,
-        status: str | None,
-        not_after: str | None,
-    ) -> None:
-        """Register a reseller (or update it) and add a verification key."""
-        try:
-            alg, pem = load_public_key_pem(_read_small(public_key, MAX_INPUT_FILE))
-            limit = parse_now(not_after) if not_after is not None else None
-            key = ResellerKey(kid, alg, pem, not_after=limit, created_at=parse_now(None))
-            registry = registry_factory(state)
-            registry.put_reseller(
-                reseller_id,
-                name,
-                _country(country, "--country"),
-                hq_country=_country(hq_country, "--hq-country"),
-                parent_hq_country=_country(parent_hq, "--parent-hq-country"),
-                status=status,
-            )
-            registry.add_key(reseller_id, key)
-        except InputError as exc:
-            fail(str(exc))
-        click.echo(f"reseller {reseller_id}: key {kid} ({alg}) added")
-
-    @reseller.command("list")
-    @click.pass_obj
-    def list_(state: CliState) -> None:
-        """List resellers and their keys (without key material)."""
-        try:
-            items = registry_factory(state).list_resellers()
-        except InputError as exc:
-            fail(str(exc))
-        _emit([r.to_dict(include_pem=False) for r in items])
-
-    @reseller.command("revoke-key")
-    @click.argument("reseller_id")
-    @click.argument("kid")
-    @click.option("--now", default=None, help="RFC 3339 revocation time (default: now).")
-    @click.pass_obj
-    def revoke_key(state: CliState, reseller_id: str, kid: str, now: str | None) -> None:
-        """Revoke a reseller key: every attestation it signed stops counting at the next decision."""
-        try:
-            registry_factory(state).revoke_key(reseller_id, kid, parse_now(now))
-        except InputError as exc:
-            fail(str(exc))
-        click.echo(f"reseller {reseller_id}: key {kid} revoked")
-
-    @reseller.command("trust-ca")
-    @click.option("--cert", "cert", required=True, type=click.Path(dir_okay=False, exists=True))
-    @click.pass_obj
-    def trust_ca(state: CliState, cert: str) -> None:
-        """Trust an operator CA certificate for x5c-certified reseller keys."""
-        from cryptography import x509
-        from cryptography.hazmat.primitives.serialization import Encoding
-
-        data = _read_small(cert, MAX_INPUT_FILE)
-        try:
-            certs = x509.load_pem_x509_certificates(data)
-        except ValueError as exc:
-            fail(f"{cert} is not a PEM certificate: {exc}")
-        registry = registry_factory(state)
-        for c in certs:
-            registry.add_trust_anchor(c.public_bytes(Encoding.PEM).decode("ascii"))
-        click.echo(f"trusted {len(certs)} CA certificate(s)")
-
-    @reseller.command("revoke-cert")
-    @click.argument("serial")
-    @click.option("--issuer", default=None, help="Issuer DN (RFC 4514) of the certificate; recommended.")
-    @click.pass_obj
-    def revoke_cert(state: CliState, serial: str, issuer: str | None) -> None:
-        """Revoke a certificate by issuer and serial number (decimal, or hex with 0x).
-
-        Without --issuer the serial is revoked for every issuer (over-broad, never too narrow).
-        """
-        try:
-            value = int(serial, 16) if serial.lower().startswith("0x") else int(serial)
-        except ValueError:
-            fail(f"serial must be an integer (decimal or 0x-hex), got {serial[:40]!r}")
-        if value < 0:
-            fail("serial must not be negative")
-        if issuer is None:
-            registry_factory(state).revoke_serial(value)
-            click.echo(f"certificate serial {value:#x} revoked (any issuer)")
-            return
-        from cryptography import x509
-
-        try:
-            dn = x509.Name.from_rfc4514_string(issuer).rfc4514_string()
-        except ValueError as exc:
-            fail(f"--issuer is not an RFC 4514 distinguished name: {exc}")
-        registry_factory(state).revoke_certificate(dn, value)
-        click.echo(f"certificate {value:#x} of {dn} revoked")
-
-    @reseller.command("add-crl")
-    @click.option("--crl", "crl", required=True, type=click.Path(dir_okay=False, exists=True))
-    @click.pass_obj
-    def add_crl(state: CliState, crl: str) -> None:
-        """Load a CRL (PEM or DER) published by the operator CA or an intermediate."""
-        from cryptography import x509
-        from cryptography.hazmat.primitives.serialization import Encoding
-
-        data = _read_small(crl, MAX_INPUT_FILE)
-        try:
-            parsed = (
-                x509.load_pem_x509_crl(data)
-                if data.lstrip().startswith(b"-----")
-                else x509.load_der_x509_crl(data)
-            )
-            registry_factory(state).add_crl(parsed.public_bytes(Encoding.PEM).decode("ascii"))
-        except (ValueError, InputError) as exc:
-            fail(f"{crl} is not a certificate revocation list: {exc}")
-        click.echo(f"CRL of {parsed.issuer.rfc4514_string()} stored ({len(list(parsed))} revoked)")
-
-    return reseller
-
-
 attest_group = build_attest_group()
-reseller_group = build_reseller_group()
 
 __all__ = [
     "attest_group",
     "audience_from_env",
     "build_attest_group",
-    "build_reseller_group",
     "default_directory",
     "default_registry",
     "max_validity_from_env",
-    "reseller_group",
 ]

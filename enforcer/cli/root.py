@@ -1,0 +1,79 @@
+"""The ``enforcer`` root group: global options, and the command groups attached from :data:`COMMANDS`.
+
+Each command group is one module of this package (``enforcer.cli.<group>``); to add one, write the
+module and name it in :data:`COMMANDS` (docs/cli.md lists the conventions every command follows).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import click
+
+from enforcer.cli.common import DEFAULT_STATE, CliState
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path),
+    envvar="ENFORCER_STATE",
+    default=DEFAULT_STATE,
+    show_default=True,
+    help="State directory (accounts, registry, audit log).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "aws"]),
+    envvar="ENFORCER_BACKEND",
+    default="local",
+    show_default=True,
+    help="account, reseller, attest list/submit and audit verify|query|report|export: the state "
+    "directory, or the deployed stack (DynamoDB, S3 Object Lock, KMS; docs/deploy.md).",
+)
+@click.option(
+    "--stack",
+    envvar="ENFORCER_STACK",
+    default="gpu-enforcer",
+    show_default=True,
+    help="CloudFormation stack of infra/template.yaml (--backend aws reads its outputs).",
+)
+@click.version_option(package_name="gpu-launch-enforcer")
+@click.pass_context
+def cli(ctx: click.Context, state: Path, backend: str, stack: str) -> None:
+    """GPU launch enforcer: export-control decisions for cloud GPU launches."""
+    ctx.obj = CliState(state=state, backend=backend, stack=stack)
+
+
+#: ``module:attribute`` of every command attached to the root group, in ``--help`` order.
+COMMANDS = (
+    "enforcer.cli.decide:decide",
+    "enforcer.cli.replay:replay_command",
+    "enforcer.cli.catalog:catalog",
+    "enforcer.cli.accounts:account",
+    "enforcer.cli.attest:attest_group",
+    "enforcer.cli.reseller:reseller_group",
+    "enforcer.cli.licence:licence_group",
+    "enforcer.cli.evidence:screening_group",
+    "enforcer.cli.evidence:ledger_group",
+    "enforcer.cli.policy:policy",
+    "enforcer.cli.audit:audit_group",
+    "enforcer.cli.coverage:coverage_command",
+    "enforcer.cli.scp:scp_group",
+    "enforcer.cli.demo:demo_command",
+)
+
+
+def _attach(group: click.Group) -> None:
+    for spec in COMMANDS:
+        module, _, attr = spec.partition(":")
+        group.add_command(getattr(importlib.import_module(module), attr))
+
+
+_attach(cli)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="enforcer")
