@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import IO, Any
 from enforcer.intake import normalise
 from enforcer.model import CONTROLLED_CLASSES, Decision, Ignored, InputError
 from enforcer.pipeline import Enforcer
-from enforcer.replay_filter import dumps_line, loads, skippable
+from enforcer.replay_filter import Skipped, dumps_line, loads, skippable, split_log_file
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
 SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz", ".gz")
@@ -64,15 +65,75 @@ def _open(path: Path) -> IO[bytes]:
     return stream
 
 
-def _events_from_text(stream: IO[bytes], label: str) -> Iterator[tuple[str, Any]]:
-    first = stream.read(1)
-    while first and first.isspace():
-        first = stream.read(1)
-    if not first:
+def read_file(path: Path) -> bytes:
+    """A local file's bytes, gunzipped when it is gzip (every member); InputError beyond MAX_FILE_BYTES."""
+    data = path.read_bytes()
+    if data[:2] != b"\x1f\x8b":
+        if len(data) > MAX_FILE_BYTES:
+            raise InputError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MB", "BAD_INPUT")
+        return data
+    out: list[bytes] = []
+    size = 0
+    try:
+        while data:
+            d = zlib.decompressobj(wbits=31)
+            chunk = d.decompress(data, MAX_FILE_BYTES + 1 - size)
+            size += len(chunk)
+            out.append(chunk)
+            if size > MAX_FILE_BYTES or d.unconsumed_tail:
+                raise InputError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MB gunzipped", "BAD_INPUT")
+            if not d.eof:
+                raise InputError(f"{path}: truncated gzip", "BAD_INPUT")
+            data = d.unused_data.lstrip(b"\x00")  # the next gzip member, if any (zero padding allowed)
+    except zlib.error as exc:
+        raise InputError(f"{path}: bad gzip ({exc})", "BAD_INPUT") from exc
+    return b"".join(out)
+
+
+def events_of_file(path: Path, prefilter: bool = True) -> Iterator[tuple[str, Any]]:
+    """``(label, event)`` of one local file (see :func:`iter_events`); unreadable: one InputError."""
+    try:
+        body = read_file(path)
+    except InputError as exc:
+        yield str(path), exc
         return
+    except OSError as exc:
+        yield str(path), InputError(f"{path}: {exc.strerror or exc}", "BAD_INPUT")
+        return
+    yield from _events_from_bytes(body, str(path), prefilter)
+
+
+def _events_from_text(stream: IO[bytes], label: str, prefilter: bool = True) -> Iterator[tuple[str, Any]]:
+    yield from _events_from_bytes(stream.read(MAX_FILE_BYTES), label, prefilter)
+
+
+def _from_log_file(items: list[Any], label: str) -> Iterator[tuple[str, Any]]:
+    i = 0
+    for item in items:
+        if type(item) is Skipped:
+            yield f"{label}#{i}", item
+            i += item.n
+            continue
+        if isinstance(item, json.JSONDecodeError):
+            item = InputError(f"{label}#{i}: bad JSON ({item.msg})", "BAD_INPUT")
+        yield f"{label}#{i}", item
+        i += 1
+
+
+def _events_from_bytes(data: bytes, label: str, prefilter: bool) -> Iterator[tuple[str, Any]]:
+    i, n = 0, len(data)
+    while i < n and data[i] in b" \t\n\r\x0b\x0c":
+        i += 1
+    if i == n:
+        return
+    body = data[i:] if i else data
+    first = body[:1]
+    if prefilter and first == b"{":
+        items = split_log_file(body)
+        if items is not None:
+            yield from _from_log_file(items, label)
+            return
     if first == b"[" or first == b"{":
-        rest = stream.read(MAX_FILE_BYTES)
-        body = first + rest
         try:
             doc = loads(body)
         except json.JSONDecodeError:
@@ -111,9 +172,12 @@ def _files(path: Path) -> Iterator[Path]:
 
 
 def iter_events(
-    sources: Iterable[str], s3_client: Any = None, athena_client: Any = None
+    sources: Iterable[str], s3_client: Any = None, athena_client: Any = None, prefilter: bool = True
 ) -> Iterator[tuple[str, Any]]:
     """Yield ``(label, event)`` for every event under ``sources``; unreadable items yield an InputError.
+
+    With ``prefilter`` (the default), runs of a log file's records that normalise would ignore
+    come as one :class:`enforcer.replay_filter.Skipped` (undecoded; :func:`replay` counts them).
 
     Parameters
     ----------
@@ -121,10 +185,12 @@ def iter_events(
         Files, directories, ``s3://bucket/prefix`` URLs (these need ``s3_client``),
         ``athena://DB.TABLE?workgroup=...&since=...`` (needs ``athena_client``) or ``duckdb:GLOB``:
         the launch filter runs in SQL there (:mod:`enforcer.replay_sql`).
+    prefilter
+        Skip the records normalise would ignore without decoding them (False: decode every one).
     """
     for src in sources:
         if src.startswith("s3://"):
-            yield from _iter_s3(src, s3_client)
+            yield from _iter_s3(src, s3_client, prefilter)
             continue
         if src.startswith(("athena://", "duckdb:")):  # the launch filter runs in SQL (replay_sql)
             from enforcer.replay_sql import iter_athena, iter_duckdb
@@ -139,11 +205,10 @@ def iter_events(
             yield src, InputError(f"{src}: no such file or directory", "BAD_INPUT")
             continue
         for f in _files(path):
-            with _open(f) as stream:
-                yield from _events_from_text(stream, str(f))
+            yield from events_of_file(f, prefilter)
 
 
-def _iter_s3(url: str, s3: Any) -> Iterator[tuple[str, Any]]:
+def _iter_s3(url: str, s3: Any, prefilter: bool = True) -> Iterator[tuple[str, Any]]:
     if s3 is None:
         yield url, InputError("an S3 client is needed for s3:// sources", "BAD_INPUT")
         return
@@ -154,7 +219,7 @@ def _iter_s3(url: str, s3: Any) -> Iterator[tuple[str, Any]]:
             stream: IO[bytes] = io.BytesIO(body)
             if body[:2] == b"\x1f\x8b":
                 stream = gzip.GzipFile(fileobj=io.BytesIO(body))  # type: ignore[assignment]
-            yield from _events_from_text(stream, f"s3://{bucket}/{obj['Key']}")
+            yield from _events_from_text(stream, f"s3://{bucket}/{obj['Key']}", prefilter)
 
 
 def replay(
@@ -172,10 +237,18 @@ def replay(
     skipped; they never stop the run. ``book`` (``enforcer.ledger.book.LedgerBook``) builds the
     compute ledger over the history: each decision books its launch, stop/terminate events release.
     CloudTrail records of calls the intake does not decide are counted as ignored without being
-    normalised (:func:`enforcer.replay_filter.skippable`; releases are EventBridge events, never skipped).
+    normalised (:func:`enforcer.replay_filter.skippable`; releases are EventBridge events, never skipped);
+    runs of them the reader already left undecoded come as one ``Skipped(n)``.
     """
     summary = ReplaySummary()
     for label, event in events:
+        if type(event) is Skipped:
+            summary.events += event.n
+            summary.ignored += event.n
+            if on_event is not None:
+                for _ in range(event.n):
+                    on_event()
+            continue
         summary.events += 1
         if on_event is not None:
             on_event()

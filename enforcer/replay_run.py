@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from enforcer.replay import ReplaySummary, _events_from_text, _files, _open, replay
+from enforcer.replay import ReplaySummary, _files, events_of_file, replay
 
 MARKER = "INCOMPLETE"
 
@@ -94,16 +94,29 @@ def merge(into: ReplaySummary, doc: dict[str, Any]) -> None:
 _worker: dict[str, Any] = {}
 
 
-def _init(cfg: RunConfig) -> None:
-    from enforcer.cli.replay import _enforcer
+def build_enforcer(cfg: RunConfig, policy_dir: str | None) -> Any:
+    """The what-if enforcer of a replaying process (no audit log; memoised when asked and deterministic)."""
+    from enforcer.policy.memo import MemoEngine, is_deterministic
     from enforcer.state import CliState
+    from enforcer.wiring import local_enforcer
 
-    obj = CliState(state=Path(cfg.state))
-    pdir = Path(cfg.policy_dir) if cfg.policy_dir else None
-    _worker["enf"] = _enforcer(obj, cfg.engine, cfg.opa_url, pdir, cfg.memo)
-    _worker["base"] = (
-        _enforcer(obj, cfg.engine, cfg.opa_url, Path(cfg.baseline), cfg.memo) if cfg.baseline else None
+    pdir = Path(policy_dir) if policy_dir else None
+    enf = local_enforcer(
+        CliState(state=Path(cfg.state)),
+        engine=cfg.engine,
+        opa_url=cfg.opa_url,
+        policy_dir=pdir,
+        with_audit=False,
     )
+    bundle = getattr(enf.engine, "bundle", None)
+    if cfg.memo and bundle is not None and is_deterministic(bundle):
+        enf.engine = MemoEngine(enf.engine)
+    return enf
+
+
+def _init(cfg: RunConfig) -> None:
+    _worker["enf"] = build_enforcer(cfg, cfg.policy_dir)
+    _worker["base"] = build_enforcer(cfg, cfg.baseline) if cfg.baseline else None
     from enforcer.ledger.book import LedgerBook
 
     ledger = getattr(_worker["enf"].observer, "ledger", None)
@@ -122,8 +135,8 @@ def _one(task: tuple[int, str, str]) -> dict[str, Any]:
     path, pdir = Path(src), Path(parts)
     cpu0, t0 = time.process_time(), time.perf_counter()
     tmp = pdir / f".{index:08d}.jsonl.tmp"
-    with tmp.open("w") as out, _open(path) as stream:
-        s = replay(_events_from_text(stream, src), _worker["enf"], out, _worker["base"], _worker["now"],
+    with tmp.open("w", buffering=1 << 20) as out:
+        s = replay(events_of_file(path), _worker["enf"], out, _worker["base"], _worker["now"],
                    book=_worker["book"])  # fmt: skip
     doc = {**source_id(path), "summary": summary_to_json(s), "cpu_s": time.process_time() - cpu0,
            "wall_s": time.perf_counter() - t0, "rss_mb": _peak_rss_mb()}  # fmt: skip
@@ -135,7 +148,18 @@ def _one(task: tuple[int, str, str]) -> dict[str, Any]:
 
 
 def _peak_rss_mb() -> float:
-    """This process's peak resident set (VmHWM), in MB."""
+    """This process's peak resident set (VmHWM), in MB.
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries that over ``execve``, so a process started by a
+    large parent (a benchmark holding the trail it generated) reports the parent's peak as its own.
+    """
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
