@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from enforcer.aws_errors import error_code
-from enforcer.intake._tags import find_attestation_ref
-from enforcer.intake._util import requirements_ref
 from enforcer.intake.cloudtrail_ec2 import fleet_configs
+from enforcer.intake.fields import requirements_ref
+from enforcer.intake.tags import find_attestation_ref
 from enforcer.model import LaunchItem, LaunchRequest
 
 #: Upper bound on the items one request may grow to; beyond it the reference stays unresolved.

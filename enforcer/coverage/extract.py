@@ -21,7 +21,7 @@ from typing import Any
 
 from enforcer.coverage.table import Entry
 from enforcer.coverage.walker import METADATA_NAME, TYPE_NAME
-from enforcer.intake._util import Parsed, instance_type, kind
+from enforcer.intake.fields import Parsed, instance_type, kind
 from enforcer.model import InputError, LaunchItem
 
 #: Most instances one item may count; larger computed counts are clamped and flagged.

@@ -13,10 +13,10 @@ from typing import Any
 
 # Registers shapes and detectors (sagemaker_events must come before the catch-all eventbridge_other).
 from enforcer.intake import broker, cfn_hook, cloudtrail, ec2_events, sagemaker_events  # noqa: F401
-from enforcer.intake._registry import CLOUDTRAIL_SHAPES, DETECTORS, detector, shape
-from enforcer.intake._util import as_list, kind, text
 from enforcer.intake.cloudtrail import iter_cloudtrail_records
+from enforcer.intake.fields import as_list, kind, text
 from enforcer.intake.parse import DEFAULT_MAX_BYTES, parse_event_bytes
+from enforcer.intake.registry import CLOUDTRAIL_SHAPES, DETECTORS, detector, shape
 from enforcer.model import Ignored, InputError, LaunchRequest
 
 __all__ = [

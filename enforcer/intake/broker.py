@@ -12,10 +12,10 @@ import binascii
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from enforcer.intake._registry import detector
-from enforcer.intake._util import kind, ref_item, text
 from enforcer.intake.cloudtrail import account_id
+from enforcer.intake.fields import kind, ref_item, text
 from enforcer.intake.parse import parse_event_bytes
+from enforcer.intake.registry import detector
 from enforcer.model import InputError, LaunchItem, LaunchRequest
 
 if TYPE_CHECKING:

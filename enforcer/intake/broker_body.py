@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from enforcer.intake._util import kind
+from enforcer.intake.fields import kind
 from enforcer.model import InputError
 
 InstanceTypeStr = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,40}$")]

@@ -11,9 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from enforcer.intake import cloudtrail_generic
-from enforcer.intake._registry import CLOUDTRAIL_SHAPES, Extractor, detector
-from enforcer.intake._tags import find_attestation_ref
-from enforcer.intake._util import kind, text
 from enforcer.intake.cfn_stack import hook_token, template_target
 from enforcer.intake.cloudtrail import account_id, region
 from enforcer.intake.cloudtrail_ec2 import (
@@ -32,6 +29,9 @@ from enforcer.intake.cloudtrail_services import (
     emr_cfn_cluster,
     launch_configuration,
 )
+from enforcer.intake.fields import kind, text
+from enforcer.intake.registry import CLOUDTRAIL_SHAPES, Extractor, detector
+from enforcer.intake.tags import find_attestation_ref
 from enforcer.model import Ignored, InputError, LaunchRequest
 
 #: CloudFormation resource type -> extractor for its properties.

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from enforcer.intake._tags import find_attestation_ref
-from enforcer.intake._util import Parsed, get, kind, text
+from enforcer.intake.fields import Parsed, get, kind, text
+from enforcer.intake.tags import find_attestation_ref
 from enforcer.model import Ignored, InputError, LaunchItem, LaunchRequest
 
 TEMPLATE_TARGETS = frozenset({"STACK", "CHANGE_SET"})

@@ -17,9 +17,9 @@ from enforcer.intake import (  # noqa: F401  # noqa: F401
     cloudtrail_services,
     cloudtrail_updates,
 )
-from enforcer.intake._registry import CLOUDTRAIL_SHAPES, detector
-from enforcer.intake._tags import find_attestation_ref
-from enforcer.intake._util import kind, text
+from enforcer.intake.fields import kind, text
+from enforcer.intake.registry import CLOUDTRAIL_SHAPES, detector
+from enforcer.intake.tags import find_attestation_ref
 from enforcer.model import Ignored, InputError, LaunchRequest
 
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from enforcer.intake._registry import shape
-from enforcer.intake._util import (
+from enforcer.intake.fields import (
     Parsed,
     alternatives,
     as_list,
@@ -30,6 +29,7 @@ from enforcer.intake._util import (
     text,
     type_item,
 )
+from enforcer.intake.registry import shape
 from enforcer.model import Ignored, InputError, LaunchItem
 
 EC2 = "ec2.amazonaws.com"

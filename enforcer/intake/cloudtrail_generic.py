@@ -16,8 +16,8 @@ from typing import Any
 
 from enforcer.coverage.extract import extract
 from enforcer.coverage.table import Entry, decided
-from enforcer.intake._registry import Extractor
-from enforcer.intake._util import Parsed
+from enforcer.intake.fields import Parsed
+from enforcer.intake.registry import Extractor
 from enforcer.model import Ignored
 
 

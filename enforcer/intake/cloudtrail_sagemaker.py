@@ -8,8 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from enforcer.intake._registry import shape
-from enforcer.intake._util import (
+from enforcer.intake.fields import (
     MAX_COUNT,
     Parsed,
     alternatives,
@@ -22,6 +21,7 @@ from enforcer.intake._util import (
     opt_count,
     opt_text,
 )
+from enforcer.intake.registry import shape
 from enforcer.model import Ignored, InputError, LaunchItem
 
 SAGEMAKER = "sagemaker.amazonaws.com"

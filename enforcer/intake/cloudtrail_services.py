@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from enforcer.intake._registry import shape
-from enforcer.intake._util import (
+from enforcer.intake.cloudtrail_ec2 import instance_id
+from enforcer.intake.fields import (
     Parsed,
     alternatives,
     as_list,
@@ -23,7 +23,7 @@ from enforcer.intake._util import (
     template_ref,
     type_item,
 )
-from enforcer.intake.cloudtrail_ec2 import instance_id
+from enforcer.intake.registry import shape
 from enforcer.model import Ignored, InputError, LaunchItem
 
 #: EKS's documented default node type when neither instanceTypes nor a template type is given.

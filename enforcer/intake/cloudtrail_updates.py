@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from enforcer.intake._registry import shape
-from enforcer.intake._util import (
+from enforcer.intake.cloudtrail_ec2 import EC2, instance_id
+from enforcer.intake.cloudtrail_sagemaker import SAGEMAKER
+from enforcer.intake.cloudtrail_services import _mixed_instances
+from enforcer.intake.fields import (
     Parsed,
     alternatives,
     locate,
@@ -19,9 +21,7 @@ from enforcer.intake._util import (
     ref_item,
     template_ref,
 )
-from enforcer.intake.cloudtrail_ec2 import EC2, instance_id
-from enforcer.intake.cloudtrail_sagemaker import SAGEMAKER
-from enforcer.intake.cloudtrail_services import _mixed_instances
+from enforcer.intake.registry import shape
 from enforcer.model import Ignored
 
 

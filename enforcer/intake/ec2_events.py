@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from enforcer.intake._registry import detector
-from enforcer.intake._util import kind, ref_item, text
 from enforcer.intake.cloudtrail import account_id, region
 from enforcer.intake.cloudtrail_ec2 import instance_id
+from enforcer.intake.fields import kind, ref_item, text
+from enforcer.intake.registry import detector
 from enforcer.model import Ignored, InputError, LaunchRequest
 
 STATE_CHANGE = "EC2 Instance State-change Notification"

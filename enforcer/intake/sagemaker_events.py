@@ -24,9 +24,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from enforcer.intake._registry import detector
-from enforcer.intake._util import get, instance_type, kind, opt_count, text
 from enforcer.intake.cloudtrail import account_id, region
+from enforcer.intake.fields import get, instance_type, kind, opt_count, text
+from enforcer.intake.registry import detector
 from enforcer.model import Ignored, InputError, LaunchItem, LaunchRequest
 
 SOURCE = "aws.sagemaker"

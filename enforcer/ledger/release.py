@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from enforcer.intake._util import get, text
 from enforcer.intake.cloudtrail import account_id, region
 from enforcer.intake.cloudtrail_ec2 import instance_id
 from enforcer.intake.ec2_events import STATE_CHANGE
+from enforcer.intake.fields import get, text
 from enforcer.intake.sagemaker_events import EVENTS, SOURCE
 from enforcer.ledger.figures import Allocation
 from enforcer.ledger.owners import managed_resource

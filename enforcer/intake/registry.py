@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from enforcer.intake._util import Parsed
+from enforcer.intake.fields import Parsed
 from enforcer.model import Ignored, LaunchRequest
 
 #: ``extractor(request_parameters, path, response_elements)``; also used for CloudFormation properties.
