@@ -4,6 +4,10 @@ Building a botocore client loads its service model (EC2's is several MB of JSON)
 every backend at cold start, but one event touches only a few of them: a client that is never called
 must never be built. :class:`LazyClient` stands in for the client and builds it through a callable the
 first time an attribute (an operation, ``meta``, ``exceptions`` ...) is read.
+
+A stand-in may be built on a trimmed model (:mod:`enforcer.aws_models`, EC2): then any operation the
+trimmed client lacks, and every paginator or waiter outside it, is served by a client on botocore's
+full model, built when first asked for.
 """
 
 from __future__ import annotations
@@ -26,15 +30,28 @@ class LazyClient:
         Keep the real client once built (home-account clients, whose credentials never expire).
         Unpinned stand-ins ask ``make`` on every access, so an assumed role's refreshed credentials
         are used by a stand-in that lives longer than them.
+    full
+        Returns a client of the same account and region on botocore's full model, when ``make``
+        builds one on a trimmed model; ``operations`` then names the methods the trimmed one has.
     """
 
-    __slots__ = ("_lock", "_make", "_pin", "_real", "service_name")
+    __slots__ = ("_full", "_lock", "_make", "_ops", "_pin", "_real", "service_name")
 
-    def __init__(self, make: Callable[[], Any], service: str, *, pin: bool = True) -> None:
+    def __init__(
+        self,
+        make: Callable[[], Any],
+        service: str,
+        *,
+        pin: bool = True,
+        full: Callable[[], Any] | None = None,
+        operations: frozenset[str] | None = None,
+    ) -> None:
         self._make = make
         self._pin = pin
         self._real: Any = None
         self._lock = threading.Lock()
+        self._full = full if operations is not None else None
+        self._ops = operations or frozenset()
         self.service_name = service
 
     def resolve(self) -> Any:
@@ -55,7 +72,24 @@ class LazyClient:
         return self._real is not None
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.resolve(), name)
+        if self._full is None or name in self._ops or name in ("meta", "exceptions"):
+            return getattr(self.resolve(), name)
+        if name in ("get_paginator", "can_paginate"):
+            return self._by_operation(name)
+        if name == "get_waiter":  # a waiter names its operation only in its own definition
+            return getattr(self._full(), name)
+        try:
+            return getattr(self.resolve(), name)
+        except AttributeError:  # an operation outside the trimmed model
+            return getattr(self._full(), name)
+
+    def _by_operation(self, name: str) -> Callable[..., Any]:
+        def call(operation_name: str, *args: Any, **kwargs: Any) -> Any:
+            assert self._full is not None
+            client = self.resolve() if operation_name in self._ops else self._full()
+            return getattr(client, name)(operation_name, *args, **kwargs)
+
+        return call
 
     def __repr__(self) -> str:
         state = "built" if self._real is not None else "not built"

@@ -86,17 +86,41 @@ class ClientFactory:
         self._creds: dict[tuple[str, str], tuple[float, Any]] = {}
         self._lock = threading.RLock()
         self._config: Any = None
+        self._trimmed = False
+        self._full_session: Any = None
 
     @property
     def session(self) -> Any:
-        """The base boto3 session (the function's own credentials)."""
+        """The base boto3 session (the function's own credentials), on trimmed models where they exist."""
         if self._session is None:
             import boto3
 
-            self._session = boto3.session.Session(region_name=self.region)
+            from enforcer.aws_models import use_trimmed_models
+
+            session = boto3.session.Session(region_name=self.region)
+            self._trimmed = use_trimmed_models(session)
+            self._session = session
         return self._session
 
-    def _new_client(self, service: str, region: str, creds: Mapping[str, Any] | None = None) -> Any:
+    @property
+    def full_session(self) -> Any:
+        """A session on botocore's full models, for operations outside a trimmed model (built when needed)."""
+        if not self._trimmed:
+            return self.session
+        if self._full_session is None:
+            import boto3
+            import botocore.session
+
+            base = self.session._session
+            core = botocore.session.Session(profile=base.profile)
+            # the same credential chain (and so the same refreshes) as the base session
+            core.register_component("credential_provider", base.get_component("credential_provider"))
+            self._full_session = boto3.session.Session(botocore_session=core, region_name=self.region)
+        return self._full_session
+
+    def _new_client(
+        self, service: str, region: str, creds: Mapping[str, Any] | None = None, *, full: bool = False
+    ) -> Any:
         # One session for every account and region: its loader caches each service model once, and an
         # assumed role's credentials go to the client, not to a new session (which would load it again).
         if self._config is None:
@@ -108,7 +132,8 @@ class ClientFactory:
                 "aws_secret_access_key": creds["SecretAccessKey"],
                 "aws_session_token": creds["SessionToken"],
             }
-        return self.session.client(
+        session = self.full_session if full else self.session
+        return session.client(
             service, region_name=region, endpoint_url=self.endpoint_url, config=self._config, **keys
         )
 
@@ -142,26 +167,43 @@ class ClientFactory:
         """
         region = region if region and region != "unknown" else self.region
         home = role is None and (account_id is None or (self._home is not None and account_id == self._home))
-        return LazyClient(lambda: self.real_client(service, account_id, region, role), service, pin=home)
+        from enforcer.aws_models import trimmed_operations
+
+        return LazyClient(
+            lambda: self.real_client(service, account_id, region, role),
+            service,
+            pin=home,
+            full=lambda: self.real_client(service, account_id, region, role, full=True),
+            operations=trimmed_operations(service),
+        )
 
     def real_client(
-        self, service: str, account_id: str | None = None, region: str | None = None, role: str | None = None
+        self,
+        service: str,
+        account_id: str | None = None,
+        region: str | None = None,
+        role: str | None = None,
+        *,
+        full: bool = False,
     ) -> Any:
-        """The boto3 client behind :meth:`client`, built (and a role assumed) now; cached per container."""
+        """The boto3 client behind :meth:`client`, built (and a role assumed) now; cached per container.
+
+        With ``full`` the client is built on botocore's full model even where a trimmed one exists.
+        """
         region = region if region and region != "unknown" else self.region
         with self._lock:
             creds: Mapping[str, Any] | None
             if role is None and (account_id is None or account_id == self.home_account):
-                key = (service, "home", region, "")
+                key = (service, "home", region, "full" if full else "")
                 expires, creds = float("inf"), None
             else:
                 target = account_id or self.home_account
                 role_name = role or self.member_role
-                key = (service, target, region, role_name)
+                key = (service, target, region, role_name + ("/full" if full else ""))
                 expires, creds = self._assumed(target, role_name)
             hit = self._clients.get(key)
             if hit is None or hit[0] != expires:
-                hit = self._clients[key] = (expires, self._new_client(service, region, creds))
+                hit = self._clients[key] = (expires, self._new_client(service, region, creds, full=full))
             return hit[1]
 
     def role_arn(self, account_id: str, role: str) -> str:

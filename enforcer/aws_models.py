@@ -1,0 +1,173 @@
+"""Trimmed botocore service models, so a cold start does not parse 830 EC2 operations to call three.
+
+Building an EC2 client parses botocore's EC2 model (0.55 MB gzipped, about 5 MB of JSON) and creates a
+method for each of its 830 operations: the largest single cost of a guard's cold start. The guard calls
+about fifteen of them. This module keeps, per listed service, a copy of botocore's own model reduced to
+the operations in :data:`TRIMMED` and every shape they reach (plus every modelled exception), byte for
+byte the same definitions, documentation removed. :class:`enforcer.aws_wiring.ClientFactory` puts the
+directory first on its session's model search path, and :class:`enforcer.aws_lazy.LazyClient` answers
+any other operation, paginator or waiter with a client built on botocore's full model, so trimming only
+ever changes speed, never what a call can do.
+
+The copies are tied to the botocore release they were cut from (``manifest.json``); with any other
+release installed they are ignored and every client uses the full model. Regenerate after upgrading
+botocore: ``python -m enforcer.aws_models`` (``make package`` does it for the artifact's botocore).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: The directory put first on the model search path (``<service>/<api version>/service-2.json``).
+MODELS_DIR = Path(__file__).resolve().parent / "data" / "botocore"
+MANIFEST = "manifest.json"
+
+#: Operations kept per trimmed service: every EC2 operation the package calls (tests check the list
+#: against the source). Only EC2's model is large enough to matter; the others load in a few ms.
+TRIMMED: Mapping[str, tuple[str, ...]] = {
+    "ec2": (
+        "CreateFleet",
+        "CreateLaunchTemplate",
+        "CreateTags",
+        "DescribeCapacityBlockOfferings",
+        "DescribeCapacityReservations",
+        "DescribeFleetInstances",
+        "DescribeFleets",
+        "DescribeInstanceTypes",
+        "DescribeInstances",
+        "DescribeLaunchTemplateVersions",
+        "DescribeRegions",
+        "RunInstances",
+        "StartInstances",
+        "StopInstances",
+        "TerminateInstances",
+    ),
+}
+
+
+def _reachable(shapes: Mapping[str, Any], roots: Iterable[str]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(roots)
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        shape = shapes[name]
+        stack.extend(shape[k]["shape"] for k in ("member", "key", "value") if k in shape)
+        stack.extend(m["shape"] for m in shape.get("members", {}).values())
+    return seen
+
+
+def _strip_docs(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_docs(v) for k, v in node.items() if k != "documentation"}
+    if isinstance(node, list):
+        return [_strip_docs(v) for v in node]
+    return node
+
+
+def trim_model(model: Mapping[str, Any], operations: Iterable[str]) -> dict[str, Any]:
+    """botocore's ``model`` reduced to ``operations`` and the shapes they reach (documentation removed).
+
+    Every shape marked ``exception`` is kept too, so ``client.exceptions`` names the same classes as
+    a client on the full model.
+
+    Raises
+    ------
+    KeyError
+        When an operation is not in the model.
+    """
+    ops = {name: model["operations"][name] for name in sorted(set(operations))}
+    shapes = model["shapes"]
+    roots = [o[k]["shape"] for o in ops.values() for k in ("input", "output") if k in o]
+    roots += [e["shape"] for o in ops.values() for e in o.get("errors", [])]
+    roots += [n for n, s in shapes.items() if s.get("exception")]
+    keep = _reachable(shapes, roots)
+    out: dict[str, Any] = {k: v for k, v in model.items() if k not in ("operations", "shapes")}
+    out["operations"] = ops
+    out["shapes"] = {n: shapes[n] for n in sorted(keep)}
+    trimmed: dict[str, Any] = _strip_docs(out)
+    return trimmed
+
+
+def write_models(out_dir: Path = MODELS_DIR) -> dict[str, Any]:
+    """Cut the models of :data:`TRIMMED` from the installed botocore into ``out_dir``.
+
+    Returns
+    -------
+    dict
+        The manifest written beside them (botocore release, services, operations).
+    """
+    import botocore
+    import botocore.loaders
+
+    loader = botocore.loaders.Loader()
+    manifest: dict[str, Any] = {"botocore": botocore.__version__, "services": {}}
+    for service, operations in sorted(TRIMMED.items()):
+        version = loader.determine_latest_version(service, "service-2")
+        full = loader.load_service_model(service, "service-2", api_version=version)
+        target = out_dir / service / version / "service-2.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(trim_model(full, operations), sort_keys=True, separators=(",", ":")))
+        manifest["services"][service] = {"api_version": version, "operations": sorted(operations)}
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return manifest
+
+
+@lru_cache(maxsize=1)
+def _manifest() -> dict[str, Any] | None:
+    """The manifest when it matches the installed botocore, else None (full models everywhere)."""
+    import botocore
+
+    try:
+        manifest: dict[str, Any] = json.loads((MODELS_DIR / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("botocore") != botocore.__version__:
+        logger.info(
+            "trimmed service models are for botocore %s, %s is installed: using full models",
+            manifest.get("botocore"),
+            botocore.__version__,
+        )
+        return None
+    return manifest
+
+
+def trimmed_operations(service: str) -> frozenset[str] | None:
+    """The client method names (``describe_instances`` ...) a trimmed ``service`` client has, or None
+    when ``service`` is served from the full model."""
+    manifest = _manifest()
+    entry = manifest["services"].get(service) if manifest else None
+    if entry is None:
+        return None
+    from botocore import xform_name
+
+    return frozenset(xform_name(op) for op in entry["operations"])
+
+
+def use_trimmed_models(session: Any) -> bool:
+    """Put the trimmed models first on the model search path of ``session`` (boto3 or botocore).
+
+    Returns False (and changes nothing) when they do not match the installed botocore.
+    """
+    if _manifest() is None:
+        return False
+    core = getattr(session, "_session", session)  # boto3.session.Session wraps a botocore session
+    loader = core.get_component("data_loader")
+    if str(MODELS_DIR) not in loader.search_paths:
+        loader.search_paths.insert(0, str(MODELS_DIR))
+    return True
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else MODELS_DIR
+    print(json.dumps(write_models(out), indent=1))
