@@ -251,21 +251,14 @@ def test_export_is_opa_decision_log_jsonl(state: CliState, tmp_path: Path) -> No
     events = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(events) == 41
     ev = events[1]
-    for key in (
-        "decision_id",
-        "path",
-        "input",
-        "result",
-        "timestamp",
-        "metrics",
-        "bundles",
-        "labels",
-        "req_id",
-    ):
+    for key in ("decision_id", "path", "input", "result", "timestamp", "metrics", "bundles", "labels"):
         assert key in ev
+    assert "req_id" not in ev and "revision" not in ev and "enforcer" not in ev  # OPA's members only
     assert ev["path"] == "gpu/launch/decision" and ev["result"]["effect"] == "deny"
     assert ev["bundles"] == {"gpu-launch-enforcer": {"revision": "rev-1"}}
-    assert ev["enforcer"]["seq"] == 1 and len(ev["enforcer"]["hash"]) == 64
+    assert set(ev["labels"]) == {"app", "id", "version"} and ev["labels"]["version"] != "0.1.0"
+    assert len({e["labels"]["id"] for e in events}) == 1  # one instance wrote the log
+    assert ev["gpu_enforcer"]["seq"] == 1 and len(ev["gpu_enforcer"]["hash"]) == 64
     assert "/input/attestation/claims/end_use" in ev["masked"]
     stdout = CliRunner().invoke(root, ["--state", str(state.state), "audit", "export"])
     assert [json.loads(x) for x in stdout.output.splitlines()] == events

@@ -1,17 +1,29 @@
-"""Reading the decision log back: iterate, filter, and export as OPA decision-log events."""
+"""Reading the decision log back: iterate and filter (the OPA export is ``opa_export``)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from enforcer import __version__
 from enforcer.audit import layout
 from enforcer.audit.chain import LineError, parse_line
+from enforcer.audit.opa_export import opa_jsonl, to_opa_event
+
+__all__ = [
+    "LoggedRecord",
+    "RecordFilter",
+    "iter_records",
+    "opa_jsonl",
+    "parse_time",
+    "record_country",
+    "record_effect",
+    "record_instance_types",
+    "record_reasons",
+    "to_opa_event",
+]
 
 #: Where the account's origin country may sit in a policy input document, first match wins.
 _COUNTRY_PATHS = (("account", "country"), ("origin", "country"), ("account_origin", "country"))
@@ -24,6 +36,8 @@ class LoggedRecord:
     file: str
     line: int
     record: dict[str, Any]
+    #: sha256 of the record's bytes as stored, when the reader had them (None: recompute from ``record``).
+    computed: str | None = None
 
 
 def iter_records(directory: str | Path, errors: list[str] | None = None) -> Iterator[LoggedRecord]:
@@ -41,13 +55,13 @@ def iter_records(directory: str | Path, errors: list[str] | None = None) -> Iter
         with path.open("rb") as fh:
             for n, raw in layout.bounded_lines(fh):
                 try:
-                    rec, _computed, stated = parse_line(raw)
+                    rec, computed, stated = parse_line(raw)
                 except LineError as exc:
                     if errors is not None:
                         errors.append(f"{path.name}:{n}: {exc}")
                     continue
                 rec["hash"] = stated
-                yield LoggedRecord(path.name, n, rec)
+                yield LoggedRecord(path.name, n, rec, computed)
 
 
 def parse_time(value: Any) -> float | None:
@@ -135,53 +149,3 @@ class RecordFilter:
             if self.until is not None and t > self.until:
                 return False
         return True
-
-
-def to_opa_event(record: dict[str, Any]) -> dict[str, Any]:
-    """Return a record as an OPA decision-log event.
-
-    The OPA fields (``decision_id``, ``path``, ``input``, ``result``, ``timestamp``,
-    ``metrics``, ``bundles``, ``labels``, ``masked``, ``erased``, ``req_id``) are filled from
-    the record; everything specific to the enforcer (trigger, account, chips, attestation,
-    action, mode, chain fields) goes under ``enforcer``.
-    """
-    policy = record.get("policy") if isinstance(record.get("policy"), dict) else {}
-    assert isinstance(policy, dict)
-    revision = policy.get("revision")
-    return {
-        "decision_id": record.get("decision_id"),
-        "path": record.get("path"),
-        "input": record.get("input"),
-        "result": record.get("result"),
-        "timestamp": record.get("timestamp"),
-        "metrics": record.get("metrics", {}),
-        "bundles": {"gpu-launch-enforcer": {"revision": revision}},
-        "revision": revision,
-        "labels": {"app": "gpu-launch-enforcer", "version": __version__, "engine": str(policy.get("engine"))},
-        "masked": record.get("masked", []),
-        "erased": record.get("erased", []),
-        "req_id": record.get("seq"),
-        "enforcer": {
-            k: record.get(k)
-            for k in (
-                "trigger",
-                "account_id",
-                "region",
-                "instance_ids",
-                "chip_classes",
-                "attestation",
-                "action",
-                "mode",
-                "enforced",
-                "fail_open",
-                "seq",
-                "prev_hash",
-                "hash",
-            )
-        },
-    }
-
-
-def opa_jsonl(record: dict[str, Any]) -> str:
-    """Return one OPA decision-log JSON line (no trailing newline)."""
-    return json.dumps(to_opa_event(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False)

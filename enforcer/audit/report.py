@@ -9,25 +9,19 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from enforcer.audit.query import (
-    LoggedRecord,
-    parse_time,
-    record_country,
-    record_effect,
-    record_instance_types,
-    record_reasons,
-)
-from enforcer.audit.report_evidence import evidence_summary, note_owners, owners_html
+from enforcer.audit.query import LoggedRecord, parse_time, record_country, record_effect, record_reasons
+from enforcer.audit.report_evidence import note_owners, owners_html
+from enforcer.audit.report_rows import EFFECT_COLORS, HEADERS, row_html, row_of
+from enforcer.audit.row_check import check_rows
 from enforcer.audit.verify import VerifyReport
 
 #: Most launches listed in the table (the counts always cover everything).
 MAX_LISTED = 2000
-EFFECT_COLORS = {"allow": "#2e7d32", "deny": "#c62828", "audit": "#ef8f00", "unknown": "#757575"}
 _BUCKETS = (60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
 _MAX_BARS = 60
 
@@ -55,60 +49,53 @@ class ReportData:
     times: list[tuple[float, str]] = field(default_factory=list)
     listed: list[dict[str, Any]] = field(default_factory=list)
     not_listed: int = 0
+    #: Records that fail verification: listed and marked, counted nowhere else.
+    failed: int = 0
     #: Ledger figures per beneficial owner (issue 14, ``report_evidence``).
     owners: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def collect(records: Iterable[LoggedRecord]) -> ReportData:
-    """Aggregate counts, the timeline points and the denied/audited launches."""
+def collect(records: Iterable[LoggedRecord], failures: dict[int, str] | None = None) -> ReportData:
+    """Aggregate counts, the timeline points and the listed launches.
+
+    ``failures`` (``row_check.check_rows``: position -> why) are listed, marked, and left out of
+    every count, chart and total.
+    """
     data = ReportData()
-    for lr in records:
+    bad = failures or {}
+    for pos, lr in enumerate(records):
         rec = lr.record
-        data.total += 1
+        failure = bad.get(pos)
         effect = record_effect(rec)
-        data.effects[effect] += 1
-        country = record_country(rec)
-        data.countries[country] += 1
-        classes = rec.get("chip_classes")
-        for c in classes if isinstance(classes, list) and classes else ["none"]:
-            data.chip_classes[str(c)] += 1
-        codes = record_reasons(rec)
-        for code in codes:
-            data.reasons[code] += 1
-        if rec.get("fail_open") is True:
-            data.fail_open += 1
-        if rec.get("mode") == "dryrun":
-            data.dryrun += 1
-        t = parse_time(rec.get("timestamp"))
-        if t is not None:
-            data.times.append((t, effect))
-        note_owners(data.owners, rec)
-        if effect in ("deny", "audit"):
+        if failure is None:
+            _count(data, rec, effect)
+        else:
+            data.failed += 1
+        if failure is not None or effect in ("deny", "audit"):
             if len(data.listed) >= MAX_LISTED:
                 data.not_listed += 1
                 continue
-            trig = rec.get("trigger") if isinstance(rec.get("trigger"), dict) else {}
-            assert isinstance(trig, dict)
-            data.listed.append(
-                {
-                    "seq": rec.get("seq"),
-                    "timestamp": rec.get("timestamp"),
-                    "effect": effect,
-                    "account": rec.get("account_id"),
-                    "country": country,
-                    "region": rec.get("region"),
-                    "chips": ", ".join(str(c) for c in classes) if isinstance(classes, list) else "",
-                    "types": ", ".join(record_instance_types(rec)),
-                    "reasons": ", ".join(codes),
-                    "evidence": evidence_summary(rec),
-                    "action": rec.get("action") or "",
-                    "mode": rec.get("mode"),
-                    "source": trig.get("source"),
-                    "decision_id": rec.get("decision_id"),
-                    "where": f"{lr.file}:{lr.line}",
-                }
-            )
+            data.listed.append(row_of(lr, failure))
     return data
+
+
+def _count(data: ReportData, rec: dict[str, Any], effect: str) -> None:
+    data.total += 1
+    data.effects[effect] += 1
+    data.countries[record_country(rec)] += 1
+    classes = rec.get("chip_classes")
+    for c in classes if isinstance(classes, list) and classes else ["none"]:
+        data.chip_classes[str(c)] += 1
+    for code in record_reasons(rec):
+        data.reasons[code] += 1
+    if rec.get("fail_open") is True:
+        data.fail_open += 1
+    if rec.get("mode") == "dryrun":
+        data.dryrun += 1
+    t = parse_time(rec.get("timestamp"))
+    if t is not None:
+        data.times.append((t, effect))
+    note_owners(data.owners, rec)
 
 
 def _bar_chart(title: str, counts: list[tuple[str, int]], color: str | dict[str, str]) -> str:
@@ -225,7 +212,14 @@ padding:5px 8px;text-align:left;vertical-align:top}th{background:#f0f3f6;positio
 td.num{text-align:right}table.counts{width:auto;min-width:260px}
 .status{padding:10px 14px;border-radius:8px;font-weight:600}.ok{background:#e8f5e9;color:#1b5e20}
 .bad{background:#ffebee;color:#b71c1c}.tag{padding:1px 6px;border-radius:4px;color:#fff;font-size:12px}
-.tablewrap{overflow-x:auto;max-width:100%}#launches{font-size:13px}#launches td{white-space:nowrap}
+.tablewrap{overflow-x:auto;max-width:100%}td{overflow-wrap:anywhere}
+#launches{font-size:13px;table-layout:fixed;width:100%}#launches td{white-space:normal;word-break:break-word}
+#launches .k{color:#6b7785}#launches .t{word-break:normal;overflow-wrap:normal}#launches .msg{color:#37474f}#launches .sev{color:#6b7785;font-size:12px}
+#launches .reason+.reason{margin-top:4px}tr.tampered td{background:#ffebee;border-top:2px solid #b71c1c;
+border-bottom:2px solid #b71c1c}tr.tampered td:first-child{border-left:6px solid #b71c1c}
+.tamper-tag{margin-top:4px;padding:1px 4px;border-radius:4px;background:#b71c1c;color:#fff;font-size:11px;
+font-weight:700;display:inline-block}.tamper-note{color:#b71c1c;margin-bottom:4px}
+.card.failed b{color:#b71c1c}
 input#filter{padding:6px 8px;width:320px;margin:6px 0 10px;border:1px solid #c5ced8;border-radius:6px}
 """
 
@@ -256,6 +250,7 @@ def render_html(
     source: str = "",
     verification: VerifyReport | None = None,
     generated_at: str | None = None,
+    failures: dict[int, str] | None = None,
 ) -> str:
     """Render the report.
 
@@ -271,13 +266,19 @@ def render_html(
         Result of verifying the log, shown at the top when given.
     generated_at
         Time shown as generation time (default: now).
+    failures
+        ``row_check.check_rows`` of the same records (position -> why); None checks the hash chain
+        here (reading ``records`` into memory when it is a one-shot iterator).
 
     Returns
     -------
     str
         A complete HTML document.
     """
-    data = collect(records)
+    if failures is None:
+        records = records if isinstance(records, Sequence) else list(records)
+        failures = check_rows(records, verification=verification)
+    data = collect(records, failures)
     when = generated_at or datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     out: list[str] = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -294,6 +295,11 @@ def render_html(
         if verification.ok and not verification.signatures_verified and verification.checkpoints:
             line += " (checkpoint signatures not verified: no public key)"
         out.append(f"<p class='status {cls}'>Integrity: {esc(line)}</p>")
+    if data.failed:
+        out.append(
+            f"<p class='status bad' id='failed-note'>{data.failed} record(s) fail verification: they are "
+            "listed below, marked NOT VERIFIED, and left out of every count and chart.</p>"
+        )
     out.append("<div class='cards'>")
     out.append(f"<div class='card'><span>decisions</span><b>{data.total}</b></div>")
     for effect in ("allow", "deny", "audit"):
@@ -301,7 +307,8 @@ def render_html(
             f"<div class='card {effect}'><span>{effect}</span><b>{data.effects.get(effect, 0)}</b></div>"
         )
     out.append(f"<div class='card'><span>fail-open</span><b>{data.fail_open}</b></div>")
-    out.append(f"<div class='card'><span>dry-run</span><b>{data.dryrun}</b></div></div>")
+    out.append(f"<div class='card'><span>dry-run</span><b>{data.dryrun}</b></div>")
+    out.append(f"<div class='card failed'><span>failed verification</span><b>{data.failed}</b></div></div>")
     out.append("<h2>Decisions over time</h2><div class='panel'>")
     out.append(_timeline(data.times))
     legend = " ".join(
@@ -322,40 +329,20 @@ def render_html(
         out.append("</div>")
     out.append("</div>")
     out.append(owners_html(data.owners))
-    out.append(f"<h2>Denied and audited launches (<span id='shown'>{len(data.listed)}</span> shown)</h2>")
+    out.append(
+        "<h2>Denied and audited launches, and records that fail verification "
+        f"(<span id='shown'>{len(data.listed)}</span> shown)</h2>"
+    )
     if data.not_listed:
         out.append(f"<p class='muted'>{data.not_listed} more not listed (first {MAX_LISTED} shown).</p>")
     out.append("<input id='filter' type='search' placeholder='filter rows…' aria-label='filter rows'>")
-    cols = (
-        ("seq", "seq"),
-        ("timestamp", "time"),
-        ("effect", "effect"),
-        ("account", "account"),
-        ("country", "country"),
-        ("region", "region"),
-        ("types", "instance types"),
-        ("chips", "chip class"),
-        ("reasons", "reasons"),
-        ("evidence", "evidence and ledger"),
-        ("action", "action"),
-        ("mode", "mode"),
-        ("source", "source"),
-        ("decision_id", "decision id"),
-        ("where", "record"),
-    )
-    out.append("<div class='tablewrap'><table id='launches'><thead><tr>")
-    out.append("".join(f"<th>{esc(label)}</th>" for _k, label in cols))
+    widths = (4, 14, 7, 15, 10, 20, 14, 16)
+    out.append("<div class='tablewrap'><table id='launches'><colgroup>")
+    out.append("".join(f"<col style='width:{w}%'>" for w in widths))
+    out.append("</colgroup><thead><tr>")
+    out.append("".join(f"<th>{esc(label)}</th>" for label in HEADERS))
     out.append("</tr></thead><tbody>")
-    for row in data.listed:
-        cells = []
-        for key, _label in cols:
-            v = row.get(key)
-            if key == "effect":
-                color = EFFECT_COLORS.get(str(v), "#757575")
-                cells.append(f"<td><span class='tag' style='background:{color}'>{esc(v)}</span></td>")
-            else:
-                cells.append(f"<td>{esc(v)}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.extend(row_html(row) for row in data.listed)
     out.append("</tbody></table></div>")
     out.append(f"<script>{_JS}</script></body></html>")
     return "".join(out)

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import click
 
-from enforcer.audit.query import opa_jsonl
+from enforcer.audit.defaults import default_public_key
+from enforcer.audit.opa_export import instance_id, opa_jsonl
 from enforcer.audit.report import render_html
+from enforcer.audit.report_rows import write_csv
+from enforcer.audit.row_check import check_rows, local_checkpoints
 from enforcer.cli.audit_support import (
     UNVERIFIED_OPT,
     closed_stdout,
@@ -23,24 +26,46 @@ from enforcer.cli.common import fail
 
 
 @click.command("report")
-@click.option("--html", "html_file", required=True, type=click.Path(dir_okay=False), help="Output HTML file.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), help="Output HTML file.")
+@click.option(
+    "--csv",
+    "csv_file",
+    type=click.Path(dir_okay=False),
+    help="Also (or only) write every decision as CSV, with its verification.",
+)
 @click.option(
     "--public-key", "public_key", type=click.Path(dir_okay=False), help="Checkpoint public key PEM."
 )
 @UNVERIFIED_OPT
 @click.pass_context
-def report_cmd(ctx: click.Context, html_file: str, public_key: str | None, unverified: bool) -> None:
-    """Write a self-contained HTML report (counts, timeline, denied and audited launches)."""
+def report_cmd(
+    ctx: click.Context, html_file: str | None, csv_file: str | None, public_key: str | None, unverified: bool
+) -> None:
+    """Write an HTML report and/or a CSV; records that fail verification are marked, not counted."""
+    if html_file is None and csv_file is None:
+        fail("give --html FILE, --csv FILE or both")
     state = state_of(ctx)
     verification = verify_log(state, public_key, False) if has_log(state) else None
     if verification is not None and not verification.ok:
         require_verified(state, unverified)
-    page = render_html(read_records(state), source=source_name(state), verification=verification)
+    checkpoints = None
+    if not state.is_aws and has_log(state):
+        pem = Path(public_key).read_bytes() if public_key else default_public_key(state.keys_dir)
+        checkpoints = local_checkpoints(state.audit_dir, pem)
+    failures = check_rows(read_records(state), checkpoints, verification)
     try:
-        Path(html_file).write_text(page, encoding="utf-8")
+        if html_file is not None:
+            page = render_html(
+                read_records(state), source=source_name(state), verification=verification, failures=failures
+            )
+            Path(html_file).write_text(page, encoding="utf-8")
+            click.echo(f"wrote {html_file}")
+        if csv_file is not None:
+            with open(csv_file, "w", newline="", encoding="utf-8") as fh:
+                n = write_csv(fh, read_records(state), failures)
+            click.echo(f"wrote {n} decisions to {csv_file}")
     except OSError as exc:
-        fail(f"cannot write {html_file}: {exc.strerror or exc}")
-    click.echo(f"wrote {html_file}")
+        fail(f"cannot write {exc.filename or html_file or csv_file}: {exc.strerror or exc}")
 
 
 @click.command("export")
@@ -48,20 +73,25 @@ def report_cmd(ctx: click.Context, html_file: str, public_key: str | None, unver
 @UNVERIFIED_OPT
 @click.pass_context
 def export_cmd(ctx: click.Context, out_file: str | None, unverified: bool) -> None:
-    """Export the log as OPA decision-log events, one JSON object per line."""
+    """Export the log as OPA decision-log events, one JSON object per line.
+
+    OPA's event members (labels with OPA's engine version, bundles, requested_by ...); the
+    enforcer's additions (chain seq/hash, reasons, trigger, attestation ids) under gpu_enforcer.
+    """
     state = state_of(ctx)
     require_verified(state, unverified)
     errors: list[str] = []
+    labels_id = instance_id(source_name(state))
     try:
         if out_file is None:
             for lr in read_records(state, errors):
-                click.echo(opa_jsonl(lr.record))
+                click.echo(opa_jsonl(lr.record, labels_id=labels_id))
             sys.stdout.flush()
         else:
             n = 0
             with open(out_file, "w", encoding="utf-8") as fh:
                 for lr in read_records(state, errors):
-                    fh.write(opa_jsonl(lr.record) + "\n")
+                    fh.write(opa_jsonl(lr.record, labels_id=labels_id) + "\n")
                     n += 1
             click.echo(f"wrote {n} events to {out_file}", err=True)
     except BrokenPipeError:
