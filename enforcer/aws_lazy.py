@@ -99,3 +99,54 @@ class LazyClient:
 def resolve(client: Any) -> Any:
     """The real client behind ``client`` (itself when it is not a :class:`LazyClient`)."""
     return client.resolve() if isinstance(client, LazyClient) else client
+
+
+class LazySigner:
+    """A checkpoint signer (``audit.signing.Signer``) built on first use, not at cold start.
+
+    ``KmsSigner`` reads and checks its key's public half when created: a KMS client and a call that a
+    first deny does not need (checkpoints are sealed later). A failure to build is raised by the use
+    that needed it (a seal, which is retried) and building is tried again next time.
+
+    Parameters
+    ----------
+    make
+        Builds the real signer.
+    alg
+        The real signer's algorithm (known without building it).
+    """
+
+    def __init__(self, make: Callable[[], Any], alg: str) -> None:
+        self._make = make
+        self._real: Any = None
+        self._lock = threading.Lock()
+        self.alg = alg
+
+    def resolve(self) -> Any:
+        """The real signer (built now if it was not yet)."""
+        with self._lock:
+            if self._real is None:
+                real = self._make()
+                if real.alg != self.alg:
+                    raise ValueError(f"signer algorithm {real.alg!r}, expected {self.alg!r}")
+                self._real = real
+            return self._real
+
+    @property
+    def key_id(self) -> str:
+        """The real signer's key id."""
+        return str(self.resolve().key_id)
+
+    @key_id.setter
+    def key_id(self, value: str) -> None:  # the Signer protocol declares a plain attribute
+        raise AttributeError("a signer's key id is its key's fingerprint; it cannot be set")
+
+    def sign(self, message: bytes) -> bytes:
+        """Sign with the real signer."""
+        sig: bytes = self.resolve().sign(message)
+        return sig
+
+    def public_key_pem(self) -> bytes:
+        """The real signer's public key (SubjectPublicKeyInfo PEM)."""
+        pem: bytes = self.resolve().public_key_pem()
+        return pem

@@ -21,7 +21,7 @@ from typing import Any
 
 from enforcer.act_state import AccountCaps, ActLedger, DynamoLedger, MemoryLedger, legal_codes
 from enforcer.actions import Budget, Remediator
-from enforcer.aws_lazy import LazyClient
+from enforcer.aws_lazy import LazyClient, LazySigner
 from enforcer.chips import ChipCatalog, emf_unknown_accelerator
 from enforcer.config import Config
 from enforcer.guard import Guard
@@ -270,6 +270,7 @@ def audit_sink(cfg: Config, clients: ClientFactory) -> AuditSink | None:
         return None
     cfg.require("audit_bucket", "audit_key_id", "audit_salt_secret")
     assert cfg.audit_bucket is not None and cfg.audit_key_id is not None and cfg.audit_salt_secret is not None
+    key_id = cfg.audit_key_id
     from enforcer.audit.aws import AwsAuditStore
     from enforcer.audit.signing import KmsSigner
 
@@ -278,7 +279,7 @@ def audit_sink(cfg: Config, clients: ClientFactory) -> AuditSink | None:
         cfg.audit_table,
         clients.client("s3"),
         cfg.audit_bucket,
-        KmsSigner(clients.client("kms"), cfg.audit_key_id),
+        LazySigner(lambda: KmsSigner(clients.client("kms"), key_id), KmsSigner.alg),
         salt=masking_salt(clients.client("secretsmanager"), cfg.audit_salt_secret),
     )
 

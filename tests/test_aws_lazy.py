@@ -95,3 +95,26 @@ def test_home_account_resolved_lazily_from_sts(aws: dict[str, list[Any]]) -> Non
     assert aws["created"] == []  # not even STS yet
     assert c.list_queues().get("QueueUrls", []) == []
     assert f.home_account == HOME
+
+
+def test_kms_signer_is_built_at_the_first_seal_not_at_cold_start(aws: dict[str, list[Any]]) -> None:
+    from enforcer.audit.signing import KmsSigner, SignerError, make_checkpoint, verify_checkpoint
+    from enforcer.aws_lazy import LazySigner
+
+    f = ClientFactory("us-east-1", home_account=HOME)
+    kms = f.client("kms")
+    setup = botocore.session.get_session().create_client("kms", region_name="us-east-1")
+    good = setup.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    rsa = setup.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    aws["created"].clear()
+    signer = LazySigner(lambda: KmsSigner(kms, good), KmsSigner.alg)
+    assert signer.alg == "ES256" and aws["created"] == []  # no client, no GetPublicKey yet
+    cp = make_checkpoint(signer, 3, "ab" * 32, "2026-12-01T00:00:00Z")
+    assert [s for s, _ in aws["created"]] == ["kms"]
+    verify_checkpoint(cp, signer.public_key_pem())
+    with pytest.raises(AttributeError):
+        signer.key_id = "sha256:forged"
+    wrong = LazySigner(lambda: KmsSigner(kms, rsa), KmsSigner.alg)
+    for _ in range(2):  # the failure reaches the seal, every time (a failed build is not cached)
+        with pytest.raises(SignerError, match="ECC_NIST_P256"):
+            make_checkpoint(wrong, 3, "ab" * 32, "2026-12-01T00:00:00Z")
