@@ -261,6 +261,8 @@ class Decision:
     attestation: dict[str, Any] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     input: dict[str, Any] | None = None
+    #: The OPA version of the engine that decided, when it reports one (an OPA server; audit only).
+    engine_version: str | None = None
 
     @property
     def reason_codes(self) -> list[str]:

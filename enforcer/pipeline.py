@@ -214,6 +214,7 @@ class Enforcer:
             request=request,
             policy_revision=self.engine.revision,
             engine=self.engine.name,
+            engine_version=getattr(self.engine, "version", None),
             mode=self.mode,
             fail_open=fail_open,
             attestation={"status": att.status, "jti": att.jti, "kid": att.kid, "issuer": att.issuer},

@@ -41,6 +41,16 @@ def require_opa() -> Path:
     pytest.skip(why)
 
 
+def opa_version() -> str:
+    """The version the real OPA binary reports (``opa version``: ``Version: 1.22.3``)."""
+    out = subprocess.run(
+        [str(require_opa()), "version"], capture_output=True, text=True, timeout=60, check=True
+    )
+    return next(
+        line.split(":", 1)[1].strip() for line in out.stdout.splitlines() if line.startswith("Version:")
+    )
+
+
 def free_port() -> int:
     """A port nothing listens on right now (the kernel's choice for an ephemeral bind)."""
     with socket.socket() as s:

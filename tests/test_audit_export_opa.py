@@ -243,3 +243,46 @@ def test_export_matches_a_real_opa_decision_log_event(
             _json_type(v) == "number"
             for v in [*theirs.get("metrics", {}).values(), *ours.get("metrics", {}).values()]
         )
+
+
+def test_opa_events_ingested_then_exported_come_back_as_opa_wrote_them(
+    tmp_path: Path, engine: Any, catalog: Any, capture: tuple[str, list[dict[str, Any]]]
+) -> None:
+    """Round trip: a real OPA's own events, appended to our chain by ``ingest``, exported again."""
+    import time
+
+    from enforcer.audit.defaults import open_local_store
+    from enforcer.audit.ingest import ingest_batch
+    from tests.opa_real import opa_version
+
+    url, events = capture
+    source = write_log(tmp_path / "src", engine, catalog)
+    inputs = [lr.record["input"] for lr in iter_records(source)]
+    config = {
+        "services": {"capture": {"url": url}},
+        "decision_logs": {
+            "service": "capture",
+            "reporting": {"min_delay_seconds": 1, "max_delay_seconds": 2},
+        },
+    }
+    (tmp_path / "opa.json").write_text(json.dumps(config))
+    with RealOpa([POLICIES], ["--config-file", str(tmp_path / "opa.json")]) as opa:
+        for inp in inputs:
+            requests.post(
+                opa.url + "/v1/data/gpu/launch/decision", json={"input": inp}, timeout=10
+            ).raise_for_status()
+        deadline = time.monotonic() + 60
+        while len(events) < len(inputs) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert len(events) == len(inputs)
+    store = open_local_store(tmp_path / "log" / "audit", tmp_path / "log" / "keys")
+    assert ingest_batch(store, events) == len(events)
+    store.close()
+    exported = [to_opa_event(lr.record) for lr in iter_records(tmp_path / "log" / "audit")]
+    version = opa_version()
+    for theirs, ours in zip(events, exported, strict=True):
+        assert ours["decision_id"] == theirs["decision_id"]
+        assert ours["labels"]["version"] == theirs["labels"]["version"] == version  # OPA's, carried through
+        assert ours["result"] == theirs["result"] and ours["path"] == theirs["path"].strip("/")
+        assert ours["gpu_enforcer"]["trigger"]["source"] == "opa-decision-log"
+        assert set(ours) - {EXTRA_KEY} <= opa_event_members()

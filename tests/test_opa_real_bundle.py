@@ -27,7 +27,7 @@ from enforcer.cli import cli
 from enforcer.model import AccountOrigin, LaunchItem, LaunchRequest
 from enforcer.policy.bundle import build_bundle
 from enforcer.policy.opa_rest import OpaRestEngine
-from tests.opa_real import POLICIES, RealOpa
+from tests.opa_real import POLICIES, RealOpa, opa_version
 
 US = AccountOrigin("111122223333", "US", "US", "US", "verified")
 KID = "ops-2026"
@@ -150,7 +150,8 @@ def test_revision_the_server_reports_is_recorded_with_a_warning_when_it_differs(
         engine.close()
     assert {d.policy_revision for d in decisions} == {"release-42"}
     record = build_record(decisions[0])
-    assert record["policy"] == {"revision": "release-42", "engine": "opa"}
+    # The server's own OPA version (from the answer's provenance) goes with it: export labels.version.
+    assert record["policy"] == {"revision": "release-42", "engine": "opa", "engine_version": opa_version()}
     assert engine.revision_mismatches == 3 and engine.local_revision == bundle.revision
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "release-42" in warnings[0] and bundle.revision in warnings[0]

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from enforcer.audit import layout
 from enforcer.audit.query import iter_records
 from enforcer.policy.bundle import build_bundle
-from tests.opa_real import POLICIES, ROOT, RealOpa
+from tests.opa_real import POLICIES, ROOT, RealOpa, opa_version
 from tests.test_opa_real_parity import synthetic_cases
 
 ENFORCER = str(Path(sys.executable).parent / "enforcer")
@@ -148,7 +148,7 @@ def test_real_opa_decision_logs_arrive_once_in_order_and_verify(
     for rec, (_did, result) in zip(records, answers, strict=True):
         assert rec["result"]["effect"] == result["effect"]
         assert rec["result"]["reasons"] == result.get("reasons", [])
-        assert rec["policy"] == {"revision": "release-7", "engine": "opa"}
+        assert rec["policy"] == {"revision": "release-7", "engine": "opa", "engine_version": opa_version()}
     assert {r["result"]["effect"] for r in records} >= {"allow", "deny"}
     assert stats["events"] == 120 and stats["rejected"] == 0
     verify = subprocess.run(

@@ -32,6 +32,7 @@ from typing import Any
 from enforcer.model import Decision, Effect, LaunchRequest, Reason
 from enforcer.policy import DECISION_PATH
 from enforcer.policy.opa_rest import check_decision
+from enforcer.policy.provenance import server_version
 from enforcer.ports import AuditSink, EngineError
 
 SOURCE = "opa-decision-log"
@@ -161,6 +162,7 @@ def event_decision(ev: dict[str, Any]) -> Decision:
         request=request,
         policy_revision=_revision(ev),
         engine="opa",
+        engine_version=server_version(_obj(ev.get("labels"))),
         mode="dryrun",
         metrics=metrics,
         input=inp,

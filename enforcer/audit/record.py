@@ -3,29 +3,24 @@
 A record is a plain JSON object::
 
     {decision_id, timestamp, path: "gpu/launch/decision", input, result: {effect, reasons},
-     policy: {revision, engine}, metrics, trigger: {event_id, source, action, event_time?},
+     policy: {revision, engine, engine_version?}, metrics, trigger: {event_id, source, action, event_time?},
      account_id, region, instance_ids, chip_classes, attestation: {jti, kid, issuer, status}, action,
      mode, enforced, fail_open, masked, erased, seq, prev_hash, hash}
 
 ``masked`` and ``erased`` list the JSON pointers (into the record) that were masked or removed,
-as OPA does. Personal data is never stored in clear: ``end_customer.name``, ``end_customer_name``
-and ``end_use`` strings, and any string that looks like a compact JWS, become
-``{"sha256": HMAC-SHA256(salt, value)}``; any key named ``token`` is dropped wherever it is.
+as OPA does. Personal data is never stored in clear (``enforcer.audit.clean`` masks and erases it);
+the canonical bytes are ``enforcer.audit.jcs.canonical``'s (re-exported here with ``RecordError``).
 The chain fields (``seq``, ``prev_hash``, ``hash``) are added by the stores (see ``chain``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-import json
-import math
 import os
-import re
 from typing import Any
 
-import rfc8785
-
+from enforcer.audit.clean import Cleaner, clean_value
+from enforcer.audit.jcs import RecordError, canonical
 from enforcer.model import CHIP_CLASSES, Decision
 from enforcer.policy import DECISION_PATH
 
@@ -33,233 +28,19 @@ from enforcer.policy import DECISION_PATH
 MAX_RECORD_BYTES = 256 * 1024
 #: Longest trigger id (event id, source, action) kept.
 MAX_ID_CHARS = 1024
-#: Deepest nesting kept (deeper values become a marker string).
-MAX_DEPTH = 100
-#: Keys dropped wherever they occur (the raw attestation token must never be logged).
-ERASED_KEYS = frozenset({"token"})
-#: Keys whose string value is free text about the end customer, masked wherever they occur.
-MASKED_KEYS = frozenset({"end_use", "end_customer_name"})
-
-_INT_LIMIT = 2**53 - 1
 _PROCESS_SALT = os.urandom(32)
 
-
-class RecordError(ValueError):
-    """The decision cannot be turned into a record (e.g. a value that cannot be canonicalised)."""
-
-
-def mask_value(value: str, salt: bytes) -> dict[str, str]:
-    """Return the masked form of a personal-data string.
-
-    Parameters
-    ----------
-    value
-        The clear text.
-    salt
-        Secret salt (HMAC key); the same salt gives the same digest, so masked values can be
-        correlated without being revealed.
-
-    Returns
-    -------
-    dict
-        ``{"sha256": hex}`` where hex is HMAC-SHA256(salt, value).
-    """
-    return {"sha256": hmac.new(salt, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()}
-
-
-def _looks_like_jws(s: str) -> bool:
-    return s.startswith("eyJ") and len(s) > 40 and s.count(".") == 2 and " " not in s
-
-
-class _Cleaner:
-    """One pass over a JSON-like value: plain JSON types, bounded, personal data masked.
-
-    Plain ASCII strings, booleans and None are handled inline in the container loops (the
-    hot path); everything else goes through ``_scalar``/``clean``/``_odd``.
-    """
-
-    __slots__ = ("erased", "exotic", "masked", "path", "salt")
-
-    def __init__(self, salt: bytes, root: str | None) -> None:
-        self.salt = salt
-        self.exotic = False  # True when the fast canonical path cannot be trusted
-        self.path: list[str] = [] if root is None else [root]
-        self.masked: list[str] = []
-        self.erased: list[str] = []
-
-    def _pointer(self, key: str | None = None) -> str:
-        parts = self.path if key is None else [*self.path, key]
-        return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
-
-    def _mask(self, value: str, key: str | None = None) -> dict[str, str]:
-        self.masked.append(self._pointer(key))
-        return mask_value(value, self.salt)
-
-    def _str(self, value: str, key: str | None = None) -> Any:
-        if _looks_like_jws(value):
-            return self._mask(value, key)
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                value = value.encode("utf-8", "replace").decode("utf-8")
-        return value
-
-    def _float(self, value: float) -> Any:
-        if not math.isfinite(value):
-            return str(value)
-        if value.is_integer():
-            if -_INT_LIMIT <= value <= _INT_LIMIT:
-                return int(value)  # same canonical bytes as the float (RFC 8785 prints 2.0 as 2)
-            self.exotic = True  # repr() would print a trailing ".0" or an exponent
-        elif not _FLOAT_SAFE_MIN <= abs(value) < _FLOAT_SAFE_MAX:
-            self.exotic = True
-        return value
-
-    def _scalar(self, value: Any, key: str | None = None) -> Any:
-        t = type(value)
-        if t is str:
-            return self._str(value, key)
-        if t is int:
-            return value if -_INT_LIMIT <= value <= _INT_LIMIT else str(value)
-        if t is float:
-            return self._float(value)
-        return value  # bool, None
-
-    def clean(self, value: Any, depth: int = 0) -> Any:
-        t = type(value)
-        if t is dict:
-            return self._dict(value, depth) if depth < MAX_DEPTH else _TOO_DEEP
-        if t is list or t is tuple:
-            return self._list(value, depth) if depth < MAX_DEPTH else _TOO_DEEP
-        if t in _SCALARS:
-            return self._scalar(value)
-        return self._odd(value, depth)
-
-    def _odd(self, value: Any, depth: int) -> Any:
-        if depth >= MAX_DEPTH:
-            return _TOO_DEEP
-        if isinstance(value, bool):
-            return bool(value)
-        if isinstance(value, int):
-            return self._scalar(int(value))
-        if isinstance(value, float):
-            return self._scalar(float(value))
-        if isinstance(value, str):
-            return self._scalar(str(value))
-        if isinstance(value, dict):
-            return self._dict(dict(value), depth)
-        if isinstance(value, (list, tuple)):
-            return self._list(list(value), depth)
-        if isinstance(value, (set, frozenset)):
-            return sorted(str(v) for v in value)
-        if isinstance(value, (bytes, bytearray)):
-            return {"sha256": hashlib.sha256(value).hexdigest(), "bytes": len(value)}
-        to_dict = getattr(value, "to_dict", None)
-        if callable(to_dict):
-            return self.clean(to_dict(), depth)
-        return str(value)
-
-    def _list(self, value: list[Any] | tuple[Any, ...], depth: int) -> list[Any]:
-        out: list[Any] = []
-        path = self.path
-        for i, v in enumerate(value):
-            t = type(v)
-            if t is str:
-                out.append(v if v.isascii() and not v.startswith("eyJ") else self._str(v, str(i)))
-            elif t is int:
-                out.append(v if -_INT_LIMIT <= v <= _INT_LIMIT else str(v))
-            elif t is bool or v is None:
-                out.append(v)
-            elif t is float:
-                out.append(self._float(v))
-            else:
-                path.append(str(i))
-                out.append(self.clean(v, depth + 1))
-                path.pop()
-        return out
-
-    def _dict(self, value: dict[Any, Any], depth: int) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        path = self.path
-        for k, v in value.items():
-            key = k if type(k) is str else str(k)
-            if key in _SPECIAL_KEYS:
-                self._special(out, key, v, depth)
-                continue
-            if not key.isascii() and max(key) >= "\ud800":
-                self.exotic = True
-            t = type(v)
-            if t is str:
-                out[key] = v if v.isascii() and not v.startswith("eyJ") else self._str(v, key)
-            elif t is int:
-                out[key] = v if -_INT_LIMIT <= v <= _INT_LIMIT else str(v)
-            elif t is bool or v is None:
-                out[key] = v
-            elif t is float:
-                out[key] = self._float(v)
-            else:
-                path.append(key)
-                out[key] = self.clean(v, depth + 1)
-                path.pop()
-        return out
-
-    def _special(self, out: dict[str, Any], key: str, v: Any, depth: int) -> None:
-        if key in ERASED_KEYS:
-            self.erased.append(self._pointer(key))
-            return
-        if key in MASKED_KEYS and isinstance(v, str):
-            out[key] = self._mask(v, key)
-            return
-        self.path.append(key)
-        if key == "end_customer" and isinstance(v, dict) and isinstance(v.get("name"), str):
-            rest = dict(v)
-            name = rest.pop("name")
-            cleaned = self._dict(rest, depth + 1) if depth + 1 < MAX_DEPTH else {}
-            cleaned["name"] = self._mask(name, "name")
-            out[key] = cleaned
-        else:
-            out[key] = self.clean(v, depth + 1)
-        self.path.pop()
-
-
-_FLOAT_SAFE_MIN = 1e-4  # repr() of floats in [1e-4, 1e16) has no exponent
-_FLOAT_SAFE_MAX = 1e16
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-_TOO_DEEP = "[truncated: nested too deep]"
-_SPECIAL_KEYS = ERASED_KEYS | MASKED_KEYS | {"end_customer"}
-
-# RFC 8785 canonical form, fast path. ``json.dumps`` with sorted keys, no spaces and no ASCII
-# escaping gives the same bytes as RFC 8785 for strings (same escapes), ints within 2**53,
-# true/false/null, floats whose repr has neither an exponent nor a trailing ".0", and keys
-# whose code-point order equals their UTF-16 order (true below U+D800). Records made by
-# ``build_record`` are known to stay in those cases (``AuditRecord.jcs_safe``); for any other
-# value the output is checked (false positives only cost time) and, when it might differ,
-# redone by the ``rfc8785`` package, the reference implementation.
-_NUMBER_RISK = re.compile(r"(?:^|[:,\[])-?(?:[0-9]+\.0(?=[,\]}]|$)|[0-9.]+[eE]|[0-9]{16,})")
-_HIGH_CHAR = re.compile(r"[\ud800-\U0010ffff]")
-
-
-def clean_value(value: Any, salt: bytes, root: str) -> tuple[Any, list[str], list[str], bool]:
-    """Return ``value`` as plain JSON with personal data masked and tokens erased.
-
-    Parameters
-    ----------
-    value
-        Any JSON-like value (dicts, lists, scalars; other objects are converted).
-    salt
-        Masking salt.
-    root
-        JSON-pointer segment of ``value`` inside the record (e.g. ``"input"``).
-
-    Returns
-    -------
-    tuple
-        ``(clean, masked_pointers, erased_pointers, jcs_safe)``; pointers are sorted.
-    """
-    slow = _Cleaner(salt, root)
-    out = slow.clean(value)
-    return out, sorted(slow.masked), sorted(slow.erased), not slow.exotic
+__all__ = [
+    "DECISION_PATH",
+    "MAX_ID_CHARS",
+    "MAX_RECORD_BYTES",
+    "AuditRecord",
+    "RecordError",
+    "bound_record",
+    "build_record",
+    "canonical",
+    "decision_from_record",
+]
 
 
 class AuditRecord(dict[str, Any]):
@@ -272,48 +53,18 @@ class AuditRecord(dict[str, Any]):
         self.jcs_safe = jcs_safe
 
 
-def canonical(value: Any, *, trusted: bool = False) -> bytes:
-    """Return the RFC 8785 (JCS) canonical bytes of a JSON value.
-
-    The result is byte-identical to ``rfc8785.dumps(value)`` (the test suite checks it); a
-    C-speed fast path is used where it provably gives the same bytes.
-
-    Parameters
-    ----------
-    value
-        A JSON value (dict, list, str, int, float, bool, None).
-    trusted
-        True only for values known to be fast-path safe (see ``AuditRecord.jcs_safe``).
-
-    Raises
-    ------
-    RecordError
-        When the value holds something JCS cannot represent.
-    """
-    try:
-        text: str | None = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-    except (TypeError, ValueError, RecursionError):
-        text = None
-    if text is not None and (
-        trusted or (_NUMBER_RISK.search(text) is None and (text.isascii() or _HIGH_CHAR.search(text) is None))
-    ):
-        try:
-            return text.encode("utf-8")
-        except UnicodeEncodeError:
-            pass
-    try:
-        return rfc8785.dumps(value)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
-        raise RecordError(f"cannot canonicalise audit record: {exc}") from exc
-
-
 def _plain_id(value: Any) -> str:
     s = str(value)[:MAX_ID_CHARS]
     if not s.isascii():
         s = s.encode("utf-8", "replace").decode("utf-8")
     return s
+
+
+def _policy(decision: Decision) -> dict[str, str]:
+    out = {"revision": str(decision.policy_revision), "engine": str(decision.engine)}
+    if decision.engine_version:  # the OPA server's version, when it reported one (export labels.version)
+        out["engine_version"] = _plain_id(decision.engine_version)[:40]
+    return out
 
 
 def _chip_classes(decision: Decision) -> list[str]:
@@ -360,14 +111,14 @@ def build_record(
     req = decision.request
     raw_input: Any = decision.input if decision.input is not None else {"request": req.to_dict()}
     clean_input, masked, erased, input_safe = clean_value(raw_input, key, "input")
-    side = _Cleaner(key, None)
+    side = Cleaner(key, None)
     top = side.clean(
         {
             "decision_id": str(decision.decision_id),
             "timestamp": str(decision.timestamp),
             "path": DECISION_PATH,
             "result": {"effect": decision.effect, "reasons": [r.to_dict() for r in decision.reasons]},
-            "policy": {"revision": str(decision.policy_revision), "engine": str(decision.engine)},
+            "policy": _policy(decision),
             "metrics": dict(decision.metrics),
             "account_id": str(req.account_id),
             "region": str(req.region),
@@ -467,6 +218,9 @@ def decision_from_record(fresh: Decision, record: dict[str, Any]) -> Decision:
         request=fresh.request,
         policy_revision=str(policy.get("revision", fresh.policy_revision)),
         engine=str(policy.get("engine", fresh.engine)),
+        engine_version=str(policy["engine_version"])
+        if policy.get("engine_version")
+        else fresh.engine_version,
         mode=mode,
         fail_open=bool(record.get("fail_open", False)),
         attestation=fresh.attestation,

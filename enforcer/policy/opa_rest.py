@@ -355,6 +355,11 @@ class OpaRestEngine:
         self._revisions.local = value
 
     @property
+    def version(self) -> str | None:
+        """The OPA version the server reported for this thread's last query (audit ``labels.version``)."""
+        return self._revisions.version
+
+    @property
     def revision_mismatches(self) -> int:
         """Answers whose server revision differed from the local policy directory's."""
         return self._revisions.mismatches

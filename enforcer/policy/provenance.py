@@ -18,6 +18,8 @@ log = logging.getLogger("enforcer.policy.opa")
 
 #: Longest revision string taken from a server (a longer one is cut, never trusted blindly).
 MAX_REVISION = 200
+#: Longest OPA version string taken from a server.
+MAX_VERSION = 40
 
 
 def server_revision(provenance: Any) -> str | None:
@@ -36,6 +38,14 @@ def server_revision(provenance: Any) -> str | None:
         revs.append((str(name), rev if isinstance(rev, str) else ""))
     value = revs[0][1] if len(revs) == 1 else ",".join(f"{n}={r}" for n, r in revs)
     return value[:MAX_REVISION] or None
+
+
+def server_version(provenance: Any) -> str | None:
+    """The OPA version an answer's ``provenance`` reports (e.g. ``1.22.3``), None when absent or odd."""
+    version = provenance.get("version") if isinstance(provenance, dict) else None
+    if not isinstance(version, str) or not version or len(version) > MAX_VERSION:
+        return None
+    return version if all(c.isalnum() or c in ".-+" for c in version) else None
 
 
 class RevisionTracker:
@@ -58,6 +68,7 @@ class RevisionTracker:
         """Record what the last answer in this thread reported; return the server revision (or None)."""
         rev = server_revision(provenance)
         self._tls.server = rev
+        self._tls.version = server_version(provenance)
         if rev is not None and rev != self.local:
             with self._lock:
                 self.mismatches += 1
@@ -71,6 +82,12 @@ class RevisionTracker:
                     self.local,
                 )
         return rev
+
+    @property
+    def version(self) -> str | None:
+        """The OPA version the server reported for this thread's last answer (None when it did not)."""
+        v = getattr(self._tls, "version", None)
+        return v if isinstance(v, str) else None
 
     @property
     def current(self) -> str:
