@@ -79,7 +79,9 @@ def custodian_python() -> Path | None:
 def guard_cold() -> dict[str, Any]:
     """One fresh process: import the guard handler, then its first deny (benchmarks/anchors)."""
     r = _last_json(
-        [sys.executable, str(ANCHORS / "guard_cold_first_event.py")], _env({"PYTHONPATH": str(ROOT)}), ROOT
+        [sys.executable, str(ANCHORS / "guard_cold_first_event.py")],
+        _env({"PYTHONPATH": str(ROOT), "_HANDLER": "lambdas.guard.handler"}),
+        ROOT,
     )
     if r.get("effect") != "deny" or r.get("remediation") != "stopped":
         raise RuntimeError(f"the guard's first event did not stop the p5: {r}")
