@@ -13,14 +13,12 @@ from hypothesis import strategies as st
 
 from benchmarks.audit_bench import sample_decision
 from enforcer.audit.chain import GENESIS, LineError, parse_line, seal_record, split_line
+from enforcer.audit.clean import Cleaner, clean_value, mask_value
 from enforcer.audit.record import (
     DECISION_PATH,
     MAX_RECORD_BYTES,
-    _Cleaner,
     build_record,
     canonical,
-    clean_value,
-    mask_value,
 )
 from enforcer.model import Decision, LaunchItem, LaunchRequest, Reason
 
@@ -229,7 +227,7 @@ def test_special_floats_go_through_the_reference_path() -> None:
 
 
 def test_cleaner_walks_lists_and_marks_pointers() -> None:
-    c = _Cleaner(SALT, "input")
+    c = Cleaner(SALT, "input")
     out = c.clean({"a/b": [{"end_use": "secret"}], "x~y": {"end_customer_name": "Bob"}})
     assert out["a/b"][0]["end_use"] == mask_value("secret", SALT)
     assert sorted(c.masked) == ["/input/a~1b/0/end_use", "/input/x~0y/end_customer_name"]

@@ -18,7 +18,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from enforcer.audit.record import bound_record, canonical
+from enforcer.audit.jcs import canonical
+from enforcer.audit.record import bound_record
 
 #: ``prev_hash`` of the first record.
 GENESIS = "0" * 64

@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -30,7 +31,8 @@ from typing import Any
 
 from enforcer.audit import layout
 from enforcer.audit.chain import GENESIS, LineError, Sealed, parse_line, seal_record
-from enforcer.audit.record import build_record, canonical
+from enforcer.audit.jcs import canonical
+from enforcer.audit.record import build_record
 from enforcer.audit.signing import Signer, make_checkpoint
 from enforcer.model import Decision
 from enforcer.ports import AuditReceipt, AuditWriteError
@@ -68,10 +70,21 @@ def _wrap(what: str, exc: BaseException) -> AuditWriteError:
     return AuditWriteError(f"{what}: {type(exc).__name__}: {detail}", code)
 
 
+#: ``YYYY-MM-DDTHH:MM:SS[.fraction]Z``: the form every decision carries (read without datetime).
+_UTC_TS = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,6}))?Z\Z")
+
+
 def _ts_key(ts: Any) -> str:
     """A sortable form of an RFC 3339 UTC timestamp (fixed width), or '' when unreadable."""
     if not isinstance(ts, str):
         return ""
+    m = _UTC_TS.match(ts)
+    if m is not None:  # already UTC and fixed width: validate the date, keep the text (no strftime)
+        try:
+            datetime.fromisoformat(m.group(1))
+        except ValueError:
+            return ""
+        return f"{m.group(1)}.{(m.group(2) or '').ljust(6, '0')}"
     try:
         dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
     except ValueError:
@@ -350,10 +363,12 @@ class LocalAuditStore:
             did if isinstance(did, str) else None,
         )
 
-    def _accept(self, sealed: Sealed, ev: bytes | None, did: str | None) -> None:
+    def _accept(self, sealed: Sealed, ev: bytes | None, did: str | None, ts_key: str | None = None) -> None:
         self._seq = sealed.seq
         self._hash = sealed.hash
-        self._last_ts = _ts_key(sealed.record.get("timestamp")) if isinstance(sealed.record, dict) else None
+        if ts_key is None and isinstance(sealed.record, dict):
+            ts_key = _ts_key(sealed.record.get("timestamp"))
+        self._last_ts = ts_key
         if ev is not None:
             self._events[ev] = (sealed.seq, sealed.hash, did)
 
@@ -468,9 +483,9 @@ class LocalAuditStore:
                     return AuditReceipt(
                         seq=seq, hash=h, duplicate=True, decision_id=did, record=self._read_record(seq)
                     )
-                self._keep_time_order(record)
+                ts_key = self._keep_time_order(record)
                 sealed = seal_record(record, self._seq + 1, self._hash)
-                self._append(sealed, ev, record.get("decision_id"))
+                self._append(sealed, ev, record.get("decision_id"), ts_key)
                 seal_error = None
                 if self.signer is not None and (
                     self.seal_pending or (sealed.seq + 1) % self.checkpoint_every == 0
@@ -533,26 +548,30 @@ class LocalAuditStore:
                 prev = (seg, end)
         return None
 
-    def _keep_time_order(self, record: dict[str, Any]) -> None:
+    def _keep_time_order(self, record: dict[str, Any]) -> str:
         """A record is never dated before the previous one (e.g. ``decide --now`` in the past).
 
         The policy still judged the launch at the time it was given (``input.now``); the record's
         ``timestamp`` is raised to the previous record's, and the time asked for is kept in
-        ``requested_timestamp``.
+        ``requested_timestamp``. Returns the sortable key of the record's (final) timestamp.
         """
+        mine = _ts_key(record.get("timestamp"))
         if self._seq < 0:
-            return
+            return mine
         if self._last_ts is None:
             prev = self._read_record(self._seq)
             self._last_ts = _ts_key(prev.get("timestamp")) if prev is not None else ""
-        mine = _ts_key(record.get("timestamp"))
         if self._last_ts and mine < self._last_ts:
             prev_rec = self._read_record(self._seq)
             if prev_rec is not None and isinstance(prev_rec.get("timestamp"), str):
                 record["requested_timestamp"] = record.get("timestamp")
                 record["timestamp"] = prev_rec["timestamp"]
+                return _ts_key(prev_rec["timestamp"])
+        return mine
 
-    def _append(self, sealed: Sealed, ev: bytes | None, decision_id: str | None) -> None:
+    def _append(
+        self, sealed: Sealed, ev: bytes | None, decision_id: str | None, ts_key: str | None = None
+    ) -> None:
         line = sealed.line
         seg_before, end_before = self._seg, self._end
         if self._end > 0 and self._end + len(line) > self.segment_max_bytes:
@@ -578,7 +597,7 @@ class LocalAuditStore:
             raise
         self._end = end
         self._index_off += len(idx)
-        self._accept(sealed, ev, decision_id)
+        self._accept(sealed, ev, decision_id, ts_key)
 
     def _checkpoint_locked(self) -> dict[str, Any] | None:
         if self.signer is None or self._seq < 0:

@@ -34,7 +34,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from enforcer.audit.record import canonical
+from enforcer.audit.jcs import canonical
 from enforcer.jws import ALGORITHMS
 
 CHECKPOINT_CONTEXT = b"gpu-launch-enforcer/audit-checkpoint/v1\n"
