@@ -119,9 +119,12 @@ def bundles(revision: Any) -> dict[str, dict[str, str]]:
     """``bundles`` from a logged revision (``name=rev,name2=rev2`` for several, as ingest writes it)."""
     if not isinstance(revision, str) or not revision or revision == "unknown":
         return {}
-    if "=" in revision and all("=" in part for part in revision.split(",")):
-        pairs = (part.split("=", 1) for part in revision.split(","))
-        return {name: {"revision": rev} for name, rev in pairs if name}
+    parts = revision.split(",")
+    # Several bundles are written ``name=rev,name2=rev2`` (never one: a lone revision may end in "=").
+    if len(parts) > 1 and all(p.partition("=")[0] and p.partition("=")[1] for p in parts):
+        named = dict(p.split("=", 1) for p in parts)
+        if len(named) == len(parts):
+            return {name: {"revision": rev} for name, rev in named.items()}
     return {BUNDLE_NAME: {"revision": revision}}
 
 
@@ -180,11 +183,12 @@ def to_opa_event(record: dict[str, Any], *, labels_id: str | None = None) -> dic
         },
         "decision_id": str(record.get("decision_id") or ""),
         "path": str(record.get("path") or ""),
-        "input": inp,
-        "result": result,
         "requested_by": _requested_by(record),
         "timestamp": str(record.get("timestamp") or ""),
     }
+    for key, value in (("input", inp), ("result", result)):
+        if value is not None:  # OPA omits them when absent (never null)
+            event[key] = value
     found = bundles(policy.get("revision"))
     if found:
         event["bundles"] = found

@@ -22,6 +22,8 @@ from enforcer.audit.verify import VerifyReport
 
 #: Most launches listed in the table (the counts always cover everything).
 MAX_LISTED = 2000
+#: Most records that fail verification listed (beside MAX_LISTED: a forged row is never crowded out).
+MAX_FAILED_LISTED = 2000
 _BUCKETS = (60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
 _MAX_BARS = 60
 
@@ -71,8 +73,13 @@ def collect(records: Iterable[LoggedRecord], failures: dict[int, str] | None = N
             _count(data, rec, effect)
         else:
             data.failed += 1
-        if failure is not None or effect in ("deny", "audit"):
-            if len(data.listed) >= MAX_LISTED:
+        if failure is not None:
+            if data.failed > MAX_FAILED_LISTED:
+                data.not_listed += 1
+                continue
+            data.listed.append(row_of(lr, failure))
+        elif effect in ("deny", "audit"):
+            if len(data.listed) - min(data.failed, MAX_FAILED_LISTED) >= MAX_LISTED:
                 data.not_listed += 1
                 continue
             data.listed.append(row_of(lr, failure))
@@ -214,7 +221,8 @@ td.num{text-align:right}table.counts{width:auto;min-width:260px}
 .bad{background:#ffebee;color:#b71c1c}.tag{padding:1px 6px;border-radius:4px;color:#fff;font-size:12px}
 .tablewrap{overflow-x:auto;max-width:100%}td{overflow-wrap:anywhere}
 #launches{font-size:13px;table-layout:fixed;width:100%}#launches td{white-space:normal;word-break:break-word}
-#launches .k{color:#6b7785}#launches .t{word-break:normal;overflow-wrap:normal}#launches .msg{color:#37474f}#launches .sev{color:#6b7785;font-size:12px}
+#launches .k{color:#6b7785}
+#launches .msg{color:#37474f}#launches .sev{color:#6b7785;font-size:12px}
 #launches .reason+.reason{margin-top:4px}tr.tampered td{background:#ffebee;border-top:2px solid #b71c1c;
 border-bottom:2px solid #b71c1c}tr.tampered td:first-child{border-left:6px solid #b71c1c}
 .tamper-tag{margin-top:4px;padding:1px 4px;border-radius:4px;background:#b71c1c;color:#fff;font-size:11px;
@@ -334,7 +342,10 @@ def render_html(
         f"(<span id='shown'>{len(data.listed)}</span> shown)</h2>"
     )
     if data.not_listed:
-        out.append(f"<p class='muted'>{data.not_listed} more not listed (first {MAX_LISTED} shown).</p>")
+        out.append(
+            f"<p class='muted'>{data.not_listed} more not listed (at most {MAX_LISTED} denied or audited "
+            f"and {MAX_FAILED_LISTED} failing rows are shown; the counts cover every record).</p>"
+        )
     out.append("<input id='filter' type='search' placeholder='filter rows…' aria-label='filter rows'>")
     widths = (4, 14, 7, 15, 10, 20, 14, 16)
     out.append("<div class='tablewrap'><table id='launches'><colgroup>")

@@ -123,6 +123,8 @@ def _time(label: str, value: Any) -> str:
     v = _s(value)
     if not v:
         return ""
+    if len(v) > 40 or " " in v:  # not a timestamp: may wrap anywhere like any other value
+        return _line(label, v)
     date, sep, rest = v.partition("T")
     text = f"{_esc(date)}T<wbr>{_esc(rest)}" if sep else _esc(v)
     return f"<div class='t'><span class='k'>{_esc(label)}</span> {text}</div>"

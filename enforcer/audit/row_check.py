@@ -59,7 +59,7 @@ _LOCATED = frozenset(
 )
 
 
-def _blame_all(bad: dict[int, str], verification: VerifyReport, seqs: dict[int, int], n: int) -> None:
+def _blame_all(bad: dict[int, str], verification: VerifyReport, moved: dict[int, int], n: int) -> None:
     """The verifier failed and no record was located here: mark what it could concern (conservatively)."""
     first = verification.first_issue
     if first is None or first.kind == "truncated":  # records missing at the end: those read are genuine
@@ -71,7 +71,7 @@ def _blame_all(bad: dict[int, str], verification: VerifyReport, seqs: dict[int, 
         start = -1
         why = f"the log does not verify ({first.message}); the rewritten records cannot be located"
     for p in range(n):
-        if seqs.get(p, start) >= start:
+        if moved.get(p, p) >= start:
             bad[p] = why
 
 
@@ -98,43 +98,49 @@ def check_rows(
     """
     bad: dict[int, str] = {}
     cps = checkpoints or {}
-    expected, last_hash, last_ok = 0, GENESIS, -1
+    # The chain continues from the last record accepted in sequence (an inserted or repeated one is not).
+    expected, last_hash, last_pos = 0, GENESIS, -1
+    last_ok, last_ok_seq = -1, -1  # the last record a signed checkpoint confirmed
     rewritten: str | None = None
-    seqs: dict[int, int] = {}
+    moved: dict[int, int] = {}  # position -> seq where they differ (a genuine log has none)
     pos = -1
     for pos, lr in enumerate(records):
         rec = lr.record
         stated = rec.get("hash")
         seq = _int(rec.get("seq"))
-        if seq is not None:
-            seqs[pos] = seq
+        if seq != pos:
+            moved[pos] = -1 if seq is None else seq
         computed = record_hash(lr)
         why: list[str] = []
         if computed is None or computed != stated:
             why.append("record edited: its hash does not match its content")
+        accepted = True
         if seq is None:
             why.append("record has no sequence number")
-        elif seq != expected:
-            what = "deleted" if seq > expected else "inserted, duplicated or reordered"
-            why.append(f"expected seq {expected}, found {seq}: records {what}")
+            accepted = False
+        elif seq < expected:
+            why.append(f"seq {seq} again after seq {expected - 1}: record inserted, duplicated or reordered")
+            accepted = False
+        elif seq > expected:
+            missing = f"seq {expected}" if seq == expected + 1 else f"seq {expected}..{seq - 1}"
+            why.append(f"{missing} missing before it: records deleted or moved")
         elif rec.get("prev_hash") != last_hash:
             why.append("chain broken: prev_hash is not the hash of the record before it")
-            if pos > 0:
-                bad.setdefault(pos - 1, "replaced: the next record does not chain to its hash")
-        if seq is not None and seq in cps:
+            if last_pos >= 0:  # that record was replaced (its hash recomputed), or this one was
+                bad.setdefault(last_pos, "replaced or inserted: the next record does not chain to its hash")
+        if accepted and seq is not None and seq in cps:
             if cps[seq] != stated or computed != stated:
-                since = seqs.get(last_ok + 1, 0) if last_ok >= 0 else 0
                 rewritten = f"log rewritten: differs from the signed checkpoint at seq {seq}"
                 for p in range(last_ok + 1, pos + 1):
-                    bad.setdefault(p, f"{rewritten} (rewritten between seq {since} and {seq})")
+                    bad.setdefault(p, f"{rewritten} (rewritten between seq {last_ok_seq + 1} and {seq})")
             else:
-                last_ok, rewritten = pos, None
+                last_ok, last_ok_seq, rewritten = pos, seq, None
         elif rewritten is not None:
             why.append(f"descends from a rewritten record ({rewritten})")
         if why:
             bad[pos] = "; ".join(why)
-        expected = (seq if seq is not None else expected) + 1
-        last_hash = stated if isinstance(stated, str) else ""
+        if accepted and seq is not None:
+            expected, last_hash, last_pos = seq + 1, stated if isinstance(stated, str) else "", pos
     if verification is not None and not verification.ok and not bad:
-        _blame_all(bad, verification, seqs, pos + 1)
+        _blame_all(bad, verification, moved, pos + 1)
     return dict(sorted(bad.items()))
