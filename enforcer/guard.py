@@ -2,50 +2,61 @@
 
 One guard event is one of: an EventBridge "AWS API Call via CloudTrail" for a launch path, an EC2
 "Instance State-change Notification" (``pending``: the resolver describes the instance), or the
-scheduled sweep.
+scheduled sweep (``enforcer.guard_sweep``, which works the backlog of ``enforcer.guard_backlog``
+first).
 
-The deny path (issue 11), in order, with the AWS calls it makes one after the other:
+The deny path (issue 16), in order, with the AWS calls it makes one after the other:
 
-1. decide; find the targets (a describe only when the event does not name the instances);
+1. decide (the account directory and licence register are read through a short-lived cache,
+   ``enforcer.lookup_cache``); find the targets (a describe only when the event does not name the
+   instances);
 2. **one** ``TransactWriteItems``: the audit record, its idempotency item, the remediation state
-   ``decided`` and the per-account counter (``enforcer.act_state``) -- or, with a store that has no
-   transactions, the record then the state;
+   ``decided``, the per-account counter (``enforcer.act_state``) and the compute ledger's update --
+   or, with a store that has no transactions, the record then the state;
 3. the stop (or terminate) call;
-4. then, concurrently: tags, ASG suspension, the notification, the state (``acted`` | ``failed`` |
-   ``capped``), the backlog, and a pending seal of the audit log.
+4. then, all at once and concurrently: tags, ASG suspension, the notification, the state (``acted``
+   | ``failed`` | ``capped``), the backlog (only when something is left to do, or when a redelivery
+   or the backlog acted), and a pending seal of the audit log.
 
 A redelivered event never makes a new decision: the logged decision and its state are read back and
 acted on unless the state is ``acted``. A record written whose seal failed is still acted on.
-
-The sweep works the capped/failed backlog first, then walks every (account, region) of the
-organisation (Organizations ``ListAccounts`` x the configured or enabled regions) from a persisted
-cursor, ``pairs_per_run`` pairs per run: every pair is visited within ``ceil(pairs / pairs_per_run)``
-runs. With ``report_only`` (or an event ``detail.mode == "report"``) it only lists running violators.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from enforcer.act_state import FINAL_STATES, ActLedger, MemoryLedger, _state_fields, is_legal
 from enforcer.actions import ActionResult, Budget, Remediator
 from enforcer.audit.record import decision_from_record
+from enforcer.guard_backlog import drain_backlog
+from enforcer.guard_sweep import (
+    DEFAULT_PAIRS_PER_RUN,
+    MAX_SWEEP_INSTANCES,
+    SWEEP_CURSOR,
+    SWEEP_STATES,
+    sweep,
+    sweep_bound,
+    sweep_pairs,
+)
 from enforcer.intake import normalise
-from enforcer.intake._tags import find_attestation_ref
-from enforcer.model import Decision, Ignored, InputError, LaunchItem, LaunchRequest
+from enforcer.model import Decision, Ignored, InputError, LaunchRequest
 from enforcer.pipeline import Enforcer, Outcome, rfc3339
 from enforcer.ports import AuditReceipt
 
-#: Most instances one sweep decides on (per invocation).
-MAX_SWEEP_INSTANCES = 1000
-#: (account, region) pairs one sweep run describes.
-DEFAULT_PAIRS_PER_RUN = 50
-SWEEP_STATES = ("pending", "running")
-SWEEP_CURSOR = "sweep"
+__all__ = [
+    "DEFAULT_PAIRS_PER_RUN",
+    "MAX_SWEEP_INSTANCES",
+    "SWEEP_CURSOR",
+    "SWEEP_STATES",
+    "ClientSource",
+    "Guard",
+    "sweep_bound",
+]
 
 
 class ClientSource(Protocol):
@@ -54,11 +65,6 @@ class ClientSource(Protocol):
     def client(
         self, service: str, account_id: str | None = None, region: str | None = None, role: str | None = None
     ) -> Any: ...
-
-
-def sweep_bound(pairs: int, pairs_per_run: int) -> int:
-    """Runs within which the sweep visits every one of ``pairs`` (account, region) pairs."""
-    return max(1, math.ceil(pairs / max(1, pairs_per_run)))
 
 
 class Guard:
@@ -179,13 +185,14 @@ class Guard:
         if not acts:
             return self._result(request, outcome, self.remediator.remediate(outcome, None, None, budget))
         result = ActionResult("no_target", d.decision_id, targets=targets or list(request.instance_ids))
+        pending: list[Future[None]] = []
         if access_error is not None:
             result.status, result.errors = "failed", [access_error]
         elif targets:
-            self._execute(
+            pending = self.execute(
                 d, targets, ec2, asg, budget, legal, result, counted, describe=_needs_describe(request)
             )
-        return self._finish(request, outcome, result, legal)
+        return self._finish(request, outcome, result, legal, pending, fresh=True)
 
     def _log(
         self, d: Decision, targets: list[str], legal: bool, room: int, budget: Budget
@@ -220,13 +227,13 @@ class Guard:
                     receipt = audit.write(d, self.planned_action)
                     counted = -1
                     if not receipt.duplicate:
-                        self._safe(lambda: self.ledger.put(d.decision_id, "decided", fields))
+                        self.safe(lambda: self.ledger.put(d.decision_id, "decided", fields))
                 if counted > 0:
                     budget.used += counted
             else:
                 receipt = audit.write(d, self.planned_action)
                 if d.effect == "deny" and d.enforced:
-                    self._safe(lambda: self.ledger.put(d.decision_id, "decided", fields))
+                    self.safe(lambda: self.ledger.put(d.decision_id, "decided", fields))
                 counted = -1
         except Exception:
             self.enforcer.counters["audit_write_failures"] += 1
@@ -237,7 +244,7 @@ class Guard:
             self.enforcer.counters["duplicates"] += 1
         return receipt, counted
 
-    def _execute(
+    def execute(
         self,
         d: Decision,
         targets: list[str],
@@ -249,7 +256,9 @@ class Guard:
         counted: int,
         *,
         describe: bool,
-    ) -> None:
+    ) -> list[Future[None]]:
+        """Stop what the caps grant of ``targets`` now; return the follow-up calls (tags, ASG
+        suspension) already running on the guard's pool, for :meth:`wait` or :meth:`_finish`."""
         req = d.request
         seen = len(budget.errors)
 
@@ -262,34 +271,50 @@ class Guard:
 
         futures: list[Future[None]] = []
 
-        def after(f: Any) -> None:
+        def after(f: Callable[[], None]) -> None:
             futures.append(self._pool.submit(f))
 
         self.remediator.execute(d, targets, ec2, asg, grant, result, describe=describe, after=after)
+        result.errors += budget.errors[seen:]  # granted before the stop: known now
+        return futures
+
+    @staticmethod
+    def wait(futures: list[Future[None]]) -> None:
+        """Wait for follow-up calls (each records its own failure in the action result)."""
         for fut in futures:
             fut.result()
-        result.errors += budget.errors[seen:]
 
     def _finish(
-        self, request: LaunchRequest, outcome: Outcome, result: ActionResult, legal: bool
+        self,
+        request: LaunchRequest,
+        outcome: Outcome,
+        result: ActionResult,
+        legal: bool,
+        pending: list[Future[None]],
+        *,
+        fresh: bool,
     ) -> dict[str, Any]:
-        """Notify, record the state, queue what is left, retry a pending seal (concurrently)."""
+        """Notify, record the state, queue what is left, retry a pending seal: all at once, beside the
+        follow-up calls ``pending`` already running, then wait for everything.
+
+        The state and the notification depend only on the stop's outcome (known now), never on the
+        tags. ``fresh``: a first decision, which cannot be in the backlog yet (no call to take it out).
+        """
         d = outcome.decision
-        state, remaining = self._state_of(result)
-        jobs = [
+        state, remaining = self.state_of(result)
+        jobs: list[Callable[[], Any]] = [
             lambda: self.remediator.notify(d, result),
-            lambda: self._record_state(d, state, remaining, legal),
+            lambda: self._record_state(d, state, remaining, legal, fresh),
         ]
         audit = self.enforcer.audit
         if getattr(audit, "seal_pending", False):
-            jobs.append(lambda: self._safe(lambda: audit.retry_seal()))  # type: ignore[union-attr]
-        for fut in [self._pool.submit(j) for j in jobs]:
-            fut.result()
+            jobs.append(lambda: self.safe(lambda: audit.retry_seal()))  # type: ignore[union-attr]
+        self.wait(pending + [self._pool.submit(j) for j in jobs])
         if state == "capped":
             result.errors.append("capped: held back in the remediation backlog (alarm raised)")
         return self._result(request, outcome, result)
 
-    def _state_of(self, result: ActionResult) -> tuple[str, list[str]]:
+    def state_of(self, result: ActionResult) -> tuple[str, list[str]]:
         """The remediation state an action result leaves, and the instances still to act on.
 
         Anything neither acted on nor already stopped stays to do: what a cap held back and what a
@@ -306,13 +331,13 @@ class Guard:
             return "acted", []
         return "failed", []
 
-    def _record_state(self, d: Decision, state: str, remaining: list[str], legal: bool) -> None:
+    def _record_state(self, d: Decision, state: str, remaining: list[str], legal: bool, fresh: bool) -> None:
         fields = _state_fields(d, remaining, legal)
-        self._safe(lambda: self.ledger.put(d.decision_id, state, fields))
+        self.safe(lambda: self.ledger.put(d.decision_id, state, fields))
         if state in ("capped", "failed"):
-            self._safe(lambda: self.ledger.backlog_add(d.decision_id))
-        else:
-            self._safe(lambda: self.ledger.backlog_remove(d.decision_id))
+            self.safe(lambda: self.ledger.backlog_add(d.decision_id))
+        elif not fresh:  # a redelivery may find its decision queued by an earlier failed attempt
+            self.safe(lambda: self.ledger.backlog_remove(d.decision_id))
 
     def _redelivered(
         self, request: LaunchRequest, fresh: Decision, receipt: AuditReceipt, budget: Budget, outcome: Outcome
@@ -325,7 +350,7 @@ class Guard:
         outcome = Outcome(logged, receipt)
         if not (logged.effect == "deny" and logged.enforced):
             return self._result(request, outcome, ActionResult("duplicate", logged.decision_id))
-        state = self._safe(lambda: self.ledger.get(logged.decision_id))
+        state = self.safe(lambda: self.ledger.get(logged.decision_id))
         if isinstance(state, dict) and state.get("state") in FINAL_STATES:
             self.remediator.log.info(
                 "duplicate event: already acted on", extra={"decision_id": logged.decision_id}
@@ -339,13 +364,15 @@ class Guard:
             result.targets = self.remediator.targets(logged, ec2, asg)
         except Exception as exc:
             result.status, result.errors = "failed", [f"member account access: {type(exc).__name__}"]
-            return self._finish(request, outcome, result, legal)
+            return self._finish(request, outcome, result, legal, [], fresh=False)
+        pending: list[Future[None]] = []
         if result.targets:
-            self._execute(logged, result.targets, ec2, asg, budget, legal, result, -1, describe=True)
-        return self._finish(request, outcome, result, legal)
+            pending = self.execute(logged, result.targets, ec2, asg, budget, legal, result, -1, describe=True)
+        return self._finish(request, outcome, result, legal, pending, fresh=False)
 
     @staticmethod
-    def _safe(f: Any) -> Any:
+    def safe(f: Callable[[], Any]) -> Any:
+        """``f()``, or None when it raises: state bookkeeping never blocks enforcement."""
         try:
             return f()
         except Exception:  # state bookkeeping never blocks enforcement; the sweep re-checks
@@ -366,179 +393,20 @@ class Guard:
             out["seal_error"] = outcome.receipt.seal_error
         return out
 
-    # -- backlog ---------------------------------------------------------------------------
+    # -- backlog and sweep (enforcer.guard_backlog, enforcer.guard_sweep) ---------------------
     def drain_backlog(self, budget: Budget) -> list[dict[str, Any]]:
-        """Act on capped/failed remediations (oldest first where known) while the budget allows."""
-        out: list[dict[str, Any]] = []
-        ids = self._safe(self.ledger.backlog) or []
-        for did in ids:
-            item = self._safe(lambda did=did: self.ledger.get(did))
-            if not isinstance(item, dict) or item.get("state") in FINAL_STATES:
-                self._safe(lambda did=did: self.ledger.backlog_remove(did))
-                continue
-            out.append(self._act_on_backlog(did, item, budget))
-        return out
+        """Act on capped/failed remediations while the budget allows (``guard_backlog``)."""
+        return drain_backlog(self, budget)
 
-    def _act_on_backlog(self, did: str, item: dict[str, Any], budget: Budget) -> dict[str, Any]:
-        from enforcer.model import Reason
-
-        account, region = str(item.get("account")), str(item.get("region"))
-        remaining = [str(i) for i in item.get("remaining") or []]
-        legal = bool(item.get("legal", True))
-        reasons = [Reason(str(c), "", "high") for c in item.get("reasons") or []]
-        req = LaunchRequest(
-            "backlog",
-            "guard:Backlog",
-            account,
-            region,
-            instance_ids=remaining,
-            event_id=str(item.get("event_id") or did),
-        )
-        d = Decision(did, rfc3339(time.time()), "deny", True, reasons, req, "backlog", "backlog")
-        result = ActionResult("no_target", did, targets=remaining)
-        if remaining:
-            try:
-                ec2 = self.clients.client("ec2", account, region)
-                asg = self.clients.client("autoscaling", account, region)
-            except Exception as exc:
-                result.status, result.errors = "failed", [f"member account access: {type(exc).__name__}"]
-            else:
-                self._execute(d, remaining, ec2, asg, budget, legal, result, -1, describe=True)
-        state, remaining_now = self._state_of(result)
-        fields = {"remaining": remaining_now}
-        self._safe(lambda: self.ledger.put(did, state, fields))
-        if state == "acted":
-            self._safe(lambda: self.ledger.backlog_remove(did))
-        return {
-            "event_id": req.event_id,
-            "decision_id": did,
-            "effect": "deny",
-            "reasons": d.reason_codes,
-            "duplicate": False,
-            "backlog": True,
-            "remediation": result.to_dict(),
-        }
-
-    # -- sweep -----------------------------------------------------------------------------
     def sweep_pairs(self, request: LaunchRequest) -> list[tuple[str, str]]:
-        """Every (account, region) the sweep covers, in a stable order."""
-        accounts = self.sweep_accounts or self._org_accounts() or (request.account_id,)
-        regions = self.sweep_regions or self._enabled_regions() or (request.region,)
-        return [(a, r) for a in sorted(set(accounts)) for r in sorted(set(regions))]
-
-    def _org_accounts(self) -> tuple[str, ...]:
-        try:
-            org = self.clients.client("organizations")
-            out: list[str] = []
-            for page in org.get_paginator("list_accounts").paginate():
-                out += [
-                    str(a["Id"]) for a in page.get("Accounts") or [] if a.get("Status", "ACTIVE") == "ACTIVE"
-                ]
-            return tuple(out)
-        except Exception:
-            return ()
-
-    def _enabled_regions(self) -> tuple[str, ...]:
-        try:
-            resp = self.clients.client("ec2").describe_regions(AllRegions=False)
-            return tuple(
-                str(r["RegionName"])
-                for r in resp.get("Regions") or []
-                if r.get("OptInStatus") in (None, "opt-in-not-required", "opted-in")
-            )
-        except Exception:
-            return ()
+        """Every (account, region) the sweep covers, in a stable order (``guard_sweep``)."""
+        return sweep_pairs(self, request)
 
     def sweep(
         self, request: LaunchRequest, budget: Budget, now: float, *, report_only: bool = False
     ) -> dict[str, Any]:
-        """Work the backlog, then decide on running accelerated instances from the persisted cursor."""
-        results: list[dict[str, Any]] = [] if report_only else self.drain_backlog(budget)
-        errors: list[str] = []
-        violators: list[dict[str, Any]] = []
-        pairs = self.sweep_pairs(request)
-        start = (self._safe(lambda: self.ledger.cursor(SWEEP_CURSOR)) or 0) % len(pairs)
-        visited: list[str] = []
-        decided = 0
-        for k in range(min(len(pairs), self.pairs_per_run)):
-            if decided >= self.max_sweep:  # the cap is reached: no more describe calls
-                break
-            account, region = pairs[(start + k) % len(pairs)]
-            visited.append(f"{account}/{region}")
-            try:
-                found = self._running(account, region, self.max_sweep - decided)
-            except Exception as exc:
-                errors.append(f"{account}/{region}: {type(exc).__name__}")
-                continue
-            for inst in found:
-                decided += 1
-                req = self._sweep_request(request, account, region, inst, now)
-                if report_only:
-                    d = self.enforcer.decide(req, now)
-                    if d.effect == "deny":
-                        violators.append(
-                            {
-                                "account_id": account,
-                                "region": region,
-                                "instance_id": req.instance_ids[0],
-                                "instance_type": req.items[0].instance_type,
-                                "reasons": d.reason_codes,
-                            }
-                        )
-                else:
-                    results.append(self.decide_and_act(req, budget, now))
-        nxt = (start + len(visited)) % len(pairs)
-        self._safe(lambda: self.ledger.set_cursor(SWEEP_CURSOR, nxt))
-        out: dict[str, Any] = {
-            "status": "reported" if report_only else "swept",
-            "results": results,
-            "errors": errors,
-            "visited": visited,
-            "pairs": len(pairs),
-            "runs_to_cover": sweep_bound(len(pairs), self.pairs_per_run),
-        }
-        if report_only:
-            out["violators"] = violators
-        return out
-
-    @staticmethod
-    def _sweep_request(
-        request: LaunchRequest, account: str, region: str, inst: dict[str, Any], now: float
-    ) -> LaunchRequest:
-        iid = str(inst["InstanceId"])
-        return LaunchRequest(
-            source="sweep",
-            action="ec2:Sweep",
-            account_id=account,
-            region=region,
-            items=[LaunchItem(str(inst["InstanceType"]), 1, path="sweep")],
-            event_id=f"{request.event_id or rfc3339(now)}/{account}/{iid}",
-            event_time=request.event_time,
-            instance_ids=[iid],
-            attestation_ref=find_attestation_ref(inst.get("Tags") or [])[0],
-            extra={"sweep": True},
-        )
-
-    def _running(self, account: str, region: str, limit: int) -> list[dict[str, Any]]:
-        """Pending/running instances whose type has accelerators that are not classified ``none``."""
-        ec2 = self.clients.client("ec2", account, region)
-        out: list[dict[str, Any]] = []
-        pages = ec2.get_paginator("describe_instances").paginate(
-            Filters=[{"Name": "instance-state-name", "Values": list(SWEEP_STATES)}]
-        )
-        for page in pages:
-            for res in page.get("Reservations") or []:
-                for inst in res.get("Instances") or []:
-                    itype = inst.get("InstanceType")
-                    if (
-                        not isinstance(itype, str)
-                        or self.enforcer.catalog.classify(itype).chip_class == "none"
-                    ):
-                        continue
-                    if len(out) >= limit:
-                        return out
-                    out.append(inst)
-        return out
+        """Work the backlog, then decide on running accelerated instances (``guard_sweep``)."""
+        return sweep(self, request, budget, now, report_only=report_only)
 
 
 def _needs_describe(request: LaunchRequest) -> bool:
