@@ -157,7 +157,9 @@ def _pointers(values: Any) -> list[str]:
     return out
 
 
-def to_opa_event(record: dict[str, Any], *, labels_id: str | None = None) -> dict[str, Any]:
+def to_opa_event(
+    record: dict[str, Any], *, labels_id: str | None = None, failure: str | None = None
+) -> dict[str, Any]:
     """Return one audit record as an OPA decision-log event.
 
     Parameters
@@ -166,6 +168,9 @@ def to_opa_event(record: dict[str, Any], *, labels_id: str | None = None) -> dic
         A logged record (with its chain fields).
     labels_id
         ``labels.id``: the enforcer instance that wrote the log (``instance_id(source)``).
+    failure
+        Why the record fails verification (``row_check``), exported as
+        ``gpu_enforcer.verification_failure``; None for a record that verifies.
 
     Returns
     -------
@@ -207,12 +212,13 @@ def to_opa_event(record: dict[str, Any], *, labels_id: str | None = None) -> dic
         for r in (_d(result).get("reasons") or [])
         if isinstance(r, dict)
     ]
+    if failure is not None:
+        extra["verification_failure"] = failure
     event[EXTRA_KEY] = extra
     return event
 
 
-def opa_jsonl(record: dict[str, Any], *, labels_id: str | None = None) -> str:
+def opa_jsonl(record: dict[str, Any], *, labels_id: str | None = None, failure: str | None = None) -> str:
     """Return one OPA decision-log JSON line (no trailing newline)."""
-    return json.dumps(
-        to_opa_event(record, labels_id=labels_id), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    event = to_opa_event(record, labels_id=labels_id, failure=failure)
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
