@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from enforcer.ids import ACCOUNT_RE, COUNTRY_RE
 from enforcer.model import AccountOrigin, InputError
 
 KYC_LEVELS = ("verified", "pending", "none")
-#: 12 ASCII digits (``\Z``, not ``$``: a trailing newline must not pass). Shared by every backend.
-ACCOUNT_RE = re.compile(r"^[0-9]{12}\Z")
-#: ISO 3166-1 alpha-2, upper case.
-COUNTRY_RE = re.compile(r"^[A-Z]{2}\Z")
 
 
 def validate_account_id(account_id: str) -> str:

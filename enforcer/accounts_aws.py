@@ -12,8 +12,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from enforcer.accounts import ACCOUNT_RE, COUNTRY_RE
 from enforcer.aws_errors import error_code
+from enforcer.ids import ACCOUNT_RE, COUNTRY_RE
 from enforcer.model import AccountOrigin, InputError
 
 KYC_VALUES = ("verified", "pending", "none")

@@ -46,6 +46,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from enforcer.ids import ACCOUNT_RE
+
 T = TypeVar("T")
 
 _TABLE_RE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
@@ -60,7 +62,6 @@ _SECRET_RE = re.compile(
 )
 _ROLE_RE = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
 _EXTERNAL_ID_RE = re.compile(r"[A-Za-z0-9+=,.@:/_-]{2,1224}")
-_ACCOUNT_RE = re.compile(r"\d{12}")
 _REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 _URL_RE = re.compile(r"https?://[^\s]{1,2000}")
 _HOST_RE = re.compile(r"[a-z0-9][a-z0-9.-]{0,252}(:\d{1,5})?")
@@ -146,8 +147,8 @@ class Config:
             member_role=r.match("ENFORCER_MEMBER_ROLE", _ROLE_RE, "an IAM role name") or "GpuEnforcerGuard",
             member_external_id=r.match("ENFORCER_MEMBER_EXTERNAL_ID", _EXTERNAL_ID_RE, "an external id"),
             broker_role=r.match("ENFORCER_BROKER_ROLE", _ROLE_RE, "an IAM role name") or "GpuLaunchBroker",
-            home_account=r.match("ENFORCER_HOME_ACCOUNT", _ACCOUNT_RE, "a 12-digit account id"),
-            sweep_accounts=r.items("ENFORCER_SWEEP_ACCOUNTS", _ACCOUNT_RE, "12-digit account ids"),
+            home_account=r.match("ENFORCER_HOME_ACCOUNT", ACCOUNT_RE, "a 12-digit account id"),
+            sweep_accounts=r.items("ENFORCER_SWEEP_ACCOUNTS", ACCOUNT_RE, "12-digit account ids"),
             sweep_regions=r.items("ENFORCER_SWEEP_REGIONS", _REGION_RE, "region names"),
             hook_payload_hosts=r.items("ENFORCER_HOOK_PAYLOAD_HOSTS", _HOST_RE, "host[:port] names"),
             region=r.match("AWS_REGION", _REGION_RE, "a region name")

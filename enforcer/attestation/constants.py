@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from enforcer.accounts import ACCOUNT_RE as ACCOUNT_RE  # re-exported for the attestation modules
-from enforcer.accounts import COUNTRY_RE as COUNTRY_RE
+from enforcer.ids import ACCOUNT_RE as ACCOUNT_RE  # re-exported for the attestation modules
+from enforcer.ids import COUNTRY_RE as COUNTRY_RE
 from enforcer.jws import ALGORITHMS as JWS_ALGORITHMS
 
 #: The only JWS algorithms an attestation may use; the registered key decides which one.

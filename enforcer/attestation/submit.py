@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from enforcer.accounts import ACCOUNT_RE
 from enforcer.attestation.constants import DEFAULT_AUDIENCE, DEFAULT_MAX_VALIDITY_DAYS, reason_code
 from enforcer.attestation.registry import AttestationRegistry, StoredAttestation
 from enforcer.attestation.token import TokenFormatError, parse_unverified
 from enforcer.attestation.verify import verify_token
+from enforcer.ids import ACCOUNT_RE
 from enforcer.model import InputError
 from enforcer.ports import AccountDirectory
 

@@ -22,6 +22,7 @@ from enforcer.attestation.constants import ALGORITHMS, ALLOWED_HEADER_KEYS, ID_R
 from enforcer.attestation.keys import SigningKey, VerifyingKey
 from enforcer.jws import pinned_registry
 from enforcer.model import InputError
+from enforcer.strict_json import loads_strict
 
 _SEGMENTS_RE = re.compile(rb"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 #: An x5c chain: at most this many certificates.
@@ -36,31 +37,6 @@ class TokenFormatError(InputError):
 
 
 _REGISTRIES = {alg: pinned_registry(alg, MAX_TOKEN_BYTES, MAX_TOKEN_BYTES) for alg in ALGORITHMS}
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate member {k!r}")
-        out[k] = v
-    return out
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-finite number {name}")
-
-
-def strict_json(data: bytes) -> Any:
-    """Parse JSON strictly: UTF-8, no duplicate members, no NaN/Infinity.
-
-    Raises
-    ------
-    ValueError
-        On any deviation.
-    """
-    text = data.decode("utf-8")
-    return json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +95,7 @@ def parse_unverified(token: object, max_bytes: int = MAX_TOKEN_BYTES) -> ParsedT
         raise TokenFormatError("not a compact JWS (three base64url segments)")
     h_seg, p_seg, s_seg = data.split(b".")
     try:
-        header = strict_json(urlsafe_b64decode(h_seg))
+        header = loads_strict(urlsafe_b64decode(h_seg))
     except (ValueError, TypeError) as exc:
         raise TokenFormatError("header is not base64url JSON") from exc
     if not isinstance(header, dict):
@@ -145,7 +121,7 @@ def parse_unverified(token: object, max_bytes: int = MAX_TOKEN_BYTES) -> ParsedT
     ):
         raise TokenFormatError(f"header x5c must be a list of 1..{MAX_X5C_CERTS} base64 certificates")
     try:
-        payload = strict_json(urlsafe_b64decode(p_seg))
+        payload = loads_strict(urlsafe_b64decode(p_seg))
         urlsafe_b64decode(s_seg)
     except (ValueError, TypeError) as exc:
         raise TokenFormatError("payload or signature is not base64url (JSON)") from exc

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from enforcer.ids import ACCOUNT_RE
 from enforcer.intake import (  # noqa: F401  # noqa: F401
     cloudtrail_ec2,
     cloudtrail_generic,
@@ -23,14 +24,13 @@ from enforcer.intake.tags import find_attestation_ref
 from enforcer.model import Ignored, InputError, LaunchRequest
 
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
-_ACCOUNT_RE = re.compile(r"[0-9]{12}")
 _REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 _MAX_RECORDS = 100_000
 
 
 def account_id(value: Any, at: str) -> str:
     """Validate a 12-digit AWS account id."""
-    if not isinstance(value, str) or _ACCOUNT_RE.fullmatch(value) is None:
+    if not isinstance(value, str) or ACCOUNT_RE.fullmatch(value) is None:
         raise InputError(f"{at}: expected a 12-digit AWS account id, got {kind(value)}")
     return value
 

@@ -29,15 +29,14 @@ from enforcer.jws import pinned_registry
 from enforcer.model import InputError
 from enforcer.policy.loader import PolicyBundle, load_bundle
 from enforcer.policy.signing import (
-    _KID_RE,
     HASH_ALGORITHM,
     MAX_SIGNATURES_BYTES,
     SIGNATURES_FILE,
     PolicySignatureError,
-    _private_key,
     bundle_files,
     file_hash,
 )
+from enforcer.policy.signing_keys import KID_RE, private_key
 
 MANIFEST = ".manifest"
 #: Most bytes of a built bundle (compressed); larger is refused rather than written.
@@ -89,9 +88,9 @@ def bundle_roots(bundle: PolicyBundle, include_tests: bool = False) -> list[str]
 
 
 def _signatures(files: dict[str, bytes], private_key_pem: bytes, kid: str) -> bytes:
-    if not _KID_RE.match(kid):
-        raise PolicySignatureError(f"key id must match {_KID_RE.pattern}: {kid[:64]!r}")
-    alg, key = _private_key(private_key_pem)
+    if not KID_RE.match(kid):
+        raise PolicySignatureError(f"key id must match {KID_RE.pattern}: {kid[:64]!r}")
+    alg, key = private_key(private_key_pem)
     payload = {
         "files": [
             {"name": n, "hash": file_hash(n, raw), "algorithm": HASH_ALGORITHM} for n, raw in files.items()

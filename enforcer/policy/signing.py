@@ -13,7 +13,6 @@ that what was loaded is byte-for-byte what was verified (no window between check
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import os
@@ -23,193 +22,45 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from joserfc import jws
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, OKPKey
 from joserfc.util import urlsafe_b64decode
 
 from enforcer.jws import pinned_registry
-from enforcer.model import InputError
-from enforcer.policy.loader import MAX_POLICY_BYTES, PolicyBundle, load_bundle
+from enforcer.policy.file_hash import (
+    HASH_ALGORITHM,
+    MAX_FILES,
+    SIGNATURES_FILE,
+    PolicySignatureError,
+    bundle_files,
+    file_hash,
+)
+from enforcer.policy.loader import PolicyBundle, load_bundle
+from enforcer.policy.signing_keys import (
+    KID_RE,
+    MAX_PEM_BYTES,
+    private_key,
+    public_key,
+    read_public_key_setting,
+)
+from enforcer.strict_json import loads_strict
 
-SIGNATURES_FILE = ".signatures.json"
-HASH_ALGORITHM = "SHA-256"
+__all__ = [
+    "HASH_ALGORITHM",
+    "MAX_PEM_BYTES",
+    "MAX_SIGNATURES_BYTES",
+    "SIGNATURES_FILE",
+    "PolicySignatureError",
+    "bundle_files",
+    "file_hash",
+    "load_verified_bundle",
+    "read_public_key_setting",
+    "sign_bundle",
+    "verify_bundle",
+]
+
 MAX_SIGNATURES_BYTES = 512 * 1024
-MAX_FILES = 1000
-MAX_PEM_BYTES = 16 * 1024
-_KID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}\Z")
-
-JoseKey = ECKey | OKPKey
-
-
-class PolicySignatureError(InputError):
-    """The policy directory is not signed as required; ``file`` names the offending file if one is."""
-
-    def __init__(self, message: str, file: str | None = None) -> None:
-        super().__init__(f"{file}: {message}" if file else message, "POLICY_SIGNATURE_INVALID")
-        self.file = file
-
-
-# -- keys --------------------------------------------------------------------------------------
-def _pem_bytes(pem: bytes | str) -> bytes:
-    data = pem.encode() if isinstance(pem, str) else bytes(pem)
-    if len(data) > MAX_PEM_BYTES:
-        raise PolicySignatureError(f"key PEM larger than {MAX_PEM_BYTES} bytes")
-    return data
-
-
-def _private_key(pem: bytes | str) -> tuple[str, JoseKey]:
-    data = _pem_bytes(pem)
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise PolicySignatureError(f"not an unencrypted PEM private key ({exc})") from exc
-    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
-        return "ES256", ECKey.import_key(data)
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return "EdDSA", OKPKey.import_key(data)
-    raise PolicySignatureError("signing key must be EC P-256 (ES256) or Ed25519 (EdDSA)")
-
-
-def _public_key(pem: bytes | str) -> tuple[str, JoseKey]:
-    data = _pem_bytes(pem)
-    try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError) as exc:
-        raise PolicySignatureError(f"not a PEM public key ({exc})") from exc
-    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
-        return "ES256", ECKey.import_key(data)
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "EdDSA", OKPKey.import_key(data)
-    raise PolicySignatureError("verification key must be EC P-256 (ES256) or Ed25519 (EdDSA)")
-
-
-def read_public_key_setting(value: str) -> bytes:
-    """Resolve ``ENFORCER_POLICY_PUBKEY``: inline PEM text, or the path of a PEM file.
-
-    Raises
-    ------
-    PolicySignatureError
-        When the file cannot be read.
-    """
-    if value.lstrip().startswith("-----BEGIN"):
-        return _pem_bytes(value)
-    path = Path(value)
-    try:
-        if path.stat().st_size > MAX_PEM_BYTES:
-            raise PolicySignatureError(f"key file larger than {MAX_PEM_BYTES} bytes", str(path))
-        return path.read_bytes()
-    except OSError as exc:
-        raise PolicySignatureError(f"cannot read policy public key ({exc.strerror})", str(path)) from exc
-
-
-# -- hashing -----------------------------------------------------------------------------------
-class _Number(str):
-    """A JSON number kept as written (OPA decodes with ``UseNumber`` before hashing)."""
-
-
-_GO_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
-
-
-def _go_string(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        if ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ch in "\u2028\u2029":
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def _walk(value: Any, out: list[str]) -> None:
-    if isinstance(value, dict):
-        out.append("{")
-        for i, key in enumerate(sorted(value)):
-            if i:
-                out.append(",")
-            out.append(_go_string(key))
-            out.append(":")
-            _walk(value[key], out)
-        out.append("}")
-    elif isinstance(value, list):
-        out.append("[")
-        for i, item in enumerate(value):
-            if i:
-                out.append(",")
-            _walk(item, out)
-        out.append("]")
-    elif isinstance(value, _Number):
-        out.append(str.__str__(value))
-    elif isinstance(value, str):
-        out.append(_go_string(value))
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif value is None:
-        out.append("null")
-    else:  # pragma: no cover - json.loads produces nothing else
-        raise TypeError(type(value).__name__)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-finite number {name}")
-
-
-def file_hash(name: str, raw: bytes) -> str:
-    """SHA-256 (hex) of one bundle file the way OPA computes it.
-
-    Raises
-    ------
-    PolicySignatureError
-        When a ``.json`` file or a ``.manifest`` is not valid UTF-8 JSON.
-    """
-    if not (name.endswith(".json") or name.rsplit("/", 1)[-1] == ".manifest"):
-        return hashlib.sha256(raw).hexdigest()
-    try:
-        value = json.loads(
-            raw.decode("utf-8"), parse_int=_Number, parse_float=_Number, parse_constant=_reject_constant
-        )
-        out: list[str] = []
-        _walk(value, out)
-        return hashlib.sha256("".join(out).encode("utf-8")).hexdigest()
-    except (ValueError, UnicodeError) as exc:
-        raise PolicySignatureError(f"not valid JSON ({exc})", name) from exc
-
-
-def bundle_files(root: Path | str) -> dict[str, bytes]:
-    """The files a signature covers: exactly those ``load_bundle`` reads (``*.rego``, ``data.json``).
-
-    Raises
-    ------
-    PolicySignatureError
-        When the directory is missing, too large, or holds too many files.
-    """
-    base = Path(root)
-    if not base.is_dir():
-        raise PolicySignatureError(f"policy directory not found: {base}")
-    files: dict[str, bytes] = {}
-    total = 0
-    for path in sorted(p for p in base.rglob("*") if p.is_file()):
-        rel_parts = path.relative_to(base).parts
-        if any(part.startswith(".") for part in rel_parts[:-1]):
-            continue
-        if not (path.suffix == ".rego" or path.name == "data.json"):
-            continue
-        raw = path.read_bytes()
-        total += len(raw)
-        if total > MAX_POLICY_BYTES or len(files) >= MAX_FILES:
-            raise PolicySignatureError(
-                f"policy directory larger than {MAX_POLICY_BYTES} bytes or {MAX_FILES} files"
-            )
-        files[path.relative_to(base).as_posix()] = raw
-    return files
 
 
 # -- sign --------------------------------------------------------------------------------------
@@ -237,9 +88,9 @@ def sign_bundle(root: Path | str, private_key_pem: bytes | str, keyid: str, iat:
     PolicySignatureError
         On a bad key, key id or directory.
     """
-    if not _KID_RE.match(keyid):
-        raise PolicySignatureError(f"key id must match {_KID_RE.pattern}: {keyid[:64]!r}")
-    alg, key = _private_key(private_key_pem)
+    if not KID_RE.match(keyid):
+        raise PolicySignatureError(f"key id must match {KID_RE.pattern}: {keyid[:64]!r}")
+    alg, key = private_key(private_key_pem)
     files = bundle_files(root)
     if not files:
         raise PolicySignatureError(f"no policy or data files under {root}")
@@ -268,16 +119,8 @@ def sign_bundle(root: Path | str, private_key_pem: bytes | str, keyid: str, iat:
 
 # -- verify ------------------------------------------------------------------------------------
 def _strict_object(raw: bytes, what: str) -> dict[str, Any]:
-    def no_dupes(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in pairs:
-            if k in out:
-                raise ValueError(f"duplicate member {k!r}")
-            out[k] = v
-        return out
-
     try:
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=no_dupes, parse_constant=_reject_constant)
+        value = loads_strict(raw)
     except (ValueError, UnicodeError) as exc:
         raise PolicySignatureError(f"{what} is not valid JSON ({exc})", SIGNATURES_FILE) from exc
     if not isinstance(value, dict):
@@ -355,7 +198,7 @@ def verify_bundle(
         unsigned or changed (the error names it).
     """
     base = Path(root)
-    alg, key = _public_key(public_key_pem)
+    alg, key = public_key(public_key_pem)
     token = _read_token(base)
     registry = pinned_registry(alg, 4096, MAX_SIGNATURES_BYTES)
     try:

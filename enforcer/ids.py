@@ -1,0 +1,19 @@
+"""Identifier shapes shared across packages (one definition each).
+
+``ACCOUNT_RE`` is an AWS account id: exactly twelve ASCII digits (``\\d`` would also admit other
+scripts' digits, e.g. Arabic-Indic, which AWS never issues). ``COUNTRY_RE`` is an ISO 3166-1 alpha-2
+code in upper case. Both work with ``match`` and ``fullmatch``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+ACCOUNT_RE: Final = re.compile(r"^[0-9]{12}\Z")
+COUNTRY_RE: Final = re.compile(r"^[A-Z]{2}\Z")
+
+
+def is_account_id(value: object) -> bool:
+    """Return True when ``value`` is a 12-digit AWS account id (a ``str`` of ASCII digits)."""
+    return isinstance(value, str) and ACCOUNT_RE.match(value) is not None

@@ -1,0 +1,63 @@
+"""Strict JSON for signed documents: UTF-8, no repeated member, no NaN/Infinity.
+
+Signed JSON (attestation tokens, policy signatures) must mean one thing to every reader: Python's
+``json`` keeps the last of two repeated members while other parsers keep the first, so a repeated
+member is refused rather than resolved. Callers map ``ValueError`` to their own error.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` that refuses an object repeating a member.
+
+    Raises
+    ------
+    ValueError
+        Naming the first repeated member (cut to 64 characters).
+    """
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise ValueError(f"duplicate member {k[:64]!r}")
+            seen.add(k)
+    return out
+
+
+def reject_constant(name: str) -> Any:
+    """``parse_constant`` hook that refuses ``NaN``, ``Infinity`` and ``-Infinity``.
+
+    Raises
+    ------
+    ValueError
+        Always.
+    """
+    raise ValueError(f"non-finite number {name}")
+
+
+def loads_strict(data: bytes | str) -> Any:
+    """Parse ``data`` strictly: UTF-8, no repeated member, no NaN/Infinity.
+
+    Parameters
+    ----------
+    data
+        The document (bytes are decoded as UTF-8).
+
+    Returns
+    -------
+    Any
+        The parsed value.
+
+    Raises
+    ------
+    ValueError
+        On invalid UTF-8 (``UnicodeDecodeError`` is a ``ValueError``), invalid JSON, a repeated member
+        or a non-finite number.
+    """
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    return json.loads(text, object_pairs_hook=reject_duplicates, parse_constant=reject_constant)
