@@ -82,8 +82,15 @@ class LocalAccountDirectory:
             return
         if mtime == self._mtime:
             return
-        raw = json.loads(self.path.read_text() or "{}")
-        self._accounts = {k: origin_from_dict(v) for k, v in raw.get("accounts", {}).items()}
+        try:
+            raw = json.loads(self.path.read_text() or "{}")
+            accounts = raw.get("accounts", {}) if isinstance(raw, dict) else None
+            if not isinstance(accounts, dict):
+                raise ValueError('expected {"accounts": {ACCOUNT_ID: {...}}}')
+            loaded = {k: origin_from_dict(v) for k, v in accounts.items()}
+        except (ValueError, UnicodeDecodeError, AttributeError, TypeError) as exc:  # corrupt: bad input
+            raise InputError(f"{self.path}: not an account directory: {exc}", "BAD_INPUT") from exc
+        self._accounts = loaded
         self._mtime = mtime
 
     def get(self, account_id: str) -> AccountOrigin | None:

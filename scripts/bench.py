@@ -309,10 +309,29 @@ SECTIONS: dict[str, Callable[[], list[Row]]] = {
 }
 
 
+def _parse(argv: list[str]) -> Any:
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog="bench.py",
+        description="Every speed and memory figure of the project (make bench): prints a table, writes "
+        "bench-results/bench.json and the README table.",
+    )
+    ap.add_argument("sections", nargs="*", metavar="SECTION",
+                    help=f"only these sections ({', '.join(SECTIONS)}; default: all)")  # fmt: skip
+    ap.add_argument("--decide-json", action="store_true", help="print the decide rows as JSON and exit")
+    args = ap.parse_args(argv)
+    if unknown := [s for s in args.sections if s not in SECTIONS]:
+        ap.error(f"unknown section {unknown[0]!r} (choose from {', '.join(SECTIONS)})")
+    return args
+
+
 def main(argv: list[str]) -> int:
-    if argv == ["--decide-json"]:
+    args = _parse(argv)
+    if args.decide_json:
         print(json.dumps(_decide_rows()))
         return 0
+    argv = list(args.sections)
     from rich.console import Console
     from rich.table import Table
 

@@ -131,6 +131,10 @@ def evidence_rows(n: int = 3000) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
+    import argparse
     import json
 
+    argparse.ArgumentParser(
+        prog="bench_evidence.py", description="Print the evidence bench rows (make bench's section) as JSON."
+    ).parse_args()
     print(json.dumps(evidence_rows(), indent=1, ensure_ascii=False))

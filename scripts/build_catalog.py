@@ -101,8 +101,16 @@ def build_instances(
     return types, aliases
 
 
-def main() -> None:
-    ref = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "sources"
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog="build_catalog.py",
+        description="Regenerate enforcer/data/{chips,instance_types}.json from the reference tables.",
+    )
+    ap.add_argument("reference_dir", nargs="?", type=Path, default=ROOT / "docs" / "sources",
+                    help="folder holding chips.csv and instances.csv (docs/sources)")  # fmt: skip
+    ref = ap.parse_args(argv).reference_dir
     chips = build_chips(ref)
     for name, note in OUT_OF_SCOPE.items():
         chips[name] = {

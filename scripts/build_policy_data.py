@@ -20,7 +20,13 @@ sys.path.insert(0, str(ROOT))
 from enforcer.policy.datafiles import countries_document, regions_document  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    argparse.ArgumentParser(
+        prog="build_policy_data.py",
+        description="Regenerate policies/gpu/countries/data.json and policies/gpu/regions/data.json.",
+    ).parse_args(argv)
     for rel, doc in (
         ("policies/gpu/countries/data.json", countries_document()),
         ("policies/gpu/regions/data.json", regions_document()),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -119,9 +118,17 @@ def outputs() -> list[tuple[Path, Callable[[str], str]]]:
     ]
 
 
-def main() -> int:
-    check = "--check" in sys.argv[1:]
-    only = [a for a in sys.argv[1:] if not a.startswith("--")]
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog="gen_coverage.py",
+        description="Regenerate coverage.json, the templates' CloudTrail patterns and the README table.",
+    )
+    ap.add_argument("--check", action="store_true", help="write nothing; exit 1 when anything is stale")
+    ap.add_argument("only", nargs="*", metavar="FILE", help="only outputs with these file names")
+    args = ap.parse_args(argv)
+    check, only = args.check, args.only
     stale = []
     for path, update in outputs():
         if only and path.name not in only:

@@ -186,8 +186,8 @@ def inner(artifact: str, event_file: str) -> int:
     for mod in (enforcer, opa_bindings):
         if not str(mod.__file__).startswith(artifact):
             raise SystemExit(f"{mod.__name__} imported from {mod.__file__}, not the artifact")
-    from enforcer.state import CliState
     from enforcer.intake import normalise
+    from enforcer.state import CliState
     from enforcer.wiring import local_enforcer
 
     with tempfile.TemporaryDirectory() as state_dir:

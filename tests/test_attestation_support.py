@@ -41,8 +41,8 @@ from enforcer.attestation import (
 from enforcer.attestation.registry import AttestationRegistry
 from enforcer.cli.attest import build_attest_group
 from enforcer.cli.reseller import build_reseller_group
-from enforcer.state import CliState
 from enforcer.model import AccountOrigin
+from enforcer.state import CliState
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 DAY = 86_400

@@ -23,12 +23,12 @@ import pytest
 from click.testing import CliRunner
 
 from benchmarks.audit_bench import sample_decision
-from enforcer.cli.audit import audit_group
 from enforcer.audit.defaults import open_local_store
 from enforcer.audit.local import LocalAuditStore
 from enforcer.audit.verify import Anchor, open_verify
-from enforcer.state import CliState
+from enforcer.cli.audit import audit_group
 from enforcer.ports import AuditWriteError
+from enforcer.state import CliState
 
 ROOT = Path(__file__).resolve().parents[1]
 SALT = b"hygiene-salt-0000000"

@@ -13,15 +13,15 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from enforcer.cli.audit import audit_group
-from enforcer.state import CliState
 
 from benchmarks.audit_bench import sample_decision
 from enforcer.audit.defaults import default_public_key, open_local_store
 from enforcer.audit.query import iter_records, to_opa_event
 from enforcer.audit.report import render_html
 from enforcer.audit.verify import open_verify
+from enforcer.cli.audit import audit_group
 from enforcer.model import Reason
+from enforcer.state import CliState
 
 EVIL = '<script>alert("x")</script>'
 EVIL_ATTR = '"><img src=x onerror=alert(1)>'

@@ -8,8 +8,6 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from enforcer.cli.audit import audit_group
-from enforcer.state import CliState
 
 from benchmarks.audit_bench import sample_decision
 from enforcer.audit.chain import seal_record
@@ -18,6 +16,8 @@ from enforcer.audit.local import LocalAuditStore
 from enforcer.audit.record import build_record, canonical
 from enforcer.audit.signing import LocalEd25519Signer, make_checkpoint
 from enforcer.audit.verify import open_verify
+from enforcer.cli.audit import audit_group
+from enforcer.state import CliState
 
 N = 30
 EVERY = 10
@@ -286,7 +286,10 @@ def test_cli_verify_with_explicit_wrong_public_key_fails(tmp_path: Path) -> None
 def test_cli_verify_bad_inputs(tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(root, ["--state", str(tmp_path / "nothing"), "audit", "verify"])
-    assert res.exit_code == 1 and "no audit log" in res.output
+    assert res.exit_code == 2 and "no state folder" in res.output  # a mistyped --state is bad input
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(root, ["--state", str(tmp_path / "empty"), "audit", "verify"])
+    assert res.exit_code == 1 and "no audit log" in res.output  # a state folder without its log fails
     state = _state_with_log(tmp_path)
     junk = tmp_path / "junk.pem"
     junk.write_text("not a key")

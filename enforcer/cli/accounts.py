@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from enforcer.cli.common import CliState, fail
+from enforcer.cli.common import CliState, emit_records, fail, format_options, reads_state
 from enforcer.model import AccountOrigin, InputError
 
 
@@ -64,18 +64,22 @@ def account_add(
 
 
 @account.command("list")
+@format_options()
+@reads_state
 @click.pass_obj
-def account_list(obj: CliState) -> None:
+def account_list(obj: CliState, fmt: str) -> None:
     """List every account."""
     from enforcer.account_import import directory_for, list_accounts
 
     try:
-        accounts_table(list_accounts(directory_for(obj)))
+        accounts = list_accounts(directory_for(obj))
     except InputError as exc:
         fail(str(exc))
+    emit_records([a.to_dict() for a in accounts], fmt, lambda _rows: accounts_table(accounts))
 
 
 @account.command("show")
+@reads_state
 @click.argument("account_id")
 @click.pass_obj
 def account_show(obj: CliState, account_id: str) -> None:

@@ -30,7 +30,15 @@ from enforcer.attestation.local_registry import LocalRegistry
 from enforcer.attestation.registry import AttestationRegistry
 from enforcer.attestation.submit import submit_token
 from enforcer.attestation.token import TokenFormatError, parse_unverified, sign_token
-from enforcer.cli.common import CliState, fail, parse_now
+from enforcer.cli.common import (
+    CliState,
+    emit_records,
+    fail,
+    format_options,
+    parse_now,
+    plain_table,
+    reads_state,
+)
 from enforcer.model import InputError
 from enforcer.policy.datafiles import is_iso_country
 from enforcer.ports import AccountDirectory
@@ -39,6 +47,9 @@ RegistryFactory = Callable[[CliState], AttestationRegistry]
 DirectoryFactory = Callable[[CliState], AccountDirectory]
 
 MAX_INPUT_FILE = 64 * 1024
+ATTESTATION_TABLE = plain_table(
+    "Stored attestations", ("account_id", "issuer", "kid", "jti", "exp_iso", "submitted_at")
+)
 
 
 def audience_from_env() -> str:
@@ -268,9 +279,11 @@ def build_attest_group(
         click.echo(att.jti)
 
     @attest.command("list")
+    @format_options(default="json")
+    @reads_state
     @click.option("--account", default=None)
     @click.pass_obj
-    def list_(state: CliState, account: str | None) -> None:
+    def list_(state: CliState, account: str | None, fmt: str) -> None:
         """List stored attestations (without tokens)."""
         if account is not None and not ACCOUNT_RE.match(account):
             fail(f"--account must be a 12-digit AWS account id, got {account[:32]!r}")
@@ -283,7 +296,7 @@ def build_attest_group(
             d = a.to_dict(include_token=False)
             d["exp_iso"] = iso_time(a.exp)
             rows.append(d)
-        emit_json(rows)
+        emit_records(rows, fmt, ATTESTATION_TABLE)
 
     return attest
 

@@ -28,7 +28,7 @@ from enforcer.cli.audit_support import (
     state_of,
     verify_log,
 )
-from enforcer.cli.common import fail
+from enforcer.cli.common import Failed, fail, format_options, require_state
 from enforcer.cli.ingest import ingest_command
 
 
@@ -67,11 +67,16 @@ def verify_cmd(
     --anchor from outside the log's folder anchor it: the summary says how far; a log that ends
     before a trusted checkpoint fails as truncated.
     """
-    state = state_of(ctx)
-    if not has_log(state):
-        click.echo(f"FAIL: no audit log at {state.audit_dir}", err=True)
-        sys.exit(1)
-    report = verify_log(state, public_key, deep, trusted, anchor_specs)
+    try:
+        state = require_state(state_of(ctx))
+        if not has_log(state):
+            click.echo(f"FAIL: no audit log at {state.audit_dir}", err=True)
+            raise Failed(f"no audit log at {state.audit_dir}", 1)
+        report = verify_log(state, public_key, deep, trusted, anchor_specs)
+    except Failed as exc:  # --json: the failure as JSON too, so a pipeline can always parse stdout
+        if as_json:
+            click.echo(json.dumps({"ok": False, "error": exc.message, "exit_code": exc.code}, indent=2))
+        raise
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     for w in report.warnings:
@@ -80,18 +85,18 @@ def verify_cmd(
         if not as_json:
             click.echo(report.summary())
         return
-    click.echo(report.summary(), err=not as_json)
+    click.echo(report.summary(), err=True)
     sys.exit(1)
 
 
 @audit_group.command("query")
+@format_options()
 @click.option("--account", help="AWS account id.")
 @click.option("--effect", type=click.Choice(EFFECTS))
 @click.option("--reason", help="Reason code, e.g. ORIGIN_RESTRICTED.")
 @click.option("--chip-class", "chip_class", help="Chip class, e.g. 3A090.a.")
 @click.option("--since", help="RFC 3339 time (inclusive).")
 @click.option("--until", help="RFC 3339 time (inclusive).")
-@click.option("--format", "fmt", type=click.Choice(("table", "jsonl")), default="table", show_default=True)
 @click.option("--limit", type=click.IntRange(min=0), default=0, help="At most this many rows (0: all).")
 @UNVERIFIED_OPT
 @click.pass_context
@@ -108,7 +113,7 @@ def query_cmd(
     unverified: bool,
 ) -> None:
     """List logged decisions matching the filters (refused on a log that does not verify)."""
-    state = state_of(ctx)
+    state = require_state(state_of(ctx))
     require_verified(state, unverified)
     flt = RecordFilter(
         account=account,
@@ -137,7 +142,9 @@ def query_cmd(
         closed_stdout()
     for e in errors[:20]:
         click.echo(f"warning: unreadable record {e}", err=True)
-    if fmt == "table":
+    if fmt == "json":
+        click.echo(json.dumps(rows, sort_keys=True, indent=2, ensure_ascii=False))
+    elif fmt == "table":
         _print_table(rows)
 
 
@@ -193,7 +200,7 @@ def anchor_cmd(ctx: click.Context, out_file: str | None) -> None:
     from enforcer.audit.record import canonical
     from enforcer.audit.signing import make_checkpoint
 
-    state = state_of(ctx)
+    state = require_state(state_of(ctx))
     if not state.audit_dir.is_dir():
         fail(f"no audit log at {state.audit_dir}")
     report = verify_log(state, None, False)  # the head is recomputed from the records, not read from an index

@@ -12,6 +12,7 @@ from enforcer.audit.opa_export import instance_id, opa_jsonl
 from enforcer.audit.report import render_html
 from enforcer.audit.report_rows import write_csv
 from enforcer.audit.row_check import check_rows, local_checkpoints
+from enforcer.audit.verify import VerifyReport
 from enforcer.cli.audit_support import (
     UNVERIFIED_OPT,
     closed_stdout,
@@ -22,7 +23,19 @@ from enforcer.cli.audit_support import (
     state_of,
     verify_log,
 )
-from enforcer.cli.common import fail
+from enforcer.cli.common import fail, require_state
+from enforcer.state import CliState
+
+
+def _row_failures(
+    state: CliState, public_key: str | None, verification: VerifyReport | None
+) -> dict[int, str]:
+    """Which records fail verification (by reading position), located against the local checkpoints."""
+    checkpoints = None
+    if not state.is_aws and has_log(state):
+        pem = Path(public_key).read_bytes() if public_key else default_public_key(state.keys_dir)
+        checkpoints = local_checkpoints(state.audit_dir, pem)
+    return check_rows(read_records(state), checkpoints, verification)
 
 
 @click.command("report")
@@ -44,15 +57,11 @@ def report_cmd(
     """Write an HTML report and/or a CSV; records that fail verification are marked, not counted."""
     if html_file is None and csv_file is None:
         fail("give --html FILE, --csv FILE or both")
-    state = state_of(ctx)
+    state = require_state(state_of(ctx))
     verification = verify_log(state, public_key, False) if has_log(state) else None
     if verification is not None and not verification.ok:
         require_verified(state, unverified)
-    checkpoints = None
-    if not state.is_aws and has_log(state):
-        pem = Path(public_key).read_bytes() if public_key else default_public_key(state.keys_dir)
-        checkpoints = local_checkpoints(state.audit_dir, pem)
-    failures = check_rows(read_records(state), checkpoints, verification)
+    failures = _row_failures(state, public_key, verification)
     try:
         if html_file is not None:
             page = render_html(
@@ -78,20 +87,23 @@ def export_cmd(ctx: click.Context, out_file: str | None, unverified: bool) -> No
     OPA's event members (labels with OPA's engine version, bundles, requested_by ...); the
     enforcer's additions (chain seq/hash, reasons, trigger, attestation ids) under gpu_enforcer.
     """
-    state = state_of(ctx)
+    state = require_state(state_of(ctx))
     require_verified(state, unverified)
     errors: list[str] = []
     labels_id = instance_id(source_name(state))
+    verification = verify_log(state, None, False) if unverified and has_log(state) else None
+    # Exported anyway (--unverified): each record that fails says so (gpu_enforcer.verification_failure).
+    bad = _row_failures(state, None, verification) if verification is not None and not verification.ok else {}
     try:
         if out_file is None:
-            for lr in read_records(state, errors):
-                click.echo(opa_jsonl(lr.record, labels_id=labels_id))
+            for pos, lr in enumerate(read_records(state, errors)):
+                click.echo(opa_jsonl(lr.record, labels_id=labels_id, failure=bad.get(pos)))
             sys.stdout.flush()
         else:
             n = 0
             with open(out_file, "w", encoding="utf-8") as fh:
-                for lr in read_records(state, errors):
-                    fh.write(opa_jsonl(lr.record, labels_id=labels_id) + "\n")
+                for pos, lr in enumerate(read_records(state, errors)):
+                    fh.write(opa_jsonl(lr.record, labels_id=labels_id, failure=bad.get(pos)) + "\n")
                     n += 1
             click.echo(f"wrote {n} events to {out_file}", err=True)
     except BrokenPipeError:

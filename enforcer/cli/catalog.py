@@ -8,6 +8,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from enforcer.cli.common import Rows, emit_records, format_options
+
 
 @click.group("catalog")
 def catalog() -> None:
@@ -23,7 +25,12 @@ def catalog_classify(instance_type: str) -> None:
     click.echo(json.dumps(default_catalog().classify(instance_type).to_dict(), indent=2))
 
 
+#: chip classes ``--class`` accepts besides those in the catalogue
+CLASSES = ("3A090.a", "3A090.b", "indeterminate", "none", "unknown")
+
+
 @catalog.command("list")
+@format_options(default="table", json_alias="jsonl")
 @click.option(
     "--class",
     "chip_class",
@@ -31,30 +38,27 @@ def catalog_classify(instance_type: str) -> None:
     help="Only this class (3A090.a, 3A090.b, indeterminate, none, unknown).",
 )
 @click.option("--all", "show_all", is_flag=True, help="Include types without accelerators.")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-def catalog_list(chip_class: str | None, show_all: bool, as_json: bool) -> None:
-    """List instance types with their accelerators and class."""
-    catalog_table(chip_class, show_all, as_json)
-
-
-def catalog_table(chip_class: str | None, show_all: bool, as_json: bool) -> None:
-    """Print the bundled catalogue as a rich table (or JSON lines)."""
+def catalog_list(chip_class: str | None, show_all: bool, fmt: str) -> None:
+    """List instance types with their accelerators and class (--json: JSON lines, as before --format)."""
     from enforcer.chips import default_catalog
 
     cat = default_catalog()
+    classified = [cat.classify(itype) for itype in cat.known_types()]
+    if chip_class is not None and chip_class not in {*CLASSES, *(c.chip_class for c in classified)}:
+        raise click.BadParameter(f"unknown class {chip_class!r}", param_hint="--class")
+    rows = [
+        c.to_dict()
+        for c in classified
+        if (c.accelerators or show_all) and (chip_class is None or c.chip_class == chip_class)
+    ]
+    emit_records(rows, fmt, _catalog_table)
+
+
+def _catalog_table(rows: Rows) -> None:
     table = Table(title="Instance types by ECCN 3A090 chip class")
     for col in ("instance type", "accelerators", "class", "total TPP"):
         table.add_column(col)
-    for itype in cat.known_types():
-        c = cat.classify(itype)
-        if not c.accelerators and not show_all:
-            continue
-        if chip_class and c.chip_class != chip_class:
-            continue
-        if as_json:
-            click.echo(json.dumps(c.to_dict()))
-            continue
-        accs = ", ".join(f"{a.count:g}x {a.model}" for a in c.accelerators) or "-"
-        table.add_row(itype, accs, c.chip_class, f"{c.total_tpp:,.0f}")
-    if not as_json:
-        Console().print(table)
+    for r in rows:
+        accs = ", ".join(f"{a['count']:g}x {a['model']}" for a in r.get("accelerators") or []) or "-"
+        table.add_row(r["instance_type"], accs, r["chip_class"], f"{r['total_tpp']:,.0f}")
+    Console().print(table)

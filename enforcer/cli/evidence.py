@@ -10,8 +10,20 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from enforcer.cli.common import CliState, fail, parse_now
+from enforcer.cli.common import (
+    CliState,
+    emit_records,
+    fail,
+    format_options,
+    parse_now,
+    plain_table,
+    reads_state,
+)
 from enforcer.model import InputError
+
+SCREENING_TABLE = plain_table(
+    "Screening candidates", ("score", "entry", "matched_name", "list", "programs", "entry_id")
+)
 
 
 @click.group("screening")
@@ -34,9 +46,11 @@ def screening_load(obj: CliState, file: Path) -> None:
 
 
 @screening_group.command("check")
+@format_options(default="json")
+@reads_state
 @click.argument("name")
 @click.pass_obj
-def screening_check(obj: CliState, name: str) -> None:
+def screening_check(obj: CliState, name: str, fmt: str) -> None:
     """Screen NAME against the loaded list and print the candidates (exit 3 when any scores 80+)."""
     from enforcer.screening.store import LIST_FILE, open_screener
 
@@ -47,7 +61,7 @@ def screening_check(obj: CliState, name: str) -> None:
     if screener is None:
         fail("no screening list loaded (enforcer screening load FILE)")
     hits = [h.to_policy("name") for h in screener.screen(name)]
-    click.echo(json.dumps(hits, indent=2, ensure_ascii=False))
+    emit_records(hits, fmt, SCREENING_TABLE)
     raise SystemExit(3 if any(h["score"] >= 80 for h in hits) else 0)
 
 
@@ -57,21 +71,19 @@ def ledger_group() -> None:
 
 
 @ledger_group.command("show")
+@format_options()
+@reads_state
 @click.option(
     "--owner", default=None, help="Only owners whose key or id starts with this (e.g. end_customer:)."
 )
 @click.option("--now", default=None, help="TPP-hours as of this time (RFC 3339; default: now).")
-@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 @click.pass_obj
-def ledger_show(obj: CliState, owner: str | None, now: str | None, as_json: bool) -> None:
+def ledger_show(obj: CliState, owner: str | None, now: str | None, fmt: str) -> None:
     """Who holds how much compute: running TPP, TPP-hours and cumulative TPP per owner."""
     from enforcer.evidence.local import local_ledger
 
     rows = local_ledger(obj.state).owners(parse_now(now), owner)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    ledger_table(rows, "Compute ledger")
+    emit_records(rows, fmt, lambda r: ledger_table(r, "Compute ledger"))
 
 
 def ledger_table(rows: list[dict[str, object]], title: str, console: Console | None = None) -> None:

@@ -12,10 +12,22 @@ from typing import Any
 
 import click
 
-from enforcer.cli.common import CliState, fail, parse_now
+from enforcer.cli.common import (
+    CliState,
+    emit_records,
+    fail,
+    format_options,
+    parse_now,
+    plain_table,
+    require_state,
+)
 from enforcer.licences import Licence, LicenceStore, LocalLicenceStore, parse_time
 from enforcer.model import InputError
 
+LICENCE_TABLE = plain_table(
+    "Licences",
+    ("licence_id", "account_id", "countries", "classes", "max_tpp", "valid_from", "expires", "status"),
+)
 StoreFactory = Callable[[CliState, str | None], LicenceStore]
 
 
@@ -100,16 +112,18 @@ def build_licence_group(store_factory: StoreFactory = default_store) -> click.Gr
         click.echo(json.dumps(item.to_dict(), indent=2))
 
     @licence.command("list")
+    @format_options(default="jsonl")
     @click.option("--account", default=None)
     @click.pass_obj
-    def list_(obj: tuple[CliState, str | None], account: str | None) -> None:
-        """List licences (JSON lines), revoked ones included."""
+    def list_(obj: tuple[CliState, str | None], account: str | None, fmt: str) -> None:
+        """List licences (default JSON lines), revoked ones included."""
+        if not obj[1]:
+            require_state(obj[0])
         try:
             items: list[Any] = store_factory(*obj).entries(account)
         except InputError as exc:
             fail(str(exc))
-        for x in items:
-            click.echo(json.dumps(x.to_dict()))
+        emit_records([x.to_dict() for x in items], fmt, LICENCE_TABLE)
 
     @licence.command("revoke")
     @click.argument("licence_id")

@@ -27,6 +27,9 @@ def _enforcer(obj: CliState, engine: str, opa_url: str | None, policy_dir: Path 
     return enf
 
 
+#: Sources read by a client or an SQL engine rather than from a local path.
+REMOTE_SOURCES = ("s3://", "athena://", "duckdb:")
+
 #: Rows of the per-account table printed after a replay.
 ACCOUNT_ROWS = 25
 
@@ -129,6 +132,12 @@ def replay_command(
     from enforcer.ports import EngineError
     from enforcer.replay import iter_events, replay
 
+    missing = [s for s in sources if not s.startswith(REMOTE_SOURCES) and not Path(s).exists()]
+    if missing:
+        fail(
+            f"{missing[0]}: no such file or directory"
+            + (f" (and {len(missing) - 1} more)" if missing[1:] else "")
+        )
     at = parse_now(now)
     if baseline and engine == "opa":  # one OPA server holds one policy: both sides would ask the same one
         fail("--baseline compares two policy directories on the embedded engine; use --engine embedded")

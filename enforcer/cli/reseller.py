@@ -11,10 +11,18 @@ from enforcer.cli.attest import (
     RegistryFactory,
     country_code,
     default_registry,
-    emit_json,
     read_small,
 )
-from enforcer.cli.common import CliState, fail, parse_now
+from enforcer.cli.common import (
+    CliState,
+    Rows,
+    emit_records,
+    fail,
+    format_options,
+    parse_now,
+    plain_table,
+    reads_state,
+)
 from enforcer.model import InputError
 
 
@@ -68,14 +76,16 @@ def build_reseller_group(registry_factory: RegistryFactory = default_registry) -
         click.echo(f"reseller {reseller_id}: key {kid} ({alg}) added")
 
     @reseller.command("list")
+    @format_options(default="json")
+    @reads_state
     @click.pass_obj
-    def list_(state: CliState) -> None:
+    def list_(state: CliState, fmt: str) -> None:
         """List resellers and their keys (without key material)."""
         try:
             items = registry_factory(state).list_resellers()
         except InputError as exc:
             fail(str(exc))
-        emit_json([r.to_dict(include_pem=False) for r in items])
+        emit_records([r.to_dict(include_pem=False) for r in items], fmt, _reseller_table)
 
     @reseller.command("revoke-key")
     @click.argument("reseller_id")
@@ -157,6 +167,15 @@ def build_reseller_group(registry_factory: RegistryFactory = default_registry) -
         click.echo(f"CRL of {parsed.issuer.rfc4514_string()} stored ({len(list(parsed))} revoked)")
 
     return reseller
+
+
+def _reseller_table(rows: Rows) -> None:
+    keys = [
+        {**r, "keys": [f"{k.get('kid')} {k.get('algorithm')} {k.get('status')}" for k in r.get("keys") or []]}
+        for r in rows
+    ]
+    cols = ("reseller_id", "name", "country", "hq_country", "parent_hq_country", "status", "keys")
+    plain_table("Resellers", cols)(keys)
 
 
 reseller_group = build_reseller_group()

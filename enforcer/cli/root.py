@@ -11,10 +11,45 @@ from pathlib import Path
 
 import click
 
-from enforcer.cli.common import DEFAULT_STATE, CliState
+from enforcer.cli.common import DEFAULT_STATE, CliState, fail
+from enforcer.model import InputError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class EnforcerGroup(click.Group):
+    """The root group: an input error or OS error no command caught is one line, not a traceback.
+
+    Exit codes (docs/cli.md): 0 allow or audit / success, 1 could not log (or write), 2 bad input,
+    3 deny.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click reports these itself (usage errors are exit 2)
+        except InputError as exc:
+            fail(f"{exc.code}: {' '.join(str(exc).split())[:300]}")
+        except BrokenPipeError:  # the reader of stdout went away (| head): stop quietly
+            import contextlib
+            import os
+            import sys
+
+            with contextlib.suppress(Exception):  # no later flush may fail on the closed pipe
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(0) from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            fail(f"{where}{exc.strerror or exc}", 1)
+        except Exception as exc:  # a bug: still one line (ENFORCER_DEBUG=1 shows the traceback)
+            import os
+
+            if os.environ.get("ENFORCER_DEBUG"):
+                raise
+            detail = " ".join(str(exc).split())[:300]
+            fail(f"internal error: {type(exc).__name__}: {detail} (ENFORCER_DEBUG=1 for the traceback)", 1)
+
+
+@click.group(cls=EnforcerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--state",
     type=click.Path(path_type=Path),
