@@ -80,11 +80,13 @@ denying_conflicts := {o | some o in conflicts; conflict_denies(o)}
 conflict_text(os) := concat("; ", sort([sprintf("%s %s (share %v, %s at %s)", [o.signal, o.country, o.share, o.source, o.time]) | some o in os]))
 
 violations contains reason("ORIGIN_SIGNAL_CONFLICT", msg) if {
+	input.evidence
 	count(denying_conflicts) > 0
 	msg := sprintf("declared %s, observed %s", [concat(",", sort(declared_countries)), conflict_text(denying_conflicts)])
 }
 
 audit contains reason("ORIGIN_SIGNAL_CONFLICT", msg) if {
+	input.evidence
 	count(conflicts) > 0
 	count(denying_conflicts) == 0
 	msg := sprintf("declared %s, observed %s", [concat(",", sort(declared_countries)), conflict_text(conflicts)])
@@ -107,9 +109,13 @@ party_near contains h if {
 
 hit_text(hs) := concat("; ", sort([sprintf("%s matches %q on %s (entry %v, score %v)", [h.subject, h.entry, h.list, h.entry_id, h.score]) | some h in hs]))
 
-violations contains reason("RESTRICTED_PARTY_MATCH", hit_text(party_matches)) if count(party_matches) > 0
+violations contains reason("RESTRICTED_PARTY_MATCH", hit_text(party_matches)) if {
+	input.screening
+	count(party_matches) > 0
+}
 
 audit contains reason("RESTRICTED_PARTY_MATCH", sprintf("near match: %s", [hit_text(party_near)])) if {
+	input.screening
 	count(party_matches) == 0
 	count(party_near) > 0
 }
@@ -154,7 +160,10 @@ whole(x) := format_int(x, 10)
 
 owner_text(os) := concat("; ", sort([sprintf("%s %s: running %s TPP after this launch (%s before), %s TPP-hours", [o.kind, o.owner, whole(owner_after(o)), whole(o.running_tpp), whole(o.tpp_hours)]) | some o in os]))
 
-violations contains reason("AGGREGATE_COMPUTE", owner_text(owners_deny)) if count(owners_deny) > 0
+violations contains reason("AGGREGATE_COMPUTE", owner_text(owners_deny)) if {
+	input.ledger
+	count(owners_deny) > 0
+}
 
 # A ledger that could not be read hides nothing silently: the launch is audited for review.
 audit contains reason("AGGREGATE_COMPUTE", msg) if {
@@ -164,6 +173,7 @@ audit contains reason("AGGREGATE_COMPUTE", msg) if {
 }
 
 audit contains reason("AGGREGATE_COMPUTE", owner_text(owners_audit)) if {
+	input.ledger
 	count(owners_deny) == 0
 	count(owners_audit) > 0
 }

@@ -37,9 +37,13 @@ reseller_account if is_string(input.account.reseller)
 now_ns := time.parse_rfc3339_ns(input.now)
 
 # The decision day in UTC, once per evaluation; entries are whole days (YYYY-MM-DD), which
-# compare as strings.
-today := time.format([now_ns, "UTC", "2006-01-02"])
+# compare as strings. A valid time in UTC ("...Z") starts with its day: no formatting needed.
+today := substring(input.now, 0, 10) if {
+	now_ns
+	endswith(input.now, "Z")
+} else := time.format([now_ns, "UTC", "2006-01-02"])
 
+# In force on the decision day: started, and not ended (`until` is the first day no longer in force).
 current(e) if {
 	e.since <= today
 	not ended(e)
@@ -51,17 +55,17 @@ counts(e) if current(e)
 
 counts(_) if not now_ns
 
-suspended(g, c) if {
+# The [group, country] pairs suspended on the decision day: one pass over the suspensions per
+# evaluation, and only once some country is a member of some group.
+suspended_now := {[s.group, s.country] |
 	some s in data.gpu.country_groups.suspensions
-	s.group == g
-	s.country == c
 	current(s)
 }
 
 member(g, c) if {
 	some e in data.gpu.country_groups.groups[g][c]
 	counts(e)
-	not suspended(g, c)
+	not [g, c] in suspended_now
 }
 
 # The A:5/A:6 carve-out (destination test only).
@@ -85,33 +89,26 @@ prohibited(c) if member("macau", c)
 # D:5/Macau less the A:5/A:6 members. Headquarters test (HQ and ultimate-parent HQ): D:5/Macau,
 # no carve-out (15 CFR 742.6(a)(6)(iii)(A)). Group membership is worked out once per evaluation
 # for the few countries the input names (all_countries), then looked up.
-prohibited_countries := {c | some c in all_countries; prohibited(c)}
-
-exempt_countries := {c | some c in all_countries; exempt(c)}
-
-restricted_field("country", c) if {
-	c in prohibited_countries
-	not c in exempt_countries
-}
-
-restricted_field(f, c) if {
-	f != "country"
-	c in prohibited_countries
-}
-
-# D:1 or D:4 but not D:5/Macau: licence review rather than denial.
-review_countries := {c |
+memberships := {[g, c] |
 	some c in all_countries
-	not c in prohibited_countries
-	not c in exempt_countries
-	some g in ["D1", "D4"]
+	some g in ["D5", "macau", "D1", "D4"]
 	member(g, c)
 }
 
-iso_country(c) if {
-	is_string(c)
-	data.gpu.countries.iso3166_alpha2[c]
+prohibited_countries := {c | some [g, c] in memberships; g in {"D5", "macau"}}
+
+exempt_countries := {c | some c in all_countries; exempt(c)}
+
+# The countries each origin field may not name: the destination test for "country" (and the
+# region), the headquarters test for the HQ fields.
+restricted_by_field := {
+	"country": prohibited_countries - exempt_countries,
+	"hq_country": prohibited_countries,
+	"parent_hq_country": prohibited_countries,
 }
+
+# D:1 or D:4 but not D:5/Macau: licence review rather than denial.
+review_countries := ({c | some [g, c] in memberships; g in {"D1", "D4"}} - prohibited_countries) - exempt_countries
 
 origin_fields := ["country", "hq_country", "parent_hq_country"]
 
@@ -210,41 +207,43 @@ violations contains reason("ACCOUNT_UNKNOWN", msg) if {
 	controlled
 	input.account
 	some f in origin_fields
-	not iso_country(object.get(input.account, f, null))
+	not data.gpu.countries.iso3166_alpha2[object.get(input.account, f, null)]
 	msg := sprintf("account %s: origin %s is missing or not an ISO country code", [input.account.account_id, f])
 }
 
 # Country-based prohibitions, as {code, field, country} hits: one reason per code names every
 # field, and a licence waives a code only when it covers every country behind it.
-hits contains {"code": "ORIGIN_RESTRICTED", "field": f, "country": c} if {
+# (Evaluated only when some named country is in D:5/Macau: no hit is possible otherwise.)
+hits := country_hits if {
 	controlled
+	count(prohibited_countries) > 0
+} else := set()
+
+country_hits contains {"code": "ORIGIN_RESTRICTED", "field": f, "country": c} if {
 	some f in origin_fields
 	c := canon[input.account[f]]
-	restricted_field(f, c)
+	c in restricted_by_field[f]
 }
 
-hits contains {"code": "END_CUSTOMER_RESTRICTED", "field": f, "country": c} if {
-	controlled
+country_hits contains {"code": "END_CUSTOMER_RESTRICTED", "field": f, "country": c} if {
 	reseller_account
 	some ec in end_customers
 	some f in origin_fields
 	c := canon[ec[f]]
-	restricted_field(f, c)
+	c in restricted_by_field[f]
 }
 
-hits contains {"code": "RESELLER_RESTRICTED", "field": f, "country": c} if {
-	controlled
+country_hits contains {"code": "RESELLER_RESTRICTED", "field": f, "country": c} if {
 	reseller_account
 	some f in origin_fields
 	c := canon[input.reseller[f]]
-	restricted_field(f, c)
+	c in restricted_by_field[f]
 }
 
 # The region's location is a destination: a launch in a region located in D:5/Macau (Hong Kong
 # ap-east-1, China cn-north-1/cn-northwest-1) puts the chip to work there.
-hits contains {"code": "REGION_RESTRICTED", "field": "region", "country": region_country} if {
-	controlled
-	restricted_field("country", region_country)
+country_hits contains {"code": "REGION_RESTRICTED", "field": "region", "country": region_country} if {
+	region_country in restricted_by_field.country
 }
 
 hit_codes := {h.code | some h in hits}
@@ -269,35 +268,43 @@ violations contains reason(code, msg) if {
 	msg := sprintf("%s: %s (Country Group D:5 or Macau)", [hit_subject(code), hit_fields(code)])
 }
 
-# The reseller's own origin must be known and the reseller active in the registry.
-violations contains reason("RESELLER_RESTRICTED", msg) if {
+violations contains reason("KYC_NOT_VERIFIED", msg) if {
+	controlled
+	input.account
+	not reseller_account
+	input.account.kyc != cfg.required_kyc
+	msg := sprintf("direct account %s has KYC status %v", [input.account.account_id, input.account.kyc])
+}
+
+# Rules about the reseller, its attestation and its end customers: evaluated only for a
+# controlled request from a reseller account.
+violations contains r if {
 	controlled
 	reseller_account
+	some r in reseller_violations
+}
+
+# The reseller's own origin must be known and the reseller active in the registry.
+reseller_violations contains reason("RESELLER_RESTRICTED", msg) if {
 	input.attestation.status == "valid" # else the attestation's own deny says enough
 	not input.reseller
 	msg := sprintf("reseller %v is not in the reseller registry", [input.account.reseller])
 }
 
-violations contains reason("RESELLER_RESTRICTED", msg) if {
-	controlled
-	reseller_account
+reseller_violations contains reason("RESELLER_RESTRICTED", msg) if {
 	input.reseller
 	some f in origin_fields
-	not iso_country(object.get(input.reseller, f, null))
+	not data.gpu.countries.iso3166_alpha2[object.get(input.reseller, f, null)]
 	msg := sprintf("reseller %v: origin %s is missing or not an ISO country code", [input.account.reseller, f])
 }
 
-violations contains reason("RESELLER_RESTRICTED", msg) if {
-	controlled
-	reseller_account
+reseller_violations contains reason("RESELLER_RESTRICTED", msg) if {
 	input.reseller
 	object.get(input.reseller, "status", "active") != "active"
 	msg := sprintf("reseller %v has status %v", [input.account.reseller, input.reseller.status])
 }
 
-violations contains reason(code, msg) if {
-	controlled
-	reseller_account
+reseller_violations contains reason(code, msg) if {
 	status := input.attestation.status
 	status != "valid"
 	code := object.get(cfg.attestation_codes, status, "ATTESTATION_INVALID")
@@ -311,27 +318,15 @@ detail_suffix := sprintf(" (%s)", [input.attestation.detail]) if {
 
 # A valid attestation must still name all three origin fields with real codes (the verifier
 # reports `incomplete`; this is the same rule for attestations that reach the policy otherwise).
-violations contains reason("ATTESTATION_INCOMPLETE", msg) if {
-	controlled
-	reseller_account
+reseller_violations contains reason("ATTESTATION_INCOMPLETE", msg) if {
 	some ec in end_customers
 	some f in origin_fields
-	not iso_country(object.get(ec, f, null))
+	not data.gpu.countries.iso3166_alpha2[object.get(ec, f, null)]
 	msg := sprintf("reseller %v: attested end customer %s is missing or not an ISO country code", [input.account.reseller, f])
 }
 
-violations contains reason("KYC_NOT_VERIFIED", msg) if {
-	controlled
-	input.account
-	not reseller_account
-	input.account.kyc != cfg.required_kyc
-	msg := sprintf("direct account %s has KYC status %v", [input.account.account_id, input.account.kyc])
-}
-
 # The reseller vouches for its end customer's KYC: the same rule as for a direct account.
-violations contains reason("KYC_NOT_VERIFIED", msg) if {
-	controlled
-	reseller_account
+reseller_violations contains reason("KYC_NOT_VERIFIED", msg) if {
 	some ec in end_customers
 	level := object.get(ec, "kyc_level", "none")
 	not level in cfg.accepted_end_customer_kyc
