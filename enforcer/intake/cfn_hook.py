@@ -31,7 +31,7 @@ from enforcer.intake.cloudtrail_services import (
 )
 from enforcer.intake.fields import kind, text
 from enforcer.intake.registry import CLOUDTRAIL_SHAPES, Extractor, detector
-from enforcer.intake.tags import find_attestation_ref
+from enforcer.intake.request import launch_request
 from enforcer.model import Ignored, InputError, LaunchRequest
 
 #: CloudFormation resource type -> extractor for its properties.
@@ -207,32 +207,28 @@ def from_hook(event: Mapping[str, Any], now: str | None) -> LaunchRequest | Igno
     if not isinstance(props, dict):
         raise InputError(f"{PROPS_PATH}: expected an object, got {kind(props)}")
     parsed = extractor(props, PROPS_PATH, None)
-    if isinstance(parsed, Ignored):
-        parsed.event_id, parsed.action = token, action
-        return parsed
-    if not parsed.items:
-        return Ignored("no instance type in resource", token, action)
-    extra = parsed.extra
-    extra["client_request_token"] = token
-    extra["invocation_point"] = point
-    extra["logical_id"] = _opt(rd, "targetLogicalId", 256)
-    extra["stack_id"] = stack_id
-    target_type = _opt(rd, "targetType", 256)
-    if target_type is not None:
-        extra["target_type"] = target_type
-    ref, problem = find_attestation_ref(props)
-    if problem is not None:
-        extra["attestation_ref_rejected"] = problem
-    return LaunchRequest(
+
+    def context() -> dict[str, Any]:
+        extra: dict[str, Any] = {
+            "client_request_token": token,
+            "invocation_point": point,
+            "logical_id": _opt(rd, "targetLogicalId", 256),
+            "stack_id": stack_id,
+        }
+        target_type = _opt(rd, "targetType", 256)
+        if target_type is not None:
+            extra["target_type"] = target_type
+        return extra
+
+    return launch_request(
+        parsed,
         source="cfn_hook",
         action=action,
         account_id=acct,
         region=reg,
-        principal=None,
-        items=parsed.items,
         event_id=token,
         event_time=now,
-        instance_ids=parsed.instance_ids,
-        attestation_ref=ref,
-        extra=extra,
+        body=props,
+        extra=context,
+        empty="no instance type in resource",
     )

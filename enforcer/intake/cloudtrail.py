@@ -20,7 +20,7 @@ from enforcer.intake import (  # noqa: F401  # noqa: F401
 )
 from enforcer.intake.fields import kind, text
 from enforcer.intake.registry import CLOUDTRAIL_SHAPES, detector
-from enforcer.intake.tags import find_attestation_ref
+from enforcer.intake.request import launch_request
 from enforcer.model import Ignored, InputError, LaunchRequest
 
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
@@ -119,37 +119,32 @@ def from_record(
     parsed = extractor(req, at, resp)
     if hand_written is not None:  # what the service model says the shape missed
         parsed = cloudtrail_generic.complete(parsed, req, at, source, name)
-    if isinstance(parsed, Ignored):
-        parsed.event_id, parsed.action = event_id, action
-        return parsed
-    if not parsed.items:
-        return Ignored("no instance type in request", event_id, action)
 
-    extra = parsed.extra
-    invoked_by = ident.get("invokedBy")
-    if invoked_by is not None:
-        extra["invoked_by"] = text(invoked_by, "userIdentity.invokedBy", 256)
-    caller = ident.get("accountId")
-    if isinstance(caller, str) and caller != acct:
-        extra["caller_account"] = caller[:32]
-    ip = rec.get("sourceIPAddress")  # the caller's address (or a service name): origin evidence, issue 14
-    if isinstance(ip, str) and ip:
-        extra["source_ip"] = ip[:64]
-    ref, problem = find_attestation_ref(req)  # response tag sets only echo the request's tags
-    if problem is not None:
-        extra["attestation_ref_rejected"] = problem
-    return LaunchRequest(
+    def context() -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        invoked_by = ident.get("invokedBy")
+        if invoked_by is not None:
+            extra["invoked_by"] = text(invoked_by, "userIdentity.invokedBy", 256)
+        caller = ident.get("accountId")
+        if isinstance(caller, str) and caller != acct:
+            extra["caller_account"] = caller[:32]
+        ip = rec.get("sourceIPAddress")  # the caller's address (or a service name): origin evidence, issue 14
+        if isinstance(ip, str) and ip:
+            extra["source_ip"] = ip[:64]
+        return extra
+
+    # the attestation reference is read from the request (response tag sets only echo the request's tags)
+    return launch_request(
+        parsed,
         source="cloudtrail",
         action=action,
         account_id=acct,
         region=reg,
         principal=principal,
-        items=parsed.items,
         event_id=event_id,
         event_time=when,
-        instance_ids=parsed.instance_ids,
-        attestation_ref=ref,
-        extra=extra,
+        body=req,
+        extra=context,
     )
 
 
