@@ -134,6 +134,10 @@ def one_error_line(res: Result) -> str:
 # -- the tree -------------------------------------------------------------------------------------
 def test_every_command_is_classified() -> None:
     names = {path for path, _ in leaves(cli)}
+    listing = {
+        n for n in names if n.split()[-1] in ("list", "query", "show", "check") and n != "policy check"
+    }
+    assert listing - {"account show"} <= RECORDS, "a list command must print records with --format"
     assert not RECORDS & set(OTHERS)
     assert names == RECORDS | set(OTHERS), (
         f"unclassified: {sorted(names - RECORDS - set(OTHERS))}; gone: {sorted(RECORDS | set(OTHERS) - names)}"
@@ -325,14 +329,36 @@ def test_audit_verify_json_is_json_on_success_and_on_every_failure(filled: Path,
 
 
 # -- one-line errors ------------------------------------------------------------------------------
-def test_corrupt_state_files_are_one_line_errors(tmp_path: Path) -> None:
+@pytest.mark.parametrize("content", ["{not json", "[1]", '{"accounts": {"1": 5}}', '{"accounts": []}'])
+def test_corrupt_state_files_are_one_line_errors(content: str, tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    (state / "accounts.json").write_text("{not json")
-    for args in (["account", "list"], ["account", "show", ACCOUNT]):
+    (state / "accounts.json").write_text(content)
+    for args in (
+        ["account", "list"],
+        ["account", "show", ACCOUNT],
+        ["decide", str(EVENTS / "cloudtrail_runinstances.json")],
+    ):
         res = run(state, *args)
         assert res.exit_code == 2, res.output
-        one_error_line(res)
+        assert "accounts.json" in one_error_line(res)
+
+
+def test_an_unexpected_error_is_one_line_unless_debugging() -> None:
+    from enforcer.cli.root import EnforcerGroup
+
+    @click.group(cls=EnforcerGroup)
+    def group() -> None:
+        """A root group like enforcer's."""
+
+    @group.command("boom")
+    def boom() -> None:
+        raise KeyError("a bug")
+
+    res = CliRunner().invoke(group, ["boom"])
+    assert res.exit_code == 1 and "internal error: KeyError" in one_error_line(res)
+    debug = CliRunner().invoke(group, ["boom"], env={"ENFORCER_DEBUG": "1"})
+    assert isinstance(debug.exception, KeyError)
 
 
 def test_unreadable_inputs_are_one_line_errors(tmp_path: Path) -> None:
@@ -344,6 +370,8 @@ def test_unreadable_inputs_are_one_line_errors(tmp_path: Path) -> None:
         ["account", "import", "--csv", str(tmp_path / "none.csv")],
         ["screening", "load", str(tmp_path / "none.csv")],
         ["attest", "list", "--account", "12"],
+        ["scp", "generate", "--out", "/dev/null/x"],
+        ["policy", "build", "-o", str(tmp_path / "no" / "dir" / "b.tar.gz")],
     ):
         res = run(state, *args)
         assert res.exit_code == 2, (args, res.output)

@@ -16,7 +16,7 @@ from enforcer.model import InputError
 
 
 class EnforcerGroup(click.Group):
-    """The root group: an input error or OS error no command caught is one line, not a traceback.
+    """The root group: an input or OS error no command caught is one line (exit 2), not a traceback.
 
     Exit codes (docs/cli.md): 0 allow or audit / success, 1 could not log (or write), 2 bad input,
     3 deny.
@@ -39,7 +39,7 @@ class EnforcerGroup(click.Group):
             raise SystemExit(0) from None
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
-            fail(f"{where}{exc.strerror or exc}", 1)
+            fail(f"{where}{exc.strerror or exc}")  # a path the user named: bad input
         except Exception as exc:  # a bug: still one line (ENFORCER_DEBUG=1 shows the traceback)
             import os
 
