@@ -266,3 +266,20 @@ def test_cli_report_writes_html_and_csv_of_a_tampered_log_only_when_asked(log: P
     assert page.count("<tr class='tampered'>") == 1 and _card(page, "decisions") == len(PLAN) - 1
     rows = list(csv.DictReader(io.StringIO(csv_file.read_text(encoding="utf-8"))))
     assert [r["seq"] for r in rows if r["verified"] == "no"] == [str(TAMPERED_SEQ)]
+
+
+def test_cli_export_unverified_says_which_events_fail(log: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from enforcer.cli.root import cli
+
+    state = str(log.parent)
+    clean = CliRunner().invoke(cli, ["--state", state, "audit", "export"])
+    assert clean.exit_code == 0 and "verification_failure" not in clean.stdout
+    flip_effect(log, TAMPERED_SEQ)
+    res = CliRunner().invoke(cli, ["--state", state, "audit", "export", "--unverified"])
+    assert res.exit_code == 0 and "DOES NOT VERIFY" in res.stderr
+    events = [json.loads(x) for x in res.stdout.splitlines()]
+    assert len(events) == len(PLAN)
+    flagged = [e["gpu_enforcer"]["seq"] for e in events if "verification_failure" in e["gpu_enforcer"]]
+    assert flagged == [TAMPERED_SEQ] and events[TAMPERED_SEQ]["result"]["effect"] == "allow"
