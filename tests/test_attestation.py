@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from benchmarks.attestation_bench import bench_attestation
 from enforcer.attestation import (
     ALGORITHMS,
-    STATUS_REASON_CODES,
     AttestationKeyError,
     ClaimsError,
     EndCustomer,
@@ -30,6 +29,7 @@ from enforcer.attestation import (
     parse_unverified,
     reason_code,
     sign_token,
+    status_reason_codes,
     validate_claims,
     verify_token,
 )
@@ -229,11 +229,25 @@ def test_unregistered_reseller_is_unknown_issuer(world: World) -> None:
     assert verify_token(token, origin, world.registry, T0).status == "unknown_issuer"
 
 
-def test_every_failure_status_has_a_reason_code() -> None:
+def test_every_failure_status_has_a_reason_code_in_the_policy_data() -> None:
     failing = set(ATTESTATION_STATUSES) - {"valid", "not_required"}
-    assert set(STATUS_REASON_CODES) == failing
-    assert reason_code("valid") is None
+    codes = status_reason_codes(Path(__file__).resolve().parents[1] / "policies")
+    assert set(codes) == failing
+    reasons = json.loads((Path(__file__).resolve().parents[1] / "policies/gpu/reasons/data.json").read_text())
+    assert set(codes.values()) <= set(json.dumps(reasons).split('"'))  # every code is a known reason
+    assert reason_code("valid") is None and reason_code("not_required") is None
     assert reason_code("account_mismatch") == "ATTESTATION_ACCOUNT_MISMATCH"
+
+
+def test_the_intake_reads_the_code_from_the_policy_it_is_given(tmp_path: Path) -> None:
+    cfg = tmp_path / "gpu" / "config"
+    cfg.mkdir(parents=True)
+    (cfg / "data.json").write_text(json.dumps({"attestation_codes": {"expired": "ATTESTATION_STALE"}}))
+    assert reason_code("expired", tmp_path) == "ATTESTATION_STALE"
+    assert reason_code("key_revoked", tmp_path) == "ATTESTATION_INVALID"  # not named: fail closed
+    assert reason_code("expired", tmp_path / "missing") == "ATTESTATION_INVALID"  # unreadable: fail closed
+    (cfg / "data.json").write_text('{"attestation_codes": ["x"]}')
+    assert reason_code("expired", tmp_path) == "ATTESTATION_INVALID"
 
 
 @settings(max_examples=150, deadline=None)

@@ -18,9 +18,7 @@ from enforcer.attestation.constants import (
     DEFAULT_CLOCK_SKEW,
     DEFAULT_MAX_VALIDITY_DAYS,
     MAX_TOKEN_BYTES,
-    STATUS_REASON_CODES,
     TOKEN_TYPE,
-    reason_code,
 )
 from enforcer.attestation.keys import (
     AttestationKeyError,
@@ -31,6 +29,7 @@ from enforcer.attestation.keys import (
 )
 from enforcer.attestation.local_registry import LocalRegistry
 from enforcer.attestation.provider import RegistryAttestationProvider
+from enforcer.attestation.reasons import reason_code, status_reason_codes
 from enforcer.attestation.registry import (
     AttestationRegistry,
     RegistryError,
@@ -80,7 +79,6 @@ __all__ = [
     "DEFAULT_CLOCK_SKEW",
     "DEFAULT_MAX_VALIDITY_DAYS",
     "MAX_TOKEN_BYTES",
-    "STATUS_REASON_CODES",
     "TOKEN_TYPE",
     "AttestationKeyError",
     "AttestationRegistry",
@@ -108,6 +106,7 @@ __all__ = [
     "parse_unverified",
     "reason_code",
     "sign_token",
+    "status_reason_codes",
     "validate_claims",
     "verify_token",
 ]

@@ -30,18 +30,6 @@ MAX_TOKEN_BYTES: Final = 8 * 1024
 #: Header members an attestation may carry; anything else (``b64``, ``crit``, ``jwk``, ``jku``...) is invalid.
 ALLOWED_HEADER_KEYS: Final = frozenset({"alg", "kid", "typ", "x5c"})
 
-#: Status -> reason code used by the policy (``valid`` and ``not_required`` have none).
-STATUS_REASON_CODES: Final = {
-    "missing": "ATTESTATION_MISSING",
-    "invalid": "ATTESTATION_INVALID",
-    "expired": "ATTESTATION_EXPIRED",
-    "not_yet_valid": "ATTESTATION_NOT_YET_VALID",
-    "unknown_issuer": "ATTESTATION_UNKNOWN_ISSUER",
-    "key_revoked": "ATTESTATION_KEY_REVOKED",
-    "account_mismatch": "ATTESTATION_ACCOUNT_MISMATCH",
-    "incomplete": "ATTESTATION_INCOMPLETE",
-}
-
 #: Identifier shapes (reseller ids, key ids, token ids). Kept narrow: they end up in file names and keys.
 ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 
@@ -51,19 +39,3 @@ KYC_LEVELS: Final = ("none", "pending", "basic", "verified", "enhanced")
 
 #: Longest ``end_use`` text accepted.
 MAX_END_USE_CHARS: Final = 512
-
-
-def reason_code(status: str) -> str | None:
-    """Return the reason code for an attestation status, or None for ``valid``/``not_required``.
-
-    Parameters
-    ----------
-    status
-        One of ``model.ATTESTATION_STATUSES``.
-
-    Returns
-    -------
-    str or None
-        e.g. ``ATTESTATION_EXPIRED`` for ``expired``.
-    """
-    return STATUS_REASON_CODES.get(status)

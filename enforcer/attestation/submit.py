@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from enforcer.attestation.constants import DEFAULT_AUDIENCE, DEFAULT_MAX_VALIDITY_DAYS, reason_code
+from enforcer.attestation.constants import DEFAULT_AUDIENCE, DEFAULT_MAX_VALIDITY_DAYS
+from enforcer.attestation.reasons import FALLBACK_CODE, reason_code
 from enforcer.attestation.registry import AttestationRegistry, StoredAttestation
 from enforcer.attestation.token import TokenFormatError, parse_unverified
 from enforcer.attestation.verify import verify_token
@@ -56,7 +57,7 @@ def submit_token(
         raise InputError(f"account {target} is not in the account directory", "ACCOUNT_UNKNOWN")
     result = verify_token(token, origin, registry, now, audience, max_validity_days=max_validity_days)
     if result.status != "valid" or not (result.jti and result.kid and result.issuer):
-        raise InputError(result.detail or result.status, reason_code(result.status) or "ATTESTATION_INVALID")
+        raise InputError(result.detail or result.status, reason_code(result.status) or FALLBACK_CODE)
     c = result.claims
     att = StoredAttestation(
         account_id=origin.account_id,
