@@ -52,7 +52,7 @@ def launch_names() -> frozenset[str]:
 @cache
 def _detectors_before() -> tuple[Any, ...]:
     """Predicates of the detectors normalise tries before the bare CloudTrail record's."""
-    from enforcer.intake import DETECTORS
+    from enforcer.intake.registry import DETECTORS
 
     names = [name for name, _, _ in DETECTORS]
     return tuple(pred for _, pred, _ in DETECTORS[: names.index("cloudtrail_record")])

@@ -23,7 +23,8 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -270,13 +271,36 @@ def run_files(
                 finished(_one(t))
         else:
             ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(min(jobs, len(todo)), initializer=_init, initargs=(cfg,)) as pool:
+            with _main_not_reimported():
+                pool = ctx.Pool(min(jobs, len(todo)), initializer=_init, initargs=(cfg,))
+            with pool:
                 for doc in pool.imap_unordered(_one, todo, chunksize=1):
                     finished(doc)
     except KeyboardInterrupt:
         return RunResult(summary, done, reused, time.perf_counter() - start, cpu, book, True, rss)
     _join(parts, len(files), out_path)
     return RunResult(summary, done, reused, time.perf_counter() - start, cpu, book, rss_mb=rss)
+
+
+@contextmanager
+def _main_not_reimported() -> Iterator[None]:
+    """While workers start, hide the path of a script ``__main__`` (the ``enforcer`` console script).
+
+    ``spawn`` re-runs the parent's main script in every worker so that functions defined there can be
+    unpickled; the workers need nothing from it (their functions live here), and running the console
+    script imports the whole CLI (click, rich, every command module) in each worker before its first
+    file. A ``__main__`` imported by module name (``python -m``) is left alone.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(main, "__spec__", None) is not None:
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
 
 
 def _join(parts: Path, n: int, out_path: Path) -> None:

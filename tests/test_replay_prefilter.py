@@ -162,7 +162,7 @@ def test_every_detector_key_is_probed() -> None:
         items = split_log_file(_log_file([_raw(dict(base, **{key: 1}))]))
         assert items is not None and not isinstance(items[0], Skipped), key
     # the detectors normalise tries before a bare record's all look only at these keys
-    from enforcer.intake import DETECTORS
+    from enforcer.intake.registry import DETECTORS
 
     before = [pred for name, pred, _ in DETECTORS][: [n for n, _, _ in DETECTORS].index("cloudtrail_record")]
     for rec in _fixture_records():

@@ -254,3 +254,28 @@ def test_unwritable_parts_and_empty_sources_are_clear(mix: dict[str, Any], tmp_p
     state = str(mix["root"] / "state")
     r = CliRunner().invoke(cli, ["--state", state, "replay", str(empty), "--out", str(tmp_path / "e.jsonl")])
     assert r.exit_code == 0 and "Replayed 0 events" in r.output and (tmp_path / "e.jsonl").read_text() == ""
+
+
+def test_workers_do_not_rerun_the_console_script(mix: dict[str, Any], tmp_path: Path) -> None:
+    # spawn re-runs a script __main__ in every worker (the whole CLI import); the workers need none of it
+    script, mark, out = tmp_path / "enforcer_script.py", tmp_path / "ran", tmp_path / "o.jsonl"
+    script.write_text(
+        "import os, sys\n"
+        "with open(os.environ['MARK'], 'a') as fh:\n"
+        "    fh.write(f'{os.getpid()}\\n')\n"
+        "from enforcer.cli import main\n"
+        "if __name__ == '__main__':\n"
+        "    sys.exit(main())\n"
+    )
+    args = ["--state", str(mix["root"] / "state"), "replay", str(mix["root"] / "ct"), "--out", str(out)]
+    p = subprocess.run(
+        [sys.executable, str(script), *args, "--jobs", "2", "--no-memo"],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "MARK": str(mark), "COLUMNS": "200"},
+        check=False,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "2 process(es)" in " ".join(p.stderr.split())
+    assert len(mark.read_text().split()) == 1  # the parent only
+    assert len(out.read_text().splitlines()) > 0
