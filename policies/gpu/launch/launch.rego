@@ -92,7 +92,9 @@ prohibited(c) if member("macau", c)
 memberships := {[g, c] |
 	some c in all_countries
 	some g in ["D5", "macau", "D1", "D4"]
-	member(g, c)
+	some e in data.gpu.country_groups.groups[g][c]
+	counts(e)
+	not [g, c] in suspended_now
 }
 
 prohibited_countries := {c | some [g, c] in memberships; g in {"D5", "macau"}}
@@ -111,6 +113,14 @@ restricted_by_field := {
 review_countries := ({c | some [g, c] in memberships; g in {"D1", "D4"}} - prohibited_countries) - exempt_countries
 
 origin_fields := ["country", "hq_country", "parent_hq_country"]
+
+# Every origin field is an ISO 3166-1 alpha-2 code: one lookup each, so that the rules naming
+# the faulty fields only run when there is one.
+origin_valid(o) if {
+	data.gpu.countries.iso3166_alpha2[o.country]
+	data.gpu.countries.iso3166_alpha2[o.hq_country]
+	data.gpu.countries.iso3166_alpha2[o.parent_hq_country]
+}
 
 # Every end customer the policy must answer for: each currently valid attestation of the account
 # that no newer one supersedes (the most restrictive answer wins).
@@ -206,6 +216,7 @@ violations contains reason("ACCOUNT_UNKNOWN", msg) if {
 violations contains reason("ACCOUNT_UNKNOWN", msg) if {
 	controlled
 	input.account
+	not origin_valid(input.account)
 	some f in origin_fields
 	not data.gpu.countries.iso3166_alpha2[object.get(input.account, f, null)]
 	msg := sprintf("account %s: origin %s is missing or not an ISO country code", [input.account.account_id, f])
@@ -293,6 +304,7 @@ reseller_violations contains reason("RESELLER_RESTRICTED", msg) if {
 
 reseller_violations contains reason("RESELLER_RESTRICTED", msg) if {
 	input.reseller
+	not origin_valid(input.reseller)
 	some f in origin_fields
 	not data.gpu.countries.iso3166_alpha2[object.get(input.reseller, f, null)]
 	msg := sprintf("reseller %v: origin %s is missing or not an ISO country code", [input.account.reseller, f])
@@ -320,6 +332,7 @@ detail_suffix := sprintf(" (%s)", [input.attestation.detail]) if {
 # reports `incomplete`; this is the same rule for attestations that reach the policy otherwise).
 reseller_violations contains reason("ATTESTATION_INCOMPLETE", msg) if {
 	some ec in end_customers
+	not origin_valid(ec)
 	some f in origin_fields
 	not data.gpu.countries.iso3166_alpha2[object.get(ec, f, null)]
 	msg := sprintf("reseller %v: attested end customer %s is missing or not an ISO country code", [input.account.reseller, f])
@@ -397,15 +410,17 @@ covering(code) := {l |
 	}
 }
 
-licensed(code) if {
+# The codes a licence waives, worked out once per evaluation (and only when there are licences).
+licensed_codes := {code |
+	input.licences
+	some code in hit_codes
 	code in cfg.licensable
-	code in hit_codes
 	count(covering(code)) > 0
 }
 
 notices contains reason("LICENSED", msg) if {
 	some r in violations
-	licensed(r.code)
+	r.code in licensed_codes
 	ids := concat(", ", sort([sprintf("%v (expires %v)", [l.id, l.expires]) | some l in covering(r.code)]))
 	msg := sprintf("%s covered by licence %s: %s", [r.code, ids, r.message])
 }
@@ -430,7 +445,7 @@ waived(code) if {
 
 notices contains reason("BREAK_GLASS", msg) if {
 	some r in violations
-	not licensed(r.code)
+	not r.code in licensed_codes
 	some g in active_grants
 	r.code in g.waives
 	not r.code in cfg.never_waivable
@@ -452,7 +467,7 @@ downgraded(code) if {
 
 standing(r) if {
 	not waived(r.code)
-	not licensed(r.code)
+	not r.code in licensed_codes
 }
 
 deny contains r if {
