@@ -235,3 +235,24 @@ def test_replay_counts_are_the_same_with_and_without_the_prefilter(
         return [{k: v for k, v in json.loads(x).items() if k not in strip} for x in t.splitlines()]
 
     assert s1.decided > 20 and stable(fast.getvalue()) == stable(slow.getvalue())
+
+
+def test_repeated_records_and_repeated_escaped_keys_read_as_the_full_decode() -> None:
+    launch = next(r for r in _fixture_records() if isinstance(r, dict) and _verdict(r) == "launch")
+    read = {"eventSource": "s3.amazonaws.com", "eventName": "GetObject", "eventID": "r"}
+    lr, rr = _raw(launch), _raw(read)
+    blobs = [
+        # two Records arrays: the last one counts, in the partial read as in the full decode
+        f'{{"Records":[{lr},{lr}],"Records":[{rr},{rr},{rr}]}}'.encode(),
+        f'{{"Records":[{rr},{rr},{rr}],"Records":[{rr},{lr}]}}'.encode(),
+        f'{{"Records":[5, {lr}],"Records":[{rr},{lr}]}}'.encode(),
+        f'{{"Records":[{rr},{lr}],"Records":[7,{lr},{rr}]}}'.encode(),
+        # the same key twice, one spelled with an escape: the last one counts
+        ("{" + lr[1:-1] + ',"event\\u004eame":"GetObject","eventSourc\\u0065":"s3.amazonaws.com"}').encode(),
+        ('{"event\\u004eame":"GetObject",' + lr[1:]).encode(),
+    ]
+    for blob in blobs:
+        records = orjson.loads(blob)["Records"] if b'"Records"' in blob else None
+        if records is None:
+            blob = _log_file([blob.decode()])
+        _check(blob)
