@@ -1,0 +1,33 @@
+"""AWS look-ups that turn references into instance types (``pipeline.Resolver``).
+
+A launch often names no instance type: it points at a launch template (``$Latest``, ``$Default``
+or a version number), an Auto Scaling group, an EC2 Fleet, a launch configuration, an instance id
+(state-change events, resizes) or a Capacity Block offering. :class:`AwsResolver` asks EC2 and
+Auto Scaling and replaces each such item by what it resolves to: one item per instance type (one per
+fleet/ASG override, which are alternatives), or the item left unresolved with a ``resolution_error``
+when AWS cannot tell. Unresolved items classify as ``unknown`` and the policy denies them with
+``REQUEST_UNRESOLVED``: resolution fails closed.
+
+Attribute-based selection (``InstanceRequirements``) that admits accelerators without naming types
+stays unresolved ("may hold a controlled chip"); explicit ``AllowedInstanceTypes`` are expanded,
+wildcards only against a known-types list. The resolver never raises: every AWS error, including
+moto's ``NotImplementedError`` for ``DescribeCapacityBlockOfferings``, leaves the item unresolved.
+"""
+
+from __future__ import annotations
+
+from enforcer.resolve.common import MAX_DEPTH, MAX_ITEMS, ResolutionError
+from enforcer.resolve.ec2 import CAPACITY_BLOCK_HOURS
+from enforcer.resolve.resolver import AwsResolver, RoutedResolver
+from enforcer.resolve.sagemaker import STUDIO_DEFAULT_TYPE, STUDIO_SETTINGS
+
+__all__ = [
+    "CAPACITY_BLOCK_HOURS",
+    "MAX_DEPTH",
+    "MAX_ITEMS",
+    "STUDIO_DEFAULT_TYPE",
+    "STUDIO_SETTINGS",
+    "AwsResolver",
+    "ResolutionError",
+    "RoutedResolver",
+]

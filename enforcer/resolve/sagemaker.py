@@ -1,0 +1,99 @@
+"""SageMaker look-ups: endpoint configurations and endpoints, notebook instances, Studio app defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from enforcer.model import LaunchItem
+from enforcer.resolve.common import Lookups, ResolutionError, resolved
+
+#: Studio app type -> the settings block holding its default resource spec.
+STUDIO_SETTINGS = {
+    "KernelGateway": "KernelGatewayAppSettings",
+    "JupyterLab": "JupyterLabAppSettings",
+    "CodeEditor": "CodeEditorAppSettings",
+    "RStudioServerPro": "RStudioServerProAppSettings",
+    "RSessionGateway": "RSessionAppSettings",
+    "TensorBoard": "TensorBoardAppSettings",
+}
+#: SageMaker Studio's documented default instance for compute apps with no default resource spec.
+STUDIO_DEFAULT_TYPE = "t3.medium"
+
+
+class SageMakerLookups(Lookups):
+    """What SageMaker says a reference launches."""
+
+    def _variants(self, name: str) -> list[tuple[str, str, int]]:
+        """``(variant, instance type, count)`` of an endpoint configuration's instance-backed variants."""
+        if self.sagemaker is None:
+            raise ResolutionError("no SageMaker client")
+        cfg = self.sagemaker.describe_endpoint_config(EndpointConfigName=name)
+        out: list[tuple[str, str, int]] = []
+        for key in ("ProductionVariants", "ShadowProductionVariants"):
+            for v in cfg.get(key) or []:
+                itype = v.get("InstanceType")
+                if not isinstance(itype, str) or not itype:
+                    continue  # serverless variant: no instances
+                top = (v.get("ManagedInstanceScaling") or {}).get("MaxInstanceCount")
+                counts = [c for c in (v.get("InitialInstanceCount"), top) if isinstance(c, int)]
+                out.append((str(v.get("VariantName", "")), itype.removeprefix("ml."), max(counts, default=1)))
+        if not out:
+            raise ResolutionError(f"endpoint configuration {name!r} has no instance-backed variant")
+        return out
+
+    def _endpoint_config(self, item: LaunchItem, name: str) -> list[LaunchItem]:
+        """The variants of an endpoint configuration (``UpdateEndpoint``, ``CreateEndpoint``); they add up."""
+        return [LaunchItem(t, n, None, item.path) for _, t, n in self._variants(name)]
+
+    def _endpoint(self, item: LaunchItem, ref: Mapping[str, Any]) -> list[LaunchItem]:
+        """A running endpoint's variants at the counts a scaling call asks for (weights and capacities)."""
+        if self.sagemaker is None:
+            raise ResolutionError("no SageMaker client")
+        ep = self.sagemaker.describe_endpoint(EndpointName=str(ref.get("name", "")))
+        desired = ref.get("counts") or {}
+        items = []
+        for variant, itype, n in self._variants(str(ep.get("EndpointConfigName", ""))):
+            want = desired.get(variant)
+            items.append(LaunchItem(itype, max(n, want) if isinstance(want, int) else n, None, item.path))
+        return items
+
+    def _notebook(self, item: LaunchItem, name: str) -> LaunchItem:
+        """The instance type of a notebook instance being (re)started (``StartNotebookInstance``)."""
+        if self.sagemaker is None:
+            raise ResolutionError("no SageMaker client")
+        itype = self.sagemaker.describe_notebook_instance(NotebookInstanceName=name).get("InstanceType")
+        if not isinstance(itype, str) or not itype:
+            raise ResolutionError(f"notebook instance {name!r} has no instance type")
+        return resolved(item, itype.removeprefix("ml."))
+
+    def _app_default(self, item: LaunchItem, ref: Mapping[str, Any]) -> LaunchItem:
+        """The default resource spec a Studio app without ``ResourceSpec`` runs on: the space's, the
+        user profile's, then the domain's settings for the app type; SageMaker's own default last."""
+        if self.sagemaker is None:
+            raise ResolutionError("no SageMaker client")
+        app_type = str(ref.get("app_type", ""))
+        key = STUDIO_SETTINGS.get(app_type)
+        domain = str(ref.get("domain_id", ""))
+        if key is None or not domain:
+            raise ResolutionError(f"studio app {app_type!r} without a domain")
+        layers: list[Any] = []
+        if ref.get("space"):
+            layers.append(
+                self.sagemaker.describe_space(DomainId=domain, SpaceName=str(ref["space"])).get(
+                    "SpaceSettings"
+                )
+            )
+        if ref.get("user_profile"):
+            prof = self.sagemaker.describe_user_profile(
+                DomainId=domain, UserProfileName=str(ref["user_profile"])
+            )
+            layers.append(prof.get("UserSettings"))
+        dom = self.sagemaker.describe_domain(DomainId=domain)
+        layers += [dom.get("DefaultSpaceSettings"), dom.get("DefaultUserSettings")]
+        for settings in layers:
+            spec = ((settings or {}).get(key) or {}).get("DefaultResourceSpec") or {}
+            itype = spec.get("InstanceType")
+            if isinstance(itype, str) and itype and itype != "system":
+                return resolved(item, itype.removeprefix("ml."))
+        return resolved(item, STUDIO_DEFAULT_TYPE)
