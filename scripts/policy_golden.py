@@ -1,4 +1,4 @@
-"""Decisions of the launch policy over thousands of generated inputs: a golden file to prove a rewrite decides the same.
+"""Decisions of the launch policy over thousands of generated inputs: proof that a rewrite decides the same.
 
 The inputs cover the whole input contract (docs/design.md): every origin field with ISO, Country Group and
 malformed values, decision times on each side of the dated country-group entries (Nicaragua, Cambodia,
@@ -27,46 +27,143 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "policies"
 ACCOUNT = "111122223333"
-HOT = ["CN", "HK", "MO", "CY", "IL", "KH", "NI", "RU", "AE", "SG", "US", "IR", "SA", "VN", "BY", "KP", "VE", "DE"]
+HOT = [
+    "CN",
+    "HK",
+    "MO",
+    "CY",
+    "IL",
+    "KH",
+    "NI",
+    "RU",
+    "AE",
+    "SG",
+    "US",
+    "IR",
+    "SA",
+    "VN",
+    "BY",
+    "KP",
+    "VE",
+    "DE",
+]
 WEIRD: list[Any] = [None, "", "CHN", "cn", 123, {"a": 1}, ["CN"], "ZZ", True]
 DATES: list[Any] = [
-    "2026-12-01T00:00:00Z", "2026-02-02T23:59:59Z", "2026-02-03T00:00:00Z", "2024-03-14T12:00:00Z",
-    "2024-03-15T00:00:00Z", "2025-09-30T23:59:59Z", "2025-10-01T00:00:00Z", "2026-09-30T23:00:00Z",
-    "2026-10-01T00:00:00Z", "2023-10-24T00:00:00Z", "2026-10-01T02:00:00+05:00", "2026-09-30T22:00:00-05:00",
-    "2026-05-28T20:26:40.000Z", "2026-02-03T00:30:00+01:00", "2020-07-30T00:00:00Z", "2019-01-01T00:00:00Z",
-    "garbage", "", 17, "2026-12-01T00:00:00z", "2026-12-01t00:00:00Z", "1970-01-01T00:00:00Z",
-    "2026-10-01T00:00:00.5Z", "2026-09-30T23:59:59.999999999Z",
-]  # fmt: skip
+    "2026-12-01T00:00:00Z",
+    "2026-02-02T23:59:59Z",
+    "2026-02-03T00:00:00Z",
+    "2024-03-14T12:00:00Z",
+    "2024-03-15T00:00:00Z",
+    "2025-09-30T23:59:59Z",
+    "2025-10-01T00:00:00Z",
+    "2026-09-30T23:00:00Z",
+    "2026-10-01T00:00:00Z",
+    "2023-10-24T00:00:00Z",
+    "2026-10-01T02:00:00+05:00",
+    "2026-09-30T22:00:00-05:00",
+    "2026-05-28T20:26:40.000Z",
+    "2026-02-03T00:30:00+01:00",
+    "2020-07-30T00:00:00Z",
+    "2019-01-01T00:00:00Z",
+    "garbage",
+    "",
+    17,
+    "2026-12-01T00:00:00z",
+    "2026-12-01t00:00:00Z",
+    "1970-01-01T00:00:00Z",
+    "2026-10-01T00:00:00.5Z",
+    "2026-09-30T23:59:59.999999999Z",
+]
 ITEMS: list[dict[str, Any]] = [
-    {"instance_type": "p5.48xlarge", "count": 1, "chip_class": "3A090.a", "tpp": 126649.6, "unresolved": False},
-    {"instance_type": "p5.48xlarge", "count": 20, "chip_class": "3A090.a", "tpp": 2532992, "unresolved": False},
+    {
+        "instance_type": "p5.48xlarge",
+        "count": 1,
+        "chip_class": "3A090.a",
+        "tpp": 126649.6,
+        "unresolved": False,
+    },
+    {
+        "instance_type": "p5.48xlarge",
+        "count": 20,
+        "chip_class": "3A090.a",
+        "tpp": 2532992,
+        "unresolved": False,
+    },
     {"instance_type": "g5.xlarge", "count": 1, "chip_class": "none", "tpp": 1120, "unresolved": False},
-    {"instance_type": "trn1.32xlarge", "count": 1, "chip_class": "indeterminate", "tpp": 48640, "unresolved": False},
-    {"instance_type": "trn2.48xlarge", "count": 1, "chip_class": "3A090.b", "tpp": 50000, "unresolved": False},
-    {"instance_type": None, "count": 1, "chip_class": "unknown", "tpp": 0, "unresolved": True,
-     "ref": {"kind": "launch_template", "id": "lt-0abc"}},
+    {
+        "instance_type": "trn1.32xlarge",
+        "count": 1,
+        "chip_class": "indeterminate",
+        "tpp": 48640,
+        "unresolved": False,
+    },
+    {
+        "instance_type": "trn2.48xlarge",
+        "count": 1,
+        "chip_class": "3A090.b",
+        "tpp": 50000,
+        "unresolved": False,
+    },
+    {
+        "instance_type": None,
+        "count": 1,
+        "chip_class": "unknown",
+        "tpp": 0,
+        "unresolved": True,
+        "ref": {"kind": "launch_template", "id": "lt-0abc"},
+    },
     {"instance_type": "zz9.mystery", "count": 1, "chip_class": "unknown", "tpp": 0, "unresolved": False},
-]  # fmt: skip
-STATUSES = ["valid"] * 3 + ["missing", "invalid", "expired", "not_yet_valid", "unknown_issuer", "key_revoked",
-                            "account_mismatch", "incomplete", "weird"]  # fmt: skip
+]
+STATUSES = ["valid"] * 3 + [
+    "missing",
+    "invalid",
+    "expired",
+    "not_yet_valid",
+    "unknown_issuer",
+    "key_revoked",
+    "account_mismatch",
+    "incomplete",
+    "weird",
+]
 #: Break-glass grants of the second case (policy data, not input).
 GRANTS: list[dict[str, Any]] = [
-    {"id": "BG-1", "account_id": ACCOUNT, "waives": ["KYC_NOT_VERIFIED", "ORIGIN_RESTRICTED", "ATTESTATION_MISSING"],
-     "expires": "2026-06-01T00:00:00Z", "approved_by": "compliance", "ticket": "C-1"},
-    {"id": "BG-2", "account_id": ACCOUNT, "waives": ["RESELLER_RESTRICTED", "ACCOUNT_UNKNOWN", "AGGREGATE_COMPUTE"],
-     "expires": "2027-01-01T00:00:00Z", "approved_by": "compliance", "ticket": "C-2"},
-    {"id": "BG-3", "account_id": "999999999999", "waives": ["KYC_NOT_VERIFIED"], "expires": "2027-01-01T00:00:00Z",
-     "approved_by": "compliance", "ticket": "C-3"},
-]  # fmt: skip
+    {
+        "id": "BG-1",
+        "account_id": ACCOUNT,
+        "waives": ["KYC_NOT_VERIFIED", "ORIGIN_RESTRICTED", "ATTESTATION_MISSING"],
+        "expires": "2026-06-01T00:00:00Z",
+        "approved_by": "compliance",
+        "ticket": "C-1",
+    },
+    {
+        "id": "BG-2",
+        "account_id": ACCOUNT,
+        "waives": ["RESELLER_RESTRICTED", "ACCOUNT_UNKNOWN", "AGGREGATE_COMPUTE"],
+        "expires": "2027-01-01T00:00:00Z",
+        "approved_by": "compliance",
+        "ticket": "C-2",
+    },
+    {
+        "id": "BG-3",
+        "account_id": "999999999999",
+        "waives": ["KYC_NOT_VERIFIED"],
+        "expires": "2027-01-01T00:00:00Z",
+        "approved_by": "compliance",
+        "ticket": "C-3",
+    },
+]
 
 
 class Inputs:
-    """Seeded generator of decision inputs (``mixed``: everything; ``licences``: restricted origins with licences)."""
+    """Seeded decision inputs (``mixed``: everything; ``licences``: restricted origins with licences)."""
 
     def __init__(self, seed: int, policies: Path = POLICIES) -> None:
         self.r = random.Random(seed)
         self.iso = list(json.loads((policies / "gpu/countries/data.json").read_text())["iso3166_alpha2"])
-        self.regions = [*json.loads((policies / "gpu/regions/data.json").read_text())["regions"], "xx-nowhere-1"]
+        self.regions = [
+            *json.loads((policies / "gpu/regions/data.json").read_text())["regions"],
+            "xx-nowhere-1",
+        ]
 
     def country(self, weird: float = 0.1) -> Any:
         x = self.r.random()
@@ -89,8 +186,12 @@ class Inputs:
             lic: dict[str, Any] = {
                 "id": f"L-{k}",
                 "account_id": self.r.choice([ACCOUNT, ACCOUNT, ACCOUNT, "999999999999"]),
-                "countries": self.r.sample(["CN", "HK", "RU", "MO", "IR", "CY", "VE"], self.r.choice([1, 2, 3, 4])),
-                "expires": self.r.choice(["2027-01-01T00:00:00Z", "2026-06-01T00:00:00Z", "2025-01-01T00:00:00Z"]),
+                "countries": self.r.sample(
+                    ["CN", "HK", "RU", "MO", "IR", "CY", "VE"], self.r.choice([1, 2, 3, 4])
+                ),
+                "expires": self.r.choice(
+                    ["2027-01-01T00:00:00Z", "2026-06-01T00:00:00Z", "2025-01-01T00:00:00Z"]
+                ),
             }
             if self.r.random() < 0.4:
                 lic["classes"] = self.r.sample(["3A090.a", "3A090.b", "indeterminate"], self.r.choice([1, 2]))
@@ -108,15 +209,31 @@ class Inputs:
     def evidence(self) -> dict[str, Any]:
         ev: dict[str, Any] = {}
         if self.r.random() < 0.6:
-            ev["caller"] = {"ip": "10.1.2.3", "country": self.r.choice([self.country(), "HK", "CN"]),
-                            "source": "mmdb", "time": "t"}  # fmt: skip
+            ev["caller"] = {
+                "ip": "10.1.2.3",
+                "country": self.r.choice([self.country(), "HK", "CN"]),
+                "source": "mmdb",
+                "time": "t",
+            }
         if self.r.random() < 0.3:
-            ev["contact"] = {"country": self.r.choice([self.country(), "CN", "MO"]), "source": "account", "time": "t"}
+            ev["contact"] = {
+                "country": self.r.choice([self.country(), "CN", "MO"]),
+                "source": "account",
+                "time": "t",
+            }
         if self.r.random() < 0.6:
-            counts = {c: self.r.choice([1, 3, 5, 12, 100]) for c in self.r.sample(HOT, self.r.choice([1, 2, 3]))}
+            counts = {
+                c: self.r.choice([1, 3, 5, 12, 100]) for c in self.r.sample(HOT, self.r.choice([1, 2, 3]))
+            }
             total = sum(counts.values())
-            ev["call_share"] = {"shares": {c: round(n / total, 3) for c, n in counts.items()}, "counts": counts,
-                                "total": total, "window_hours": 24, "source": "ledger", "time": "t"}  # fmt: skip
+            ev["call_share"] = {
+                "shares": {c: round(n / total, 3) for c, n in counts.items()},
+                "counts": counts,
+                "total": total,
+                "window_hours": 24,
+                "source": "ledger",
+                "time": "t",
+            }
             if self.r.random() < 0.2:
                 del ev["call_share"]["counts"]
         return ev
@@ -124,9 +241,14 @@ class Inputs:
     def one(self, bias: str = "mixed") -> dict[str, Any]:
         r = self.r
         items = copy.deepcopy(r.sample(ITEMS, r.choice([1, 1, 1, 2, 3])))
-        req: dict[str, Any] = {"source": "cloudtrail", "action": "ec2:RunInstances", "account_id": ACCOUNT,
-                               "region": r.choice(self.regions), "items": items,
-                               "total_tpp": sum(i["tpp"] for i in items)}  # fmt: skip
+        req: dict[str, Any] = {
+            "source": "cloudtrail",
+            "action": "ec2:RunInstances",
+            "account_id": ACCOUNT,
+            "region": r.choice(self.regions),
+            "items": items,
+            "total_tpp": sum(i["tpp"] for i in items),
+        }
         if r.random() < 0.05:
             del req["region"]
         doc: dict[str, Any] = {"request": req}
@@ -135,9 +257,12 @@ class Inputs:
         weird = 0.02 if bias == "licences" else 0.1
         resold = r.random() < (0.2 if bias == "licences" else 0.4)
         if r.random() < 0.93:
-            acct = {"account_id": ACCOUNT, **self.origin(weird=weird),
-                    "kyc": r.choice(["verified", "verified", "pending", "none", None]),
-                    "reseller": "acme-cloud" if resold else None}  # fmt: skip
+            acct = {
+                "account_id": ACCOUNT,
+                **self.origin(weird=weird),
+                "kyc": r.choice(["verified", "verified", "pending", "none", None]),
+                "reseller": "acme-cloud" if resold else None,
+            }
             if bias == "licences" and r.random() < 0.7:
                 acct.update(country=r.choice(["CN", "HK", "RU", "MO", "CY"]), kyc="verified")
             doc["account"] = acct
@@ -145,15 +270,20 @@ class Inputs:
             status = r.choice(STATUSES)
             att: dict[str, Any] = {"status": status, "detail": r.choice(["", "bad sig", None])}
             if status == "valid":
-                ecs = [self.origin({"kyc_level": r.choice(["verified", "enhanced", "none", None])}, weird)
-                       for _ in range(r.choice([1, 1, 2]))]  # fmt: skip
+                ecs = [
+                    self.origin({"kyc_level": r.choice(["verified", "enhanced", "none", None])}, weird)
+                    for _ in range(r.choice([1, 1, 2]))
+                ]
                 att["claims"] = {"end_customer": ecs[0]}
                 if r.random() < 0.6:
                     att["end_customers"] = ecs
             doc["attestation"] = att
             if r.random() < 0.9:
-                doc["reseller"] = {"id": "acme-cloud", **self.origin(weird=weird),
-                                   "status": r.choice(["active", "active", "suspended", None])}  # fmt: skip
+                doc["reseller"] = {
+                    "id": "acme-cloud",
+                    **self.origin(weird=weird),
+                    "status": r.choice(["active", "active", "suspended", None]),
+                }
                 if doc["reseller"]["status"] is None:
                     del doc["reseller"]["status"]
         else:
@@ -165,8 +295,16 @@ class Inputs:
             doc["evidence"] = self.evidence()
         if r.random() < 0.4:
             status = r.choice(["ok", "ok", "unavailable"])
-            hits = [{"subject": "account name", "entry": "SHENZHEN X", "list": "EL", "entry_id": "id-1",
-                     "score": r.choice([60, 81, 91.9, 92, 99])} for _ in range(r.choice([0, 0, 1, 2]))]  # fmt: skip
+            hits = [
+                {
+                    "subject": "account name",
+                    "entry": "SHENZHEN X",
+                    "list": "EL",
+                    "entry_id": "id-1",
+                    "score": r.choice([60, 81, 91.9, 92, 99]),
+                }
+                for _ in range(r.choice([0, 0, 1, 2]))
+            ]
             doc["screening"] = {"status": status, "hits": hits}
             if status == "unavailable":
                 doc["screening"]["detail"] = "down"
@@ -174,9 +312,15 @@ class Inputs:
             if r.random() < 0.15:
                 doc["ledger"] = {"status": "unavailable", "detail": "timeout", "owners": []}
             else:
-                owners = [{"kind": r.choice(["account", "end_customer", "parent", "reseller", "other"]),
-                           "owner": f"o{k}", "running_tpp": r.choice([0, 900000, 4_900_000, 9_990_000, 2e7]),
-                           "tpp_hours": r.choice([0, 1e8, 5e8])} for k in range(r.choice([1, 2, 3]))]  # fmt: skip
+                owners = [
+                    {
+                        "kind": r.choice(["account", "end_customer", "parent", "reseller", "other"]),
+                        "owner": f"o{k}",
+                        "running_tpp": r.choice([0, 900000, 4_900_000, 9_990_000, 2e7]),
+                        "tpp_hours": r.choice([0, 1e8, 5e8]),
+                    }
+                    for k in range(r.choice([1, 2, 3]))
+                ]
                 doc["ledger"] = {"owners": owners, "source": "ledger", "time": "t"}
         return doc
 
