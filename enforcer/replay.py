@@ -8,7 +8,6 @@ Events are streamed one file at a time, so memory stays flat however long the hi
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import zlib
 from collections import Counter
@@ -65,35 +64,57 @@ def _open(path: Path) -> IO[bytes]:
     return stream
 
 
-def read_file(path: Path) -> bytes:
-    """A local file's bytes, gunzipped when it is gzip (every member); InputError beyond MAX_FILE_BYTES."""
-    data = path.read_bytes()
+def read_file(path: Path) -> tuple[bytes, str | None]:
+    """A local file's bytes, gunzipped when it is gzip (every member), and what was wrong at its end.
+
+    Returns
+    -------
+    tuple
+        ``(data, problem)``: ``problem`` names bytes after the last whole gzip member that are not
+        another member (they are left out; the members before them are read), else None.
+
+    Raises
+    ------
+    InputError
+        Beyond ``MAX_FILE_BYTES`` (on disk or gunzipped), or a first gzip member that is corrupt
+        or truncated.
+    """
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise InputError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MB", "BAD_INPUT")
+    return gunzip(path.read_bytes(), str(path))
+
+
+def gunzip(data: bytes, label: str) -> tuple[bytes, str | None]:
+    """``data`` gunzipped when it is gzip (every member), else as it is: see :func:`read_file`."""
+    limit, path = MAX_FILE_BYTES, label
     if data[:2] != b"\x1f\x8b":
-        if len(data) > MAX_FILE_BYTES:
-            raise InputError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MB", "BAD_INPUT")
-        return data
+        return data, None
     out: list[bytes] = []
     size = 0
-    try:
-        while data:
-            d = zlib.decompressobj(wbits=31)
-            chunk = d.decompress(data, MAX_FILE_BYTES + 1 - size)
-            size += len(chunk)
-            out.append(chunk)
-            if size > MAX_FILE_BYTES or d.unconsumed_tail:
-                raise InputError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MB gunzipped", "BAD_INPUT")
-            if not d.eof:
+    while data:
+        d = zlib.decompressobj(wbits=31)
+        try:
+            chunk = d.decompress(data, limit + 1 - size)
+        except zlib.error as exc:
+            if not out:
+                raise InputError(f"{path}: bad gzip ({exc})", "BAD_INPUT") from exc
+            return b"".join(out), f"{len(data)} bytes after the last gzip member are not gzip ({exc})"
+        size += len(chunk)
+        if size > limit or d.unconsumed_tail:
+            raise InputError(f"{path}: larger than {limit >> 20} MB gunzipped", "BAD_INPUT")
+        if not d.eof:
+            if not out:
                 raise InputError(f"{path}: truncated gzip", "BAD_INPUT")
-            data = d.unused_data.lstrip(b"\x00")  # the next gzip member, if any (zero padding allowed)
-    except zlib.error as exc:
-        raise InputError(f"{path}: bad gzip ({exc})", "BAD_INPUT") from exc
-    return b"".join(out)
+            return b"".join(out), f"a truncated gzip member of {len(data)} bytes after the last whole one"
+        out.append(chunk)
+        data = d.unused_data.lstrip(b"\x00")  # the next gzip member, if any (zero padding allowed)
+    return b"".join(out), None
 
 
 def events_of_file(path: Path, prefilter: bool = True) -> Iterator[tuple[str, Any]]:
     """``(label, event)`` of one local file (see :func:`iter_events`); unreadable: one InputError."""
     try:
-        body = read_file(path)
+        body, problem = read_file(path)
     except InputError as exc:
         yield str(path), exc
         return
@@ -101,6 +122,8 @@ def events_of_file(path: Path, prefilter: bool = True) -> Iterator[tuple[str, An
         yield str(path), InputError(f"{path}: {exc.strerror or exc}", "BAD_INPUT")
         return
     yield from _events_from_bytes(body, str(path), prefilter)
+    if problem is not None:  # the members before it were read; the rest is reported, never dropped silently
+        yield f"{path}#end", InputError(f"{path}: {problem}", "BAD_INPUT")
 
 
 def _events_from_text(stream: IO[bytes], label: str, prefilter: bool = True) -> Iterator[tuple[str, Any]]:
@@ -215,11 +238,18 @@ def _iter_s3(url: str, s3: Any, prefilter: bool = True) -> Iterator[tuple[str, A
     bucket, _, prefix = url[5:].partition("/")
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
-            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read(MAX_FILE_BYTES)
-            stream: IO[bytes] = io.BytesIO(body)
-            if body[:2] == b"\x1f\x8b":
-                stream = gzip.GzipFile(fileobj=io.BytesIO(body))  # type: ignore[assignment]
-            yield from _events_from_text(stream, f"s3://{bucket}/{obj['Key']}", prefilter)
+            label = f"s3://{bucket}/{obj['Key']}"
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read(MAX_FILE_BYTES + 1)
+            try:
+                if len(body) > MAX_FILE_BYTES:
+                    raise InputError(f"{label}: larger than {MAX_FILE_BYTES >> 20} MB", "BAD_INPUT")
+                data, problem = gunzip(body, label)
+            except InputError as exc:
+                yield label, exc
+                continue
+            yield from _events_from_bytes(data, label, prefilter)
+            if problem is not None:
+                yield f"{label}#end", InputError(f"{label}: {problem}", "BAD_INPUT")
 
 
 def replay(

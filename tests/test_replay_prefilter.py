@@ -199,11 +199,22 @@ def test_gzip_members_and_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     b = gzip.compress(b'{"eventSource":"s3.amazonaws.com","eventName":"GetObject"}]}')
     p = tmp_path / "multi.json.gz"
     p.write_bytes(a + b)
-    assert read_file(p).endswith(b"]}")
+    assert read_file(p)[0].endswith(b"]}") and read_file(p)[1] is None
     assert [type(e).__name__ for _, e in events_of_file(p)] == ["Skipped"]
+    # bytes after the last member: the members are read, the rest is an error line (gzip.open raised)
+    (tmp_path / "tail.json.gz").write_bytes(a + b + b"not gzip at all")
+    events = list(events_of_file(tmp_path / "tail.json.gz"))
+    assert [type(e).__name__ for _, e in events] == ["Skipped", "InputError"]
+    (tmp_path / "half.json.gz").write_bytes(a + b + b[:-12])
+    events = list(events_of_file(tmp_path / "half.json.gz"))
+    assert [type(e).__name__ for _, e in events] == ["Skipped", "InputError"]
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * 5000)
     bomb = tmp_path / "bomb.json.gz"
     bomb.write_bytes(gzip.compress(b" " * 5000 + b'{"Records":[]}'))
     monkeypatch.setattr(replay_mod, "MAX_FILE_BYTES", 4096)
+    [(_, err)] = list(events_of_file(big))  # refused by its size on disk, before reading it
+    assert isinstance(err, InputError) and "larger than" in str(err)
     [(_, err)] = list(events_of_file(bomb))
     assert isinstance(err, InputError) and "larger than" in str(err)
     trunc = tmp_path / "trunc.json.gz"
