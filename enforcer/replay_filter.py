@@ -213,14 +213,16 @@ def split_log_file(blob: bytes) -> list[Any] | None:
         for a record the full decoder rejects. None when ``blob`` is not a JSON object whose
         ``Records`` is a list (the caller parses it the old way).
     """
+    # any failure of the partial read means "unsure": decode (msgspec raises RecursionError, not
+    # DecodeError, on deeply nested values; orjson rejects those files whole, read the old way)
     try:
         heads = _HEADS.decode(blob).Records
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except Exception:
         # not a log file, or a record that is not an object: per record below, or the old way
         heads = None
     try:
         raws = _FILE.decode(blob).Records
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except Exception:
         return None
     out: list[Any] = []
     run = 0
@@ -230,7 +232,7 @@ def split_log_file(blob: bytes) -> list[Any] | None:
         else:
             try:
                 head = _PROBE.decode(raw)
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except Exception:
                 head = None
         if head is not None and _head_skippable(head):
             run += 1

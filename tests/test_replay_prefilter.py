@@ -267,3 +267,28 @@ def test_repeated_records_and_repeated_escaped_keys_read_as_the_full_decode() ->
         if records is None:
             blob = _log_file([blob.decode()])
         _check(blob)
+
+
+def test_inputs_the_two_decoders_judge_differently_never_hide_a_launch(tmp_path: Path) -> None:
+    read = '{"eventSource":"s3.amazonaws.com","eventName":"GetObject","n":%s}'
+    run = '{"eventSource":"ec2.amazonaws.com","eventName":"RunInstances","eventID":"l"}'
+    # nesting deeper than either decoder goes: msgspec raised RecursionError (it ended the run)
+    deep = ("[" * 5000) + ("]" * 5000)
+    p = tmp_path / "deep.json"
+    p.write_bytes(_log_file([read % deep, run]))
+    assert split_log_file(p.read_bytes()) is None  # unsure: the old way, where orjson judges the file
+    events = list(events_of_file(p))
+    assert events and all(isinstance(e, InputError) for _, e in events)  # visible, never skipped
+    # what msgspec reads and orjson refuses (a number beyond a double, bytes that are not UTF-8) in a
+    # skipped record: the file's launch is still decided, where orjson alone made the whole file an error
+    for odd in (b"1e999", b'"\xff\xfe"'):
+        blob = _log_file([read % "0", run]).replace(b'"n":0', b'"n":' + odd)
+        items = split_log_file(blob)
+        assert items is not None and items[0] == Skipped(1) and items[1]["eventName"] == "RunInstances"
+    # the same in the launch record itself: an error line, never a skip
+    blob = _log_file([run[:-1] + ',"x":1e999}'])
+    items = split_log_file(blob)
+    assert items is not None and isinstance(items[0], json.JSONDecodeError)
+    blob = b'{"Records":[{"eventSource":"ec2.amazonaws.com","eventName":"RunInstances\xff"}]}'
+    items = split_log_file(blob)
+    assert items is not None and not any(isinstance(x, Skipped) for x in items)
