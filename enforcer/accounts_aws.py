@@ -13,6 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from enforcer.aws_errors import error_code
+from enforcer.dynamo import ensure_table
 from enforcer.ids import ACCOUNT_RE, COUNTRY_RE
 from enforcer.model import AccountOrigin, InputError
 
@@ -91,18 +92,7 @@ def origin_from_tags(account_id: str, tags: Mapping[str, str]) -> AccountOrigin:
 
 def create_accounts_table(dynamodb_client: Any, table: str) -> str:
     """Create the account directory table (pk ``account_id``, on-demand) if missing; return its name."""
-    try:
-        dynamodb_client.create_table(
-            TableName=table,
-            KeySchema=[{"AttributeName": "account_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "account_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    except ClientError as exc:
-        if error_code(exc) != "ResourceInUseException":
-            raise
-    dynamodb_client.get_waiter("table_exists").wait(TableName=table)
-    return table
+    return ensure_table(dynamodb_client, table, "account_id")
 
 
 class DynamoDBAccountDirectory:

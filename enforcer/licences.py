@@ -279,29 +279,9 @@ def licences_table(prefix: str) -> str:
 
 def create_licence_table(client: Any, prefix: str) -> str:
     """Create the licence table (on-demand) if it does not exist, wait for it, return its name."""
-    from botocore.exceptions import ClientError
+    from enforcer.dynamo import ensure_table
 
-    from enforcer.aws_errors import error_code
-
-    name = licences_table(prefix)
-    try:
-        client.create_table(
-            TableName=name,
-            KeySchema=[
-                {"AttributeName": "account_id", "KeyType": "HASH"},
-                {"AttributeName": "licence_id", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "account_id", "AttributeType": "S"},
-                {"AttributeName": "licence_id", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    except ClientError as exc:
-        if error_code(exc) != "ResourceInUseException":
-            raise
-    client.get_waiter("table_exists").wait(TableName=name)
-    return name
+    return ensure_table(client, licences_table(prefix), "account_id", "licence_id")
 
 
 class DynamoDBLicenceStore:

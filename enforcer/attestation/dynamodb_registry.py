@@ -32,6 +32,7 @@ from enforcer.attestation.registry import (
     newest_first,
 )
 from enforcer.aws_errors import error_code
+from enforcer.dynamo import ensure_table
 
 META_ID = "#meta"
 
@@ -66,25 +67,8 @@ def create_tables(dynamodb_client: Any, prefix: str) -> dict[str, str]:
         ``{"resellers": name, "attestations": name}``.
     """
     names = table_names(prefix)
-    specs = {
-        names["resellers"]: ([("reseller_id", "HASH")], [("reseller_id", "S")]),
-        names["attestations"]: (
-            [("account_id", "HASH"), ("jti", "RANGE")],
-            [("account_id", "S"), ("jti", "S")],
-        ),
-    }
-    for name, (schema, attrs) in specs.items():
-        try:
-            dynamodb_client.create_table(
-                TableName=name,
-                KeySchema=[{"AttributeName": a, "KeyType": t} for a, t in schema],
-                AttributeDefinitions=[{"AttributeName": a, "AttributeType": t} for a, t in attrs],
-                BillingMode="PAY_PER_REQUEST",
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ResourceInUseException":
-                raise
-        dynamodb_client.get_waiter("table_exists").wait(TableName=name)
+    ensure_table(dynamodb_client, names["resellers"], "reseller_id")
+    ensure_table(dynamodb_client, names["attestations"], "account_id", "jti")
     return names
 
 
