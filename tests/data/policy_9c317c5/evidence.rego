@@ -1,0 +1,169 @@
+# Observed evidence, restricted-party screening and aggregate compute (issue 14).
+#
+# Rules over what the account does not control: the caller's IP country, the account's contact
+# address and its recent calls per country (input.evidence), the screening of account, parent
+# and end-customer names against the Consolidated Screening List (input.screening), and the
+# running compute per beneficial owner across regions and accounts (input.ledger). Thresholds are
+# data (data.gpu.evidence, data.gpu.ledger). Each rule denies above its deny threshold and
+# audits below it; the audit goes straight to the audit set so that a deny configured for the
+# code (data.gpu.reasons) never turns an audit-level finding into a deny. (The package's METADATA
+# annotation lives in launch.rego: OPA allows one per package.)
+package gpu.launch
+
+import rego.v1
+
+sig_cfg := data.gpu.evidence.origin_signals
+
+scr_cfg := data.gpu.evidence.screening
+
+# ---------------------------------------------------------------------------------------
+# ORIGIN_SIGNAL_CONFLICT: observed countries against declared ones
+# ---------------------------------------------------------------------------------------
+
+# What the account (and, for a reseller account, its attested end customers) declared.
+declared_countries := origin_countries | end_customer_countries
+
+observed contains {"signal": "caller_ip", "country": canonical(e.country), "share": 1, "source": e.source, "time": e.time} if {
+	e := input.evidence.caller
+	is_string(e.country)
+}
+
+observed contains {"signal": "contact_address", "country": canonical(e.country), "share": 1, "source": e.source, "time": e.time} if {
+	e := input.evidence.contact
+	is_string(e.country)
+}
+
+observed contains {"signal": "call_share", "country": canonical(c), "share": s, "calls": calls(cs, c), "source": cs.source, "time": cs.time} if {
+	cs := input.evidence.call_share
+	cs.total >= sig_cfg.min_calls
+	some c, s in cs.shares
+	shown(cs, c, s)
+}
+
+calls(cs, c) := object.get(object.get(cs, "counts", {}), c, 0)
+
+shown(_, _, s) if s >= sig_cfg.conflict_share
+
+# Calls from D:5/Macau count whatever their share: diluting them with calls from elsewhere hides nothing.
+shown(cs, c, _) if {
+	prohibited(canonical(c))
+	calls(cs, c) >= sig_cfg.deny_calls
+}
+
+conflicts contains o if {
+	controlled
+	input.account
+	some o in observed
+	not o.country in declared_countries
+}
+
+conflict_denies(o) if {
+	o.signal == "call_share"
+	prohibited(o.country)
+	o.share >= sig_cfg.deny_share
+}
+
+conflict_denies(o) if {
+	o.signal == "call_share"
+	prohibited(o.country)
+	o.calls >= sig_cfg.deny_calls
+}
+
+conflict_denies(o) if {
+	o.signal == "contact_address"
+	sig_cfg.deny_on_contact_restricted == true
+	prohibited(o.country)
+}
+
+denying_conflicts := {o | some o in conflicts; conflict_denies(o)}
+
+conflict_text(os) := concat("; ", sort([sprintf("%s %s (share %v, %s at %s)", [o.signal, o.country, o.share, o.source, o.time]) | some o in os]))
+
+violations contains reason("ORIGIN_SIGNAL_CONFLICT", msg) if {
+	count(denying_conflicts) > 0
+	msg := sprintf("declared %s, observed %s", [concat(",", sort(declared_countries)), conflict_text(denying_conflicts)])
+}
+
+audit contains reason("ORIGIN_SIGNAL_CONFLICT", msg) if {
+	count(conflicts) > 0
+	count(denying_conflicts) == 0
+	msg := sprintf("declared %s, observed %s", [concat(",", sort(declared_countries)), conflict_text(conflicts)])
+}
+
+# ---------------------------------------------------------------------------------------
+# RESTRICTED_PARTY_MATCH: names screened in Python (input.screening.hits), judged here
+# ---------------------------------------------------------------------------------------
+
+party_matches contains h if {
+	some h in input.screening.hits
+	h.score >= scr_cfg.match_score
+}
+
+party_near contains h if {
+	some h in input.screening.hits
+	h.score >= scr_cfg.near_score
+	h.score < scr_cfg.match_score
+}
+
+hit_text(hs) := concat("; ", sort([sprintf("%s matches %q on %s (entry %v, score %v)", [h.subject, h.entry, h.list, h.entry_id, h.score]) | some h in hs]))
+
+violations contains reason("RESTRICTED_PARTY_MATCH", hit_text(party_matches)) if count(party_matches) > 0
+
+audit contains reason("RESTRICTED_PARTY_MATCH", sprintf("near match: %s", [hit_text(party_near)])) if {
+	count(party_matches) == 0
+	count(party_near) > 0
+}
+
+audit contains reason("RESTRICTED_PARTY_MATCH", msg) if {
+	controlled
+	input.screening.status == "unavailable"
+	msg := sprintf("screening unavailable (%v): names not screened", [object.get(input.screening, "detail", "")])
+}
+
+# ---------------------------------------------------------------------------------------
+# AGGREGATE_COMPUTE: running TPP per beneficial owner after this launch, and TPP-hours so far
+# ---------------------------------------------------------------------------------------
+
+agg_cfg := data.gpu.ledger.thresholds
+
+owner_after(o) := o.running_tpp + input.request.total_tpp
+
+# Partial sets (evaluated once per query), one function per threshold: no string building per owner.
+owners_deny contains o if {
+	controlled
+	some o in input.ledger.owners
+	over_deny(o)
+}
+
+owners_audit contains o if {
+	controlled
+	some o in input.ledger.owners
+	over_audit(o)
+}
+
+over_deny(o) if owner_after(o) >= agg_cfg[o.kind].deny_running_tpp
+
+over_deny(o) if o.tpp_hours >= agg_cfg[o.kind].deny_tpp_hours
+
+over_audit(o) if owner_after(o) >= agg_cfg[o.kind].audit_running_tpp
+
+over_audit(o) if o.tpp_hours >= agg_cfg[o.kind].audit_tpp_hours
+
+# Whole numbers in messages (sprintf's %v prints large floats with an exponent).
+whole(x) := format_int(x, 10)
+
+owner_text(os) := concat("; ", sort([sprintf("%s %s: running %s TPP after this launch (%s before), %s TPP-hours", [o.kind, o.owner, whole(owner_after(o)), whole(o.running_tpp), whole(o.tpp_hours)]) | some o in os]))
+
+violations contains reason("AGGREGATE_COMPUTE", owner_text(owners_deny)) if count(owners_deny) > 0
+
+# A ledger that could not be read hides nothing silently: the launch is audited for review.
+audit contains reason("AGGREGATE_COMPUTE", msg) if {
+	controlled
+	input.ledger.status == "unavailable"
+	msg := sprintf("compute ledger unavailable (%v): aggregate compute not checked", [object.get(input.ledger, "detail", "")])
+}
+
+audit contains reason("AGGREGATE_COMPUTE", owner_text(owners_audit)) if {
+	count(owners_deny) == 0
+	count(owners_audit) > 0
+}
