@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from enforcer.aws_errors import error_code
+from enforcer.dynamo import create_pk_table
 from enforcer.model import Decision
 
 STATES = ("decided", "acted", "failed", "capped")
@@ -348,6 +349,27 @@ class AccountCaps:
         return int(item.get("Item", {}).get("count", {}).get("N", "0"))
 
 
+def create_counter_table(dynamodb: Any, table: str) -> str:
+    """Create the blast-radius counter table (pk ``pk``, on demand, TTL ``expires_at``) if missing.
+
+    Parameters
+    ----------
+    dynamodb
+        boto3 DynamoDB client.
+    table
+        Table name.
+    """
+    try:
+        create_pk_table(dynamodb, table)
+        dynamodb.update_time_to_live(
+            TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
+    except Exception as exc:
+        if error_code(exc) != "ResourceInUseException":
+            raise
+    return table
+
+
 __all__ = [
     "FINAL_STATES",
     "STATES",
@@ -355,6 +377,7 @@ __all__ = [
     "ActLedger",
     "DynamoLedger",
     "MemoryLedger",
+    "create_counter_table",
     "is_legal",
     "legal_codes",
 ]

@@ -7,28 +7,27 @@ reason, and an SNS notification is sent. Safety rails:
 - **mode**: in ``dryrun`` nothing is acted on, tagged or notified; the remediator only logs "would deny".
 - **idempotency**: an outcome whose audit receipt is a duplicate (the trigger event was already
   decided: at-least-once delivery) is never acted on again.
-- **blast radius**: at most ``max_per_invocation`` instances per invocation and ``max_per_hour`` per
-  hour across invocations (a DynamoDB counter updated with a conditional ``ADD``). Beyond the cap, or
-  when the counter cannot be read, the remediator only alerts.
+- **blast radius**: what a :class:`~enforcer.budget.Budget` grants (per invocation, then per account
+  and region per hour, ``enforcer.act_state.AccountCaps``); beyond it the remediator only alerts.
 - instances already stopped (or terminated) are not acted on again; they are tagged if untagged.
+
+What the broker launches is ``enforcer.broker_launch``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from enforcer.aws_errors import error_code
-from enforcer.dynamo import create_pk_table
-from enforcer.model import Decision, InputError, LaunchRequest
+from enforcer.budget import Budget
+from enforcer.model import Decision
 from enforcer.pipeline import Outcome
 
-if TYPE_CHECKING:
-    from enforcer.act_state import AccountCaps
+__all__ = ["MAX_TAG_VALUE", "TAG_PREFIX", "ActionResult", "Budget", "LogLike", "Remediator", "reason_text"]
 
 #: Library logger; the Lambda handlers copy their Powertools configuration onto it (JSON lines).
 log = logging.getLogger(__name__)
@@ -51,149 +50,6 @@ class LogLike(Protocol):
     def info(self, msg: Any, *args: Any, **kwargs: Any) -> None: ...
 
     def warning(self, msg: Any, *args: Any, **kwargs: Any) -> None: ...
-
-
-class HourlyCounter:
-    """Blast-radius counter shared by all invocations: one DynamoDB item per hour.
-
-    Parameters
-    ----------
-    dynamodb
-        boto3 DynamoDB client.
-    table
-        Table with partition key ``pk`` (S); items expire through the ``expires_at`` TTL attribute.
-    cap
-        Most instances acted on per hour.
-    clock
-        Epoch-seconds clock (injected by tests).
-    """
-
-    def __init__(self, dynamodb: Any, table: str, cap: int, clock: Callable[[], float] = time.time) -> None:
-        self.dynamodb = dynamodb
-        self.table = table
-        self.cap = cap
-        self.clock = clock
-
-    def key(self) -> str:
-        """The counter item of the current hour."""
-        return "actions#" + time.strftime("%Y-%m-%dT%H", time.gmtime(self.clock()))
-
-    def acquire(self, n: int) -> bool:
-        """Atomically add ``n`` when the hour's total stays within the cap; False when it would not.
-
-        Raises
-        ------
-        botocore.exceptions.ClientError
-            On any error other than the failed condition.
-        """
-        if n <= 0:
-            return True
-        if n > self.cap:
-            return False
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table,
-                Key={"pk": {"S": self.key()}},
-                UpdateExpression="ADD #n :k SET #ttl = if_not_exists(#ttl, :ttl)",
-                ConditionExpression="attribute_not_exists(#n) OR #n <= :room",
-                ExpressionAttributeNames={"#n": "count", "#ttl": "expires_at"},
-                ExpressionAttributeValues={
-                    ":k": {"N": str(n)},
-                    ":room": {"N": str(self.cap - n)},
-                    ":ttl": {"N": str(int(self.clock()) + 2 * 3600)},
-                },
-            )
-        except Exception as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
-
-    def used(self) -> int:
-        """Instances acted on so far this hour."""
-        item = self.dynamodb.get_item(
-            TableName=self.table, Key={"pk": {"S": self.key()}}, ConsistentRead=True
-        )
-        return int(item.get("Item", {}).get("count", {}).get("N", "0"))
-
-
-def create_counter_table(dynamodb: Any, table: str) -> str:
-    """Create the blast-radius counter table (pk ``pk``, on demand, TTL ``expires_at``) if missing.
-
-    Parameters
-    ----------
-    dynamodb
-        boto3 DynamoDB client.
-    table
-        Table name.
-    """
-    try:
-        create_pk_table(dynamodb, table)
-        dynamodb.update_time_to_live(
-            TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-        )
-    except Exception as exc:
-        if error_code(exc) != "ResourceInUseException":
-            raise
-    return table
-
-
-@dataclass
-class Budget:
-    """What one invocation may still act on: the per-invocation cap, then the hourly counter.
-
-    Parameters
-    ----------
-    max_per_invocation
-        Instances this invocation may act on.
-    hourly
-        Shared hourly counter, or None for the per-invocation cap only.
-    """
-
-    max_per_invocation: int
-    hourly: HourlyCounter | None = None
-    used: int = 0
-    errors: list[str] = field(default_factory=list)
-    #: Per account and region hourly caps (``act_state.AccountCaps``); used by ``take_for``.
-    caps: AccountCaps | None = None
-
-    def take(self, n: int) -> int:
-        """Grant up to ``n`` actions; 0 when a cap is reached or the counter fails (alert only)."""
-        grant = max(0, min(n, self.max_per_invocation - self.used))
-        if grant and self.hourly is not None:
-            try:
-                while grant and not self.hourly.acquire(grant):
-                    grant = 0 if grant == 1 else grant // 2
-            except Exception as exc:  # cannot check the cap: do not act, alert instead
-                self.errors.append(f"blast-radius counter failed: {type(exc).__name__}")
-                grant = 0
-        self.used += grant
-        return grant
-
-    def invocation_room(self, n: int, legal: bool) -> int:
-        """What the per-invocation cap lets through of ``n`` (all of it for a legal prohibition)."""
-        return n if legal else max(0, min(n, self.max_per_invocation - self.used))
-
-    def take_for(self, n: int, account: str, region: str, legal: bool) -> int:
-        """Grant up to ``n`` actions in ``account``/``region``: legal denies are never capped.
-
-        Non-legal denies pass the per-invocation cap, then the account's hourly counter (halving
-        the request until it fits); a counter failure grants nothing (alert, backlog).
-        """
-        if legal:
-            return n
-        grant = self.invocation_room(n, False)
-        if grant and self.caps is not None:
-            try:
-                while grant and not self.caps.acquire(account, region, grant):
-                    grant = 0 if grant == 1 else grant // 2
-            except Exception as exc:
-                self.errors.append(f"blast-radius counter failed: {type(exc).__name__}")
-                grant = 0
-        elif grant and self.hourly is not None:
-            return self.take(n)
-        self.used += grant
-        return grant
 
 
 @dataclass
@@ -448,94 +304,6 @@ class Remediator:
         except Exception as exc:
             result.errors.append(f"notify failed: {error_code(exc)}")
             self.log.warning("notification failed", extra={**_ctx(d), "error": error_code(exc)})
-
-
-def launch_tags(decision: Decision, request: LaunchRequest) -> list[dict[str, str]]:
-    """Tags the broker puts on what it launches: decision id, attestation id, requester (<= 256 chars)."""
-    tags = [
-        {"Key": f"{TAG_PREFIX}:decision-id", "Value": decision.decision_id[:MAX_TAG_VALUE]},
-        {"Key": f"{TAG_PREFIX}:launched-by", "Value": "broker"},
-    ]
-    if request.attestation_ref:
-        tags.append({"Key": "gpu-attestation", "Value": request.attestation_ref[:MAX_TAG_VALUE]})
-    if request.principal:
-        tags.append({"Key": f"{TAG_PREFIX}:requested-by", "Value": request.principal[:MAX_TAG_VALUE]})
-    return tags
-
-
-def broker_launch(ec2: Any, request: LaunchRequest, decision: Decision) -> list[str]:
-    """Launch exactly what was decided for a broker request, tagged with the decision id.
-
-    The decided instance type is passed explicitly, so a launch template edited between the decision
-    and the launch cannot change it; ``ClientToken`` makes a retried request idempotent.
-
-    Parameters
-    ----------
-    ec2
-        EC2 client acting as the broker role in the caller's account.
-    request
-        The broker request (its validated body is ``request.extra["launch"]``).
-    decision
-        The allow (or audit) decision.
-
-    Returns
-    -------
-    list of str
-        Instance ids launched.
-
-    Raises
-    ------
-    InputError
-        When the body cannot be launched as given (e.g. a fleet without a launch template).
-    """
-    body = request.extra.get("launch") or {}
-    count = int(body.get("count", 1))
-    types = [i.instance_type for i in request.items if i.instance_type is not None]
-    tag_spec = [{"ResourceType": "instance", "Tags": launch_tags(decision, request)}]
-    token = str(body.get("clientToken") or request.event_id or decision.decision_id)[:64]
-    lt_body = body.get("launchTemplate")
-    template: dict[str, str] | None = None
-    if isinstance(lt_body, dict):
-        template = {"Version": str(lt_body.get("version", "$Default"))}
-        if lt_body.get("id"):
-            template["LaunchTemplateId"] = str(lt_body["id"])
-        else:
-            template["LaunchTemplateName"] = str(lt_body.get("name"))
-    fleet = body.get("fleet")
-    if isinstance(fleet, dict):
-        if template is None or fleet.get("type", "instant") != "instant":
-            raise InputError("the broker launches instant fleets with a launchTemplate only", "BAD_LAUNCH")
-        resp = ec2.create_fleet(
-            Type="instant",
-            ClientToken=token,
-            LaunchTemplateConfigs=[
-                {"LaunchTemplateSpecification": template, "Overrides": [{"InstanceType": t} for t in types]}
-            ],
-            TargetCapacitySpecification={
-                "TotalTargetCapacity": count,
-                "DefaultTargetCapacityType": "on-demand",
-            },
-            TagSpecifications=tag_spec,
-        )
-        return [i for inst in resp.get("Instances") or [] for i in inst.get("InstanceIds") or []]
-    kwargs: dict[str, Any] = {
-        "MinCount": count,
-        "MaxCount": count,
-        "ClientToken": token,
-        "TagSpecifications": tag_spec,
-    }
-    if types:
-        kwargs["InstanceType"] = types[0]
-    if template is not None:
-        kwargs["LaunchTemplate"] = template
-    if body.get("imageId"):
-        kwargs["ImageId"] = str(body["imageId"])
-    if body.get("subnetId"):
-        kwargs["SubnetId"] = str(body["subnetId"])
-    if "ImageId" not in kwargs and template is None:
-        raise InputError("imageId or launchTemplate is required to launch", "BAD_LAUNCH")
-    resp = ec2.run_instances(**kwargs)
-    return [str(i["InstanceId"]) for i in resp.get("Instances") or []]
 
 
 def _describe(ec2: Any, ids: list[str]) -> tuple[dict[str, str], set[str], dict[str, str]]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from enforcer.actions import broker_launch
 from enforcer.aws_errors import error_code
 from enforcer.aws_wiring import runtime
 from enforcer.broker_auth import refusal
+from enforcer.broker_launch import broker_launch
 from enforcer.intake import normalise
 from enforcer.model import Ignored, InputError
 from enforcer.pipeline import rfc3339

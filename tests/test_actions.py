@@ -1,4 +1,4 @@
-"""Remediation pieces against moto: hourly counter, budget, remediator edge cases, broker launch checks."""
+"""Remediation pieces against moto: budget, remediator edge cases, broker launch checks."""
 
 from __future__ import annotations
 
@@ -9,15 +9,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from enforcer.actions import (
-    MAX_TAG_VALUE,
-    Budget,
-    HourlyCounter,
-    Remediator,
-    broker_launch,
-    create_counter_table,
-    reason_text,
-)
+from enforcer.act_state import AccountCaps, create_counter_table
+from enforcer.actions import MAX_TAG_VALUE, Budget, Remediator, reason_text
+from enforcer.broker_launch import broker_launch
 from enforcer.model import AccountOrigin, InputError, LaunchItem, LaunchRequest
 from enforcer.pipeline import Outcome
 from enforcer.ports import AuditReceipt
@@ -38,29 +32,19 @@ def aws() -> Iterator[dict[str, Any]]:
         yield {"ddb": ddb, "ec2": ec2, "ami": ami, "sns": boto3.client("sns", region_name="us-east-1")}
 
 
-def test_hourly_counter_holds_the_cap_per_hour(aws: dict[str, Any]) -> None:
-    now = [1_800_000_000.0]
-    counter = HourlyCounter(aws["ddb"], "counters", cap=3, clock=lambda: now[0])
-    assert counter.acquire(2) and counter.acquire(1)
-    assert not counter.acquire(1) and not counter.acquire(4)
-    assert counter.used() == 3
-    now[0] += 3600  # next hour, fresh item
-    assert counter.acquire(3) and counter.used() == 3
-
-
-def test_budget_per_invocation_then_hourly(aws: dict[str, Any]) -> None:
+def test_budget_per_invocation_then_per_account(aws: dict[str, Any]) -> None:
     budget = Budget(3)
     assert [budget.take(2), budget.take(2), budget.take(1)] == [2, 1, 0]
-    hourly = HourlyCounter(aws["ddb"], "counters", cap=2)
-    shared = Budget(10, hourly)
-    assert shared.take(3) == 1  # 3 does not fit the hour; the budget backs off to what does
-    assert shared.take(5) == 1 and shared.take(1) == 0
-    assert hourly.used() == 2
+    shared = Budget(10, caps=AccountCaps(aws["ddb"], "counters", cap=2))
+    assert shared.take_for(3, ACCOUNT, "us-east-1", legal=False) == 1  # backs off to what fits the hour
+    assert shared.take_for(5, ACCOUNT, "us-east-1", legal=False) == 1
+    assert shared.take_for(1, ACCOUNT, "us-east-1", legal=False) == 0
+    assert shared.take_for(4, ACCOUNT, "us-east-1", legal=True) == 4  # a legal prohibition is never capped
 
 
 def test_budget_does_not_act_when_the_counter_fails(aws: dict[str, Any]) -> None:
-    budget = Budget(10, HourlyCounter(aws["ddb"], "no-such-table", cap=10))
-    assert budget.take(2) == 0
+    budget = Budget(10, caps=AccountCaps(aws["ddb"], "no-such-table", cap=10))
+    assert budget.take_for(2, ACCOUNT, "us-east-1", legal=False) == 0
     assert budget.errors and "counter failed" in budget.errors[0]
 
 
@@ -132,18 +116,3 @@ def test_broker_launch_refuses_what_it_cannot_launch_exactly(aws: dict[str, Any]
     ok.extra["launch"] = {"instanceType": "p5.48xlarge", "count": 1, "imageId": aws["ami"]}
     first = broker_launch(aws["ec2"], ok, d)
     assert len(first) == 1
-
-
-def test_counter_errors_are_reported_once_per_outcome(aws: dict[str, Any], make_enforcer: Any) -> None:
-    """A sweep shares one budget: each result carries its own counter failure, not all earlier ones."""
-    ec2 = aws["ec2"]
-    ids = [
-        ec2.run_instances(ImageId=aws["ami"], InstanceType="p5.48xlarge", MinCount=1, MaxCount=1)[
-            "Instances"
-        ][0]["InstanceId"]
-        for _ in range(3)
-    ]
-    budget = Budget(10, HourlyCounter(aws["ddb"], "no-such-table", cap=10))
-    rem = Remediator("stop")
-    results = [rem.remediate(outcome(make_enforcer, CN, [i]), ec2, None, budget) for i in ids]
-    assert [sum("counter failed" in e for e in r.errors) for r in results] == [1, 1, 1]
