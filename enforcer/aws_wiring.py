@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
@@ -398,6 +399,9 @@ def build_runtime(
     from enforcer.evidence.aws import attach_evidence  # issue 14: evidence, screening, ledger (env)
 
     attach_evidence(enforcer, clients, environ)
+    from enforcer.lookup_cache import cache_lookups, lookup_ttl  # directory + licences: TTL cache
+
+    cache_lookups(enforcer, lookup_ttl(os.environ if environ is None else environ))
     sns = clients.client("sns") if cfg.topic_arn else None
     remediator = Remediator(cfg.action, sns=sns, topic_arn=cfg.topic_arn, logger=logger)
     ledger: ActLedger = (
@@ -449,7 +453,7 @@ def provision(clients: ClientFactory, prefix: str = "gle-") -> dict[str, str]:
         Name prefix of every table and of the bucket.
     """
     from enforcer.accounts_aws import create_accounts_table
-    from enforcer.actions import create_counter_table
+    from enforcer.act_state import create_counter_table
     from enforcer.attestation import create_tables
     from enforcer.audit.aws import create_audit_resources
 

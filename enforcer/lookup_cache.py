@@ -1,0 +1,148 @@
+"""A short-lived, bounded cache in front of the account directory and the licence register.
+
+A warm Lambda container decides many launches of the same few accounts; reading the directory item
+and querying the licence register for each one put two DynamoDB round trips before the decision on
+every deny (issue 16). Both are read here through a cache kept ``ttl`` seconds per account:
+
+- what a lookup returned (an origin, an unknown account, a licence list) is served for ``ttl``
+  seconds, then read again; a failed lookup is never cached (the pipeline fails closed on it and
+  the next decision reads again);
+- entries are bounded (:data:`MAX_ENTRIES`, oldest dropped first) and keyed by the account id the
+  directory itself validates;
+- callers get copies, so nothing a decision does to a value changes the cached one.
+
+The cost is staleness: a directory change or a revoked licence reaches a warm container within
+``ttl`` seconds (default :data:`DEFAULT_TTL`, ``ENFORCER_LOOKUP_TTL`` sets it, ``0`` turns the cache
+off). The reactive guard acts after the launch anyway, and the sweep re-decides what runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from enforcer.config import ConfigError
+from enforcer.model import AccountOrigin
+from enforcer.pipeline import Enforcer
+
+#: Seconds a looked-up value is served before it is read again.
+DEFAULT_TTL = 30.0
+#: Longest TTL accepted from the environment.
+MAX_TTL = 300.0
+#: Most accounts kept per cache.
+MAX_ENTRIES = 10_000
+ENV_TTL = "ENFORCER_LOOKUP_TTL"
+
+V = TypeVar("V")
+
+
+class TtlCache(Generic[V]):
+    """Values by key for ``ttl`` seconds, at most ``max_entries`` of them.
+
+    Parameters
+    ----------
+    ttl
+        Seconds a value is served (> 0).
+    max_entries
+        Entries kept; the oldest is dropped first.
+    clock
+        Monotonic seconds (injected by tests).
+    """
+
+    def __init__(
+        self, ttl: float, max_entries: int = MAX_ENTRIES, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if ttl <= 0 or max_entries <= 0:
+            raise ValueError("ttl and max_entries must be positive")
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        self.hits = 0
+        self.misses = 0
+        self._items: dict[str, tuple[float, V]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, load: Callable[[], V]) -> V:
+        """The cached value of ``key``, or ``load()`` (cached when it returns; raised otherwise)."""
+        now = self.clock()
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and now - hit[0] < self.ttl:
+                self.hits += 1
+                return copy.deepcopy(hit[1])
+        value = load()
+        with self._lock:
+            self.misses += 1
+            self._items.pop(key, None)
+            while len(self._items) >= self.max_entries:
+                del self._items[next(iter(self._items))]
+            self._items[key] = (now, copy.deepcopy(value))
+        return value
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._items.clear()
+
+
+class CachedDirectory:
+    """An account directory read through a :class:`TtlCache` (other attributes pass through)."""
+
+    def __init__(self, inner: Any, cache: TtlCache[AccountOrigin | None]) -> None:
+        self.inner = inner
+        self.cache = cache
+
+    def get(self, account_id: str) -> AccountOrigin | None:
+        """See ``ports.AccountDirectory.get``."""
+        return self.cache.get(account_id, lambda: self.inner.get(account_id))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class CachedLicences:
+    """A licence source whose ``for_account`` is read through a :class:`TtlCache`."""
+
+    def __init__(self, inner: Any, cache: TtlCache[list[dict[str, Any]]]) -> None:
+        self.inner = inner
+        self.cache = cache
+
+    def for_account(self, account_id: str) -> list[dict[str, Any]]:
+        """See ``ports.LicenceSource.for_account``."""
+        return self.cache.get(account_id, lambda: self.inner.for_account(account_id))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def lookup_ttl(environ: Mapping[str, str]) -> float:
+    """``ENFORCER_LOOKUP_TTL`` in seconds (default :data:`DEFAULT_TTL`; 0 turns caching off).
+
+    Raises
+    ------
+    enforcer.config.ConfigError
+        When the value is not a number of seconds in 0..MAX_TTL.
+    """
+    raw = environ.get(ENV_TTL, "").strip()
+    if not raw:
+        return DEFAULT_TTL
+    try:
+        ttl = float(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_TTL}: expected seconds (0..{MAX_TTL:.0f}), got {raw[:40]!r}") from None
+    if not 0 <= ttl <= MAX_TTL:  # also rejects nan
+        raise ConfigError(f"{ENV_TTL}: expected seconds (0..{MAX_TTL:.0f}), got {raw[:40]!r}")
+    return ttl
+
+
+def cache_lookups(enforcer: Enforcer, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+    """Put the enforcer's account directory and licence register behind caches of ``ttl`` seconds."""
+    if ttl <= 0:
+        return
+    if not isinstance(enforcer.accounts, CachedDirectory):
+        enforcer.accounts = CachedDirectory(enforcer.accounts, TtlCache(ttl, clock=clock))
+    if enforcer.licences is not None and not isinstance(enforcer.licences, CachedLicences):
+        enforcer.licences = CachedLicences(enforcer.licences, TtlCache(ttl, clock=clock))
