@@ -7,7 +7,6 @@ Events are streamed one file at a time, so memory stays flat however long the hi
 
 from __future__ import annotations
 
-import gzip
 import json
 import zlib
 from collections import Counter
@@ -54,14 +53,6 @@ class ReplaySummary:
         if baseline is not None and baseline != eff:
             self.changed += 1
             self.transitions[(baseline, eff)] += 1
-
-
-def _open(path: Path) -> IO[bytes]:
-    with path.open("rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    # the caller closes it (`with _open(f)`); closing a gzip.open stream closes the file too
-    stream: IO[bytes] = gzip.open(path, "rb") if gzipped else path.open("rb")  # type: ignore[assignment]  # noqa: SIM115
-    return stream
 
 
 def read_file(path: Path) -> tuple[bytes, str | None]:
@@ -124,10 +115,6 @@ def events_of_file(path: Path, prefilter: bool = True) -> Iterator[tuple[str, An
     yield from _events_from_bytes(body, str(path), prefilter)
     if problem is not None:  # the members before it were read; the rest is reported, never dropped silently
         yield f"{path}#end", InputError(f"{path}: {problem}", "BAD_INPUT")
-
-
-def _events_from_text(stream: IO[bytes], label: str, prefilter: bool = True) -> Iterator[tuple[str, Any]]:
-    yield from _events_from_bytes(stream.read(MAX_FILE_BYTES), label, prefilter)
 
 
 def _from_log_file(items: list[Any], label: str) -> Iterator[tuple[str, Any]]:
