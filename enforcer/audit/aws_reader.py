@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from enforcer.audit.aws import verify_aws
+from enforcer.audit.aws_verify import verify_aws
 from enforcer.audit.chain import LineError, parse_line
 from enforcer.audit.query import LoggedRecord
 from enforcer.audit.verify import Anchor, VerifyReport
