@@ -75,13 +75,13 @@ def skippable(rec: Any) -> bool:
     if type(rec) is not dict:
         return False
     name = rec.get("eventName")
-    if type(name) is not str or name in launch_names() or len(name) > _MAX:
+    if type(name) is not str or name in launch_names() or not _short_text(name):
         return False
     source = rec.get("eventSource")
-    if type(source) is not str or len(source) > _MAX:
+    if not _short_text(source) or (source, name) in launch_keys():
         return False
     eid = rec.get("eventID")
-    if eid is not None and (type(eid) is not str or len(eid) > _MAX):
+    if eid is not None and not _short_text(eid):  # empty or unprintable: normalise rejects it
         return False
     return not _other_detector(rec)
 

@@ -89,6 +89,10 @@ def _adversarial(mix_records: list[dict[str, Any]]) -> list[Any]:
         dict(base, eventSource="s" * 129),
         dict(base, eventID=12),
         dict(base, eventID="e" * 300),
+        dict(base, eventName=""),
+        dict(base, eventName="Get\x00Object"),
+        dict(base, eventSource="s3.amazonaws.com\n"),
+        dict(base, eventID=""),
         {
             "detail-type": "AWS API Call via CloudTrail",
             "detail": run,
