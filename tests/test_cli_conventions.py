@@ -108,8 +108,11 @@ READERS = [
 
 
 def leaves(cmd: click.Command, path: str = "") -> Iterator[tuple[str, click.Command]]:
-    if isinstance(cmd, click.Group):
-        for name, sub in sorted(cmd.commands.items()):
+    if isinstance(cmd, click.Group):  # as click sees the tree: the root loads its groups on demand
+        ctx = click.Context(cmd)
+        for name in cmd.list_commands(ctx):
+            sub = cmd.get_command(ctx, name)
+            assert sub is not None, name
             yield from leaves(sub, f"{path} {name}".strip())
     else:
         yield path, cmd
@@ -342,6 +345,21 @@ def test_corrupt_state_files_are_one_line_errors(content: str, tmp_path: Path) -
         res = run(state, *args)
         assert res.exit_code == 2, res.output
         assert "accounts.json" in one_error_line(res)
+
+
+def test_a_command_loads_only_its_own_module() -> None:
+    """``enforcer catalog classify`` must not import the audit report, the attestation stack or the intake."""
+    code = (
+        "import sys; from enforcer.cli import main; sys.argv = ['enforcer', 'catalog', 'classify', 'p5.48xlarge']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "import json; print(json.dumps([m for m in sys.modules if m.startswith('enforcer.')]), file=sys.stderr)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert json.loads(proc.stdout)["chip_class"] == "3A090.a"
+    loaded = set(json.loads(proc.stderr.strip().splitlines()[-1]))
+    assert "enforcer.cli.catalog" in loaded
+    for heavy in ("enforcer.cli.audit", "enforcer.audit.report", "enforcer.attestation", "enforcer.intake"):
+        assert heavy not in loaded, heavy
 
 
 def test_an_unexpected_error_is_one_line_unless_debugging() -> None:

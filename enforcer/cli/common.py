@@ -12,7 +12,6 @@ from typing import Any, NoReturn
 
 import click
 
-from enforcer.intake.parse import DEFAULT_MAX_BYTES
 from enforcer.model import InputError
 from enforcer.policy.factory import ENGINES
 from enforcer.state import DEFAULT_STATE, CliState
@@ -109,17 +108,17 @@ def read_event(path: Path) -> object:
         ``BAD_INPUT`` when the file cannot be read, or the intake's code when it is not JSON.
     """
     from enforcer.intake import parse_event_bytes
+    from enforcer.intake.parse import DEFAULT_MAX_BYTES  # the intake loads on use: --help stays quick
 
     try:
-        raw = sys.stdin.buffer.read(DEFAULT_MAX_BYTES + 1) if str(path) == "-" else _read_bounded(path)
+        if str(path) == "-":
+            raw = sys.stdin.buffer.read(DEFAULT_MAX_BYTES + 1)
+        else:
+            with open(path, "rb") as fh:
+                raw = fh.read(DEFAULT_MAX_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}", "BAD_INPUT") from exc
     return parse_event_bytes(raw, DEFAULT_MAX_BYTES)
-
-
-def _read_bounded(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(DEFAULT_MAX_BYTES + 1)
 
 
 # -- output formats ------------------------------------------------------------------------------

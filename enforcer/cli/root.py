@@ -1,4 +1,4 @@
-"""The ``enforcer`` root group: global options, and the command groups attached from :data:`COMMANDS`.
+"""The ``enforcer`` root group: global options, and the command groups it loads from :data:`COMMANDS`.
 
 Each command group is one module of this package (``enforcer.cli.<group>``); to add one, write the
 module and name it in :data:`COMMANDS` (docs/cli.md lists the conventions every command follows).
@@ -14,6 +14,25 @@ import click
 from enforcer.cli.common import DEFAULT_STATE, CliState, fail
 from enforcer.model import InputError
 
+#: Every command of the root group: name -> ``module:attribute``. A module is imported only when its
+#: command runs (or ``--help`` lists them all), so ``enforcer decide`` does not load the audit report.
+COMMANDS = {
+    "decide": "enforcer.cli.decide:decide",
+    "replay": "enforcer.cli.replay:replay_command",
+    "catalog": "enforcer.cli.catalog:catalog",
+    "account": "enforcer.cli.accounts:account",
+    "attest": "enforcer.cli.attest:attest_group",
+    "reseller": "enforcer.cli.reseller:reseller_group",
+    "licence": "enforcer.cli.licence:licence_group",
+    "screening": "enforcer.cli.evidence:screening_group",
+    "ledger": "enforcer.cli.evidence:ledger_group",
+    "policy": "enforcer.cli.policy:policy",
+    "audit": "enforcer.cli.audit:audit_group",
+    "coverage": "enforcer.cli.coverage:coverage_command",
+    "scp": "enforcer.cli.scp:scp_group",
+    "demo": "enforcer.cli.demo:demo_command",
+}
+
 
 class EnforcerGroup(click.Group):
     """The root group: an input or OS error no command caught is one line (exit 2), not a traceback.
@@ -21,6 +40,19 @@ class EnforcerGroup(click.Group):
     Exit codes (docs/cli.md): 0 allow or audit / success, 1 could not log (or write), 2 bad input,
     3 deny.
     """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command ``cmd_name``, importing its module from :data:`COMMANDS` on first use."""
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, _, attr = COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            if command.name != cmd_name:
+                raise RuntimeError(f"{COMMANDS[cmd_name]} is named {command.name!r}, not {cmd_name!r}")
+            self.add_command(command)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -79,34 +111,6 @@ class EnforcerGroup(click.Group):
 def cli(ctx: click.Context, state: Path, backend: str, stack: str) -> None:
     """GPU launch enforcer: export-control decisions for cloud GPU launches."""
     ctx.obj = CliState(state=state, backend=backend, stack=stack)
-
-
-#: ``module:attribute`` of every command attached to the root group, in ``--help`` order.
-COMMANDS = (
-    "enforcer.cli.decide:decide",
-    "enforcer.cli.replay:replay_command",
-    "enforcer.cli.catalog:catalog",
-    "enforcer.cli.accounts:account",
-    "enforcer.cli.attest:attest_group",
-    "enforcer.cli.reseller:reseller_group",
-    "enforcer.cli.licence:licence_group",
-    "enforcer.cli.evidence:screening_group",
-    "enforcer.cli.evidence:ledger_group",
-    "enforcer.cli.policy:policy",
-    "enforcer.cli.audit:audit_group",
-    "enforcer.cli.coverage:coverage_command",
-    "enforcer.cli.scp:scp_group",
-    "enforcer.cli.demo:demo_command",
-)
-
-
-def _attach(group: click.Group) -> None:
-    for spec in COMMANDS:
-        module, _, attr = spec.partition(":")
-        group.add_command(getattr(importlib.import_module(module), attr))
-
-
-_attach(cli)
 
 
 def main() -> None:
