@@ -399,16 +399,16 @@ def build_runtime(
     from enforcer.evidence.aws import attach_evidence  # issue 14: evidence, screening, ledger (env)
 
     attach_evidence(enforcer, clients, environ)
-    from enforcer.lookup_cache import cache_lookups, lookup_ttl  # directory + licences: TTL cache
+    from enforcer.lookup_cache import cached_view, lookup_ttl  # the guard's directory + licences: TTL
 
-    cache_lookups(enforcer, lookup_ttl(os.environ if environ is None else environ))
+    guard_view = cached_view(enforcer, lookup_ttl(os.environ if environ is None else environ))
     sns = clients.client("sns") if cfg.topic_arn else None
     remediator = Remediator(cfg.action, sns=sns, topic_arn=cfg.topic_arn, logger=logger)
     ledger: ActLedger = (
         DynamoLedger(clients.client("dynamodb"), cfg.counter_table) if cfg.counter_table else MemoryLedger()
     )
     guard = ManagedGuard(  # the guard plus managed compute (SageMaker, GPU fleets)
-        enforcer,
+        guard_view,
         remediator,
         clients,
         sweep_accounts=cfg.sweep_accounts,

@@ -11,9 +11,10 @@ every deny (issue 16). Both are read here through a cache kept ``ttl`` seconds p
   directory itself validates;
 - callers get copies, so nothing a decision does to a value changes the cached one.
 
-The cost is staleness: a directory change or a revoked licence reaches a warm container within
-``ttl`` seconds (default :data:`DEFAULT_TTL`, ``ENFORCER_LOOKUP_TTL`` sets it, ``0`` turns the cache
-off). The reactive guard acts after the launch anyway, and the sweep re-decides what runs.
+The cost is staleness: a directory change or a revoked licence reaches a warm guard within ``ttl``
+seconds (default :data:`DEFAULT_TTL`, ``ENFORCER_LOOKUP_TTL`` sets it, ``0`` turns the cache off).
+Only the reactive guard decides through the cache (:func:`cached_view`): it acts after the launch
+anyway, and the sweep re-decides what runs. The hook and the broker, which prevent, read every time.
 """
 
 from __future__ import annotations
@@ -138,11 +139,19 @@ def lookup_ttl(environ: Mapping[str, str]) -> float:
     return ttl
 
 
-def cache_lookups(enforcer: Enforcer, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
-    """Put the enforcer's account directory and licence register behind caches of ``ttl`` seconds."""
+def cached_view(enforcer: Enforcer, ttl: float, clock: Callable[[], float] = time.monotonic) -> Enforcer:
+    """The reactive guard's view of ``enforcer``: the same pipeline (engine, audit, counters ...) with
+    its account directory and licence register behind caches of ``ttl`` seconds.
+
+    Only the guard decides through it: the guard acts after the launch and the sweep re-decides what
+    runs, so a change reaching it within ``ttl`` seconds is enough. The preventive paths (hook,
+    broker) keep reading the directory and the register on every decision, so a revoked licence
+    or a re-classified account stops the next launch there. ``ttl <= 0`` returns ``enforcer``.
+    """
     if ttl <= 0:
-        return
-    if not isinstance(enforcer.accounts, CachedDirectory):
-        enforcer.accounts = CachedDirectory(enforcer.accounts, TtlCache(ttl, clock=clock))
-    if enforcer.licences is not None and not isinstance(enforcer.licences, CachedLicences):
-        enforcer.licences = CachedLicences(enforcer.licences, TtlCache(ttl, clock=clock))
+        return enforcer
+    view = copy.copy(enforcer)
+    view.accounts = CachedDirectory(enforcer.accounts, TtlCache(ttl, clock=clock))
+    if enforcer.licences is not None:
+        view.licences = CachedLicences(enforcer.licences, TtlCache(ttl, clock=clock))
+    return view

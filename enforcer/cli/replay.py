@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from enforcer.cli.common import CliState, engine_options, fail, parse_now
+from enforcer.cli.common import CliState, engine_options, fail, parse_now, require_state
 from enforcer.model import InputError
 
 
@@ -141,6 +141,9 @@ def replay_command(
     at = parse_now(now)
     if baseline and engine == "opa":  # one OPA server holds one policy: both sides would ask the same one
         fail("--baseline compares two policy directories on the embedded engine; use --engine embedded")
+    # decided against the state's accounts, licences and registry: a mistyped --state is an error,
+    # never an empty directory (every account unknown, and a --baseline diff hiding the change)
+    require_state(obj)
     if out_file is not None:
         from enforcer.replay_run import local_files
 
