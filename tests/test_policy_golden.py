@@ -88,6 +88,6 @@ def test_the_comparison_sees_a_changed_decision(tmp_path: Path, golden: list[dic
         if s["country"] == "CY":
             s["until"] = "2026-09-30"
     groups.write_text(json.dumps(data))
-    cases = [(r["case"], r["input"]) for r in golden]
-    changed = policy_golden.decide_all(pol, cases)
-    assert any(_norm(r["decision"]) != _norm(c) for r, c in zip(golden, changed, strict=True))
+    sample = golden[:1000]
+    changed = policy_golden.decide_all(pol, [(r["case"], r["input"]) for r in sample])
+    assert any(_norm(r["decision"]) != _norm(c) for r, c in zip(sample, changed, strict=True))
