@@ -292,3 +292,27 @@ def test_inputs_the_two_decoders_judge_differently_never_hide_a_launch(tmp_path:
     blob = b'{"Records":[{"eventSource":"ec2.amazonaws.com","eventName":"RunInstances\xff"}]}'
     items = split_log_file(blob)
     assert items is not None and not any(isinstance(x, Skipped) for x in items)
+
+
+def test_no_shape_registered_after_the_filter_keys_are_taken() -> None:
+    # the keys are cached at first use: a shape module imported later would be skipped as "not a launch"
+    code = (
+        "import importlib, pkgutil, enforcer\n"
+        "from enforcer.replay_filter import launch_keys\n"
+        "keys = launch_keys()\n"
+        "for m in pkgutil.walk_packages(enforcer.__path__, 'enforcer.'):\n"
+        "    try:\n"
+        "        importlib.import_module(m.name)\n"
+        "    except Exception:\n"
+        "        pass\n"
+        "from enforcer.intake import CLOUDTRAIL_SHAPES\n"
+        "from enforcer.intake.cloudtrail_generic import _entries\n"
+        "missing = (set(CLOUDTRAIL_SHAPES) | set(_entries())) - keys\n"
+        "print(len(keys), sorted(missing))\n"
+    )
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    n, missing = out.split(" ", 1)
+    assert int(n) >= 80 and missing.strip() == "[]", out
