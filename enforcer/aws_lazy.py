@@ -150,3 +150,36 @@ class LazySigner:
         """The real signer's public key (SubjectPublicKeyInfo PEM)."""
         pem: bytes = self.resolve().public_key_pem()
         return pem
+
+
+class LazyAttestations:
+    """An attestation provider (``ports.AttestationProvider``) built on the first reseller account.
+
+    Building the registry provider imports the JWS and x509 stack; a direct account (no reseller)
+    needs none of it, and the registry provider's answer for one is fixed: ``not_required``.
+
+    Parameters
+    ----------
+    make
+        Builds the real provider (``RegistryAttestationProvider`` over the DynamoDB registry).
+    """
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._real: Any = None
+        self._lock = threading.Lock()
+
+    def resolve(self) -> Any:
+        """The real provider (built now if it was not yet)."""
+        with self._lock:
+            if self._real is None:
+                self._real = self._make()
+            return self._real
+
+    def for_account(self, origin: Any, now: float, ref: str | None = None) -> Any:
+        """``not_required`` for a direct account, else the real provider's answer."""
+        if origin.reseller is None and self._real is None:
+            from enforcer.model import AttestationResult
+
+            return AttestationResult("not_required", detail="direct account (no reseller)")
+        return self.resolve().for_account(origin, now, ref)

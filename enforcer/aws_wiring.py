@@ -22,7 +22,7 @@ from typing import Any
 
 from enforcer.act_state import AccountCaps, ActLedger, DynamoLedger, MemoryLedger, legal_codes
 from enforcer.actions import Budget, Remediator
-from enforcer.aws_lazy import LazyClient, LazySigner
+from enforcer.aws_lazy import LazyAttestations, LazyClient, LazySigner
 from enforcer.chips import ChipCatalog, emf_unknown_accelerator
 from enforcer.config import Config
 from enforcer.guard import Guard
@@ -106,8 +106,9 @@ class ClientFactory:
     @property
     def full_session(self) -> Any:
         """A session on botocore's full models, for operations outside a trimmed model (built when needed)."""
+        session = self.session  # built first: only then is it known whether trimmed models are in use
         if not self._trimmed:
-            return self.session
+            return session
         if self._full_session is None:
             import boto3
             import botocore.session
@@ -247,13 +248,19 @@ def attestation_provider(cfg: Config, clients: ClientFactory) -> AttestationProv
     """The attestation provider over the DynamoDB registry; without one, reseller accounts are ``missing``."""
     if cfg.registry_prefix is None:
         return NoAttestations()
-    from enforcer.attestation import DynamoDBRegistry, RegistryAttestationProvider
+    prefix = cfg.registry_prefix
 
-    return RegistryAttestationProvider(
-        DynamoDBRegistry(clients.client("dynamodb"), cfg.registry_prefix),
-        audience=cfg.attest_audience,
-        max_validity_days=cfg.attest_max_validity_days,
-    )
+    def make() -> AttestationProvider:
+        from enforcer.attestation import DynamoDBRegistry, RegistryAttestationProvider
+
+        return RegistryAttestationProvider(
+            DynamoDBRegistry(clients.client("dynamodb"), prefix),
+            audience=cfg.attest_audience,
+            max_validity_days=cfg.attest_max_validity_days,
+        )
+
+    # the JWS/x509 stack is imported for the first reseller account, not at cold start
+    return LazyAttestations(make)
 
 
 def licence_source(cfg: Config, clients: ClientFactory) -> LicenceSource | None:

@@ -118,3 +118,28 @@ def test_kms_signer_is_built_at_the_first_seal_not_at_cold_start(aws: dict[str, 
     for _ in range(2):  # the failure reaches the seal, every time (a failed build is not cached)
         with pytest.raises(SignerError, match="ECC_NIST_P256"):
             make_checkpoint(wrong, 3, "ab" * 32, "2026-12-01T00:00:00Z")
+
+
+def test_attestation_provider_is_built_for_the_first_reseller_account(aws: dict[str, list[Any]]) -> None:
+    from enforcer.attestation import DynamoDBRegistry, RegistryAttestationProvider, create_tables
+    from enforcer.aws_lazy import LazyAttestations
+    from enforcer.model import AccountOrigin
+
+    f = ClientFactory("us-east-1", home_account=HOME)
+    create_tables(resolve(f.client("dynamodb")), "t-")
+    built: list[Any] = []
+
+    def make() -> RegistryAttestationProvider:
+        built.append(RegistryAttestationProvider(DynamoDBRegistry(f.client("dynamodb"), "t-")))
+        return built[-1]
+
+    lazy = LazyAttestations(make)
+    direct = AccountOrigin(MEMBER, "CN", "CN", "CN", kyc="verified")
+    real = RegistryAttestationProvider(DynamoDBRegistry(f.client("dynamodb"), "t-"))
+    assert lazy.for_account(direct, 1e9) == real.for_account(direct, 1e9)
+    assert built == []  # a direct account never builds the registry provider
+    resold = AccountOrigin(OTHER, "US", "US", "US", kyc="verified", reseller="acme")
+    assert lazy.for_account(resold, 1e9).status == real.for_account(resold, 1e9).status == "missing"
+    assert len(built) == 1
+    assert lazy.for_account(direct, 1e9) == real.for_account(direct, 1e9)  # now answered by the real one
+    assert len(built) == 1

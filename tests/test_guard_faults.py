@@ -107,7 +107,7 @@ def test_seal_failure_never_blocks_acting_and_is_retried(make_world: Any, what: 
     audit = w.rt.enforcer.audit
     audit.seal_every = 1  # type: ignore[union-attr]
     if what == "kms":
-        signer_client = audit.signer._kms  # type: ignore[union-attr]
+        signer_client = audit.signer.resolve()._kms  # type: ignore[union-attr]  # LazySigner: built now
         fault = Fault(signer_client, "before-call.kms.Sign", "ThrottlingException", times=1)
     else:
         fault = Fault(audit.s3, "before-call.s3.PutObject", "SlowDown", times=1)  # type: ignore[union-attr]
@@ -127,7 +127,7 @@ def test_redelivery_after_a_seal_failure_is_not_a_shrug(make_world: Any) -> None
     w: World = make_world()
     audit = w.rt.enforcer.audit
     audit.seal_every = 1  # type: ignore[union-attr]
-    Fault(audit.signer._kms, "before-call.kms.Sign", "KMSInternalException", times=10)  # type: ignore[union-attr]
+    Fault(audit.signer.resolve()._kms, "before-call.kms.Sign", "KMSInternalException", times=10)  # type: ignore[union-attr]
     resp, (iid,) = _launch(w)
     event = run_instances_event(resp, MEMBER, instanceType="p5.48xlarge")
     first = only(handle(event))

@@ -16,13 +16,54 @@ Modules: ``record`` (record building, masking, RFC 8785), ``chain`` (hash chain 
 Both stores implement ``enforcer.ports.AuditSink``.
 """
 
-from enforcer.audit.aws import AwsAuditStore, create_audit_resources, verify_aws
-from enforcer.audit.chain import GENESIS
-from enforcer.audit.defaults import default_public_key, local_signer, open_local_store
-from enforcer.audit.local import LocalAuditStore
-from enforcer.audit.record import build_record
-from enforcer.audit.signing import KmsSigner, LocalEd25519Signer, Signer, verify_checkpoint
-from enforcer.audit.verify import VerifyIssue, VerifyReport, open_verify
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from enforcer.audit.aws import AwsAuditStore, create_audit_resources, verify_aws
+    from enforcer.audit.chain import GENESIS
+    from enforcer.audit.defaults import default_public_key, local_signer, open_local_store
+    from enforcer.audit.local import LocalAuditStore
+    from enforcer.audit.record import build_record
+    from enforcer.audit.signing import KmsSigner, LocalEd25519Signer, Signer, verify_checkpoint
+    from enforcer.audit.verify import VerifyIssue, VerifyReport, open_verify
+
+#: Public name -> the module defining it, imported on first use (PEP 562): importing one module of
+#: the package (the guard's ``record``) does not load every store, verifier and signer (cold start).
+_EXPORTS = {
+    "AwsAuditStore": "aws",
+    "create_audit_resources": "aws",
+    "verify_aws": "aws",
+    "GENESIS": "chain",
+    "default_public_key": "defaults",
+    "local_signer": "defaults",
+    "open_local_store": "defaults",
+    "LocalAuditStore": "local",
+    "build_record": "record",
+    "KmsSigner": "signing",
+    "LocalEd25519Signer": "signing",
+    "Signer": "signing",
+    "verify_checkpoint": "signing",
+    "VerifyIssue": "verify",
+    "VerifyReport": "verify",
+    "open_verify": "verify",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "GENESIS",
