@@ -104,6 +104,7 @@ READERS = [
     ["audit", "report", "--html", "r.html"],
     ["audit", "export"],
     ["audit", "anchor"],
+    ["replay", str(EVENTS / "cloudtrail_runinstances.json")],
 ]
 
 
@@ -297,13 +298,16 @@ def test_an_existing_state_without_a_log_is_still_an_empty_query_and_a_failed_ve
     assert verify.exit_code == 1 and json.loads(verify.stdout)["ok"] is False
 
 
-@pytest.mark.parametrize("source", ["no-such-dir/", "trail.json.gz", "a/b/../c.jsonl"])
+@pytest.mark.parametrize(
+    "source", ["no-such-dir/", "trail.json.gz", "a/b/../c.jsonl", "duckdb:@/AWSLogs/**/*.json.gz"]
+)
 def test_replay_of_a_missing_path_exits_2(source: str, tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    res = run(state, "replay", str(tmp_path / source))
+    source = source.replace("@", str(tmp_path)) if source.startswith("duckdb:") else str(tmp_path / source)
+    res = run(state, "replay", source)
     assert res.exit_code == 2 and "no such file or directory" in one_error_line(res)
-    with_out = run(state, "replay", str(EVENTS / "cloudtrail_runinstances.json"), str(tmp_path / source),
+    with_out = run(state, "replay", str(EVENTS / "cloudtrail_runinstances.json"), source,
                    "--out", str(tmp_path / "o.jsonl"))  # fmt: skip
     assert with_out.exit_code == 2 and not (tmp_path / "o.jsonl").exists()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import sys
 import time
 from contextlib import ExitStack
@@ -29,6 +30,15 @@ def _enforcer(obj: CliState, engine: str, opa_url: str | None, policy_dir: Path 
 
 #: Sources read by a client or an SQL engine rather than from a local path.
 REMOTE_SOURCES = ("s3://", "athena://", "duckdb:")
+
+
+def _missing(source: str) -> bool:
+    """A local path that does not exist, or a local ``duckdb:GLOB`` that matches no file."""
+    if source.startswith("duckdb:"):
+        pattern = source.removeprefix("duckdb:")
+        return "://" not in pattern and not any(glob.iglob(pattern, recursive=True))
+    return not source.startswith(REMOTE_SOURCES) and not Path(source).exists()
+
 
 #: Rows of the per-account table printed after a replay.
 ACCOUNT_ROWS = 25
@@ -132,10 +142,10 @@ def replay_command(
     from enforcer.ports import EngineError
     from enforcer.replay import iter_events, replay
 
-    missing = [s for s in sources if not s.startswith(REMOTE_SOURCES) and not Path(s).exists()]
+    missing = [s for s in sources if _missing(s)]
     if missing:
         fail(
-            f"{missing[0]}: no such file or directory"
+            f"{missing[0]}: no such file or directory, or no file matches"
             + (f" (and {len(missing) - 1} more)" if missing[1:] else "")
         )
     at = parse_now(now)
