@@ -46,6 +46,21 @@ def test_artifact_holds_code_policies_engine_and_dependencies(artifact: Path) ->
     assert not (artifact / "bin").exists() and not (artifact / "moto").exists()  # no dev tools
 
 
+def test_trimmed_service_models_match_the_artifacts_botocore(artifact: Path) -> None:
+    """The cold start's trimmed EC2 model is used only with the botocore it was cut from (else full)."""
+    import json
+
+    manifest = json.loads((artifact / "enforcer" / "data" / "botocore" / "manifest.json").read_text())
+    (dist,) = artifact.glob("botocore-*.dist-info")
+    assert dist.name == f"botocore-{manifest['botocore']}.dist-info", (
+        "regenerate: python -m enforcer.aws_models"
+    )
+    for service, entry in manifest["services"].items():
+        assert (
+            artifact / "enforcer" / "data" / "botocore" / service / entry["api_version"] / "service-2.json"
+        ).is_file()
+
+
 def test_every_shared_library_loads_on_the_runtime_glibc(artifact: Path) -> None:
     assert smoke_artifact.check_shared_libraries(artifact, "x86_64") == []
     machine, needs = smoke_artifact.glibc_needs(artifact / "opa_bindings" / "libopabridge.so")
