@@ -8,7 +8,9 @@ through click's runner, the real policy, botocore's own models. The old-vs-new p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from enforcer.cli import cli
@@ -41,3 +43,31 @@ def test_replay_with_a_missing_state_folder_exits_2_instead_of_deciding_against_
     )
     assert ok.exit_code == 0, ok.output
     assert out.exists()
+
+
+# -- cold start: the full-model fallback of the trimmed EC2 model ---------------------------------
+def test_full_model_client_built_first_is_not_the_trimmed_one(monkeypatch: Any) -> None:
+    """``ClientFactory.full_session`` asked ``_trimmed`` before the base session existed: when the first
+    client a container builds is a full-model one (a paginator of an operation outside the trimmed
+    EC2 model, e.g. from a plugin or a future caller), it got the TRIMMED session, was cached under
+    the "full" key, and every operation outside the 15 failed for the container's life (KeyError /
+    AttributeError) -- the cross-model fallback the trimmed model relies on silently gone."""
+    from enforcer.aws_models import trimmed_operations
+    from enforcer.aws_wiring import ClientFactory
+
+    ops = trimmed_operations("ec2")
+    if ops is None:  # the trimmed model is only used with the botocore it was cut from
+        pytest.fail(
+            "trimmed EC2 model not in use with this botocore; regenerate (python -m enforcer.aws_models)"
+        )
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    factory = ClientFactory("us-east-1", home_account="123456789012")
+    ec2 = factory.client("ec2")
+    assert "describe_spot_price_history" not in ops
+    paginator = ec2.get_paginator("describe_spot_price_history")  # no AWS call: building only
+    assert paginator is not None
+    full = factory.real_client("ec2", full=True)
+    assert "DescribeSpotPriceHistory" in full.meta.service_model.operation_names
+    assert callable(ec2.describe_spot_price_history)
