@@ -109,35 +109,14 @@ def bench_decide() -> list[Row]:
 
 
 def bench_guard_inprocess(n: int = 200) -> list[Row]:
-    """Guard deny latency with moto in-process beside the plain boto3 control's, measured in this run."""
-    import contextlib
-    import io
-    import logging
-
+    """Guard deny latency with moto in-process beside the plain boto3 control's, measured in this run
+    (benchmarks/guard_warm.py: the same world state per event as the control, logs written to the null
+    device, moto's transactions as shipped and with an item snapshot, interleaved)."""
     from benchmarks.cold_start import measure_warm_control, warm_row
-    from enforcer.policy import load_bundle
-    from enforcer.policy.embedded import EmbeddedEngine
-    from lambdas import guard
-    from tests import lambda_env as le
+    from benchmarks.guard_warm import measure, rows
 
-    for name in ("gpu-guard", "enforcer"):  # Powertools JSON logs would flood the table's output
-        logging.getLogger(name).setLevel(logging.WARNING)
-    gen = le.world_factory(EmbeddedEngine(load_bundle(ROOT / "policies")))
-    world = next(gen)()
-    ctx = le.LambdaContext()
-    samples: list[float] = []
-    for i in range(n + 5):
-        resp = world.launch(account=le.MEMBER)
-        event = le.run_instances_event(resp, le.MEMBER, instanceType="p5.48xlarge")
-        with contextlib.redirect_stdout(io.StringIO()):
-            t = time.perf_counter()
-            guard.handler(event, ctx)
-            dt = (time.perf_counter() - t) * 1000
-        if i >= 5:
-            samples.append(dt)
-    with contextlib.suppress(StopIteration):
-        next(gen)
-    return [warm_row(samples, measure_warm_control(n))]
+    res = measure(n)
+    return rows(res, measure_warm_control(n), warm_row)
 
 
 def bench_cold() -> list[Row]:

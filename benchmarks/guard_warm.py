@@ -1,0 +1,220 @@
+"""The guard's warm deny beside the plain boto3 control, moto in-process, in the same run (issue 16).
+
+Fair to both sides:
+
+- **the same world state per event**: the control restarts its one p5 between events (untimed); so
+  does this bench (one p5, restarted untimed, a new CloudTrail event id each time), instead of
+  launching a new instance per event (moto's EC2 calls then scan a growing instance list);
+- **logs paid as in Lambda**: the handler's Powertools JSON lines are written (INFO, as deployed)
+  to the null device, not silenced and not accumulated in memory;
+- **moto's transaction snapshot**: moto's ``TransactWriteItems`` deep-copies every table it touches
+  once per operation before applying it (``moto/dynamodb/models/__init__.py``), so its cost grows
+  with the audit table -- 3-5 copies of every record logged so far, per deny -- and the garbage
+  drives the collector into long pauses. DynamoDB's cost does not depend on the table's size. The
+  bench runs both ways in the same process, interleaved: ``as shipped`` and ``item snapshot`` (the
+  same rollback semantics, keeping only the items the transaction touches), and reports both.
+
+Each run also counts the AWS calls of a warm deny (botocore hooks): how many happen before the stop
+is issued, and which follow it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import gc
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def item_snapshot_transactions() -> Iterator[None]:
+    """moto's ``TransactWriteItems`` with a rollback snapshot of the touched items, not whole tables."""
+    import moto.dynamodb.models as mdm
+    from moto.dynamodb.models.table import Table
+
+    backend_cls = mdm.DynamoDBBackend
+    original = backend_cls.transact_write_items
+    real_copy = mdm.copy
+
+    class _NoTableCopy:
+        @staticmethod
+        def deepcopy(x: Any) -> Any:
+            return x if isinstance(x, Table) else copy.deepcopy(x)
+
+    def transact(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved: list[tuple[str, dict[str, Any], Any]] = []
+        for item in transact_items:
+            _, op = next(iter(item.items()))
+            name = op.get("TableName")
+            table = self.tables.get(name)
+            if table is None:
+                continue
+            if "Key" in op:
+                key = op["Key"]
+            else:
+                attrs = op.get("Item") or {}
+                key = {k: attrs[k] for k in (table.hash_key_attr, table.range_key_attr) if k and k in attrs}
+            try:
+                current = self.get_item(name, key)
+            except Exception:  # moto raises its own validation errors below, with the original code
+                current = None
+            saved.append((name, key, copy.deepcopy(current.to_json()["Attributes"]) if current else None))
+        mdm.copy = _NoTableCopy  # type: ignore[assignment]
+        try:
+            original(self, transact_items)
+        except Exception:
+            for name, key, attrs in reversed(saved):
+                with contextlib.suppress(Exception):
+                    self.delete_item(name, key)
+                if attrs is not None:
+                    self.put_item(name, attrs)
+            raise
+        finally:
+            mdm.copy = real_copy
+
+    backend_cls.transact_write_items = transact
+    try:
+        yield
+    finally:
+        backend_cls.transact_write_items = original
+
+
+def _logs_to(stream: Any) -> list[tuple[logging.StreamHandler[Any], Any]]:
+    """Point the handlers' log streams (Powertools keeps the stdout of its creation) at ``stream``."""
+    out = []
+    for name in ("gpu-guard", "enforcer", "enforcer.actions", ""):
+        for h in logging.getLogger(name).handlers:
+            if isinstance(h, logging.StreamHandler):
+                out.append((h, h.setStream(stream)))
+    return out
+
+
+def _pct(samples: list[float], q: float) -> float:
+    s = sorted(samples)
+    return s[min(len(s) - 1, max(0, round(q * len(s) + 0.5) - 1))]
+
+
+def measure(n: int = 200) -> dict[str, Any]:
+    """``n`` warm denies per variant (as shipped, item snapshot), interleaved, in this process."""
+    import botocore.client
+
+    from enforcer.policy import load_bundle
+    from enforcer.policy.embedded import EmbeddedEngine
+    from lambdas import guard
+    from tests import lambda_env as le
+
+    calls: list[tuple[str, float]] = []
+    orig_call = botocore.client.BaseClient._make_api_call
+
+    def counted(self: Any, op: str, params: Any) -> Any:
+        calls.append((f"{self.meta.service_model.service_name}.{op}", time.perf_counter()))
+        return orig_call(self, op, params)
+
+    gen = le.world_factory(EmbeddedEngine(load_bundle(ROOT / "policies")))
+    w = next(gen)()
+    resp = w.launch(account=le.MEMBER)
+    ec2, iid = w.client("ec2", le.MEMBER), resp["Instances"][0]["InstanceId"]
+    variants = ("as shipped", "item snapshot")
+    ctx = le.LambdaContext()
+    out: dict[str, Any] = {v: {"ms": [], "cpu_ms": [], "gc_ms": 0.0} for v in variants}
+    gcs = {"t": 0.0, "ms": 0.0}
+
+    def gc_cb(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gcs["t"] = time.perf_counter()
+        else:
+            gcs["ms"] += (time.perf_counter() - gcs["t"]) * 1000
+
+    gc.callbacks.append(gc_cb)
+    botocore.client.BaseClient._make_api_call = counted  # type: ignore[method-assign]
+    first_calls: dict[str, list[str]] = {}
+    null = open(os.devnull, "w")  # noqa: SIM115 - closed below, after the handlers are restored
+    streams = _logs_to(null)
+    try:
+        with contextlib.redirect_stdout(null):
+            for i in range(n + 5):
+                for variant in variants:
+                    ec2.start_instances(InstanceIds=[iid])  # untimed, as the control restarts its p5
+                    event = le.run_instances_event(resp, le.MEMBER, instanceType="p5.48xlarge")
+                    ctx_mgr = (
+                        item_snapshot_transactions()
+                        if variant == "item snapshot"
+                        else contextlib.nullcontext()
+                    )
+                    with ctx_mgr:
+                        calls.clear()
+                        g0 = gcs["ms"]
+                        c0, t0 = time.process_time(), time.perf_counter()
+                        r = guard.handler(event, ctx)
+                        dt = (time.perf_counter() - t0) * 1000
+                        cpu = (time.process_time() - c0) * 1000
+                    status = r["results"][0]["remediation"]["status"]
+                    if status != "stopped":
+                        raise RuntimeError(f"{variant}: the warm deny did not stop the p5: {status}")
+                    if i >= 5:
+                        rec = out[variant]
+                        rec["ms"].append(dt)
+                        rec["cpu_ms"].append(cpu)
+                        rec["gc_ms"] += gcs["ms"] - g0
+                        first_calls.setdefault(variant, [c for c, _ in sorted(calls, key=lambda x: x[1])])
+    finally:
+        for handler, stream in streams:
+            handler.setStream(stream)
+        null.close()
+        botocore.client.BaseClient._make_api_call = orig_call  # type: ignore[method-assign]
+        gc.callbacks.remove(gc_cb)
+        with contextlib.suppress(StopIteration):
+            next(gen)
+    res: dict[str, Any] = {"n": n, "load_before": os.getloadavg()}
+    for variant, rec in out.items():
+        names = first_calls[variant]
+        stop_at = names.index("ec2.StopInstances") if "ec2.StopInstances" in names else len(names)
+        res[variant] = {
+            "p50_ms": _pct(rec["ms"], 0.5),
+            "p99_ms": _pct(rec["ms"], 0.99),
+            "cpu_p50_ms": _pct(rec["cpu_ms"], 0.5),
+            "gc_ms_per_event": rec["gc_ms"] / n,
+            "calls": names,
+            "serial_before_stop": stop_at + 1,
+        }
+    return res
+
+
+def rows(res: dict[str, Any], control: dict[str, Any], warm_row: Callable[..., dict[str, Any]]) -> list[Any]:
+    """Table rows: the warm deny of each variant beside the control, and the calls of one deny."""
+    out = []
+    for variant in ("as shipped", "item snapshot"):
+        r = res[variant]
+        row = warm_row([r["p50_ms"]] * 1, control)  # replaced below with the real percentiles
+        row["figure"] = f"guard warm deny, moto in-process ({res['n']} events, moto transactions {variant})"
+        row["value"] = (
+            f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms (CPU p50 {r['cpu_p50_ms']:.1f} ms)"
+        )
+        row["met"] = r["p50_ms"] <= 2.0 * control["p50_ms"] and r["p99_ms"] <= 20.0
+        out.append(row)
+    calls = res["item snapshot"]["calls"]
+    k = res["item snapshot"]["serial_before_stop"]
+    out.append(
+        {
+            "figure": "guard warm deny: AWS calls (botocore hooks, moto in-process)",
+            "value": f"{len(calls)} calls, {k} serial up to the stop: {' -> '.join(calls[:k])}",
+            "compare": "after the stop, concurrently: " + ", ".join(calls[k:]),
+            "target": "<= 3 serial before the stop",
+            "met": k <= 3,
+        }
+    )
+    return out
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    print(json.dumps(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 50), indent=1, default=str))
