@@ -115,8 +115,12 @@ class ClientFactory:
 
             base = self.session._session
             core = botocore.session.Session(profile=base.profile)
-            # the same credential chain (and so the same refreshes) as the base session
+            # the same credentials as the base session: its chain, and the very credentials object it
+            # resolved (explicit keys given to it, or refreshable ones, which then refresh for both)
             core.register_component("credential_provider", base.get_component("credential_provider"))
+            creds = base.get_credentials()
+            if creds is not None:
+                setattr(core, "_credentials", creds)  # noqa: B010 - botocore keeps them there, no setter
             self._full_session = boto3.session.Session(botocore_session=core, region_name=self.region)
         return self._full_session
 

@@ -141,3 +141,26 @@ def test_other_botocore_release_means_full_models(
     finally:
         aws_models._manifest.cache_clear()
     assert aws_models.trimmed_operations("ec2")
+
+
+def test_full_model_fallback_uses_the_same_credentials(aws: list[tuple[str, Any]], monkeypatch: Any) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFUNCTIONROLE0001")
+    f = ClientFactory("us-east-1", home_account=HOME)
+    ec2 = f.client("ec2")
+    assert ec2.describe_vpcs()["Vpcs"]  # outside the trim: the full-model client
+    trimmed, full = resolve(ec2), f.real_client("ec2", full=True)
+    assert full is not trimmed and f.full_session is not f.session
+    assert full._request_signer._credentials is trimmed._request_signer._credentials  # one object
+
+
+def test_a_given_session_is_used_as_given(aws: list[tuple[str, Any]]) -> None:
+    import boto3
+
+    given = boto3.session.Session(
+        aws_access_key_id="AKIAEXPLICITKEY00001", aws_secret_access_key="s", region_name="us-east-1"
+    )
+    f = ClientFactory("us-east-1", home_account=HOME, session=given)
+    ec2 = f.client("ec2")
+    assert ec2.describe_vpcs()["Vpcs"]
+    assert f.full_session is given  # no trimmed models put on a caller's session
+    assert resolve(ec2)._request_signer._credentials.access_key == "AKIAEXPLICITKEY00001"
