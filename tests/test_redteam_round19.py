@@ -7,6 +7,8 @@ through click's runner, the real policy, botocore's own models. The old-vs-new p
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +73,48 @@ def test_full_model_client_built_first_is_not_the_trimmed_one(monkeypatch: Any) 
     full = factory.real_client("ec2", full=True)
     assert "DescribeSpotPriceHistory" in full.meta.service_model.operation_names
     assert callable(ec2.describe_spot_price_history)
+
+
+# -- report: an unreadable record vanishes instead of being marked ---------------------------------
+def _cli(state: Path, *args: str) -> Any:
+    return CliRunner().invoke(cli, ["--state", str(state), *args])
+
+
+def test_report_lists_an_unreadable_record_as_failed_instead_of_dropping_it(tmp_path: Path) -> None:
+    """An insider appends a repeated member after a deny record's hash (``..."hash":"..","result":
+    {"effect":"allow"}}``): the line no longer parses as a record. ``audit report --unverified`` then
+    left the deny out of every row -- CSV and HTML -- and its "failed verification" card said 0, so
+    the reviewer's spreadsheet had only the genuine allow and nothing marked in place of the deny.
+    A record that cannot be read must be listed as a failed row (verified=no) and counted as failed."""
+    state = tmp_path / "st"
+    assert (
+        _cli(state, "account", "add", "222233334444", "--country", "CN", "--kyc", "verified").exit_code == 0
+    )
+    assert (
+        _cli(state, "account", "add", "222233334445", "--country", "US", "--kyc", "verified").exit_code == 0
+    )
+    us = json.loads((EXAMPLES / "events" / "runinstances-p5-cn.json").read_text())
+    us["id"], us["detail"]["eventID"] = "us-1", "us-1"
+    us["detail"]["recipientAccountId"] = us["account"] = "222233334445"
+    us["detail"]["userIdentity"]["accountId"] = "222233334445"
+    (tmp_path / "us.json").write_text(json.dumps(us))
+    assert _cli(state, "decide", str(tmp_path / "us.json")).exit_code == 0
+    assert _cli(state, "decide", str(EXAMPLES / "events" / "runinstances-p5-cn.json")).exit_code == 3
+    seg = next((state / "audit").glob("segment-*.jsonl"))
+    lines = seg.read_bytes().splitlines()
+    assert json.loads(lines[-1])["result"]["effect"] == "deny"
+    lines[-1] = lines[-1][:-1] + b',"result":{"effect":"allow","reasons":[]}}'
+    seg.write_bytes(b"\n".join(lines) + b"\n")
+
+    out = tmp_path / "r.csv"
+    html = tmp_path / "r.html"
+    res = _cli(state, "audit", "report", "--csv", str(out), "--html", str(html), "--unverified")
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(out.open(newline="", encoding="utf-8")))
+    assert len(rows) == 2, rows  # the genuine allow, and a row in place of the unreadable deny
+    assert rows[0]["verified"] == "yes" and rows[0]["effect"] == "allow"
+    assert rows[1]["verified"] == "no" and "unreadable" in rows[1]["verification_failure"]
+    assert rows[1]["effect"] != "allow"  # never the forged content
+    page = html.read_text(encoding="utf-8")
+    assert "<span>failed verification</span><b>1</b>" in page
+    assert page.count("class='tampered'") == 1

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
 
 from enforcer.audit.defaults import default_public_key
 from enforcer.audit.opa_export import instance_id, opa_jsonl
+from enforcer.audit.query import LoggedRecord
 from enforcer.audit.report import render_html
 from enforcer.audit.report_rows import write_csv
 from enforcer.audit.row_check import check_rows, local_checkpoints
@@ -18,6 +20,7 @@ from enforcer.cli.audit_support import (
     closed_stdout,
     has_log,
     read_records,
+    read_records_marked,
     require_verified,
     source_name,
     state_of,
@@ -28,14 +31,17 @@ from enforcer.state import CliState
 
 
 def _row_failures(
-    state: CliState, public_key: str | None, verification: VerifyReport | None
+    state: CliState,
+    public_key: str | None,
+    verification: VerifyReport | None,
+    records: Iterable[LoggedRecord] | None = None,
 ) -> dict[int, str]:
     """Which records fail verification (by reading position), located against the local checkpoints."""
     checkpoints = None
     if not state.is_aws and has_log(state):
         pem = Path(public_key).read_bytes() if public_key else default_public_key(state.keys_dir)
         checkpoints = local_checkpoints(state.audit_dir, pem)
-    return check_rows(read_records(state), checkpoints, verification)
+    return check_rows(read_records(state) if records is None else records, checkpoints, verification)
 
 
 @click.command("report")
@@ -62,16 +68,24 @@ def report_cmd(
     if verification is not None and not verification.ok:
         require_verified(state, unverified)
     failures = _row_failures(state, public_key, verification)
+    # a line that cannot be read is a failed row in its place, never left out of the rows and counts
+    unreadable: dict[int, str] = {}
+    if verification is not None and not verification.ok:
+        checked = _row_failures(state, public_key, verification, read_records_marked(state, unreadable))
+        failures = {**checked, **unreadable} if unreadable else failures
+
+    def rows() -> Iterator[LoggedRecord]:
+        return read_records_marked(state, {}) if unreadable else read_records(state)
+
     try:
         if html_file is not None:
-            page = render_html(
-                read_records(state), source=source_name(state), verification=verification, failures=failures
-            )
+            src = source_name(state)
+            page = render_html(rows(), source=src, verification=verification, failures=failures)
             Path(html_file).write_text(page, encoding="utf-8")
             click.echo(f"wrote {html_file}")
         if csv_file is not None:
             with open(csv_file, "w", newline="", encoding="utf-8") as fh:
-                n = write_csv(fh, read_records(state), failures)
+                n = write_csv(fh, rows(), failures)
             click.echo(f"wrote {n} decisions to {csv_file}")
     except OSError as exc:
         fail(f"cannot write {exc.filename or html_file or csv_file}: {exc.strerror or exc}")

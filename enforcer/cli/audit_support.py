@@ -120,6 +120,34 @@ def read_records(state: CliState, errors: list[str] | None = None) -> Iterator[L
     yield from iter_records(state.audit_dir, errors)
 
 
+def read_records_marked(state: CliState, unreadable: dict[int, str]) -> Iterator[LoggedRecord]:
+    """:func:`read_records`, with an empty stand-in for every local line that cannot be read.
+
+    ``unreadable`` is filled with position -> why for those stand-ins, so that a report lists each
+    as a failed row in its place instead of leaving it out (an insider who breaks a deny's line
+    must not make it vanish from the rows). The AWS store reads its own way (no stand-ins).
+    """
+    if state.is_aws:
+        yield from read_records(state)
+        return
+    from enforcer.audit import layout
+    from enforcer.audit.chain import LineError, parse_line
+
+    pos = 0
+    for _num, path in layout.segment_files(state.audit_dir):
+        with path.open("rb") as fh:
+            for n, raw in layout.bounded_lines(fh):
+                try:
+                    rec, computed, stated = parse_line(raw)
+                except LineError as exc:
+                    unreadable[pos] = f"unreadable record at {path.name}:{n}: {str(exc)[:200]}"
+                    yield LoggedRecord(path.name, n, {}, None)
+                else:
+                    rec["hash"] = stated
+                    yield LoggedRecord(path.name, n, rec, computed)
+                pos += 1
+
+
 def has_log(state: CliState) -> bool:
     return state.is_aws or state.audit_dir.is_dir()
 
