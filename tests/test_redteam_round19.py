@@ -118,3 +118,24 @@ def test_report_lists_an_unreadable_record_as_failed_instead_of_dropping_it(tmp_
     page = html.read_text(encoding="utf-8")
     assert "<span>failed verification</span><b>1</b>" in page
     assert page.count("class='tampered'") == 1
+
+
+def test_export_marks_an_unreadable_record_instead_of_dropping_it(tmp_path: Path) -> None:
+    """The same broken deny line in ``audit export --unverified``: the OPA decision-log stream had
+    no event for it (only a warning on stderr), so a SIEM fed by the export never saw that a
+    decision was there. It gets an event in its place carrying gpu_enforcer.verification_failure."""
+    state = tmp_path / "st"
+    assert (
+        _cli(state, "account", "add", "222233334444", "--country", "CN", "--kyc", "verified").exit_code == 0
+    )
+    assert _cli(state, "decide", str(EXAMPLES / "events" / "runinstances-p5-cn.json")).exit_code == 3
+    seg = next((state / "audit").glob("segment-*.jsonl"))
+    line = seg.read_bytes().rstrip(b"\n")
+    seg.write_bytes(line[:-1] + b',"result":{"effect":"allow","reasons":[]}}\n')
+    out = tmp_path / "x.jsonl"
+    res = _cli(state, "audit", "export", "--unverified", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    events = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(events) == 1
+    assert "unreadable" in events[0]["gpu_enforcer"]["verification_failure"]
+    assert events[0].get("result", {}).get("effect") != "allow"

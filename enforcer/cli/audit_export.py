@@ -108,15 +108,25 @@ def export_cmd(ctx: click.Context, out_file: str | None, unverified: bool) -> No
     verification = verify_log(state, None, False) if unverified and has_log(state) else None
     # Exported anyway (--unverified): each record that fails says so (gpu_enforcer.verification_failure).
     bad = _row_failures(state, None, verification) if verification is not None and not verification.ok else {}
+    unreadable: dict[int, str] = {}
+    if bad or (verification is not None and not verification.ok):  # an unreadable line: an event in its place
+        checked = _row_failures(state, None, verification, read_records_marked(state, unreadable))
+        if unreadable:
+            bad = {**checked, **unreadable}
+            errors += [why.removeprefix("unreadable record at ") for why in unreadable.values()]
+
+    def rows() -> Iterator[LoggedRecord]:
+        return read_records_marked(state, {}) if unreadable else read_records(state, errors)
+
     try:
         if out_file is None:
-            for pos, lr in enumerate(read_records(state, errors)):
+            for pos, lr in enumerate(rows()):
                 click.echo(opa_jsonl(lr.record, labels_id=labels_id, failure=bad.get(pos)))
             sys.stdout.flush()
         else:
             n = 0
             with open(out_file, "w", encoding="utf-8") as fh:
-                for pos, lr in enumerate(read_records(state, errors)):
+                for pos, lr in enumerate(rows()):
                     fh.write(opa_jsonl(lr.record, labels_id=labels_id, failure=bad.get(pos)) + "\n")
                     n += 1
             click.echo(f"wrote {n} events to {out_file}", err=True)
