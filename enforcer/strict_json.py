@@ -8,6 +8,7 @@ member is refused rather than resolved. Callers map ``ValueError`` to their own 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 
@@ -60,4 +61,14 @@ def loads_strict(data: bytes | str) -> Any:
         or a non-finite number.
     """
     text = data.decode("utf-8") if isinstance(data, bytes) else data
-    return json.loads(text, object_pairs_hook=reject_duplicates, parse_constant=reject_constant)
+    return json.loads(
+        text, object_pairs_hook=reject_duplicates, parse_constant=reject_constant, parse_float=_finite_float
+    )
+
+
+def _finite_float(literal: str) -> float:
+    # a literal beyond a double (1e999) would be inf: as non-finite as the Infinity constant
+    value = float(literal)
+    if math.isinf(value):
+        raise ValueError(f"non-finite number {literal[:32]}")
+    return value

@@ -139,3 +139,17 @@ def test_export_marks_an_unreadable_record_instead_of_dropping_it(tmp_path: Path
     assert len(events) == 1
     assert "unreadable" in events[0]["gpu_enforcer"]["verification_failure"]
     assert events[0].get("result", {}).get("effect") != "allow"
+
+
+# -- signed JSON: the strict reader's "no Infinity" -------------------------------------------------
+@pytest.mark.parametrize("number", ["1e999", "-1e999", "1E400", "-0.5e99999"])
+def test_strict_json_refuses_a_number_that_overflows_to_infinity(number: str) -> None:
+    """``strict_json.loads_strict`` (one reader for attestation tokens and policy signatures, this
+    round) promises no NaN/Infinity, but only hooked ``parse_constant``: a literal beyond a double
+    (``1e999``) parsed to ``inf`` silently. A signed document must mean one thing to every reader
+    (orjson and msgspec refuse it, others clamp or fail): refuse it like ``Infinity``."""
+    from enforcer.strict_json import loads_strict
+
+    with pytest.raises(ValueError, match="non-finite"):
+        loads_strict('{"exp": ' + number + "}")
+    assert loads_strict('{"exp": 1.5e3, "n": 1e308}') == {"exp": 1500.0, "n": 1e308}
