@@ -23,123 +23,32 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from enforcer.audit import layout
+from enforcer.audit.anchors import Anchor, anchor_result, apply_anchors, load_anchor
 from enforcer.audit.chain import GENESIS, LineError, is_canonical, split_line
 from enforcer.audit.signing import CheckpointError, check_checkpoint_shape, verify_checkpoint
+from enforcer.audit.verify_report import VerifyIssue, VerifyReport
 
 _SEQ_KEY = b',"seq":'
 _PREV_KEY = b',"prev_hash":"'
 _BODY_START = b'{"account_id":'
 _MAX_CHECKPOINT_LINE = 4096
 
-
-@dataclass(slots=True)
-class VerifyIssue:
-    """One integrity problem, located as precisely as the evidence allows."""
-
-    kind: str
-    message: str
-    seq: int | None = None
-    file: str | None = None
-    line: int | None = None
-
-    def location(self) -> str:
-        """Return ``file:line (seq N)`` (the parts that are known)."""
-        parts = []
-        if self.file:
-            parts.append(f"{self.file}:{self.line}" if self.line is not None else self.file)
-        if self.seq is not None:
-            parts.append(f"seq {self.seq}")
-        return " ".join(parts) if parts else "log"
-
-    def __str__(self) -> str:
-        return f"{self.location()}: {self.message} [{self.kind}]"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "message": self.message,
-            "seq": self.seq,
-            "file": self.file,
-            "line": self.line,
-        }
-
-
-@dataclass(slots=True)
-class VerifyReport:
-    """Outcome of verifying a log."""
-
-    records: int = 0
-    checkpoints: int = 0
-    signatures_verified: bool = False
-    head_seq: int = -1
-    head_hash: str = GENESIS
-    issues: list[VerifyIssue] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    #: Highest seq proven by something outside the log's folder (a trusted checkpoint, or a
-    #: checkpoint signed by a key pinned from elsewhere); -1 when nothing anchors the log.
-    anchored_through: int = -1
-    #: What anchors it (e.g. ``trusted checkpoint reviewer.json``); "" when nothing does.
-    anchor: str = ""
-    #: A record was being appended when the writer died (seq it would have had); None if not.
-    crash_truncated_at: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when no issue was found."""
-        return not self.issues
-
-    @property
-    def first_issue(self) -> VerifyIssue | None:
-        """Return the issue with the lowest seq (records before checkpoints at the same seq)."""
-        if not self.issues:
-            return None
-        order = {k: i for i, k in enumerate(_RECORD_KINDS)}
-        return min(
-            self.issues,
-            key=lambda i: (i.seq if i.seq is not None else 1 << 62, 0 if i.kind in order else 1),
-        )
-
-    def summary(self) -> str:
-        """One line: ``OK: N records, M checkpoints`` or ``FAIL: <first issue>``."""
-        if self.ok:
-            line = f"OK: {self.records} records, {self.checkpoints} checkpoints"
-            if self.anchored_through >= 0:
-                line += f"; anchored through seq {self.anchored_through} by {self.anchor}"
-            if self.crash_truncated_at is not None:
-                line += f"; crash-truncated at seq {self.crash_truncated_at} (repaired on the next append)"
-            return line
-        return f"FAIL: {self.first_issue}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "records": self.records,
-            "checkpoints": self.checkpoints,
-            "signatures_verified": self.signatures_verified,
-            "head": {"seq": self.head_seq, "hash": self.head_hash},
-            "anchored_through": self.anchored_through,
-            "anchor": self.anchor,
-            "crash_truncated_at": self.crash_truncated_at,
-            "issues": [i.to_dict() for i in self.issues],
-            "warnings": list(self.warnings),
-        }
-
-
-_RECORD_KINDS = (
-    "malformed",
-    "hash_mismatch",
-    "seq_gap",
-    "seq_order",
-    "prev_hash_mismatch",
-    "not_canonical",
-    "checkpoint_mismatch",
-    "truncated",
-)
+__all__ = [
+    "Anchor",
+    "ChainChecker",
+    "VerifyIssue",
+    "VerifyReport",
+    "anchor_result",
+    "apply_anchors",
+    "check_checkpoints",
+    "finish",
+    "load_anchor",
+    "open_verify",
+]
 
 
 def _extract(body: bytes) -> tuple[int, str]:
@@ -358,85 +267,6 @@ def _read_checkpoint_file(path: Path, report: VerifyReport) -> list[tuple[Any, s
                     VerifyIssue("checkpoint_invalid", "checkpoint is not JSON", None, path.name, n)
                 )
     return entries
-
-
-@dataclass(frozen=True, slots=True)
-class Anchor:
-    """A ``(seq, hash)`` the reviewer trusts from outside the log's folder."""
-
-    seq: int
-    hash: str
-    label: str
-
-
-def load_anchor(data: Any, label: str, public_key_pem: bytes | None) -> Anchor:
-    """An anchor from a kept checkpoint (``{seq, hash}``, signed or not).
-
-    A signed checkpoint's signature is checked when ``public_key_pem`` is given.
-
-    Raises
-    ------
-    CheckpointError
-        When the object is not a usable anchor or its signature does not verify.
-    """
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{label}: not a checkpoint object")
-    seq, h = data.get("seq"), data.get("hash")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        raise CheckpointError(f"{label}: seq must be a non-negative integer")
-    if not isinstance(h, str) or len(h) != 64 or any(c not in "0123456789abcdef" for c in h):
-        raise CheckpointError(f"{label}: hash must be 64 lowercase hex characters")
-    if "signature" in data and public_key_pem is not None:
-        check_checkpoint_shape(data)
-        verify_checkpoint(data, public_key_pem)
-    return Anchor(seq, h, label)
-
-
-def apply_anchors(
-    anchors: Iterable[Anchor], cps: dict[int, tuple[str, str]], report: VerifyReport
-) -> dict[int, tuple[str, str]]:
-    """Merge trusted anchors into the checkpoint map (an anchor wins a conflict, and says so)."""
-    out = dict(cps)
-    for a in anchors:
-        have = out.get(a.seq)
-        if have is not None and have[0] != a.hash:
-            report.issues.append(
-                VerifyIssue(
-                    "checkpoint_conflict",
-                    f"{have[1]} disagrees with {a.label} on seq {a.seq}: "
-                    "the log's checkpoints were rewritten",
-                    a.seq,
-                    a.label,
-                    None,
-                )
-            )
-        out[a.seq] = (a.hash, a.label)
-    return out
-
-
-def anchor_result(
-    report: VerifyReport, checker: ChainChecker, anchors: list[Anchor], pinned_key: bool
-) -> None:
-    """Set how far the log is anchored by evidence from outside its folder."""
-    if not report.ok:
-        return
-    matched = [a for a in anchors if a.seq <= report.head_seq]
-    if matched:
-        best = max(matched, key=lambda a: a.seq)
-        report.anchored_through, report.anchor = best.seq, best.label
-    if pinned_key and report.signatures_verified and checker.last_checkpoint_ok > report.anchored_through:
-        report.anchored_through = checker.last_checkpoint_ok
-        report.anchor = "a checkpoint signed with the pinned public key"
-    if report.anchored_through < 0:
-        report.warnings.append(
-            "not anchored: no trusted checkpoint and no pinned public key from outside the log's folder; "
-            "whoever can write the folder can rewrite the log and its checkpoints together"
-        )
-    elif report.anchored_through < report.head_seq:
-        report.warnings.append(
-            f"records {report.anchored_through + 1}..{report.head_seq} are covered by the hash chain only "
-            "(not yet anchored)"
-        )
 
 
 def open_verify(
