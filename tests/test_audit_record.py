@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from pathlib import Path
 
 import pytest
 import rfc8785
@@ -239,3 +240,22 @@ def test_reasons_and_metrics_are_cleaned_too() -> None:
     rec = build_record(d, None, salt=SALT)
     assert rec["metrics"] == {"timer_ns": "inf", "ok": 1.5}
     assert rec["result"]["reasons"][0]["code"] == "LARGE_COMPUTE_REQUEST"
+
+
+def test_a_lone_surrogate_key_does_not_lose_the_record(tmp_path: Path) -> None:
+    """``json.loads('{"\\ud800": 1}')`` gives a key UTF-8 cannot carry; the record is still written."""
+    from benchmarks.audit_bench import sample_decision as sample
+    from enforcer.audit.local import LocalAuditStore
+    from enforcer.audit.verify import open_verify
+
+    d = sample(1)
+    assert d.input is not None
+    d.input["extra"] = json.loads('{"\\ud800x": 1, "ok": {"\\udfff": "\\ud800"}}')
+    store = LocalAuditStore(tmp_path / "log", salt=SALT)
+    receipt = store.write(d, "stop")
+    store.close()
+    assert receipt.seq == 0
+    line = next((tmp_path / "log").glob("segment-*.jsonl")).read_bytes()
+    rec = json.loads(line)
+    assert rec["input"]["extra"]["\\ud800x"] == 1 and "\\udfff" in rec["input"]["extra"]["ok"]
+    assert open_verify(tmp_path / "log", None, deep=True).ok

@@ -42,6 +42,16 @@ def mask_value(value: str, salt: bytes) -> dict[str, str]:
     return {"sha256": hmac.new(salt, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()}
 
 
+def _encodable_key(key: str) -> str:
+    """A key holding a lone surrogate (JSON allows ``"\\ud800"``; UTF-8 cannot carry it) written as its
+    escape text, so the record can still be encoded and logged (a lost record is worse than a changed key)."""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return key.encode("utf-8", "backslashreplace").decode("utf-8")
+    return key
+
+
 def _looks_like_jws(s: str) -> bool:
     return s.startswith("eyJ") and len(s) > 40 and s.count(".") == 2 and " " not in s
 
@@ -164,6 +174,7 @@ class Cleaner:
                 continue
             if not key.isascii() and max(key) >= "\ud800":
                 self.exotic = True
+                key = _encodable_key(key)
             t = type(v)
             if t is str:
                 out[key] = v if v.isascii() and not v.startswith("eyJ") else self._str(v, key)
