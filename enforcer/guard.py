@@ -27,7 +27,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
 from enforcer.act_state import FINAL_STATES, ActLedger, MemoryLedger, _state_fields, is_legal
@@ -280,7 +280,9 @@ class Guard:
 
     @staticmethod
     def wait(futures: list[Future[None]]) -> None:
-        """Wait for follow-up calls (each records its own failure in the action result)."""
+        """Wait for every follow-up call (each records its own failure in the action result); an
+        unexpected exception is raised only once all of them have finished."""
+        wait(futures)
         for fut in futures:
             fut.result()
 

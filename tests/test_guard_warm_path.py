@@ -190,3 +190,52 @@ def test_lookup_ttl_default_and_off(make_world: Any) -> None:
     assert lookup_ttl({}) == 30.0 and lookup_ttl({"ENFORCER_LOOKUP_TTL": str(MAX_TTL)}) == MAX_TTL
     w: World = make_world()
     assert cached_view(w.rt.enforcer, lookup_ttl({"ENFORCER_LOOKUP_TTL": "0"})) is w.rt.enforcer
+
+
+# -- adversarial pass: what the concurrent follow-up and the sweep's intake must survive --------------
+def test_a_failed_tag_call_still_records_acted_notifies_and_reports_the_error(
+    make_world: Any, calls: Calls
+) -> None:
+    from tests.test_guard_faults import Fault
+
+    w: World = make_world()
+    _deny(w, calls)
+    ec2 = w.rt.clients.client("ec2", MEMBER, "us-east-1")
+    Fault(ec2, "before-call.ec2.CreateTags", "RequestLimitExceeded", times=1)
+    r = _deny(w, calls)  # the stop worked; the tags, on another thread, did not
+    assert any(e.startswith("tagging failed") for e in r["remediation"]["errors"]), r
+    assert w.rt.guard.ledger.get(r["decision_id"])["state"] == "acted"
+    assert r["decision_id"] in {n["decision_id"] for n in w.notifications()}
+
+
+def test_sweep_skips_a_described_instance_it_cannot_read_and_decides_the_rest(make_world: Any) -> None:
+    from tests.lambda_env import HOME, load_event
+
+    w: World = make_world(ENFORCER_SWEEP_ACCOUNTS=MEMBER)
+    good = w.launch(account=MEMBER)["Instances"][0]["InstanceId"]
+    w.launch(account=MEMBER, TagSpecifications=[{"ResourceType": "instance", "Tags": [
+        {"Key": "gpu-attestation", "Value": "\u202e" + "A" * 250}]}])  # fmt: skip
+    bad = w.launch(account=MEMBER)["Instances"][0]["InstanceId"]
+    odd = w.launch(account=MEMBER)["Instances"][0]["InstanceId"]
+
+    def mangle(parsed: dict[str, Any], **_: Any) -> None:
+        for res in parsed.get("Reservations") or []:
+            for inst in res.get("Instances") or []:
+                if inst.get("InstanceId") == bad:
+                    inst["InstanceId"] = bad + "\x00"  # no usable id: skipped, reported
+                if inst.get("InstanceId") == odd:
+                    inst["InstanceType"] = "P5.48XLARGE\n"  # not a type: decided as unknown, stopped
+
+    w.rt.clients.client("ec2", MEMBER, "us-east-1").meta.events.register(
+        "after-call.ec2.DescribeInstances", mangle
+    )
+    sweep = load_event("scheduled_sweep.json")
+    sweep["account"] = HOME
+    out = guard.handler(sweep, LambdaContext())
+    assert out["status"] == "swept"
+    assert len(out["errors"]) == 1 and out["errors"][0].startswith(f"{MEMBER}/us-east-1: "), out["errors"]
+    decided = {r["event_id"].rsplit("/", 1)[1]: r for r in out["results"]}
+    assert good in decided and decided[good]["effect"] == "deny"
+    assert len(decided) == 3  # the hostile-tagged p5 was decided too
+    assert decided[odd]["effect"] == "deny" and w.state(odd, MEMBER) == "stopped"
+    assert w.state(good, MEMBER) == "stopped" and w.state(bad, MEMBER) == "running"

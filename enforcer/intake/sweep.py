@@ -13,7 +13,7 @@ from typing import Any
 
 from enforcer.intake.fields import instance_type, text
 from enforcer.intake.tags import find_attestation_ref
-from enforcer.model import LaunchItem, LaunchRequest
+from enforcer.model import InputError, LaunchItem, LaunchRequest
 
 #: Longest instance id accepted from a describe result (``i-`` and 17 hex digits today).
 _ID_MAX = 64
@@ -38,10 +38,15 @@ def sweep_request(
     Raises
     ------
     enforcer.model.InputError
-        When the instance has no usable id or type.
+        When the instance has no usable id. A type that is not one is kept (printable characters)
+        so the catalogue classifies it as unknown and the policy fails closed on it.
     """
     iid = text(instance.get("InstanceId"), "Instances[].InstanceId", _ID_MAX)
-    itype = instance_type(instance.get("InstanceType"), f"{iid}.InstanceType")
+    try:
+        itype = instance_type(instance.get("InstanceType"), f"{iid}.InstanceType")
+    except InputError:  # decided as a type nobody knows (a controlled class: fails closed), not skipped
+        raw = instance.get("InstanceType")
+        itype = "".join(c for c in str(raw) if c.isprintable())[:_ID_MAX] or "unreadable"
     return LaunchRequest(
         source="sweep",
         action="ec2:Sweep",
