@@ -30,8 +30,8 @@ logger = logging.getLogger(__name__)
 MODELS_DIR = Path(__file__).resolve().parent / "data" / "botocore"
 MANIFEST = "manifest.json"
 
-#: Operations kept per trimmed service: every EC2 operation the package calls (tests check the list
-#: against the source). Only EC2's model is large enough to matter; the others load in a few ms.
+#: Operations kept per trimmed service: every operation of it the package calls (tests check the lists
+#: against the source). EC2's model is by far the largest; DynamoDB's is next on the deny path.
 TRIMMED: Mapping[str, tuple[str, ...]] = {
     "ec2": (
         "CreateFleet",
@@ -49,6 +49,23 @@ TRIMMED: Mapping[str, tuple[str, ...]] = {
         "StartInstances",
         "StopInstances",
         "TerminateInstances",
+    ),
+    "dynamodb": (  # the directory, registry, audit chain, counters and ledger tables
+        "BatchGetItem",
+        "BatchWriteItem",
+        "CreateTable",
+        "DeleteItem",
+        "DescribeEndpoints",  # the endpoint-discovery operation, should discovery be turned on
+        "DescribeTable",
+        "GetItem",
+        "PutItem",
+        "Query",
+        "Scan",
+        "TransactGetItems",
+        "TransactWriteItems",
+        "UpdateContinuousBackups",
+        "UpdateItem",
+        "UpdateTimeToLive",
     ),
 }
 

@@ -18,6 +18,7 @@ from enforcer.attestation import (
     StoredAttestation,
 )
 from enforcer.attestation.submit import submit_token
+from enforcer.aws_lazy import LazyAttestations
 from enforcer.aws_wiring import Runtime, runtime
 from enforcer.intake import parse_event_bytes
 from enforcer.model import InputError
@@ -45,6 +46,8 @@ def read_token(event: dict[str, Any]) -> str:
 def submit(rt: Runtime, token: str, now: float) -> tuple[StoredAttestation, bool]:
     """Verify ``token`` for the account it names (``sub``) and store it; InputError with the reason code."""
     provider = rt.enforcer.attestations
+    if isinstance(provider, LazyAttestations):  # built on first use (cold start); built now
+        provider = provider.resolve()
     if not isinstance(provider, RegistryAttestationProvider):
         raise InputError("no attestation registry is configured", "REGISTRY_UNAVAILABLE")
     return submit_token(

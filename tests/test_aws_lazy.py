@@ -47,7 +47,9 @@ def test_no_client_is_built_until_an_operation_is_called(aws: dict[str, list[Any
     assert aws["created"] == [] and aws["models"] == []
     assert "not built" in repr(ec2)
     assert ddb.list_tables()["TableNames"] == []
-    assert [s for s, _ in aws["created"]] == ["dynamodb"] and ddb.built
+    # the stand-in's client (trimmed DynamoDB model), then a full-model one for ListTables, outside it
+    assert [s for s, _ in aws["created"]] == ["dynamodb", "dynamodb"] and ddb.built
+    assert ddb.list_tables()["TableNames"] == [] and len(aws["created"]) == 2  # both kept
     assert "ec2" not in {svc for svc, _ in aws["models"]}  # ec2 never used: its model never loaded
     assert member.service_name == "ec2"
 

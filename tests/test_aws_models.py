@@ -68,15 +68,17 @@ def test_trimmed_model_holds_botocores_own_definitions() -> None:
     assert len(trimmed["operations"]) < len(full.operation_names) / 20
 
 
-def test_every_ec2_operation_the_package_calls_is_kept() -> None:
+@pytest.mark.parametrize("service", sorted(aws_models.TRIMMED))
+def test_every_operation_the_package_calls_is_kept(service: str) -> None:
     """Fallback aside, the operations our code names must be on the fast path (source scan)."""
     src = "\n".join(p.read_text() for d in ("enforcer", "lambdas") for p in (ROOT / d).rglob("*.py"))
     called = set(re.findall(r"\.([a-z][a-z0-9_]+)\(", src))
     called |= set(re.findall(r"get_paginator\(\s*[\"']([a-z0-9_]+)[\"']", src))
-    ec2 = {xform_name(op) for op in botocore.session.get_session().get_service_model("ec2").operation_names}
-    kept = {xform_name(op) for op in aws_models.TRIMMED["ec2"]}
-    missing = (called & ec2) - kept - {"get_paginator", "get_waiter", "can_paginate"}
-    assert not missing, f"add to aws_models.TRIMMED['ec2'] and regenerate: {sorted(missing)}"
+    model = botocore.session.get_session().get_service_model(service)
+    ops = {xform_name(op) for op in model.operation_names}
+    kept = {xform_name(op) for op in aws_models.TRIMMED[service]}
+    missing = (called & ops) - kept - {"get_paginator", "get_waiter", "can_paginate"}
+    assert not missing, f"add to aws_models.TRIMMED[{service!r}] and regenerate: {sorted(missing)}"
 
 
 def ours(f: ClientFactory, loaded: list[tuple[str, Any]], service: str) -> list[str]:
