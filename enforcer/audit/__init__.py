@@ -8,10 +8,12 @@ public key ``audit-checkpoint-ed25519.pub.pem`` (``enforcer audit pubkey``), ``a
 AWS store: DynamoDB items ``HEAD`` / ``REC#<seq>`` / ``EVT#<digest>``; S3 Object Lock objects
 ``audit/segments/<first>-<last>.jsonl`` and ``audit/checkpoints/<last>.json``.
 
-Modules: ``record`` (record building, masking, RFC 8785), ``chain`` (hash chain lines),
-``signing`` (checkpoints, Ed25519 / KMS signers), ``local`` (``LocalAuditStore``), ``aws``
-(``AwsAuditStore``), ``verify`` (``open_verify``), ``query`` / ``report`` / ``cli`` (review),
-``defaults`` (key locations), ``layout`` (file names), ``bench`` (throughput).
+Modules: ``record`` (record building), ``clean`` (masking), ``jcs`` (RFC 8785 bytes), ``chain``
+(hash chain lines), ``signing`` (checkpoints, Ed25519 / KMS signers), ``store_support`` (what both
+stores share), ``local`` + ``local_state`` (``LocalAuditStore``), ``aws`` (``AwsAuditStore``),
+``verify`` + ``verify_report`` + ``anchors`` (``open_verify``), ``query`` / ``report`` (review),
+``defaults`` (key locations), ``layout`` (file names). Throughput is measured in
+``benchmarks/audit_bench.py``.
 
 Both stores implement ``enforcer.ports.AuditSink``.
 """
