@@ -85,6 +85,42 @@ def test_every_path_the_docs_name_exists() -> None:
     assert not missing, "paths named in docs that do not exist:\n" + "\n".join(missing)
 
 
+#: A markdown link's target (``[text](target)``), without its ``#anchor``.
+MD_LINK = re.compile(r"\]\(\s*<?([^)\s>#]+)")
+
+
+def md_links(page: Path) -> list[tuple[int, str]]:
+    """Return ``(line, target)`` for every relative link on a markdown page (web and mail links left out)."""
+    return [
+        (n, m.group(1))
+        for n, line in enumerate(page.read_text().splitlines(), 1)
+        for m in MD_LINK.finditer(line)
+        if not re.match(r"[a-z][a-z0-9+.-]*:", m.group(1))
+    ]
+
+
+def test_every_relative_link_in_the_docs_resolves() -> None:
+    pages = [
+        *sorted((ROOT / "docs").glob("*.md")),
+        *sorted(ROOT.glob("*.md")),
+        *sorted(ROOT.glob("benchmarks/**/*.md")),
+    ]
+    broken = [
+        f"{page.relative_to(ROOT)}:{n}: {target}"
+        for page in pages
+        for n, target in md_links(page)
+        if not (page.parent / target).resolve().exists()
+        or not (page.parent / target).resolve().is_relative_to(ROOT)
+    ]
+    assert not broken, "links that lead nowhere (or out of the repository):\n" + "\n".join(broken)
+
+
+def test_the_link_reader(tmp_path: Path) -> None:
+    page = tmp_path / "p.md"
+    page.write_text("[a](../enforcer/x.py) [b](https://example.org/y) [c](docs/z.md#part) [d](mailto:x@y)")
+    assert [t for _, t in md_links(page)] == ["../enforcer/x.py", "docs/z.md"]
+
+
 def test_every_docs_page_the_code_and_data_cite_exists() -> None:
     missing = [
         f"{path.relative_to(ROOT)}:{n}: {cited}"
