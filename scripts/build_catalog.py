@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
             "datacenter": True,
             "scope": "out_of_scope",
             "note": note,
-            "source": "instances.csv",
+            "source": "docs/sources/instances.csv",
         }
     types, aliases = build_instances(ref, chips)
     out = ROOT / "enforcer" / "data"

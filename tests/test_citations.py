@@ -132,6 +132,20 @@ def test_every_docs_page_the_code_and_data_cite_exists() -> None:
     assert not missing, "docs pages cited but not in the repository:\n" + "\n".join(missing)
 
 
+def test_data_sources_that_name_a_file_name_it_by_its_repository_path() -> None:
+    """``"source": "instances.csv"`` sends a reader hunting; ``docs/sources/instances.csv`` does not."""
+    bare = re.compile(r'"(?:source|citation)": "([\w.-]+\.(?:csv|md|json|txt))"')
+    found = [
+        f"{path.relative_to(ROOT)}: {m.group(1)}"
+        for path in [
+            *sorted((ROOT / "enforcer").rglob("*.json")),
+            *sorted((ROOT / "policies").rglob("*.json")),
+        ]
+        for m in bare.finditer(path.read_text())
+    ]
+    assert not found, "data naming a file without its path:\n" + "\n".join(found)
+
+
 def test_the_architecture_page_is_linked_from_the_readme() -> None:
     assert "docs/architecture.md" in (ROOT / "README.md").read_text()
 
