@@ -5,7 +5,7 @@ every backend at cold start, but one event touches only a few of them: a client 
 must never be built. :class:`LazyClient` stands in for the client and builds it through a callable the
 first time an attribute (an operation, ``meta``, ``exceptions`` ...) is read.
 
-A stand-in may be built on a trimmed model (:mod:`enforcer.aws_models`, EC2): then any operation the
+A stand-in may be built on a trimmed model (:mod:`enforcer.aws_models`: EC2, DynamoDB): then any operation the
 trimmed client lacks, and every paginator or waiter outside it, is served by a client on botocore's
 full model, built when first asked for.
 """
@@ -113,7 +113,7 @@ class LazySigner:
     make
         Builds the real signer.
     alg
-        The real signer's algorithm (known without building it).
+        The real signer's algorithm (known without building it: ``KmsSigner.alg``).
     """
 
     def __init__(self, make: Callable[[], Any], alg: str) -> None:
@@ -126,10 +126,7 @@ class LazySigner:
         """The real signer (built now if it was not yet)."""
         with self._lock:
             if self._real is None:
-                real = self._make()
-                if real.alg != self.alg:
-                    raise ValueError(f"signer algorithm {real.alg!r}, expected {self.alg!r}")
-                self._real = real
+                self._real = self._make()
             return self._real
 
     @property
