@@ -24,7 +24,6 @@ acted on unless the state is ``acted``. A record written whose seal failed is st
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -34,6 +33,7 @@ from enforcer.act_state import FINAL_STATES, ActLedger, MemoryLedger, _state_fie
 from enforcer.actions import ActionResult, Budget, Remediator
 from enforcer.audit.record import decision_from_record
 from enforcer.guard_backlog import drain_backlog
+from enforcer.guard_record import log_decision
 from enforcer.guard_sweep import (
     DEFAULT_PAIRS_PER_RUN,
     MAX_SWEEP_INSTANCES,
@@ -197,52 +197,8 @@ class Guard:
     def _log(
         self, d: Decision, targets: list[str], legal: bool, room: int, budget: Budget
     ) -> tuple[AuditReceipt | None, int]:
-        """Write the record (+ state ``decided`` + counter when possible); return the receipt and
-        how many instances the counter already granted (-1: not counted in the write)."""
-        audit = self.enforcer.audit
-        if audit is None:
-            return None, -1
-        fields = _state_fields(d, targets, legal)
-        side: list[dict[str, Any]] = []
-        counted = -1
-        put_op = getattr(self.ledger, "put_op", None)
-        can_side = put_op is not None and "side_ops" in inspect.signature(audit.write).parameters
-        if d.effect == "deny" and d.enforced and can_side and put_op is not None:
-            side.append(put_op(d.decision_id, "decided", fields))
-            if room and not legal and budget.caps is not None:
-                side.append({"Update": budget.caps.update(d.request.account_id, d.request.region, room)})
-                counted = room
-        try:
-            if side:
-                from enforcer.audit.aws import SideOpRefused
-
-                try:
-                    receipt = audit.write(d, self.planned_action, side_ops=side)  # type: ignore[call-arg]
-                except SideOpRefused:  # not enough room for all: write the record, then take what fits
-                    receipt = audit.write(d, self.planned_action, side_ops=side[:1])  # type: ignore[call-arg]
-                    counted = -1
-                except Exception:
-                    # The state/counter table failed (missing, throttled, denied): the record must not
-                    # depend on it. Write the record alone; the state and caps are tried apart.
-                    receipt = audit.write(d, self.planned_action)
-                    counted = -1
-                    if not receipt.duplicate:
-                        self.safe(lambda: self.ledger.put(d.decision_id, "decided", fields))
-                if counted > 0:
-                    budget.used += counted
-            else:
-                receipt = audit.write(d, self.planned_action)
-                if d.effect == "deny" and d.enforced:
-                    self.safe(lambda: self.ledger.put(d.decision_id, "decided", fields))
-                counted = -1
-        except Exception:
-            self.enforcer.counters["audit_write_failures"] += 1
-            if self.enforcer.mode == "enforce":
-                raise
-            return None, -1
-        if receipt.duplicate:
-            self.enforcer.counters["duplicates"] += 1
-        return receipt, counted
+        """Log ``d`` with its state and counter in one write (``enforcer.guard_record``)."""
+        return log_decision(self, d, targets, legal, room, budget)
 
     def execute(
         self,
