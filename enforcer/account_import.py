@@ -29,9 +29,9 @@ from enforcer.accounts_aws import (
     DynamoDBAccountDirectory,
     origin_from_fields,
 )
-from enforcer.state import CliState
 from enforcer.model import AccountOrigin, InputError
 from enforcer.policy.datafiles import is_iso_country
+from enforcer.state import CliState
 
 CSV_COLUMNS = (
     "account_id",

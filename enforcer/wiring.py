@@ -7,11 +7,11 @@ from typing import Any
 
 from enforcer.accounts import LocalAccountDirectory
 from enforcer.chips import ChipCatalog
-from enforcer.state import CliState
 from enforcer.licences import LocalLicenceStore
 from enforcer.pipeline import Enforcer, FailPolicy
 from enforcer.policy.factory import make_engine
 from enforcer.ports import AttestationProvider, AuditSink
+from enforcer.state import CliState
 
 
 def local_attestations(state: CliState) -> AttestationProvider:

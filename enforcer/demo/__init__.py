@@ -16,8 +16,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from enforcer.state import CliState
-
 EFFECT_STYLE = {
     "allow": "green",
     "deny": "bold red",
