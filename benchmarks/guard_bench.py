@@ -205,14 +205,15 @@ def _deny(world: tuple[Any, Any, dict[str, str], Any], log: CallLog, events: int
     clients, guard, images, rt = world
     member = "111111111111"
     ctx = LambdaContext()
-    decide = rt.enforcer.decide
+    deciding = rt.guard.enforcer  # the guard's own view (its directory/licence cache), not rt.enforcer
+    decide = deciding.decide
 
     def timed_decide(*a: Any, **kw: Any) -> Any:
         d = decide(*a, **kw)
         log.decided_at = time.perf_counter()
         return d
 
-    setattr(rt.enforcer, "decide", timed_decide)  # noqa: B010
+    setattr(deciding, "decide", timed_decide)  # noqa: B010
     ms: list[float] = []
     serial: list[list[str]] = []
     after: list[list[str]] = []
@@ -226,14 +227,17 @@ def _deny(world: tuple[Any, Any, dict[str, str], Any], log: CallLog, events: int
             out = guard.handler(event, ctx)
         assert out["results"][0]["remediation"]["status"] == "stopped", out
         me = threading.get_ident()
-        t_dec = log.decided_at or 0.0
+        if log.decided_at is None:
+            raise RuntimeError("the guard decided without the timed decide: the bench lost its path")
+        t_dec = log.decided_at
+        log.decided_at = None
         path = [c for c in log.calls if c[0] >= t_dec and c[1] == me]
         stop_at = next(c[0] for c in path if c[2] == "ec2.StopInstances")
         if i >= 2:
             ms.append((stop_at - t_dec) * 1000)
             serial.append([c[2] for c in path if c[0] <= stop_at])
             after.append([c[2] for c in log.calls if c[0] > stop_at])
-    setattr(rt.enforcer, "decide", decide)  # noqa: B010
+    setattr(deciding, "decide", decide)  # noqa: B010
     counts = [len(s) for s in serial]
     return {
         "events": len(ms),
