@@ -12,20 +12,28 @@ import math
 from typing import Any
 
 
+class DuplicateMember(ValueError):
+    """A JSON object repeats a member; ``name`` is the first repeated one (cut to 64 characters)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name[:64]
+        super().__init__(f"duplicate member {self.name!r}")
+
+
 def reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """``object_pairs_hook`` that refuses an object repeating a member.
 
     Raises
     ------
-    ValueError
-        Naming the first repeated member (cut to 64 characters).
+    DuplicateMember
+        A ``ValueError`` naming the first repeated member (cut to 64 characters).
     """
     out = dict(pairs)
     if len(out) != len(pairs):
         seen: set[str] = set()
         for k, _ in pairs:
             if k in seen:
-                raise ValueError(f"duplicate member {k[:64]!r}")
+                raise DuplicateMember(k)
             seen.add(k)
     return out
 

@@ -92,3 +92,16 @@ def test_repeated_members_are_named_but_cut() -> None:
     with pytest.raises(ValueError) as err:
         loads_strict(json.dumps({key: 1})[:-1] + f', "{key}": 2}}')
     assert len(str(err.value)) < 120
+
+
+def test_events_and_hook_templates_refuse_repeated_members_through_the_one_hook() -> None:
+    """The event reader and the CloudFormation template reader use strict_json's hook, with their own words."""
+    from enforcer.intake.cfn_stack import load_template
+    from enforcer.intake.parse import parse_event_bytes
+
+    with pytest.raises(InputError, match="duplicate key 'InstanceType'"):
+        parse_event_bytes(b'{"InstanceType": "t3.micro", "InstanceType": "p5.48xlarge"}')
+    with pytest.raises(InputError, match="template: an object repeats a key"):
+        load_template('{"Resources": {}, "Resources": {"G": {"Type": "AWS::EC2::Instance"}}}')
+    # a template that is not JSON is still read as YAML (the hook's ValueError is not mistaken for it)
+    assert load_template("Resources: {}\n") == {"Resources": {}}

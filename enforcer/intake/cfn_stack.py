@@ -21,6 +21,7 @@ import yaml
 from enforcer.intake.fields import Parsed, get, kind, text
 from enforcer.intake.tags import find_attestation_ref
 from enforcer.model import Ignored, InputError, LaunchItem, LaunchRequest
+from enforcer.strict_json import DuplicateMember, reject_duplicates
 
 TEMPLATE_TARGETS = frozenset({"STACK", "CHANGE_SET"})
 #: CloudFormation allows 500 resources per template; a payload naming more is refused.
@@ -89,13 +90,6 @@ def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any
     return loader.construct_mapping(node)
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise InputError("template: an object repeats a key")
-    return out
-
-
 def _short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
@@ -128,9 +122,9 @@ def load_template(body: Any, at: str = "template") -> Mapping[str, Any]:
     if len(body) > MAX_TEMPLATE_CHARS:
         raise InputError(f"{at}: larger than {MAX_TEMPLATE_CHARS} characters")
     try:
-        doc: Any = json.loads(body, object_pairs_hook=_no_duplicates)
-    except InputError:
-        raise
+        doc: Any = json.loads(body, object_pairs_hook=reject_duplicates)
+    except DuplicateMember:
+        raise InputError("template: an object repeats a key") from None
     except ValueError:
         try:
             doc = yaml.load(body, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass

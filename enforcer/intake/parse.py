@@ -7,6 +7,7 @@ import zlib
 from typing import Any
 
 from enforcer.model import InputError
+from enforcer.strict_json import DuplicateMember, reject_duplicates
 
 DEFAULT_MAX_BYTES = 1_048_576
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -14,17 +15,6 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 def _no_constants(name: str) -> Any:
     raise InputError(f"invalid JSON: {name} is not allowed")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    d = dict(pairs)
-    if len(d) != len(pairs):
-        seen: set[str] = set()
-        for k, _ in pairs:
-            if k in seen:
-                raise InputError(f"invalid JSON: duplicate key {k[:64]!r}")
-            seen.add(k)
-    return d
 
 
 def _gunzip(raw: bytes, max_bytes: int) -> bytes:
@@ -85,13 +75,15 @@ def parse_event_bytes(
     if not text.strip():
         raise InputError("empty event")
     try:
-        doc = json.loads(text, parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
+        doc = json.loads(text, parse_constant=_no_constants, object_pairs_hook=reject_duplicates)
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except RecursionError:
         raise InputError("invalid JSON: nesting too deep") from None
     except InputError:
         raise
+    except DuplicateMember as exc:
+        raise InputError(f"invalid JSON: duplicate key {exc.name!r}") from None
     except ValueError:  # e.g. an integer literal longer than the interpreter's digit limit
         raise InputError("invalid JSON: number out of range") from None
     if not isinstance(doc, dict):
