@@ -29,8 +29,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from enforcer.aws_wiring import ClientFactory, provision
+from enforcer.demo.provision import provision
 from enforcer.demo.world import MOTO_AMI
+from enforcer.wiring.aws import ClientFactory
 
 _COLD_SNIPPET = """
 import time
@@ -79,10 +80,10 @@ def _bench_world(on_client: Any = None) -> Iterator[tuple[Any, Any, dict[str, st
     every boto3 client the runtime creates (the deny-path bench registers its event hooks there).
     """
     from enforcer.accounts_aws import DynamoDBAccountDirectory
-    from enforcer.aws_wiring import build_runtime, set_runtime
     from enforcer.config import Config
     from enforcer.demo.world import moto_server
     from enforcer.model import AccountOrigin
+    from enforcer.wiring.aws import build_runtime, set_runtime
 
     stack = contextlib.ExitStack()
     url = stack.enter_context(moto_server())

@@ -4,7 +4,7 @@ Building an EC2 client parses botocore's EC2 model (0.55 MB gzipped, about 5 MB 
 method for each of its 830 operations: the largest single cost of a guard's cold start. The guard calls
 about fifteen of them. This module keeps, per listed service, a copy of botocore's own model reduced to
 the operations in :data:`TRIMMED` and every shape they reach (plus every modelled exception), byte for
-byte the same definitions, documentation removed. :class:`enforcer.aws_wiring.ClientFactory` puts the
+byte the same definitions, documentation removed. :class:`enforcer.wiring.aws.ClientFactory` puts the
 directory first on its session's model search path, and :class:`enforcer.aws_lazy.LazyClient` answers
 any other operation, paginator or waiter with a client built on botocore's full model, so trimming only
 ever changes speed, never what a call can do.

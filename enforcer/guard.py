@@ -60,7 +60,7 @@ __all__ = [
 
 
 class ClientSource(Protocol):
-    """Where the guard gets clients of a member account (``aws_wiring.ClientFactory``)."""
+    """Where the guard gets clients of a member account (``wiring.aws.ClientFactory``)."""
 
     def client(
         self, service: str, account_id: str | None = None, region: str | None = None, role: str | None = None

@@ -99,7 +99,7 @@ def build_enforcer(cfg: RunConfig, policy_dir: str | None) -> Any:
     """The what-if enforcer of a replaying process (no audit log; memoised when asked and deterministic)."""
     from enforcer.policy.memo import MemoEngine, is_deterministic
     from enforcer.state import CliState
-    from enforcer.wiring import local_enforcer
+    from enforcer.wiring.local import local_enforcer
 
     pdir = Path(policy_dir) if policy_dir else None
     enf = local_enforcer(

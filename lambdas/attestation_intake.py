@@ -19,9 +19,9 @@ from enforcer.attestation import (
 )
 from enforcer.attestation.submit import submit_token
 from enforcer.aws_lazy import LazyAttestations
-from enforcer.aws_wiring import Runtime, runtime
 from enforcer.intake import parse_event_bytes
 from enforcer.model import InputError
+from enforcer.wiring.aws import Runtime, runtime
 from lambdas._common import count, powertools, reply
 
 logger, metrics = powertools("gpu-attestation-intake")

@@ -10,13 +10,13 @@ import time
 from typing import Any
 
 from enforcer.aws_errors import error_code
-from enforcer.aws_wiring import runtime
 from enforcer.broker_auth import refusal
 from enforcer.broker_launch import broker_launch
 from enforcer.intake import normalise
 from enforcer.model import Ignored, InputError
 from enforcer.pipeline import rfc3339
 from enforcer.ports import AuditWriteError
+from enforcer.wiring.aws import runtime
 from lambdas._common import count, powertools, reply
 
 logger, metrics = powertools("gpu-broker")

@@ -11,13 +11,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from enforcer.aws_wiring import Runtime, runtime
 from enforcer.hook_payload import PresignedFetcher, normalise_hook
 from enforcer.intake import normalise
 from enforcer.intake.cfn_hook import PAYLOAD_NOT_FETCHED
 from enforcer.intake.cfn_stack import hook_token
 from enforcer.model import CONTROLLED_CLASSES, Ignored, InputError, LaunchRequest
 from enforcer.pipeline import rfc3339
+from enforcer.wiring.aws import Runtime, runtime
 from lambdas._common import count, powertools
 
 logger, metrics = powertools("gpu-cfn-hook")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from enforcer.aws_wiring import runtime
 from enforcer.ledger.release import release_ledger
+from enforcer.wiring.aws import runtime
 from lambdas._common import count, powertools
 
 logger, metrics = powertools("gpu-guard")

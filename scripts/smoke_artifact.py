@@ -188,7 +188,7 @@ def inner(artifact: str, event_file: str) -> int:
             raise SystemExit(f"{mod.__name__} imported from {mod.__file__}, not the artifact")
     from enforcer.intake import normalise
     from enforcer.state import CliState
-    from enforcer.wiring import local_enforcer
+    from enforcer.wiring.local import local_enforcer
 
     with tempfile.TemporaryDirectory() as state_dir:
         state = CliState(Path(state_dir))

@@ -17,12 +17,13 @@ from typing import Any
 from moto import mock_aws
 
 from enforcer.accounts_aws import DynamoDBAccountDirectory
-from enforcer.aws_wiring import ClientFactory, Runtime, build_runtime, provision, set_runtime
 from enforcer.config import Config
 from enforcer.demo.events import api_request, hook_request, run_instances
+from enforcer.demo.provision import provision
 from enforcer.demo.world import MOTO_AMI
 from enforcer.demo.world import LambdaContext as LambdaContext  # re-exported for the handler tests
 from enforcer.model import AccountOrigin
+from enforcer.wiring.aws import ClientFactory, Runtime, build_runtime, set_runtime
 
 EVENTS = Path(__file__).resolve().parent / "events"
 HOME = "123456789012"  # moto's default account: the security account

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from enforcer.aws_lazy import LazyClient, resolve
-from enforcer.aws_wiring import ClientFactory
+from enforcer.wiring.aws import ClientFactory
 
 HOME, MEMBER, OTHER = "123456789012", "111111111111", "222222222222"
 

@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from enforcer import aws_models
 from enforcer.aws_lazy import LazyClient, resolve
-from enforcer.aws_wiring import ClientFactory
+from enforcer.wiring.aws import ClientFactory
 
 ROOT = Path(__file__).resolve().parents[1]
 HOME, MEMBER = "123456789012", "111111111111"

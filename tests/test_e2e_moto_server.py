@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import requests
 
-from enforcer.aws_wiring import set_runtime
 from enforcer.demo.world import moto_server
+from enforcer.wiring.aws import set_runtime
 from lambdas import broker, cfn_hook, guard
 from tests.lambda_env import (
     HOME,

@@ -275,7 +275,7 @@ def test_oversize_payload_is_refused(make_world: Any) -> None:
 
 def test_non_launch_types_answer_without_building_a_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
     """No runtime, and a configuration that could not build one: a DynamoDB table still passes."""
-    from enforcer.aws_wiring import set_runtime
+    from enforcer.wiring.aws import set_runtime
 
     set_runtime(None)
     monkeypatch.setenv("ENFORCER_MODE", "not-a-mode")  # building a runtime would raise ConfigError

@@ -73,7 +73,7 @@ def test_masking_salt_is_read_from_secrets_manager_and_checked() -> None:
     import boto3
     from moto import mock_aws
 
-    from enforcer.aws_wiring import masking_salt
+    from enforcer.wiring.aws import masking_salt
 
     with mock_aws():
         sm = boto3.client("secretsmanager", region_name="us-east-1")

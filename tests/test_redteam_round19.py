@@ -55,7 +55,7 @@ def test_full_model_client_built_first_is_not_the_trimmed_one(monkeypatch: Any) 
     the "full" key, and every operation outside the 15 failed for the container's life (KeyError /
     AttributeError) -- the cross-model fallback the trimmed model relies on silently gone."""
     from enforcer.aws_models import trimmed_operations
-    from enforcer.aws_wiring import ClientFactory
+    from enforcer.wiring.aws import ClientFactory
 
     ops = trimmed_operations("ec2")
     if ops is None:  # the trimmed model is only used with the botocore it was cut from

@@ -47,7 +47,8 @@ from moto import mock_aws  # noqa: E402
 m = mock_aws()
 m.start()
 from enforcer.accounts_aws import DynamoDBAccountDirectory  # noqa: E402
-from enforcer.aws_wiring import ClientFactory, provision, set_runtime  # noqa: E402
+from enforcer.demo.provision import provision  # noqa: E402
+from enforcer.wiring.aws import ClientFactory, set_runtime  # noqa: E402
 from enforcer.demo.events import run_instances  # noqa: E402
 from enforcer.demo.world import MOTO_AMI, LambdaContext  # noqa: E402
 from enforcer.model import AccountOrigin  # noqa: E402

@@ -52,7 +52,7 @@ def decide_command(
     from enforcer.model import Ignored
     from enforcer.policy.embedded import EngineMissing
     from enforcer.ports import AuditWriteError, EngineError
-    from enforcer.wiring import local_enforcer
+    from enforcer.wiring.local import local_enforcer
 
     try:
         request = normalise(read_event(event_file))

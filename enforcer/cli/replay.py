@@ -19,7 +19,7 @@ from enforcer.model import InputError
 
 def _enforcer(obj: CliState, engine: str, opa_url: str | None, policy_dir: Path | None, memo: bool) -> Any:
     from enforcer.policy.memo import MemoEngine, is_deterministic
-    from enforcer.wiring import local_enforcer
+    from enforcer.wiring.local import local_enforcer
 
     enf = local_enforcer(obj, engine=engine, opa_url=opa_url, policy_dir=policy_dir, with_audit=False)
     bundle = getattr(enf.engine, "bundle", None)

@@ -59,8 +59,9 @@ class DemoWorld:
     """Provisioned security account plus the handlers' runtime, pointed at the moto server."""
 
     def __init__(self, endpoint_url: str, log: io.TextIOBase) -> None:
-        from enforcer.aws_wiring import ClientFactory, build_runtime, provision, set_runtime
         from enforcer.config import Config
+        from enforcer.demo.provision import provision
+        from enforcer.wiring.aws import ClientFactory, build_runtime, set_runtime
 
         for var, value in (
             ("AWS_ACCESS_KEY_ID", "demo"),

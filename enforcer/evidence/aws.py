@@ -48,9 +48,9 @@ def attach_evidence(enforcer: Enforcer, clients: Any, environ: Mapping[str, str]
     Parameters
     ----------
     enforcer
-        The pipeline ``aws_wiring.build_enforcer`` made.
+        The pipeline ``wiring.aws.build_enforcer`` made.
     clients
-        ``aws_wiring.ClientFactory`` (``client(service)``).
+        ``wiring.aws.ClientFactory`` (``client(service)``).
     environ
         The environment (default ``os.environ``).
 

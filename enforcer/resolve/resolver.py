@@ -163,7 +163,7 @@ class RoutedResolver:
     ----------
     factory
         ``factory(account_id, region) -> AwsResolver``, called per request: it must be cheap (e.g. it
-        takes clients from ``enforcer.aws_wiring.ClientFactory``, which caches them and refreshes
+        takes clients from ``enforcer.wiring.aws.ClientFactory``, which caches them and refreshes
         assumed-role credentials before they expire, so no stale client is kept here).
     """
 
