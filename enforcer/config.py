@@ -82,6 +82,8 @@ class Config:
     engine: str = "embedded"
     opa_url: str = "http://127.0.0.1:8181"
     opa_timeout: float = 0.25
+    #: Seconds the guard caches an account's directory entry and licences (``enforcer.lookup_cache``).
+    lookup_ttl: float = 30.0
     policy_dir: str | None = None
     accounts_source: str = "dynamodb"
     accounts_table: str | None = None
@@ -128,6 +130,7 @@ class Config:
             engine=r.choice("ENFORCER_ENGINE", ("embedded", "opa"), "embedded"),
             opa_url=r.match("ENFORCER_OPA_URL", _URL_RE, "an http(s) URL") or "http://127.0.0.1:8181",
             opa_timeout=r.number("ENFORCER_OPA_TIMEOUT", float, 0.25, 0.01, 30.0),
+            lookup_ttl=r.number("ENFORCER_LOOKUP_TTL", float, 30.0, 0.0, 300.0),
             policy_dir=r.text("ENFORCER_POLICY"),
             accounts_source=r.choice("ENFORCER_ACCOUNTS_SOURCE", ("dynamodb", "organizations"), "dynamodb"),
             accounts_table=r.match("ENFORCER_ACCOUNTS_TABLE", _TABLE_RE, "a DynamoDB table name"),

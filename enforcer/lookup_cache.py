@@ -12,7 +12,7 @@ every deny (issue 16). Both are read here through a cache kept ``ttl`` seconds p
 - callers get copies, so nothing a decision does to a value changes the cached one.
 
 The cost is staleness: a directory change or a revoked licence reaches a warm guard within ``ttl``
-seconds (default :data:`DEFAULT_TTL`, ``ENFORCER_LOOKUP_TTL`` sets it, ``0`` turns the cache off).
+seconds (``Config.lookup_ttl``: ``ENFORCER_LOOKUP_TTL``, default 30, at most 300, ``0`` turns it off).
 Only the reactive guard decides through the cache (:func:`cached_view`): it acts after the launch
 anyway, and the sweep re-decides what runs. The hook and the broker, which prevent, read every time.
 """
@@ -22,20 +22,14 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from enforcer.config import ConfigError
 from enforcer.model import AccountOrigin
 from enforcer.pipeline import Enforcer
 
-#: Seconds a looked-up value is served before it is read again.
-DEFAULT_TTL = 30.0
-#: Longest TTL accepted from the environment.
-MAX_TTL = 300.0
 #: Most accounts kept per cache.
 MAX_ENTRIES = 10_000
-ENV_TTL = "ENFORCER_LOOKUP_TTL"
 
 V = TypeVar("V")
 
@@ -117,26 +111,6 @@ class CachedLicences:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
-
-
-def lookup_ttl(environ: Mapping[str, str]) -> float:
-    """``ENFORCER_LOOKUP_TTL`` in seconds (default :data:`DEFAULT_TTL`; 0 turns caching off).
-
-    Raises
-    ------
-    enforcer.config.ConfigError
-        When the value is not a number of seconds in 0..MAX_TTL.
-    """
-    raw = environ.get(ENV_TTL, "").strip()
-    if not raw:
-        return DEFAULT_TTL
-    try:
-        ttl = float(raw)
-    except ValueError:
-        raise ConfigError(f"{ENV_TTL}: expected seconds (0..{MAX_TTL:.0f}), got {raw[:40]!r}") from None
-    if not 0 <= ttl <= MAX_TTL:  # also rejects nan
-        raise ConfigError(f"{ENV_TTL}: expected seconds (0..{MAX_TTL:.0f}), got {raw[:40]!r}")
-    return ttl
 
 
 def cached_view(enforcer: Enforcer, ttl: float, clock: Callable[[], float] = time.monotonic) -> Enforcer:

@@ -13,9 +13,9 @@ import boto3
 import botocore.client
 import pytest
 
-from enforcer.config import ConfigError
+from enforcer.config import Config, ConfigError
 from enforcer.ledger.dynamo import create_ledger_table
-from enforcer.lookup_cache import MAX_TTL, CachedDirectory, TtlCache, cached_view, lookup_ttl
+from enforcer.lookup_cache import CachedDirectory, TtlCache, cached_view
 from enforcer.model import AccountOrigin
 from lambdas import guard
 from tests.lambda_env import MEMBER, LambdaContext, World, run_instances_event, world_factory
@@ -183,13 +183,16 @@ def test_cache_is_bounded_and_an_unknown_account_is_cached_as_unknown() -> None:
 @pytest.mark.parametrize("raw", ["-1", "nan", "inf", "301", "30s", "1e9"])
 def test_lookup_ttl_rejects_what_is_not_seconds(raw: str) -> None:
     with pytest.raises(ConfigError, match="ENFORCER_LOOKUP_TTL"):
-        lookup_ttl({"ENFORCER_LOOKUP_TTL": raw})
+        Config.from_env({"ENFORCER_LOOKUP_TTL": raw})
 
 
 def test_lookup_ttl_default_and_off(make_world: Any) -> None:
-    assert lookup_ttl({}) == 30.0 and lookup_ttl({"ENFORCER_LOOKUP_TTL": str(MAX_TTL)}) == MAX_TTL
+    assert Config.from_env({}).lookup_ttl == 30.0
+    assert Config.from_env({"ENFORCER_LOOKUP_TTL": "300"}).lookup_ttl == 300.0
     w: World = make_world()
-    assert cached_view(w.rt.enforcer, lookup_ttl({"ENFORCER_LOOKUP_TTL": "0"})) is w.rt.enforcer
+    assert (
+        cached_view(w.rt.enforcer, Config.from_env({"ENFORCER_LOOKUP_TTL": "0"}).lookup_ttl) is w.rt.enforcer
+    )
 
 
 # -- adversarial pass: what the concurrent follow-up and the sweep's intake must survive --------------

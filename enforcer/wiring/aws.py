@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -409,9 +408,9 @@ def build_runtime(
     from enforcer.evidence.aws import attach_evidence  # issue 14: evidence, screening, ledger (env)
 
     attach_evidence(enforcer, clients, environ)
-    from enforcer.lookup_cache import cached_view, lookup_ttl  # the guard's directory + licences: TTL
+    from enforcer.lookup_cache import cached_view  # the guard's directory + licences: TTL
 
-    guard_view = cached_view(enforcer, lookup_ttl(os.environ if environ is None else environ))
+    guard_view = cached_view(enforcer, cfg.lookup_ttl)
     sns = clients.client("sns") if cfg.topic_arn else None
     remediator = Remediator(cfg.action, sns=sns, topic_arn=cfg.topic_arn, logger=logger)
     ledger: ActLedger = (
