@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from enforcer.aws_errors import error_code
-from enforcer.dynamo import create_pk_table
+from enforcer.dynamo import create_table
 from enforcer.model import Decision
 
 STATES = ("decided", "acted", "failed", "capped")
@@ -360,7 +360,7 @@ def create_counter_table(dynamodb: Any, table: str) -> str:
         Table name.
     """
     try:
-        create_pk_table(dynamodb, table)
+        create_table(dynamodb, table, "pk")
         dynamodb.update_time_to_live(
             TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
         )

@@ -6,7 +6,7 @@ from typing import Any
 
 from enforcer.audit.aws_items import DEFAULT_RETENTION_DAYS
 from enforcer.aws_errors import error_code
-from enforcer.dynamo import create_pk_table
+from enforcer.dynamo import ensure_table
 
 
 def create_audit_resources(
@@ -35,11 +35,7 @@ def create_audit_resources(
     region
         Bucket region when not us-east-1.
     """
-    try:
-        create_pk_table(dynamodb, table)
-    except Exception as exc:
-        if error_code(exc) != "ResourceInUseException":
-            raise
+    ensure_table(dynamodb, table, "pk")
     try:
         dynamodb.update_continuous_backups(
             TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
