@@ -20,8 +20,6 @@ from typing import Any
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from enforcer import __version__
 from enforcer.audit.opa_export import EXTRA_KEY, embedded_opa_version, go_module_version, to_opa_event
@@ -29,6 +27,7 @@ from enforcer.audit.query import iter_records
 from enforcer.policy.bundle import build_bundle
 from tests.audit_report_kit import PRINCIPAL, write_log
 from tests.opa_real import OPA_BIN, POLICIES, ROOT, RealOpa
+from tests.test_policy_signing import keypair
 
 #: OPA's event members as documented (management-decision-logs), used when OPA's source is absent.
 DOCUMENTED = {
@@ -178,15 +177,8 @@ def test_export_matches_a_real_opa_decision_log_event(
     url, events = capture
     audit = write_log(tmp_path / "state", engine, catalog)
     records = [lr.record for lr in iter_records(audit)]
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    (tmp_path / "pub.pem").write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    pem, pub = keypair("ES256")
+    (tmp_path / "pub.pem").write_bytes(pub)
     built = build_bundle(POLICIES, tmp_path / "b.tar.gz", pem, "k1", revision="release-9")
     config = {
         "labels": {"app": "gpu-launch-enforcer"},
