@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from enforcer.model import ATTESTATION_STATUSES
+
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "policies"
 ACCOUNT = "111122223333"
@@ -114,17 +116,9 @@ ITEMS: list[dict[str, Any]] = [
     },
     {"instance_type": "zz9.mystery", "count": 1, "chip_class": "unknown", "tpp": 0, "unresolved": False},
 ]
-STATUSES = ["valid"] * 3 + [
-    "missing",
-    "invalid",
-    "expired",
-    "not_yet_valid",
-    "unknown_issuer",
-    "key_revoked",
-    "account_mismatch",
-    "incomplete",
-    "weird",
-]
+# every status the pipeline passes in (valid weighted x3; not_required is the no-reseller path) and one
+# the policy has never seen
+STATUSES = ["valid"] * 3 + [s for s in ATTESTATION_STATUSES if s not in ("valid", "not_required")] + ["weird"]
 #: Break-glass grants of the second case (policy data, not input).
 GRANTS: list[dict[str, Any]] = [
     {
