@@ -15,7 +15,11 @@ Fair to both sides:
   same rollback semantics, keeping only the items the transaction touches), and reports both.
 
 Each run also counts the AWS calls of a warm deny (botocore hooks): how many happen before the stop
-is issued, and which follow it.
+is issued, and which follow it, and splits each event's CPU time into moto's (the thread CPU time spent
+inside moto's in-process dispatch, every thread) and the rest. The control runs in the same process,
+interleaved, for the same split: in-process moto charges every call's server side to the caller, so a
+handler that makes more calls pays moto's CPU for each (an ``UpdateItem`` costs moto ~5 ms of CPU here,
+an SNS ``Publish`` signs a new X.509 certificate), which real AWS does on its own machines.
 """
 
 from __future__ import annotations
@@ -33,6 +37,29 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+CONTROL_DIR = ROOT / "benchmarks" / "anchors" / "custodian"
+
+
+@contextlib.contextmanager
+def moto_cpu() -> Iterator[list[float]]:
+    """Collect the thread CPU seconds of every in-process moto dispatch (each thread's own clock)."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    spent: list[float] = []
+    original = BotocoreStubber.__call__
+
+    def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.thread_time()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            spent.append(time.thread_time() - t0)  # list.append: atomic under the GIL
+
+    BotocoreStubber.__call__ = timed  # type: ignore[method-assign]
+    try:
+        yield spent
+    finally:
+        BotocoreStubber.__call__ = original  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
@@ -103,6 +130,36 @@ def _pct(samples: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q * len(s) + 0.5) - 1))]
 
 
+def _stopped_guard(r: Any) -> bool:
+    return bool(r["results"][0]["remediation"]["status"] == "stopped")
+
+
+def _stopped_list(r: Any) -> bool:
+    return isinstance(r, list) and len(r) == 1
+
+
+def _control_in_process(w: Any) -> tuple[Callable[[Any], Any], dict[str, Any], Callable[[], None]]:
+    """The anchors' plain control handler in this process and moto world, with its p5 and its event."""
+    sys.path.insert(0, str(CONTROL_DIR))
+    try:
+        import control_handler
+        import fixtures as fx
+    finally:
+        sys.path.remove(str(CONTROL_DIR))
+    from tests import lambda_env as le
+
+    ec2 = w.client("ec2", le.HOME)
+    deny_id = ec2.run_instances(ImageId=le.MOTO_AMI, MinCount=1, MaxCount=1, InstanceType=fx.DENY_TYPE)[
+        "Instances"
+    ][0]["InstanceId"]
+    control_handler._ec2 = ec2  # the handler's own lazily created client, in the world's account
+
+    def start() -> None:
+        ec2.start_instances(InstanceIds=[deny_id])
+
+    return (lambda e: control_handler.handler(e, None)), fx.runinstances_event(deny_id, fx.DENY_TYPE), start
+
+
 def measure(n: int = 200) -> dict[str, Any]:
     """``n`` warm denies per variant (as shipped, item snapshot), interleaved, in this process."""
     import botocore.client
@@ -123,9 +180,10 @@ def measure(n: int = 200) -> dict[str, Any]:
     w = next(gen)()
     resp = w.launch(account=le.MEMBER)
     ec2, iid = w.client("ec2", le.MEMBER), resp["Instances"][0]["InstanceId"]
-    variants = ("as shipped", "item snapshot")
+    control, control_event, control_start = _control_in_process(w)
+    variants = ("as shipped", "item snapshot", "control")
     ctx = le.LambdaContext()
-    out: dict[str, Any] = {v: {"ms": [], "cpu_ms": [], "gc_ms": 0.0} for v in variants}
+    out: dict[str, Any] = {v: {"ms": [], "cpu_ms": [], "moto_ms": [], "gc_ms": 0.0} for v in variants}
     gcs = {"t": 0.0, "ms": 0.0}
 
     def gc_cb(phase: str, info: dict[str, Any]) -> None:
@@ -140,11 +198,16 @@ def measure(n: int = 200) -> dict[str, Any]:
     null = open(os.devnull, "w")  # noqa: SIM115 - closed below, after the handlers are restored
     streams = _logs_to(null)
     try:
-        with contextlib.redirect_stdout(null):
+        with contextlib.redirect_stdout(null), moto_cpu() as in_moto:
             for i in range(n + 5):
                 for variant in variants:
-                    ec2.start_instances(InstanceIds=[iid])  # untimed, as the control restarts its p5
-                    event = le.run_instances_event(resp, le.MEMBER, instanceType="p5.48xlarge")
+                    if variant == "control":
+                        control_start()  # untimed, as the anchor harness restarts its p5
+                        handler, event, check = control, control_event, _stopped_list
+                    else:
+                        ec2.start_instances(InstanceIds=[iid])  # untimed, as the control restarts its p5
+                        event = le.run_instances_event(resp, le.MEMBER, instanceType="p5.48xlarge")
+                        handler, check = (lambda e: guard.handler(e, ctx)), _stopped_guard
                     ctx_mgr = (
                         item_snapshot_transactions()
                         if variant == "item snapshot"
@@ -152,18 +215,20 @@ def measure(n: int = 200) -> dict[str, Any]:
                     )
                     with ctx_mgr:
                         calls.clear()
+                        in_moto.clear()
                         g0 = gcs["ms"]
                         c0, t0 = time.process_time(), time.perf_counter()
-                        r = guard.handler(event, ctx)
+                        r = handler(event)
                         dt = (time.perf_counter() - t0) * 1000
                         cpu = (time.process_time() - c0) * 1000
-                    status = r["results"][0]["remediation"]["status"]
-                    if status != "stopped":
-                        raise RuntimeError(f"{variant}: the warm deny did not stop the p5: {status}")
+                        moto_ms = sum(in_moto) * 1000
+                    if not check(r):
+                        raise RuntimeError(f"{variant}: the warm deny did not stop the p5: {r!r:.300}")
                     if i >= 5:
                         rec = out[variant]
                         rec["ms"].append(dt)
                         rec["cpu_ms"].append(cpu)
+                        rec["moto_ms"].append(moto_ms)
                         rec["gc_ms"] += gcs["ms"] - g0
                         first_calls.setdefault(variant, [c for c, _ in sorted(calls, key=lambda x: x[1])])
     finally:
@@ -182,6 +247,8 @@ def measure(n: int = 200) -> dict[str, Any]:
             "p50_ms": _pct(rec["ms"], 0.5),
             "p99_ms": _pct(rec["ms"], 0.99),
             "cpu_p50_ms": _pct(rec["cpu_ms"], 0.5),
+            "moto_cpu_p50_ms": _pct(rec["moto_ms"], 0.5),
+            "own_cpu_p50_ms": _pct([c - m for c, m in zip(rec["cpu_ms"], rec["moto_ms"], strict=True)], 0.5),
             "gc_ms_per_event": rec["gc_ms"] / n,
             "calls": names,
             "serial_before_stop": stop_at + 1,
@@ -201,8 +268,20 @@ def rows(res: dict[str, Any], control: dict[str, Any], warm_row: Callable[..., d
         )
         row["met"] = r["p50_ms"] <= 2.0 * control["p50_ms"] and r["p99_ms"] <= 20.0
         out.append(row)
-    calls = res["item snapshot"]["calls"]
-    k = res["item snapshot"]["serial_before_stop"]
+    g, c = res["item snapshot"], res["control"]
+    out.append(
+        {
+            "figure": "guard warm deny CPU: the handler's own vs moto's (in-process, item snapshot, p50)",
+            "value": f"own {g['own_cpu_p50_ms']:.1f} ms + moto {g['moto_cpu_p50_ms']:.1f} ms "
+            f"({len(g['calls'])} calls)",
+            "compare": f"plain control in the same process, interleaved: own {c['own_cpu_p50_ms']:.1f} ms + "
+            f"moto {c['moto_cpu_p50_ms']:.1f} ms ({len(c['calls'])} calls), wall p50 {c['p50_ms']:.1f} ms",
+            "target": "",
+            "met": None,
+        }
+    )
+    calls = g["calls"]
+    k = g["serial_before_stop"]
     out.append(
         {
             "figure": "guard warm deny: AWS calls (botocore hooks, moto in-process)",
