@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -283,3 +284,16 @@ def test_workers_do_not_rerun_the_console_script(mix: dict[str, Any], tmp_path: 
     assert "2 process(es)" in " ".join(p.stderr.split())
     assert len(mark.read_text().split()) == 1  # the parent only
     assert len(out.read_text().splitlines()) > 0
+
+
+def test_spawned_workers_get_gogc_400_unless_the_caller_set_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from enforcer.replay_run import WORKER_GOGC, _worker_gogc
+
+    monkeypatch.delenv("GOGC", raising=False)
+    with _worker_gogc():
+        assert os.environ["GOGC"] == WORKER_GOGC == "400"
+    assert "GOGC" not in os.environ  # the parent's own environment is left as it was
+    monkeypatch.setenv("GOGC", "150")
+    with _worker_gogc():
+        assert os.environ["GOGC"] == "150"
+    assert os.environ["GOGC"] == "150"
