@@ -8,7 +8,9 @@ on the paths that carry a type condition key, to everyone but the broker role:
 - ``ec2:ModifyInstanceAttribute`` resizes (``ec2:Attribute/InstanceType``),
 - Auto Scaling group and launch-configuration calls (``autoscaling:InstanceTypes``),
 - SageMaker jobs, endpoints, notebooks and apps (``sagemaker:InstanceTypes``, ``ml.`` prefixed),
-- ``ec2:PurchaseCapacityBlock``, which names no type, outright;
+- ``ec2:PurchaseCapacityBlock`` (and its extension), which names no type, outright;
+- ``sagemaker:CreateTrainingPlan`` and ``sagemaker:ExtendTrainingPlan`` (SageMaker's reserved ml.p5/ml.trn2
+  capacity, named only by an offering id), outright;
 - every other decided call of the coverage table whose IAM action has an instance-type condition
   key (``enforcer.coverage.table.iam_conditions``: ``ec2:StartInstances``, ``ec2:CreateFleet``,
   ``cloud9:InstanceType``, ``codebuild:...instanceType`` ...), one family per key.
@@ -219,6 +221,8 @@ def generate_scps(
         statements += _split(fam, [fam.prefix + v for v in values], exempt, budget)
     blocks = ("ec2:PurchaseCapacityBlock", "ec2:PurchaseCapacityBlockExtension")
     statements.append(_statement("DenyCapacityBlocks", blocks, "*", exempt))
+    plans = ("sagemaker:CreateTrainingPlan", "sagemaker:ExtendTrainingPlan")
+    statements.append(_statement("DenyTrainingPlans", plans, "*", exempt))
     docs: list[dict[str, Any]] = []
     for st in statements:  # first fit, in order, so related statements stay together
         for doc in docs:

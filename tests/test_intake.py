@@ -92,6 +92,10 @@ EXPECTED: dict[str, tuple[str, str, list[tuple[str, int]], int, str | None]] = {
         "cloudtrail", "sagemaker:CreateTransformJob", [("p4d.24xlarge", 1)], 0, None),
     "cloudtrail_sagemaker_hpo.json": (
         "cloudtrail", "sagemaker:CreateHyperParameterTuningJob", [("p4d.24xlarge", 4)], 0, None),
+    "cloudtrail_sagemaker_createtrainingplan.json": (
+        "cloudtrail", "sagemaker:CreateTrainingPlan", [("ref:sagemaker_training_plan", 1)], 0, ATT),
+    "cloudtrail_sagemaker_extendtrainingplan.json": (
+        "cloudtrail", "sagemaker:ExtendTrainingPlan", [("ref:sagemaker_training_plan_extension", 1)], 0, None),
     "cloudtrail_batch_create_ce.json": (
         "cloudtrail", "batch:CreateComputeEnvironment", [("p4d.24xlarge", 1), ("ref:instance_family", 1)], 0, None),
     "cloudtrail_batch_update_ce.json": (

@@ -2,14 +2,13 @@
 
 ``PurchaseCapacityBlockExtension`` (EC2 API reference, request parameters ``CapacityBlockExtensionOfferingId``
 and ``CapacityReservationId``) keeps a p5 block running for days more. The guard answered "not a launch
-call" while ``PurchaseCapacityBlock`` is decided (and denied outright by the SCP).
+call" while ``PurchaseCapacityBlock`` is decided (and denied outright by the SCP). SageMaker's
+equivalent, ``CreateTrainingPlan``, is decided the same way (``tests/test_training_plans.py``).
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-import pytest
 
 from enforcer.intake import normalise
 from enforcer.model import LaunchRequest
@@ -61,14 +60,6 @@ def test_scp_denies_capacity_block_extensions_like_purchases() -> None:
     assert stmts and "ec2:PurchaseCapacityBlockExtension" in stmts[0]["Action"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "sagemaker:CreateTrainingPlan reserves ml.p5/ml.trn2 capacity (like PurchaseCapacityBlock) but names "
-        "only TrainingPlanOfferingId: no shape, no resolver (SearchTrainingPlanOfferings has no id filter), "
-        "no SCP statement, not in the guard rule; the jobs that use the plan are still decided"
-    ),
-)
 def test_sagemaker_training_plan_purchase_is_decided() -> None:
     rec = {
         **RECORD,
@@ -76,4 +67,6 @@ def test_sagemaker_training_plan_purchase_is_decided() -> None:
         "eventName": "CreateTrainingPlan",
         "requestParameters": {"TrainingPlanName": "tp", "TrainingPlanOfferingId": "tpo-0123456789abcdef"},
     }
-    assert isinstance(normalise(rec), LaunchRequest)
+    req = normalise(rec)
+    assert isinstance(req, LaunchRequest), req
+    assert [i.ref for i in req.items] == [{"kind": "sagemaker_training_plan", "name": "tp"}]

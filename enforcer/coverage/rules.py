@@ -100,6 +100,16 @@ REFERENCE_OPERATIONS: dict[tuple[str, str], Reference] = {
         ("NotebookInstanceName",),
         "restarts a notebook instance: resolved to its type (DescribeNotebookInstance)",
     ),
+    ("sagemaker", "CreateTrainingPlan"): Reference(
+        ("TrainingPlanName",),
+        "reserves ml.p5/ml.trn2 capacity like a Capacity Block: the plan's reserved capacities are "
+        "resolved to their types (DescribeTrainingPlan)",
+    ),
+    ("sagemaker", "ExtendTrainingPlan"): Reference(
+        ("TrainingPlanExtensionOfferingId",),
+        "extends a training plan's reserved capacity; neither request nor response names the plan, so "
+        "it fails closed (REQUEST_UNRESOLVED)",
+    ),
     ("sagemaker", "UpdateEndpointWeightsAndCapacities"): Reference(
         ("EndpointName", "DesiredWeightsAndCapacities[].DesiredInstanceCount"),
         "scales a running endpoint: its variants' types at the desired counts (DescribeEndpoint)",

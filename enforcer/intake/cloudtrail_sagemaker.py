@@ -20,6 +20,8 @@ from enforcer.intake.fields import (
     objp,
     opt_count,
     opt_text,
+    ref_item,
+    text,
 )
 from enforcer.intake.registry import shape
 from enforcer.model import Ignored, InputError, LaunchItem
@@ -200,3 +202,24 @@ def studio_app(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) ->
 STUDIO_DEFAULT_APPS = frozenset(
     {"KernelGateway", "JupyterLab", "CodeEditor", "RStudioServerPro", "RSessionGateway", "TensorBoard"}
 )
+
+
+@shape(SAGEMAKER, "CreateTrainingPlan")
+def training_plan(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed:
+    """``CreateTrainingPlan`` reserves ml.p5/ml.trn2 capacity but names only the plan and an offering id:
+    a ``sagemaker_training_plan`` reference by name, resolved by ``DescribeTrainingPlan``."""
+    name, path = locate(p, "trainingPlanName", at)
+    name = text(name, path, 64)
+    out = Parsed([ref_item({"kind": "sagemaker_training_plan", "name": name}, path)])
+    out.extra["training_plan_name"] = name
+    _named(out, p, at, "trainingPlanOfferingId")
+    return out
+
+
+@shape(SAGEMAKER, "ExtendTrainingPlan")
+def training_plan_extension(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed:
+    """``ExtendTrainingPlan`` names only an extension offering id: neither the request nor the response
+    (``TrainingPlanExtensions[]``) names the plan, so the reference cannot be resolved and fails closed."""
+    oid, path = locate(p, "trainingPlanExtensionOfferingId", at)
+    oid = text(oid, path, 256)
+    return Parsed([ref_item({"kind": "sagemaker_training_plan_extension", "id": oid}, path)])

@@ -2,10 +2,12 @@
 
 A launch often names no instance type: it points at a launch template (``$Latest``, ``$Default``
 or a version number), an Auto Scaling group, an EC2 Fleet, a launch configuration, an instance id
-(state-change events, resizes) or a Capacity Block offering. :class:`AwsResolver` asks EC2 and
-Auto Scaling and replaces each such item by what it resolves to: one item per instance type (one per
-fleet/ASG override, which are alternatives), or the item left unresolved with a ``resolution_error``
-when AWS cannot tell. Unresolved items classify as ``unknown`` and the policy denies them with
+(state-change events, resizes), a Capacity Block offering or a SageMaker resource (endpoint
+configuration, notebook, Studio default, training plan). :class:`AwsResolver` asks EC2, Auto Scaling
+and SageMaker and replaces each such item by what it resolves to: one item per instance type (one per
+fleet/ASG override or training-plan reserved capacity, which count as alternatives), or the item left
+unresolved with a ``resolution_error`` when AWS cannot tell (a training plan *extension* names no plan:
+always). Unresolved items classify as ``unknown`` and the policy denies them with
 ``REQUEST_UNRESOLVED``: resolution fails closed.
 
 Attribute-based selection (``InstanceRequirements``) that admits accelerators without naming types

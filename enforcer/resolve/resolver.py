@@ -26,8 +26,9 @@ class AwsResolver(Ec2Lookups, AutoScalingLookups, SageMakerLookups):
         Optional boto3 Auto Scaling client (DescribeAutoScalingGroups, DescribeLaunchConfigurations);
         without it ASG and launch-configuration references stay unresolved.
     sagemaker
-        Optional boto3 SageMaker client (DescribeEndpointConfig, for ``UpdateEndpoint`` and
-        ``CreateEndpoint``); without it endpoint-configuration references stay unresolved.
+        Optional boto3 SageMaker client (DescribeEndpointConfig for ``UpdateEndpoint`` and
+        ``CreateEndpoint``, DescribeTrainingPlan for ``CreateTrainingPlan`` ...); without it SageMaker
+        references stay unresolved.
     known_types
         Instance types used to expand wildcards in ``AllowedInstanceTypes`` (e.g.
         ``ChipCatalog().known_types()``); without it wildcards stay unresolved.
@@ -153,6 +154,10 @@ class AwsResolver(Ec2Lookups, AutoScalingLookups, SageMakerLookups):
             return [self._notebook(item, str(ref.get("name", "")))]
         if kind == "sagemaker_app_default":
             return [self._app_default(item, ref)]
+        if kind == "sagemaker_training_plan":
+            return self._training_plan(item, ref)
+        if kind == "sagemaker_training_plan_extension":  # ExtendTrainingPlan names no plan: fails closed
+            raise ResolutionError("a training plan extension offering names no plan to look up")
         return None  # instance_family and kinds the pipeline classifies itself
 
 

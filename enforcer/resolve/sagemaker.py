@@ -1,4 +1,5 @@
-"""SageMaker look-ups: endpoint configurations and endpoints, notebook instances, Studio app defaults."""
+"""SageMaker look-ups: endpoint configurations and endpoints, notebook instances, Studio app defaults,
+training plans."""
 
 from __future__ import annotations
 
@@ -97,3 +98,31 @@ class SageMakerLookups(Lookups):
             if isinstance(itype, str) and itype and itype != "system":
                 return resolved(item, itype.removeprefix("ml."))
         return resolved(item, STUDIO_DEFAULT_TYPE)
+
+    def _training_plan(self, item: LaunchItem, ref: Mapping[str, Any]) -> list[LaunchItem]:
+        """The reserved capacities of a training plan (``CreateTrainingPlan``): one item per
+        ``ReservedCapacitySummaries[]`` entry, its count the summary's, else the plan's, instance count
+        (several entries are a plan's segments; the resolver counts them as alternatives). A plan with
+        no reserved capacity raises (fails closed)."""
+        if self.sagemaker is None:
+            raise ResolutionError("no SageMaker client")
+        name = str(ref.get("name", ""))
+        plan = self.sagemaker.describe_training_plan(TrainingPlanName=name)
+        total = _count(plan.get("TotalInstanceCount"))
+        items = []
+        for summary in plan.get("ReservedCapacitySummaries") or []:
+            itype = summary.get("InstanceType")
+            if not isinstance(itype, str) or not itype:
+                raise ResolutionError(f"training plan {name!r}: a reserved capacity has no instance type")
+            n = _count(summary.get("TotalInstanceCount")) or total or item.count
+            items.append(resolved(item, itype.removeprefix("ml."), n))
+        if not items:
+            raise ResolutionError(f"training plan {name!r} has no reserved capacity")
+        return items
+
+
+def _count(value: Any) -> int | None:
+    """A positive instance count from a Describe answer, else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
