@@ -40,7 +40,7 @@ def _reseller_id(value: Any) -> str | None:
     """A reseller id as the attestation registry names resellers, or None; InputError otherwise."""
     if value is None or value == "":
         return None
-    from enforcer.attestation.constants import ID_RE
+    from enforcer.ids import ID_RE
 
     if not isinstance(value, str) or not ID_RE.match(value):
         raise InputError(

@@ -2,7 +2,8 @@
 
 ``ACCOUNT_RE`` is an AWS account id: exactly twelve ASCII digits (``\\d`` would also admit other
 scripts' digits, e.g. Arabic-Indic, which AWS never issues). ``COUNTRY_RE`` is an ISO 3166-1 alpha-2
-code in upper case. Both work with ``match`` and ``fullmatch``.
+code in upper case. ``ID_RE`` is a registry identifier (reseller ids, key ids, token ids, licence ids):
+kept narrow, as they end up in file names and keys. All work with ``match`` and ``fullmatch``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Final
 
 ACCOUNT_RE: Final = re.compile(r"^[0-9]{12}\Z")
 COUNTRY_RE: Final = re.compile(r"^[A-Z]{2}\Z")
+ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 
 
 def is_account_id(value: object) -> bool:

@@ -23,8 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from enforcer.attestation.constants import ID_RE
-from enforcer.ids import ACCOUNT_RE
+from enforcer.ids import ACCOUNT_RE, ID_RE  # not attestation.constants: that loads the JWS stack
 from enforcer.model import InputError
 from enforcer.policy.datafiles import is_iso_country
 

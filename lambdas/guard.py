@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from enforcer.ledger.release import release_ledger
 from enforcer.wiring.aws import runtime
 from lambdas._common import count, powertools
 
@@ -34,6 +33,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = rt.guard.handle(event, rt.budget())
     if result["status"] == "ignored":
         count(metrics, "Ignored")
+        from enforcer.ledger.release import release_ledger  # not on a launch's path (cold start)
+
         if release_ledger(rt.enforcer, event, time.time()):  # a stop/terminate/completion (issue 14)
             count(metrics, "LedgerReleases")
     elif result["status"] == "bad_input":

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 from enforcer.ids import ACCOUNT_RE as ACCOUNT_RE  # re-exported for the attestation modules
 from enforcer.ids import COUNTRY_RE as COUNTRY_RE
+from enforcer.ids import ID_RE as ID_RE  # reseller, key and token ids (licences share it, from enforcer.ids)
 from enforcer.jws import ALGORITHMS as JWS_ALGORITHMS
 
 #: The only JWS algorithms an attestation may use; the registered key decides which one.
@@ -29,9 +29,6 @@ MAX_TOKEN_BYTES: Final = 8 * 1024
 
 #: Header members an attestation may carry; anything else (``b64``, ``crit``, ``jwk``, ``jku``...) is invalid.
 ALLOWED_HEADER_KEYS: Final = frozenset({"alg", "kid", "typ", "x5c"})
-
-#: Identifier shapes (reseller ids, key ids, token ids). Kept narrow: they end up in file names and keys.
-ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 
 
 #: Accepted ``end_customer.kyc_level`` values.

@@ -28,19 +28,20 @@ import json
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from enforcer.audit.aws_items import DEFAULT_RETENTION_DAYS, HEAD, evt_pk, num, rec_pk, string
-from enforcer.audit.aws_seal import seal_store
-from enforcer.audit.aws_setup import create_audit_resources
-from enforcer.audit.aws_verify import verify_aws
 from enforcer.audit.chain import GENESIS, seal_record
-from enforcer.audit.local import record_event_key, utc_now
 from enforcer.audit.record import build_record
 from enforcer.audit.signing import Signer
+from enforcer.audit.store_support import record_event_key, utc_now
 from enforcer.aws_errors import error_code
 from enforcer.model import Decision
 from enforcer.ports import AuditReceipt, AuditWriteError
+
+if TYPE_CHECKING:
+    from enforcer.audit.aws_setup import create_audit_resources
+    from enforcer.audit.aws_verify import verify_aws
 
 __all__ = [
     "DEFAULT_RETENTION_DAYS",
@@ -50,6 +51,20 @@ __all__ = [
     "create_audit_resources",
     "verify_aws",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``verify_aws`` and ``create_audit_resources``, imported when asked for: a cold start only writes."""
+    if name == "verify_aws":
+        from enforcer.audit.aws_verify import verify_aws
+
+        return verify_aws
+    if name == "create_audit_resources":
+        from enforcer.audit.aws_setup import create_audit_resources
+
+        return create_audit_resources
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Transaction errors retried with backoff (the record was not written).
 _RETRYABLE = (
@@ -357,6 +372,8 @@ class AwsAuditStore:
         AuditWriteError
             When the records do not chain, or an AWS call fails.
         """
+        from enforcer.audit.aws_seal import seal_store  # the chain checker: not needed to write
+
         try:
             return seal_store(self)
         except AuditWriteError:

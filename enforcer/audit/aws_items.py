@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enforcer.audit.local import event_digest
+from enforcer.audit.store_support import event_digest
 
 #: The chain's head item.
 HEAD = "HEAD"

@@ -35,7 +35,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from enforcer.audit.jcs import canonical
-from enforcer.jws import ALGORITHMS
 
 CHECKPOINT_CONTEXT = b"gpu-launch-enforcer/audit-checkpoint/v1\n"
 #: Largest public key PEM accepted.
@@ -131,6 +130,8 @@ def make_checkpoint(signer: Signer, seq: int, hash_hex: str, timestamp: str) -> 
     SignerError
         When signing fails.
     """
+    from enforcer.jws import ALGORITHMS  # joserfc: loaded by the first seal, not by a cold start's write
+
     if signer.alg not in ALGORITHMS:
         raise SignerError(f"unsupported checkpoint algorithm {signer.alg!r}")
     msg = checkpoint_message(seq, hash_hex, timestamp, signer.key_id, signer.alg)

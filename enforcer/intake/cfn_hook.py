@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from enforcer.intake import cloudtrail_generic
-from enforcer.intake.cfn_stack import hook_token, template_target
 from enforcer.intake.cloudtrail import account_id, region
 from enforcer.intake.cloudtrail_ec2 import (
     allocate_hosts,
@@ -146,6 +145,8 @@ def hook_context(event: Mapping[str, Any]) -> tuple[str | None, str, str, str | 
     InputError
         Bad account id, stack ARN or field types.
     """
+    from enforcer.intake.cfn_stack import hook_token  # YAML loaded for hook requests, not at import
+
     token = hook_token(event)
     for key in ("clientRequestToken", "clientRequesttoken"):
         if event.get(key) is not None:  # optional, but a token that is there must be a string
@@ -195,6 +196,8 @@ def from_hook(event: Mapping[str, Any], now: str | None) -> LaunchRequest | Igno
     action = f"cloudformation:{target}"
     if point is not None and point.upper().startswith("DELETE"):
         return Ignored("delete operation", token, action)
+    from enforcer.intake.cfn_stack import template_target
+
     if template_target(event) is not None:  # the Lambda handler fetches the payload (cfn_stack)
         return Ignored(PAYLOAD_NOT_FETCHED, token, action)
     extractor = extractor_for(target)
