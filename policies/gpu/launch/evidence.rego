@@ -134,26 +134,32 @@ agg_cfg := data.gpu.ledger.thresholds
 
 owner_after(o) := o.running_tpp + input.request.total_tpp
 
-# Partial sets (evaluated once per query), one function per threshold: no string building per owner.
+# Each owner with its running TPP after this launch, added once per owner and query (the sum of
+# two floats is the costliest step here); partial sets below, one body per threshold, evaluated
+# once per query.
+owners_after := [[o, o.running_tpp + input.request.total_tpp] | some o in input.ledger.owners] if controlled
+
+owners_deny contains o if {
+	some [o, after] in owners_after
+	after >= agg_cfg[o.kind].deny_running_tpp
+}
+
 owners_deny contains o if {
 	controlled
 	some o in input.ledger.owners
-	over_deny(o)
+	o.tpp_hours >= agg_cfg[o.kind].deny_tpp_hours
+}
+
+owners_audit contains o if {
+	some [o, after] in owners_after
+	after >= agg_cfg[o.kind].audit_running_tpp
 }
 
 owners_audit contains o if {
 	controlled
 	some o in input.ledger.owners
-	over_audit(o)
+	o.tpp_hours >= agg_cfg[o.kind].audit_tpp_hours
 }
-
-over_deny(o) if owner_after(o) >= agg_cfg[o.kind].deny_running_tpp
-
-over_deny(o) if o.tpp_hours >= agg_cfg[o.kind].deny_tpp_hours
-
-over_audit(o) if owner_after(o) >= agg_cfg[o.kind].audit_running_tpp
-
-over_audit(o) if o.tpp_hours >= agg_cfg[o.kind].audit_tpp_hours
 
 # Whole numbers in messages (sprintf's %v prints large floats with an exponent).
 whole(x) := format_int(x, 10)

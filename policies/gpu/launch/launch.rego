@@ -164,7 +164,8 @@ named_countries contains c if {
 # ... and as the EAR sees it.
 canon := {c: canonical(c) | some c in named_countries}
 
-all_countries := {k | some k in canon}
+# (Not read off canon: the object is only needed once some rule names a field's country.)
+all_countries := {canonical(c) | some c in named_countries}
 
 # The canonical countries of the account's origin and of the attested end customers (also read by
 # evidence.rego).
@@ -502,7 +503,11 @@ else := "audit" if count(audit) > 0
 
 else := "allow"
 
-decision := {
+# An allow (nothing to report) is answered without building the lists.
+decision := {"effect": "allow", "reasons": []} if {
+	count(deny) == 0
+	count(audit) == 0
+} else := {
 	"effect": effect,
 	"reasons": array.concat(
 		[r | some r in deny],
