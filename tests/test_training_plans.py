@@ -3,7 +3,8 @@
 ``CreateTrainingPlan`` (botocore model: ``TrainingPlanName``, ``TrainingPlanOfferingId``, ``Tags``) reserves
 ml.p5/ml.trn2 capacity without naming a type: the plan is looked up (``DescribeTrainingPlan``, one item
 per ``ReservedCapacitySummaries[]``). ``ExtendTrainingPlan`` names only ``TrainingPlanExtensionOfferingId``
-and its response (``TrainingPlanExtensions[]``) names no plan, so it fails closed. moto has no
+and its response (``TrainingPlanExtensions[]``) names no plan: the plan is the one whose extension history
+holds the offering, else the call fails closed. moto has no
 ``DescribeTrainingPlan``: the answers are botocore Stubber responses, validated against the model.
 """
 
@@ -23,6 +24,7 @@ from enforcer.intake import normalise
 from enforcer.model import LaunchRequest
 from enforcer.pipeline import Enforcer
 from enforcer.resolve import AwsResolver
+from enforcer.resolve.sagemaker import MAX_PLANS_SEARCHED
 from enforcer.scp import generate_scps
 from tests.lambda_env import MEMBER, REGION, World, load_event, world_factory
 
@@ -194,22 +196,74 @@ def test_an_unknown_plan_fails_closed(engine: Any, catalog: Any, sagemaker: tupl
     assert req.items[0].ref["resolution_error"] == "ResourceNotFound"  # type: ignore[index]
 
 
-def test_extend_training_plan_is_decided_and_fails_closed(
+EXTENSION = "tpeo-0123456789abcdef0123456789abcdef"  # the extension fixture's offering
+
+
+def queue_plans(stub: Stubber, histories: dict[str, list[str]]) -> None:
+    """ListTrainingPlans answering ``histories``' plans (newest first), then each plan's extension history."""
+    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-plan/"
+    summaries = [{"TrainingPlanArn": arn + n, "TrainingPlanName": n, "Status": "Active"} for n in histories]
+    stub.add_response(
+        "list_training_plans",
+        {"TrainingPlanSummaries": summaries},
+        {"SortBy": "StartTime", "SortOrder": "Descending", "MaxResults": MAX_PLANS_SEARCHED},
+    )
+    for name, offerings in histories.items():
+        stub.add_response(
+            "describe_training_plan_extension_history",
+            {
+                "TrainingPlanExtensions": [
+                    {"TrainingPlanExtensionOfferingId": o, "Status": "Active"} for o in offerings
+                ]
+            },
+            {"TrainingPlanArn": arn + name, "MaxResults": 100},
+        )
+
+
+def test_extension_is_resolved_through_the_plan_whose_history_holds_it(
     engine: Any, catalog: Any, sagemaker: tuple[Any, Stubber]
 ) -> None:
-    sm, _ = sagemaker  # nothing queued: the resolver must not call SageMaker for an extension
+    sm, stub = sagemaker
     req = request("cloudtrail_sagemaker_extendtrainingplan.json")
     assert req.action == "sagemaker:ExtendTrainingPlan"
     (item,) = req.items
-    assert item.ref == {
-        "kind": "sagemaker_training_plan_extension",
-        "id": "tpeo-0123456789abcdef0123456789abcdef",
-    }
+    assert item.ref == {"kind": "sagemaker_training_plan_extension", "id": EXTENSION}
     assert item.path == "requestParameters.trainingPlanExtensionOfferingId"
+    queue_plans(stub, {"inference-pool": ["tpeo-other"], PLAN: ["tpeo-older", EXTENSION]})
+    stub.add_response(
+        "describe_training_plan", plan_answer([("ml.p5.48xlarge", 4)]), {"TrainingPlanName": PLAN}
+    )
+    decision = enforcer_for(engine, catalog, "CN", sm).decide(req, now=NOW)
+    assert [(i.instance_type, i.count) for i in req.items] == [("p5.48xlarge", 4)]
+    assert req.items[0].ref == {"kind": "sagemaker_training_plan", "name": PLAN, "extension": EXTENSION}
+    assert decision.effect == "deny", decision.reasons
+    assert "ORIGIN_RESTRICTED" in decision.reason_codes
+
+
+@pytest.mark.parametrize("histories", [{}, {"inference-pool": ["tpeo-other"]}])
+def test_extension_of_no_plan_found_fails_closed(
+    engine: Any, catalog: Any, sagemaker: tuple[Any, Stubber], histories: dict[str, list[str]]
+) -> None:
+    sm, stub = sagemaker
+    queue_plans(stub, histories)
+    req = request("cloudtrail_sagemaker_extendtrainingplan.json")
     decision = enforcer_for(engine, catalog, "CN", sm).decide(req, now=NOW)
     assert decision.effect == "deny", decision.reasons
     assert "REQUEST_UNRESOLVED" in decision.reason_codes
-    assert "names no plan" in req.items[0].ref["resolution_error"]  # type: ignore[index]
+    assert "not in the history" in req.items[0].ref["resolution_error"]  # type: ignore[index]
+
+
+def test_extension_without_list_permission_fails_closed(
+    engine: Any, catalog: Any, sagemaker: tuple[Any, Stubber]
+) -> None:
+    sm, stub = sagemaker
+    stub.add_client_error(
+        "list_training_plans", service_error_code="AccessDeniedException", http_status_code=400
+    )
+    req = request("cloudtrail_sagemaker_extendtrainingplan.json")
+    decision = enforcer_for(engine, catalog, "CN", sm).decide(req, now=NOW)
+    assert decision.effect == "deny" and "REQUEST_UNRESOLVED" in decision.reason_codes
+    assert req.items[0].ref["resolution_error"] == "AccessDeniedException"  # type: ignore[index]
 
 
 # -- SCP and guard --------------------------------------------------------------------------------

@@ -107,8 +107,8 @@ REFERENCE_OPERATIONS: dict[tuple[str, str], Reference] = {
     ),
     ("sagemaker", "ExtendTrainingPlan"): Reference(
         ("TrainingPlanExtensionOfferingId",),
-        "extends a training plan's reserved capacity; neither request nor response names the plan, so "
-        "it fails closed (REQUEST_UNRESOLVED)",
+        "extends a training plan's reserved capacity; the plan, named nowhere in the call, is found by the "
+        "offering in its extension history (ListTrainingPlans, DescribeTrainingPlanExtensionHistory)",
     ),
     ("sagemaker", "UpdateEndpointWeightsAndCapacities"): Reference(
         ("EndpointName", "DesiredWeightsAndCapacities[].DesiredInstanceCount"),

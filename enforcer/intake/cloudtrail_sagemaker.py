@@ -218,8 +218,9 @@ def training_plan(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None)
 
 @shape(SAGEMAKER, "ExtendTrainingPlan")
 def training_plan_extension(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed:
-    """``ExtendTrainingPlan`` names only an extension offering id: neither the request nor the response
-    (``TrainingPlanExtensions[]``) names the plan, so the reference cannot be resolved and fails closed."""
+    """``ExtendTrainingPlan`` names only an extension offering id, and the response
+    (``TrainingPlanExtensions[]``) no plan either: a ``sagemaker_training_plan_extension`` reference the
+    resolver looks for in the account's plans' extension histories (else it fails closed)."""
     oid, path = locate(p, "trainingPlanExtensionOfferingId", at)
     oid = text(oid, path, 256)
     return Parsed([ref_item({"kind": "sagemaker_training_plan_extension", "id": oid}, path)])

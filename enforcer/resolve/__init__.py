@@ -7,8 +7,8 @@ configuration, notebook, Studio default, training plan). :class:`AwsResolver` as
 and SageMaker and replaces each such item by what it resolves to: one item per instance type (one per
 fleet/ASG override or training-plan reserved capacity, which count as alternatives), or the item left
 unresolved with a ``resolution_error`` when AWS cannot tell (a training plan *extension* names no plan:
-always). Unresolved items classify as ``unknown`` and the policy denies them with
-``REQUEST_UNRESOLVED``: resolution fails closed.
+it is looked for in the extension histories of the account's newest plans). Unresolved items classify
+as ``unknown`` and the policy denies them with ``REQUEST_UNRESOLVED``: resolution fails closed.
 
 Attribute-based selection (``InstanceRequirements``) that admits accelerators without naming types
 stays unresolved ("may hold a controlled chip"); explicit ``AllowedInstanceTypes`` are expanded,

@@ -156,8 +156,8 @@ class AwsResolver(Ec2Lookups, AutoScalingLookups, SageMakerLookups):
             return [self._app_default(item, ref)]
         if kind == "sagemaker_training_plan":
             return self._training_plan(item, ref)
-        if kind == "sagemaker_training_plan_extension":  # ExtendTrainingPlan names no plan: fails closed
-            raise ResolutionError("a training plan extension offering names no plan to look up")
+        if kind == "sagemaker_training_plan_extension":
+            return self._training_plan_extension(item, ref)
         return None  # instance_family and kinds the pipeline classifies itself
 
 

@@ -20,6 +20,8 @@ STUDIO_SETTINGS = {
 }
 #: SageMaker Studio's documented default instance for compute apps with no default resource spec.
 STUDIO_DEFAULT_TYPE = "t3.medium"
+#: Most training plans (newest first) searched for the plan an extension offering was bought for.
+MAX_PLANS_SEARCHED = 20
 
 
 class SageMakerLookups(Lookups):
@@ -119,6 +121,34 @@ class SageMakerLookups(Lookups):
         if not items:
             raise ResolutionError(f"training plan {name!r} has no reserved capacity")
         return items
+
+    def _training_plan_extension(self, item: LaunchItem, ref: Mapping[str, Any]) -> list[LaunchItem]:
+        """The plan an extension offering extends (``ExtendTrainingPlan``), as a ``sagemaker_training_plan``
+        reference the resolver then looks up. Neither the request nor the response names the plan, so
+        the account's newest plans (``ListTrainingPlans``) are searched for the offering id in their
+        extension history (``DescribeTrainingPlanExtensionHistory``); not found: fails closed."""
+        if self.sagemaker is None:
+            raise ResolutionError("no SageMaker client")
+        offering = str(ref.get("id", ""))
+        plans = self.sagemaker.list_training_plans(
+            SortBy="StartTime", SortOrder="Descending", MaxResults=MAX_PLANS_SEARCHED
+        )
+        for plan in (plans.get("TrainingPlanSummaries") or [])[:MAX_PLANS_SEARCHED]:
+            arn, name = plan.get("TrainingPlanArn"), plan.get("TrainingPlanName")
+            if not isinstance(arn, str) or not isinstance(name, str) or not arn or not name:
+                continue
+            history = self.sagemaker.describe_training_plan_extension_history(
+                TrainingPlanArn=arn, MaxResults=100
+            )
+            if any(
+                e.get("TrainingPlanExtensionOfferingId") == offering
+                for e in history.get("TrainingPlanExtensions") or []
+            ):
+                plan_ref = {"kind": "sagemaker_training_plan", "name": name, "extension": offering}
+                return [LaunchItem(None, item.count, plan_ref, item.path)]
+        raise ResolutionError(
+            f"extension offering {offering!r} not in the history of the newest {MAX_PLANS_SEARCHED} plans"
+        )
 
 
 def _count(value: Any) -> int | None:
