@@ -122,6 +122,40 @@ def test_memo_gives_the_same_decisions_as_no_memo(
     assert memo_engine.hits > 0
 
 
+class _Counting:
+    """An engine answering from the input's ``n`` (and counting what it is asked)."""
+
+    name, revision = "fake", "r"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def evaluate(self, doc: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        return {"effect": "deny" if doc["n"] % 2 else "allow", "reasons": [], "n": doc["n"]}
+
+
+def test_memo_steps_aside_when_the_probe_finds_too_few_hits() -> None:
+    inner = _Counting()
+    memo = MemoEngine(inner, probe=10, min_hit_rate=0.2)
+    answers = [memo.evaluate({"n": n}) for n in range(30)]  # every input new: no hit
+    assert [a["n"] for a in answers] == list(range(30)) and inner.calls == 30
+    assert memo.bypassed and memo.hits == 0 and memo.misses == 10 and not memo._cache
+    assert memo.evaluate({"n": 3}) == {"effect": "deny", "reasons": [], "n": 3} and inner.calls == 31
+
+
+def test_memo_that_hits_keeps_memoising() -> None:
+    inner = _Counting()
+    memo = MemoEngine(inner, probe=10, min_hit_rate=0.2)
+    answers = [memo.evaluate({"n": n % 4}) for n in range(40)]  # four shapes, repeated
+    assert [a["n"] for a in answers] == [n % 4 for n in range(40)]
+    assert not memo.bypassed and inner.calls == 4 and memo.hits == 36
+    never = MemoEngine(_Counting(), probe=0)  # probe 0: never steps aside
+    for n in range(600):
+        never.evaluate({"n": n})
+    assert not never.bypassed and never.misses == 600
+
+
 def test_memo_refused_for_time_dependent_policy(tmp_path: Path) -> None:
     (tmp_path / "p.rego").write_text("package gpu.launch\n\nimport rego.v1\n\nnow := time.now_ns()\n")
     assert not is_deterministic(load_bundle(tmp_path))
