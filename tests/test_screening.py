@@ -248,3 +248,54 @@ def test_screening_load_bad_file_exits_2(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "BAD_SCREENING_LIST" in res.output
     res = run(tmp_path / "state", "screening", "load", str(tmp_path / "missing.json"))
     assert res.exit_code == 2
+
+
+# -- the index scores exactly as rapidfuzz does over every key ----------------------------------------
+
+
+def _reference_hits(s: Screener, name: str) -> list[tuple[str, str, float]]:
+    """The screening before the index: token_sort_ratio and token_set_ratio over every listed key."""
+    from rapidfuzz import fuzz, process
+
+    from enforcer.screening import match
+
+    key = normalise_name(name)
+    if len(key.replace(" ", "")) < match.MIN_KEY_CHARS:
+        return []
+    keys, flat, limit = s._keys, s._flat, match.MAX_HITS * 4
+    found = process.extract(key, keys, scorer=fuzz.token_sort_ratio, score_cutoff=s.floor, limit=limit)
+    found += process.extract(key.replace(" ", ""), flat, scorer=fuzz.ratio, score_cutoff=s.floor, limit=limit)
+    for hit in process.extract(key, keys, scorer=fuzz.token_set_ratio, score_cutoff=s.floor, limit=limit):
+        tokens = set(keys[hit[2]].split())
+        big = len(tokens) >= match.MIN_CONTAINED_WORDS or len(flat[hit[2]]) >= match.MIN_CONTAINED_CHARS
+        if big and tokens <= set(key.split()):
+            found.append(hit)
+    best: dict[int, tuple[float, str]] = {}
+    for _, score, idx in found:
+        n, matched = s._owner[idx]
+        if score > best.get(n, (-1.0, ""))[0]:
+            best[n] = (float(score), matched)
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[: match.MAX_HITS]
+    return [(s.entries[n].entry_id, m, sc) for n, (sc, m) in ranked]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_index_screens_exactly_as_scoring_every_key(seed: int) -> None:
+    """Few words, many ties: more than MAX_HITS * 4 keys score 100, contained ones beyond the cut."""
+    import random
+
+    from enforcer.screening.csl import Entry
+
+    rng = random.Random(seed)
+    vocab = [
+        f"{w}{rng.randint(0, 2)}"
+        for w in rng.sample(["alpha", "beta", "gamma", "delta", "epsilonlong", "zeta", "co", "ltd", "x"], 6)
+    ]
+    words = lambda k: " ".join(rng.choice(vocab) for _ in range(rng.randint(1, k)))  # noqa: E731
+    entries = [Entry(f"id{i}", words(5), EL, alt_names=[words(4)]) for i in range(rng.randint(30, 300))]
+    s = Screener(entries, floor=rng.choice([60.0, 70.0, 85.0, 100.0]))
+    for _ in range(120):
+        name = words(8)
+        assert [(h.entry.entry_id, h.matched, h.score) for h in s.screen(name)] == _reference_hits(s, name), (
+            name
+        )

@@ -9,10 +9,16 @@ inside the listed "Shenzhen Example Technology") is not a match, and a listed na
 least ``MIN_CONTAINED_WORDS`` words or ``MIN_CONTAINED_CHARS`` letters to count as contained. The
 policy decides what a score means (``data.gpu.evidence.screening``); here every candidate at or above
 ``floor`` is reported, best first.
+
+A name not seen before is scored against every listed key, so the index does the per-key work once:
+``token_sort_ratio`` is ``ratio`` over the keys' words in sorted order (kept sorted here), and a listed
+name contained in the screened one always scores 100 on ``token_set_ratio`` (so its candidates are the
+first ``MAX_HITS * 4`` keys scoring 100, found through a word index instead of scoring every key).
 """
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,13 +66,23 @@ class Screener:
         self.version = version
         self._keys: list[str] = []
         self._flat: list[str] = []
+        self._sorted: list[str] = []  # each key's words in sorted order (token_sort_ratio's form)
+        self._sizes: list[int] = []  # distinct words per key
+        self._postings: defaultdict[str, list[int]] = defaultdict(list)  # word -> keys holding it, ascending
         self._owner: list[tuple[int, str]] = []
         for n, e in enumerate(entries):
             for name in (e.name, *e.alt_names):
                 key = normalise_name(name)
-                if len(despace(key)) >= MIN_KEY_CHARS:
+                flat = despace(key)
+                if len(flat) >= MIN_KEY_CHARS:
+                    words = key.split()
+                    distinct = set(words)
+                    for w in distinct:
+                        self._postings[w].append(len(self._keys))
                     self._keys.append(key)
-                    self._flat.append(despace(key))
+                    self._flat.append(flat)
+                    self._sorted.append(" ".join(sorted(words)))
+                    self._sizes.append(len(distinct))
                     self._owner.append((n, name))
         self._cache: dict[str, list[Hit]] = {}
 
@@ -88,25 +104,41 @@ class Screener:
     def _screen_key(self, key: str) -> list[Hit]:
         best: dict[int, tuple[float, str]] = {}
         limit = MAX_HITS * 4
+        # token_sort_ratio(key, k) is ratio() of both with their words sorted: the keys' are kept sorted
         found = process.extract(
-            key, self._keys, scorer=fuzz.token_sort_ratio, score_cutoff=self.floor, limit=limit
+            " ".join(sorted(key.split())),
+            self._sorted,
+            scorer=fuzz.ratio,
+            score_cutoff=self.floor,
+            limit=limit,
         )
         found += process.extract(
             despace(key), self._flat, scorer=fuzz.ratio, score_cutoff=self.floor, limit=limit
         )
-        words = set(key.split())
-        contained = process.extract(
-            key, self._keys, scorer=fuzz.token_set_ratio, score_cutoff=self.floor, limit=limit
-        )
-        for hit in contained:  # only where the listed name is the subset (a padded screened name)
-            listed = self._keys[hit[2]]
-            tokens = set(listed.split())
-            big = len(tokens) >= MIN_CONTAINED_WORDS or len(despace(listed)) >= MIN_CONTAINED_CHARS
-            if big and tokens <= words:
-                found.append(hit)
+        for idx in self._contained(key, limit):  # the listed name is the subset (a padded screened name)
+            found.append((self._keys[idx], 100.0, idx))
         for _, score, idx in found:
             n, matched = self._owner[idx]
             if score > best.get(n, (-1.0, ""))[0]:
                 best[n] = (float(score), matched)
         ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:MAX_HITS]
         return [Hit(self.entries[n], matched, score) for n, (score, matched) in ranked]
+
+    def _contained(self, key: str, limit: int) -> list[int]:
+        """Listed keys whose words are all in ``key``, among the ``limit`` best on ``token_set_ratio``.
+
+        ``token_set_ratio`` is 100 exactly when the two share a word and one's words hold the other's;
+        those keys rank first (ties by index), so the ``limit`` best are the first ``limit`` of them (or
+        all of them and keys below 100, which are never contained). Only contained keys are kept.
+        """
+        words = set(key.split())
+        shared: Counter[int] = Counter()
+        for w in words:
+            shared.update(self._postings.get(w, ()))
+        full = sorted(i for i, c in shared.items() if c == self._sizes[i] or c == len(words))[:limit]
+        out = []
+        for idx in full:
+            big = self._sizes[idx] >= MIN_CONTAINED_WORDS or len(self._flat[idx]) >= MIN_CONTAINED_CHARS
+            if big and shared[idx] == self._sizes[idx]:
+                out.append(idx)
+        return out
