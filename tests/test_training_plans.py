@@ -146,6 +146,29 @@ def test_every_reserved_capacity_is_an_item(
     AwsResolver(None, sagemaker=sm).resolve(req)
     assert [(i.instance_type, i.count) for i in req.items] == [("trn2.48xlarge", 2), ("p5.48xlarge", 8)]
     assert all(i.ref == {"kind": "sagemaker_training_plan", "name": PLAN} for i in req.items)
+    # Reserved capacities add up (counted together, the conservative reading): not alternatives.
+    assert all(i.group is None for i in req.items)
+    assert "alternatives" not in req.extra
+
+
+def test_a_plans_capacities_add_up_in_the_total_tpp(
+    engine: Any, catalog: Any, sagemaker: tuple[Any, Stubber]
+) -> None:
+    """Split over two reserved capacities, a plan's TPP is the sum, so LARGE_COMPUTE sees all of it."""
+    sm, stub = sagemaker
+    one, two = (
+        plan_answer([("ml.p5.48xlarge", 4)]),
+        plan_answer([("ml.p5.48xlarge", 2), ("ml.p5.48xlarge", 2)]),
+    )
+    stub.add_response("describe_training_plan", one, {"TrainingPlanName": PLAN})
+    stub.add_response("describe_training_plan", two, {"TrainingPlanName": PLAN})
+    enforcer = enforcer_for(engine, catalog, "US", sm)
+    whole, split = (
+        request("cloudtrail_sagemaker_createtrainingplan.json"),
+        request("cloudtrail_sagemaker_createtrainingplan.json"),
+    )
+    tpp = [enforcer.decide(r, now=NOW).input["request"]["total_tpp"] for r in (whole, split)]  # type: ignore[index]
+    assert tpp[0] == tpp[1] > 0
 
 
 class _Plan:

@@ -13,6 +13,19 @@ from enforcer.resolve.common import MAX_DEPTH, MAX_ITEMS, ResolutionError
 from enforcer.resolve.ec2 import CAPACITY_BLOCK_HOURS, Ec2Lookups
 from enforcer.resolve.sagemaker import SageMakerLookups
 
+#: Reference kinds whose items run side by side and add up: an endpoint's production and shadow
+#: variants, a training plan's reserved capacities (counted together: the conservative reading when
+#: segments may overlap). Every other expansion (launch template versions, fleet and ASG overrides,
+#: instance requirements) lists alternatives for one capacity, so only its largest item counts.
+ADDITIVE_KINDS = frozenset(
+    {
+        "sagemaker_endpoint_config",
+        "sagemaker_endpoint",
+        "sagemaker_training_plan",
+        "sagemaker_training_plan_extension",
+    }
+)
+
 
 class AwsResolver(Ec2Lookups, AutoScalingLookups, SageMakerLookups):
     """``pipeline.Resolver`` backed by EC2 and Auto Scaling clients of one account and region.
@@ -80,8 +93,9 @@ class AwsResolver(Ec2Lookups, AutoScalingLookups, SageMakerLookups):
                 out.append(item)
                 continue
             budget = MAX_ITEMS - len(out) - (len(request.items) - index - 1)
+            kind = (item.ref or {}).get("kind")
             resolved = self.resolve_item(item, request, budget=max(budget, 1))
-            if len(resolved) > 1:  # a template's or requirement's choices: alternatives for this item
+            if len(resolved) > 1 and kind not in ADDITIVE_KINDS:  # choices: alternatives for this item
                 for r in resolved:
                     r.group = item.group or f"resolved[{index}]"
                 request.extra["alternatives"] = True
