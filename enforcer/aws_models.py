@@ -4,10 +4,12 @@ Building an EC2 client parses botocore's EC2 model (0.55 MB gzipped, about 5 MB 
 method for each of its 830 operations: the largest single cost of a guard's cold start. The guard calls
 about fifteen of them. This module keeps, per listed service, a copy of botocore's own model reduced to
 the operations in :data:`TRIMMED` and every shape they reach (plus every modelled exception), byte for
-byte the same definitions, documentation removed. :class:`enforcer.wiring.aws.ClientFactory` puts the
-directory first on its session's model search path, and :class:`enforcer.aws_lazy.LazyClient` answers
-any other operation, paginator or waiter with a client built on botocore's full model, so trimming only
-ever changes speed, never what a call can do.
+byte the same definitions, documentation removed; and botocore's endpoint data reduced to the services
+the package uses (:data:`ENDPOINT_SERVICES`; the 1.25 MB file is otherwise parsed by the first client,
+any service). :class:`enforcer.wiring.aws.ClientFactory` puts the directory first on its session's model
+search path and builds clients of other services on the full session, and
+:class:`enforcer.aws_lazy.LazyClient` answers any other operation, paginator or waiter with a client built
+on botocore's full model, so trimming only ever changes speed, never what a call can do.
 
 The copies are tied to the botocore release they were cut from (``manifest.json``); with any other
 release installed they are ignored and every client uses the full model. Regenerate after upgrading
@@ -70,6 +72,28 @@ TRIMMED: Mapping[str, tuple[str, ...]] = {
 }
 
 
+#: Services whose entries of botocore's ``endpoints.json`` (1.25 MB, every service) the trimmed sessions keep:
+#: every service the package creates a client of (tests check the list against the source). A client of
+#: any other service is built on the full-model session, which reads botocore's whole file.
+ENDPOINT_SERVICES: tuple[str, ...] = (
+    "account",
+    "athena",
+    "autoscaling",
+    "cloudformation",
+    "dynamodb",
+    "ec2",
+    "kms",
+    "organizations",
+    "s3",
+    "sagemaker",
+    "secretsmanager",
+    "sns",
+    "sts",
+)
+#: The reduced copy; not named ``endpoints.json``, so no loader search ever finds it in botocore's place.
+ENDPOINTS_FILE = "endpoints.trimmed.json"
+
+
 def _reachable(shapes: Mapping[str, Any], roots: Iterable[str]) -> set[str]:
     seen: set[str] = set()
     stack = list(roots)
@@ -116,6 +140,21 @@ def trim_model(model: Mapping[str, Any], operations: Iterable[str]) -> dict[str,
     return trimmed
 
 
+def trim_endpoints(endpoints: Mapping[str, Any], services: Iterable[str]) -> dict[str, Any]:
+    """botocore's ``endpoints`` data with each partition's services reduced to ``services``.
+
+    Partitions, regions and defaults stay as they are, and every kept service's entry is botocore's own,
+    so the legacy resolver answers exactly as on the full data for those services.
+    """
+    keep = set(services)
+    out: dict[str, Any] = dict(endpoints)
+    out["partitions"] = [
+        {**p, "services": {k: v for k, v in p["services"].items() if k in keep}}
+        for p in endpoints["partitions"]
+    ]
+    return out
+
+
 def write_models(out_dir: Path = MODELS_DIR) -> dict[str, Any]:
     """Cut the models of :data:`TRIMMED` from the installed botocore into ``out_dir``.
 
@@ -136,6 +175,9 @@ def write_models(out_dir: Path = MODELS_DIR) -> dict[str, Any]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(trim_model(full, operations), sort_keys=True, separators=(",", ":")))
         manifest["services"][service] = {"api_version": version, "operations": sorted(operations)}
+    endpoints = trim_endpoints(loader.load_data("endpoints"), ENDPOINT_SERVICES)
+    (out_dir / ENDPOINTS_FILE).write_text(json.dumps(endpoints, sort_keys=True, separators=(",", ":")))
+    manifest["endpoint_services"] = sorted(ENDPOINT_SERVICES)
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
 
@@ -171,8 +213,24 @@ def trimmed_operations(service: str) -> frozenset[str] | None:
     return frozenset(xform_name(op) for op in entry["operations"])
 
 
+def trimmed_endpoints(service: str) -> bool:
+    """Whether a trimmed session's endpoint data holds ``service`` (else: build it on the full session)."""
+    manifest = _manifest()
+    return manifest is not None and service in manifest.get("endpoint_services", ())
+
+
+def _endpoint_resolver() -> Any:
+    from botocore.regions import EndpointResolver
+
+    data = json.loads((MODELS_DIR / ENDPOINTS_FILE).read_text())
+    # botocore's own data (reduced to the kept services): resolved as built-in data, so the endpoint
+    # rule sets decide every endpoint exactly as with the full file
+    return EndpointResolver(data, uses_builtin_data=True)
+
+
 def use_trimmed_models(session: Any) -> bool:
-    """Put the trimmed models first on the model search path of ``session`` (boto3 or botocore).
+    """Put the trimmed models first on the model search path of ``session`` (boto3 or botocore), and
+    give it the trimmed endpoint data (:data:`ENDPOINT_SERVICES`), read when its first client is built.
 
     Returns False (and changes nothing) when they do not match the installed botocore.
     """
@@ -182,6 +240,8 @@ def use_trimmed_models(session: Any) -> bool:
     loader = core.get_component("data_loader")
     if str(MODELS_DIR) not in loader.search_paths:
         loader.search_paths.insert(0, str(MODELS_DIR))
+    # botocore has no public hook for the resolver: its session keeps it as an internal component
+    core._internal_components.lazy_register_component("endpoint_resolver", _endpoint_resolver)
     return True
 
 

@@ -166,3 +166,48 @@ def test_a_given_session_is_used_as_given(aws: list[tuple[str, Any]]) -> None:
     assert ec2.describe_vpcs()["Vpcs"]
     assert f.full_session is given  # no trimmed models put on a caller's session
     assert resolve(ec2)._request_signer._credentials.access_key == "AKIAEXPLICITKEY00001"
+
+
+def test_endpoint_data_covers_every_service_the_package_builds() -> None:
+    """Source scan: each ``client("x")`` service is in the trimmed endpoint data (else it takes the slow path)."""
+    src = "\n".join(p.read_text() for d in ("enforcer", "lambdas") for p in (ROOT / d).rglob("*.py"))
+    named = set(re.findall(r"client\(\s*[\"']([a-z0-9-]+)[\"']", src))
+    missing = named - set(aws_models.ENDPOINT_SERVICES)
+    assert not missing, f"add to aws_models.ENDPOINT_SERVICES and regenerate: {sorted(missing)}"
+
+
+def test_trimmed_endpoint_data_resolves_as_botocores_own(aws: list[tuple[str, Any]]) -> None:
+    f = ClientFactory("us-east-1", home_account=HOME)
+    ours = f.session._session._get_internal_component("endpoint_resolver")
+    theirs = botocore.session.Session()._get_internal_component("endpoint_resolver")
+    assert ours.uses_builtin_data and theirs.uses_builtin_data  # the rule sets decide, as with the full file
+
+    def endpoint(resolver: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return resolver.construct_endpoint(*args, **kwargs)
+        except Exception as exc:  # an unmodelled variant raises the same error from both
+            return repr(exc)
+
+    for service in aws_models.ENDPOINT_SERVICES:
+        assert ours.get_available_endpoints(service) == theirs.get_available_endpoints(service)
+        for part in theirs.get_available_partitions():
+            for region in [*theirs.get_available_endpoints(service, part), "us-east-1", "cn-north-1"]:
+                for variant in ({}, {"use_fips_endpoint": True}, {"use_dualstack_endpoint": True}):
+                    a = endpoint(ours, service, region, partition_name=part, **variant)
+                    assert a == endpoint(theirs, service, region, partition_name=part, **variant)
+    for service in ("ec2", "sts", "organizations", "s3"):
+        for region in ("us-east-1", "cn-north-1", "us-gov-west-1", "eu-central-1"):
+            a = f.real_client(service, region=region).meta
+            b = botocore.session.Session().create_client(service, region_name=region).meta
+            assert (a.endpoint_url, a.region_name) == (b.endpoint_url, b.region_name)
+            assert a.partition == b.partition
+
+
+def test_a_service_outside_the_endpoint_data_is_built_on_the_full_session(aws: list[tuple[str, Any]]) -> None:
+    f = ClientFactory("us-east-1", home_account=HOME)
+    f.real_client("sns")
+    assert f._full_session is None  # kept services never build the full session
+    iam = f.real_client("iam")
+    assert f._full_session is not None
+    assert iam.meta.region_name == botocore.session.Session().create_client("iam").meta.region_name
+    assert iam.list_roles()["Roles"] is not None

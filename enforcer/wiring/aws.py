@@ -21,6 +21,7 @@ from typing import Any
 from enforcer.act_state import AccountCaps, ActLedger, DynamoLedger, MemoryLedger, legal_codes
 from enforcer.actions import Budget, Remediator
 from enforcer.aws_lazy import LazyAttestations, LazyClient, LazySigner
+from enforcer.aws_models import trimmed_endpoints
 from enforcer.chips import ChipCatalog, emf_unknown_accelerator
 from enforcer.config import Config
 from enforcer.guard import Guard
@@ -136,7 +137,9 @@ class ClientFactory:
                 "aws_secret_access_key": creds["SecretAccessKey"],
                 "aws_session_token": creds["SessionToken"],
             }
-        session = self.full_session if full else self.session
+        session = self.session
+        if full or (self._trimmed and not trimmed_endpoints(service)):  # outside the trimmed endpoint data
+            session = self.full_session
         return session.client(
             service, region_name=region, endpoint_url=self.endpoint_url, config=self._config, **keys
         )
