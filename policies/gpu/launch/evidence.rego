@@ -132,8 +132,6 @@ audit contains reason("RESTRICTED_PARTY_MATCH", msg) if {
 
 agg_cfg := data.gpu.ledger.thresholds
 
-owner_after(o) := o.running_tpp + input.request.total_tpp
-
 # Each owner with its running TPP after this launch, added once per owner and query (the sum of
 # two floats is the costliest step here); partial sets below, one body per threshold, evaluated
 # once per query.
@@ -161,10 +159,13 @@ owners_audit contains o if {
 	o.tpp_hours >= agg_cfg[o.kind].audit_tpp_hours
 }
 
+# The same sums by owner, for the messages (built only when a message is).
+after_by_owner := {o: after | some [o, after] in owners_after}
+
 # Whole numbers in messages (sprintf's %v prints large floats with an exponent).
 whole(x) := format_int(x, 10)
 
-owner_text(os) := concat("; ", sort([sprintf("%s %s: running %s TPP after this launch (%s before), %s TPP-hours", [o.kind, o.owner, whole(owner_after(o)), whole(o.running_tpp), whole(o.tpp_hours)]) | some o in os]))
+owner_text(os) := concat("; ", sort([sprintf("%s %s: running %s TPP after this launch (%s before), %s TPP-hours", [o.kind, o.owner, whole(after_by_owner[o]), whole(o.running_tpp), whole(o.tpp_hours)]) | some o in os]))
 
 violations contains reason("AGGREGATE_COMPUTE", owner_text(owners_deny)) if {
 	input.ledger
