@@ -167,6 +167,25 @@ canon := {c: canonical(c) | some c in named_countries}
 # (Not read off canon: the object is only needed once some rule names a field's country.)
 all_countries := {canonical(c) | some c in named_countries}
 
+# Whether some country the input names has an entry, of any value, anywhere in the country-group
+# data (a group, a treatment as another country, the carve-out). When none has (the common case),
+# no membership, treatment or carve-out can apply and no entry's dates would be read, so the rules
+# that work groups out (hits, the licence review) are skipped; their outcome would be empty.
+grouped if {
+	some c in named_countries
+	_ = data.gpu.country_groups.groups[_][c]
+}
+
+grouped if {
+	some c in named_countries
+	_ = data.gpu.country_groups.treated_as[c]
+}
+
+grouped if {
+	some c in named_countries
+	_ = data.gpu.country_groups.licence_exempt[c]
+}
+
 # The canonical countries of the account's origin and of the attested end customers (also read by
 # evidence.rego).
 origin_countries contains canon[c] if {
@@ -228,6 +247,7 @@ violations contains reason("ACCOUNT_UNKNOWN", msg) if {
 # (Evaluated only when some named country is in D:5/Macau: no hit is possible otherwise.)
 hits := country_hits if {
 	controlled
+	grouped
 	count(prohibited_countries) > 0
 } else := set()
 
@@ -353,6 +373,7 @@ reseller_violations contains reason("KYC_NOT_VERIFIED", msg) if {
 
 notices contains reason("ORIGIN_LICENSE_REVIEW", msg) if {
 	controlled
+	grouped
 	count(review_countries) > 0
 	msg := sprintf("%s in Country Group D:1/D:4 (not D:5): licence review", [concat(", ", sort(review_countries))])
 }

@@ -260,3 +260,21 @@ test_incomplete_origin_does_not_matter_for_uncontrolled_chips if {
 	d := launch.decision with input as {"request": req([g5]), "account": object.union(us_direct, {"country": null}), "attestation": {"status": "not_required"}}
 	d.effect == "allow"
 }
+
+# ---------------------------------------------------------------------------------------
+# The group-work gate: only a country with no entry in the country-group data skips it
+# ---------------------------------------------------------------------------------------
+
+test_group_work_skipped_only_for_countries_without_entries if {
+	not launch.grouped with input as direct_input
+	launch.grouped with input as json.patch(direct_input, [{"op": "replace", "path": "/account/hq_country", "value": "AE"}])
+	launch.grouped with input as json.patch(direct_input, [{"op": "replace", "path": "/account/country", "value": "HK"}])
+	launch.grouped with input as json.patch(direct_input, [{"op": "replace", "path": "/account/parent_hq_country", "value": "IL"}])
+	launch.grouped with input as object.union(direct_input, {"request": object.union(req([p5]), {"region": "ap-east-1"})})
+}
+
+# An entry of any value counts (a treatment entry that is not an object still reads the day).
+test_group_work_gate_counts_an_entry_of_any_value if {
+	launch.grouped with input as direct_input with data.gpu.country_groups.treated_as as {"US": false}
+	launch.grouped with input as direct_input with data.gpu.country_groups.licence_exempt as {"US": null}
+}
