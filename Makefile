@@ -12,10 +12,10 @@ TOOLS_STAMP := $(TOOLS_VENV)/.installed
 
 .PHONY: install demo test test-deps lint typecheck policy-test pytest bench bench-anchors clean tools opa-check package smoke deploy-tools iac-scan sam-build
 
-$(STAMP): pyproject.toml requirements-opa.txt
+$(STAMP): pyproject.toml requirements-opa.txt constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev]' -c constraints.txt
 ifeq ($(OPA_WHEEL_HASHES),1)
 	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python --require-hashes -r requirements-opa.txt
 else

@@ -12,8 +12,9 @@ search path and builds clients of other services on the full session, and
 on botocore's full model, so trimming only ever changes speed, never what a call can do.
 
 The copies are tied to the botocore release they were cut from (``manifest.json``); with any other
-release installed they are ignored and every client uses the full model. Regenerate after upgrading
-botocore: ``python -m enforcer.aws_models`` (``make package`` does it for the artifact's botocore).
+release installed they are ignored and every client uses the full model. ``constraints.txt`` pins that
+release for ``make install``, and ``make package`` pins the artifact to the venv's versions. To upgrade
+botocore: bump both lines of ``constraints.txt``, then ``python -m enforcer.aws_models``.
 """
 
 from __future__ import annotations

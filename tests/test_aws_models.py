@@ -211,3 +211,17 @@ def test_a_service_outside_the_endpoint_data_is_built_on_the_full_session(aws: l
     assert f._full_session is not None
     assert iam.meta.region_name == botocore.session.Session().create_client("iam").meta.region_name
     assert iam.list_roles()["Roles"] is not None
+
+
+def test_make_install_pins_the_botocore_the_data_was_cut_from() -> None:
+    """``constraints.txt`` (``make install``) pins the release in the manifest, so a fresh clone installs the
+    botocore whose trimmed files it ships instead of the newest one (which would ignore them)."""
+    root = aws_models.MODELS_DIR.parents[2]
+    pins = dict(
+        line.split("==", 1)
+        for line in (root / "constraints.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    manifest = json.loads((aws_models.MODELS_DIR / aws_models.MANIFEST).read_text())
+    assert pins["botocore"] == manifest["botocore"] == botocore.__version__
+    assert pins["boto3"].rsplit(".", 1)[0] == manifest["botocore"].rsplit(".", 1)[0]
