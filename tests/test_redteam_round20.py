@@ -442,3 +442,44 @@ def test_rego_decides_as_f6d754d_on_odd_ledgers(tmp_path: Path) -> None:
         if isinstance(got, dict):
             seen.update(r["code"] for r in got["reasons"])
     assert {"AGGREGATE_COMPUTE"} <= seen, seen  # the ledger rules were reached
+
+
+# -- 2. training plans: an extension of a plan the search does not reach ------------------------------
+
+
+def test_extension_of_a_plan_older_than_the_newest_twenty_is_denied_not_ignored(
+    engine: Any, catalog: Any
+) -> None:
+    """Held: 20 decoy plans (each history answered), more on a next page the resolver never reads:
+    the extension is not found, the item stays unresolved and the decision is a deny."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from enforcer.resolve.sagemaker import MAX_PLANS_SEARCHED
+    from tests.lambda_env import REGION
+    from tests.test_training_plans import ACCOUNT, enforcer_for, request
+
+    sm = boto3.client("sagemaker", region_name=REGION)
+    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-plan/"
+    names = [f"decoy-{i}" for i in range(MAX_PLANS_SEARCHED)]
+    with Stubber(sm) as stub:
+        stub.add_response(
+            "list_training_plans",
+            {
+                "TrainingPlanSummaries": [
+                    {"TrainingPlanArn": arn + n, "TrainingPlanName": n, "Status": "Active"} for n in names
+                ],
+                "NextToken": "page-2-holds-the-extended-plan",
+            },
+            {"SortBy": "StartTime", "SortOrder": "Descending", "MaxResults": MAX_PLANS_SEARCHED},
+        )
+        for n in names:
+            stub.add_response(
+                "describe_training_plan_extension_history",
+                {"TrainingPlanExtensions": []},
+                {"TrainingPlanArn": arn + n, "MaxResults": 100},
+            )
+        req = request("cloudtrail_sagemaker_extendtrainingplan.json")
+        decision = enforcer_for(engine, catalog, "US", sm).decide(req, now=1_796_083_200.0)
+        stub.assert_no_pending_responses()
+    assert decision.effect == "deny" and "REQUEST_UNRESOLVED" in decision.reason_codes, decision.reasons
