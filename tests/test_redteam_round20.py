@@ -269,7 +269,7 @@ class _Endpoint:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="enforcer/resolve/sagemaker.py:57-59 (_endpoint) looks the desired count up by the exact variant "
+    reason="enforcer/resolve/sagemaker.py:60-61 (_endpoint) looks the desired count up by the exact variant "
     "name and, when the name is not in the described config (another spelling, or a config swapped by a "
     "concurrent UpdateEndpoint), silently keeps the config's count: UpdateEndpointWeightsAndCapacities "
     "asking 64 x p5 is decided as 1 x p5. Fix: raise ResolutionError when a desired variant is not among "
@@ -309,7 +309,7 @@ def test_the_listed_name_padded_with_a_few_words_is_still_found() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="enforcer/screening/match.py:136 (_contained) cuts the token_set_ratio==100 candidates to the "
+    reason="enforcer/screening/match.py:138 (_contained) cuts the token_set_ratio==100 candidates to the "
     "first MAX_HITS*4 (20) by list index BEFORE keeping only big, contained ones: padding the screened "
     "name with 20 short listed names that sit earlier in the list (one-word aliases: contained, but not "
     "'big') fills the 20 slots and the whole listed party inside the name is never reported. The index "
@@ -325,7 +325,7 @@ def test_a_listed_name_padded_with_twenty_short_listed_names_is_still_found() ->
 
 @pytest.mark.xfail(
     strict=True,
-    reason="enforcer/screening/normalise.py:58 (normalise_name) transliterates with anyascii, which spells "
+    reason="enforcer/screening/normalise.py:55 (normalise_name) transliterates with anyascii, which spells "
     "Cyrillic homoglyphs by SOUND (U+0440 er -> r, U+0441 es -> s, U+0445 ha -> kh, U+0455 dze -> dz): 'Inspur' "
     "typed with Cyrillic I, dze, er looks exactly like the listed 'Inspur' but keys as 'indzrur' and scores below "
     "the 70 floor (no hit at all); 'Sugon' with Cyrillic dze and o scores 72.7 (< near 80: clear); a Cyrillic-"
