@@ -233,15 +233,6 @@ class _Ec2:
         }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="enforcer/resolve/ec2.py:112 (_fleet) passes item.count (capacity UNITS) to fleet_configs and "
-    "ignores each override's WeightedCapacity: ModifyFleet TotalTargetCapacity=16 on a fleet whose p5 "
-    "override weighs 0.001 launches 16,000 instances but is counted as 16 (LARGE_COMPUTE and the ledger "
-    "see 1/1000 of the TPP). The intake already divides by the smallest weight for CreateFleet/ModifyFleet "
-    "bodies (cloudtrail_generic weighted_capacity); fix: in _fleet, count ceil(item.count / weight) for "
-    "each override with 0 < WeightedCapacity < 1 (or fail closed on any weight below 1).",
-)
 def test_modify_fleet_of_a_fleet_weighted_below_one_counts_instances_not_units() -> None:
     event = load_event("cloudtrail_modifyfleet.json")
     del event["detail"]["requestParameters"]["ModifyFleetRequest"]["LaunchTemplateConfigs"]
@@ -267,14 +258,6 @@ class _Endpoint:
         }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="enforcer/resolve/sagemaker.py:60-61 (_endpoint) looks the desired count up by the exact variant "
-    "name and, when the name is not in the described config (another spelling, or a config swapped by a "
-    "concurrent UpdateEndpoint), silently keeps the config's count: UpdateEndpointWeightsAndCapacities "
-    "asking 64 x p5 is decided as 1 x p5. Fix: raise ResolutionError when a desired variant is not among "
-    "the config's variants (fail closed), or at least count max(config count, largest desired count).",
-)
 def test_endpoint_scaling_for_a_variant_the_config_does_not_name_is_not_undercounted() -> None:
     ref = {"kind": "sagemaker_endpoint", "name": "ep", "counts": {"alltraffic": 64}}
     req = LaunchRequest(

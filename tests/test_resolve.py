@@ -232,3 +232,18 @@ def test_routed_resolver_uses_the_request_account_and_survives_factory_errors(aw
     assert ok.items[0].instance_type == "p4d.24xlarge"
     assert other.items[0].unresolved and other.items[0].ref["resolution_error"] == "AccessDenied"  # type: ignore[index]
     assert seen == [(ACCOUNT, "us-east-1"), (ACCOUNT, "us-east-1"), ("999999999999", "us-east-1")]
+
+
+def test_a_fleets_target_capacity_counts_instances_at_its_lightest_weight() -> None:
+    from enforcer.resolve import ResolutionError
+    from enforcer.resolve.ec2 import instances_for
+
+    cfg = [
+        {"Overrides": [{"InstanceType": "p5.48xlarge", "WeightedCapacity": 0.25}, {"WeightedCapacity": 4}]}
+    ]
+    assert instances_for(16, cfg) == 64  # 16 units of 0.25 each: 64 instances
+    assert instances_for(16, [{"Overrides": [{"WeightedCapacity": 8.0}]}]) == 16  # heavier: never fewer
+    assert instances_for(3, [{"Overrides": [{"WeightedCapacity": 1e-9}]}]) == 1_000_000  # clamped
+    for bad in (0, -1, float("nan"), "0.5", True):
+        with pytest.raises(ResolutionError):
+            instances_for(16, [{"Overrides": [{"WeightedCapacity": bad}]}])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from enforcer.aws_errors import error_code
 from enforcer.intake.cloudtrail_ec2 import fleet_configs
-from enforcer.intake.fields import requirements_ref
+from enforcer.intake.fields import MAX_COUNT, requirements_ref
 from enforcer.intake.tags import find_attestation_ref
 from enforcer.model import LaunchItem, LaunchRequest
 from enforcer.resolve.common import Lookups, ResolutionError, resolved
@@ -109,7 +110,8 @@ class Ec2Lookups(Lookups):
         fleets = self.ec2.describe_fleets(FleetIds=[fleet_id]).get("Fleets") or []
         if not fleets:
             raise ResolutionError(f"fleet {fleet_id!r} not found")
-        items = fleet_configs(fleets[0].get("LaunchTemplateConfigs") or [], f"{item.path}(fleet)", item.count)
+        configs = fleets[0].get("LaunchTemplateConfigs") or []
+        items = fleet_configs(configs, f"{item.path}(fleet)", instances_for(item.count, configs))
         for new in items:
             if new.instance_type is not None:
                 new.ref = item.ref
@@ -138,3 +140,19 @@ class Ec2Lookups(Lookups):
                     item, str(cr["InstanceType"]), int(cr.get("TotalInstanceCount") or item.count)
                 )
         raise ResolutionError(f"capacity reservation {reservation_id!r} not found")
+
+
+def instances_for(units: int, configs: Any) -> int:
+    """Instances a fleet's target capacity of ``units`` may launch: a request counts capacity units, and an
+    override weighing ``w`` < 1 fills ``units`` with ``units / w`` instances, so the lightest positive weight
+    of the described fleet decides (counted up: the conservative reading). A bad weight fails closed."""
+    lightest = 1.0
+    for cfg in configs if isinstance(configs, list) else []:
+        for ov in (cfg.get("Overrides") or []) if isinstance(cfg, dict) else []:
+            w = ov.get("WeightedCapacity") if isinstance(ov, dict) else None
+            if w is None:
+                continue
+            if isinstance(w, bool) or not isinstance(w, int | float) or not w > 0 or w != w:
+                raise ResolutionError(f"fleet override weight {w!r} is not a positive number")
+            lightest = min(lightest, float(w))
+    return min(MAX_COUNT, math.ceil(units / lightest))

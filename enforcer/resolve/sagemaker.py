@@ -55,8 +55,12 @@ class SageMakerLookups(Lookups):
             raise ResolutionError("no SageMaker client")
         ep = self.sagemaker.describe_endpoint(EndpointName=str(ref.get("name", "")))
         desired = ref.get("counts") or {}
+        variants = self._variants(str(ep.get("EndpointConfigName", "")))
+        unknown = sorted(set(desired) - {v for v, _, _ in variants})
+        if unknown:  # another spelling, or a configuration swapped meanwhile: not counted as asked
+            raise ResolutionError(f"endpoint variants not in its configuration: {', '.join(unknown)[:120]}")
         items = []
-        for variant, itype, n in self._variants(str(ep.get("EndpointConfigName", ""))):
+        for variant, itype, n in variants:
             want = desired.get(variant)
             items.append(LaunchItem(itype, max(n, want) if isinstance(want, int) else n, None, item.path))
         return items
