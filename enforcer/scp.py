@@ -38,6 +38,23 @@ SCP_MAX_CHARS = 5120
 #: Organizations allows five SCPs per target; one is usually FullAWSAccess.
 MAX_POLICIES_PER_TARGET = 4
 DEFAULT_BROKER_ROLE = "GpuLaunchBroker"
+DEFAULT_GUARD_ROLE = "GpuEnforcerGuard"
+#: The roles that deploy infra/member-account.yaml: service-managed StackSets (``stacksets-exec-*``) and
+#: self-managed ones (``AWSCloudFormationStackSetExecutionRole``).
+DEPLOYER_ROLES = ("stacksets-exec-*", "AWSCloudFormationStackSetExecutionRole")
+#: Every IAM call that creates, deletes, re-trusts or re-permissions a role, or lets another service use it.
+ROLE_CHANGES = (
+    "iam:AttachRolePolicy",
+    "iam:CreateRole",
+    "iam:DeleteRole",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:UpdateRole",
+)
 
 ASG_ACTIONS = (
     "autoscaling:CreateAutoScalingGroup",
@@ -150,10 +167,11 @@ def _families(partition: str) -> list[_Family]:
 
 
 def _statement(
-    sid: str, action: str | Sequence[str], resource: str, condition: dict[str, Any]
+    sid: str, action: str | Sequence[str], resource: str | Sequence[str], condition: dict[str, Any]
 ) -> dict[str, Any]:
     act: str | list[str] = action if isinstance(action, str) else list(action)
-    return {"Sid": sid, "Effect": "Deny", "Action": act, "Resource": resource, "Condition": condition}
+    res: str | list[str] = resource if isinstance(resource, str) else list(resource)
+    return {"Sid": sid, "Effect": "Deny", "Action": act, "Resource": res, "Condition": condition}
 
 
 def _split(fam: _Family, values: list[str], exempt: dict[str, Any], budget: int) -> list[dict[str, Any]]:
@@ -178,10 +196,22 @@ def _split(fam: _Family, values: list[str], exempt: dict[str, Any], budget: int)
     return out
 
 
+def _protect_roles(partition: str, roles: Sequence[str]) -> dict[str, Any]:
+    """Deny changing the enforcer's roles to all but their deployers: the broker role's exemption is
+    matched by name in every account, so a member administrator who could create or re-trust a role of
+    that name could launch (or buy a training plan, which nothing can cancel) past every deny."""
+    deployers = [f"arn:{partition}:iam::*:role/{r}" for r in DEPLOYER_ROLES]
+    arns = [f"arn:{partition}:iam::*:role/{r}" for r in roles]
+    return _statement(
+        "ProtectEnforcerRoles", ROLE_CHANGES, arns, {"ArnNotLike": {"aws:PrincipalArn": deployers}}
+    )
+
+
 def generate_scps(
     types: Iterable[str] | None = None,
     *,
     broker_role: str = DEFAULT_BROKER_ROLE,
+    guard_role: str = DEFAULT_GUARD_ROLE,
     partition: str = "aws",
     max_chars: int = SCP_MAX_CHARS,
 ) -> list[dict[str, Any]]:
@@ -193,6 +223,9 @@ def generate_scps(
         Controlled instance types (default: :func:`controlled_types` of the bundled catalogue).
     broker_role
         Name of the role allowed to launch controlled types (matched in every account).
+    guard_role
+        Name of the role the guard assumes in member accounts; it and the broker role can be changed
+        only by the StackSet execution roles that deploy them (``ProtectEnforcerRoles``).
     partition
         ARN partition (``aws``, ``aws-us-gov``, ``aws-cn``).
     max_chars
@@ -219,6 +252,7 @@ def generate_scps(
     statements: list[dict[str, Any]] = []
     for fam in _families(partition):
         statements += _split(fam, [fam.prefix + v for v in values], exempt, budget)
+    statements.append(_protect_roles(partition, (broker_role, guard_role)))
     blocks = ("ec2:PurchaseCapacityBlock", "ec2:PurchaseCapacityBlockExtension")
     statements.append(_statement("DenyCapacityBlocks", blocks, "*", exempt))
     plans = ("sagemaker:CreateTrainingPlan", "sagemaker:ExtendTrainingPlan")

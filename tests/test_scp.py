@@ -39,8 +39,9 @@ def test_documents_fit_the_limit_and_exempt_only_the_broker() -> None:
     assert all(minified_len(d) <= SCP_MAX_CHARS for d in docs)
     statements = [s for d in docs for s in d["Statement"]]
     assert all(s["Effect"] == "Deny" for s in statements)
+    launch = [s for s in statements if s["Sid"] != "ProtectEnforcerRoles"]
     assert all(
-        s["Condition"]["ArnNotLike"] == {"aws:PrincipalArn": "arn:aws:iam::*:role/Broker"} for s in statements
+        s["Condition"]["ArnNotLike"] == {"aws:PrincipalArn": "arn:aws:iam::*:role/Broker"} for s in launch
     )
     actions = {
         a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
@@ -77,3 +78,25 @@ def test_cli_writes_the_committed_policies(tmp_path: Path) -> None:
         assert (tmp_path / name).read_text() == (ROOT / "infra" / "scp" / name).read_text()
     stdout = runner.invoke(cli, ["scp", "generate"])
     assert [json.loads(line) for line in stdout.stdout.splitlines()] == generate_scps()
+
+
+def test_the_enforcer_roles_can_be_changed_only_by_their_stackset_deployers() -> None:
+    """The broker's exemption is matched by role name in every account: a member administrator who could
+    create or re-trust a role of that name would launch past every deny (a training plan cannot be undone)."""
+    docs = generate_scps(broker_role="Broker", guard_role="Guard", partition="aws-us-gov")
+    (protect,) = [s for d in docs for s in d["Statement"] if s["Sid"] == "ProtectEnforcerRoles"]
+    assert protect["Resource"] == ["arn:aws-us-gov:iam::*:role/Broker", "arn:aws-us-gov:iam::*:role/Guard"]
+    assert {
+        "iam:CreateRole",
+        "iam:UpdateAssumeRolePolicy",
+        "iam:AttachRolePolicy",
+        "iam:PutRolePolicy",
+    } <= set(protect["Action"])
+    assert protect["Condition"] == {
+        "ArnNotLike": {
+            "aws:PrincipalArn": [
+                "arn:aws-us-gov:iam::*:role/stacksets-exec-*",
+                "arn:aws-us-gov:iam::*:role/AWSCloudFormationStackSetExecutionRole",
+            ]
+        }
+    }

@@ -32,15 +32,21 @@ def scp_group() -> None:
     help="Role name exempt from the denies (the launch broker).",
 )
 @click.option(
+    "--guard-role",
+    default="GpuEnforcerGuard",
+    show_default=True,
+    help="Role the guard assumes in member accounts (protected with the broker role).",
+)
+@click.option(
     "--partition", type=click.Choice(["aws", "aws-us-gov", "aws-cn"]), default="aws", show_default=True
 )
-def scp_generate(out_dir: Path | None, broker_role: str, partition: str) -> None:
+def scp_generate(out_dir: Path | None, broker_role: str, guard_role: str, partition: str) -> None:
     """Generate SCPs denying controlled instance types to everyone but the broker role."""
     from enforcer.scp import MAX_POLICIES_PER_TARGET, controlled_types, generate_scps, write_scps
 
     types = controlled_types()
     try:
-        docs = generate_scps(types, broker_role=broker_role, partition=partition)
+        docs = generate_scps(types, broker_role=broker_role, guard_role=guard_role, partition=partition)
     except InputError as exc:
         fail(str(exc))
     if out_dir is None:
