@@ -290,15 +290,6 @@ def test_the_listed_name_padded_with_a_few_words_is_still_found() -> None:
     ] == ["T"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="enforcer/screening/match.py:138 (_contained) cuts the token_set_ratio==100 candidates to the "
-    "first MAX_HITS*4 (20) by list index BEFORE keeping only big, contained ones: padding the screened "
-    "name with 20 short listed names that sit earlier in the list (one-word aliases: contained, but not "
-    "'big') fills the 20 slots and the whole listed party inside the name is never reported. The index "
-    "reproduces the pre-index token_set_ratio limit=20 behaviour exactly (not a regression of 5d2f4e6). "
-    "Fix: filter to big and shared[idx] == sizes[idx] first, then cut (and rank contained keys by size).",
-)
 def test_a_listed_name_padded_with_twenty_short_listed_names_is_still_found() -> None:
     s, fill = _padded_list()
     name = "Shenzhen Example Intelligent Computing Technology " + " ".join(e.name for e in fill[:20])
@@ -306,17 +297,6 @@ def test_a_listed_name_padded_with_twenty_short_listed_names_is_still_found() ->
     assert "T" in [h.entry.entry_id for h in s.screen(name)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="enforcer/screening/normalise.py:55 (normalise_name) transliterates with anyascii, which spells "
-    "Cyrillic homoglyphs by SOUND (U+0440 er -> r, U+0441 es -> s, U+0445 ha -> kh, U+0455 dze -> dz): 'Inspur' "
-    "typed with Cyrillic I, dze, er looks exactly like the listed 'Inspur' but keys as 'indzrur' and scores below "
-    "the 70 floor (no hit at all); 'Sugon' with Cyrillic dze and o scores 72.7 (< near 80: clear); a Cyrillic-"
-    "lookalike 'Shenzhen Example Intelligent Computing Technology' 82.6 (audit, not deny). Pre-existing (same "
-    "with or without the 5d2f4e6 index). Fix: fold Unicode TR39 confusables to their Latin skeleton before "
-    "anyascii in words that mix scripts (or screen both spellings and keep the best score); refusing "
-    "mixed-script names (fail closed) also works.",
-)
 @pytest.mark.parametrize(
     ("looks_like", "spelt"),
     [("Inspur", "\u0406n\u0455\u0440ur"), ("Sugon", "\u0405ug\u043en")],

@@ -4,6 +4,7 @@ through transliteration and company-suffix normalisation, and the decision it le
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from enforcer.model import InputError, LaunchItem, LaunchRequest
 from enforcer.pipeline import Enforcer
 from enforcer.screening.csl import parse_list
 from enforcer.screening.match import Screener
-from enforcer.screening.normalise import normalise_name
+from enforcer.screening.normalise import normalise_name, screening_keys
 from enforcer.screening.store import LIST_FILE, load_file
 from tests.evidence_support import CSL_CSV, CSL_JSON
 from tests.test_attestation_support import ACC_X, BACKENDS, T0, World, make_world, registry_backend
@@ -254,34 +255,40 @@ def test_screening_load_bad_file_exits_2(tmp_path: Path) -> None:
 
 
 def _reference_hits(s: Screener, name: str) -> list[tuple[str, str, float]]:
-    """The screening before the index: token_sort_ratio and token_set_ratio over every listed key."""
+    """The screening written plainly: under each of the name's keys, token_sort_ratio and ratio over
+    every listed key (the MAX_HITS * 4 best of each) and every long-enough listed key whose words are all
+    in the name (token_set_ratio 100), however many; each entry keeps its best score over both keys."""
     from rapidfuzz import fuzz, process
 
     from enforcer.screening import match
 
-    key = normalise_name(name)
-    if len(key.replace(" ", "")) < match.MIN_KEY_CHARS:
-        return []
     keys, flat, limit = s._keys, s._flat, match.MAX_HITS * 4
-    found = process.extract(key, keys, scorer=fuzz.token_sort_ratio, score_cutoff=s.floor, limit=limit)
-    found += process.extract(key.replace(" ", ""), flat, scorer=fuzz.ratio, score_cutoff=s.floor, limit=limit)
-    for hit in process.extract(key, keys, scorer=fuzz.token_set_ratio, score_cutoff=s.floor, limit=limit):
-        tokens = set(keys[hit[2]].split())
-        big = len(tokens) >= match.MIN_CONTAINED_WORDS or len(flat[hit[2]]) >= match.MIN_CONTAINED_CHARS
-        if big and tokens <= set(key.split()):
-            found.append(hit)
     best: dict[int, tuple[float, str]] = {}
-    for _, score, idx in found:
-        n, matched = s._owner[idx]
-        if score > best.get(n, (-1.0, ""))[0]:
-            best[n] = (float(score), matched)
+    for key in screening_keys(name):
+        if len(key.replace(" ", "")) < match.MIN_KEY_CHARS:
+            continue
+        found = process.extract(key, keys, scorer=fuzz.token_sort_ratio, score_cutoff=s.floor, limit=limit)
+        found += process.extract(
+            key.replace(" ", ""), flat, scorer=fuzz.ratio, score_cutoff=s.floor, limit=limit
+        )
+        for idx, listed in enumerate(keys):
+            tokens = set(listed.split())
+            big = len(tokens) >= match.MIN_CONTAINED_WORDS or len(flat[idx]) >= match.MIN_CONTAINED_CHARS
+            if big and tokens <= set(key.split()):
+                found.append((listed, fuzz.token_set_ratio(key, listed), idx))
+        for _, score, idx in found:
+            n, matched = s._owner[idx]
+            if score > best.get(n, (-1.0, ""))[0]:
+                best[n] = (float(score), matched)
     ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[: match.MAX_HITS]
     return [(s.entries[n].entry_id, m, sc) for n, (sc, m) in ranked]
 
 
+@pytest.mark.parametrize("lookalikes", [False, True])
 @pytest.mark.parametrize("seed", range(12))
-def test_index_screens_exactly_as_scoring_every_key(seed: int) -> None:
-    """Few words, many ties: more than MAX_HITS * 4 keys score 100, contained ones beyond the cut."""
+def test_index_screens_exactly_as_scoring_every_key(seed: int, lookalikes: bool) -> None:
+    """Few words, many ties: more than MAX_HITS * 4 keys score 100, contained ones beyond the cut; with
+    lookalikes, screened words have letters swapped for Cyrillic/Greek lookalikes (two keys per name)."""
     import random
 
     from enforcer.screening.csl import Entry
@@ -291,11 +298,51 @@ def test_index_screens_exactly_as_scoring_every_key(seed: int) -> None:
         f"{w}{rng.randint(0, 2)}"
         for w in rng.sample(["alpha", "beta", "gamma", "delta", "epsilonlong", "zeta", "co", "ltd", "x"], 6)
     ]
+    swap = dict(
+        zip("aeopxlti", "\u0430\u0435\u043e\u0440\u0445\u04cf\u03c4\u0456", strict=True)
+    )  # Cyrillic, Greek tau
+
+    def spelt(word: str) -> str:
+        if not lookalikes or rng.random() < 0.5:
+            return word
+        return "".join(swap.get(c, c) if rng.random() < 0.6 else c for c in word)
+
     words = lambda k: " ".join(rng.choice(vocab) for _ in range(rng.randint(1, k)))  # noqa: E731
     entries = [Entry(f"id{i}", words(5), EL, alt_names=[words(4)]) for i in range(rng.randint(30, 300))]
     s = Screener(entries, floor=rng.choice([60.0, 70.0, 85.0, 100.0]))
     for _ in range(120):
-        name = words(8)
+        name = " ".join(spelt(w) for w in words(8).split())
         assert [(h.entry.entry_id, h.matched, h.score) for h in s.screen(name)] == _reference_hits(s, name), (
             name
         )
+
+
+# -- Latin names typed with Cyrillic / Greek lookalike letters ------------------------------------------
+
+
+def test_lookalike_letters_give_a_second_key_and_leave_the_first_alone() -> None:
+    from enforcer.screening.normalise import LATIN_LOOKALIKES
+
+    for code, latin in LATIN_LOOKALIKES.items():
+        name = unicodedata.name(chr(code))
+        assert name.split()[0] in ("CYRILLIC", "GREEK") and latin.isascii() and latin.isalpha(), name
+        assert chr(code).isupper() == latin.isupper(), name
+    assert screening_keys("Inspur Group Co., Ltd.") == ("inspur",)
+    assert screening_keys("\u0406n\u0455\u0440ur") == ("indzrur", "inspur")  # Cyrillic I, dze, er
+    assert normalise_name("\u0406n\u0455\u0440ur") == "indzrur"  # the ledger's owner key is unchanged
+    assert screening_keys("\u0399\u039d\u03a4\u0395\u039b") == ("intel",)  # Greek, one key either way
+    assert screening_keys("Иван Экзамплов") == ("ivan ekzamplov",)  # Cyrillic words: read as Cyrillic
+    assert screening_keys("\u0420\u041e\u0421\u041e Ltd") == ("roso", "poco")  # all lookalikes: both
+    assert screening_keys("Shenzh\u0435n \u0422\u0435\u0441hnology")[1] == "shenzhen technology"
+    assert screening_keys("深圳示例智算科技有限公司") == (normalise_name("深圳示例智算科技有限公司"),)
+
+
+def test_a_lookalike_spelling_is_cached_and_scores_as_the_latin_name() -> None:
+    from enforcer.screening.csl import Entry
+
+    s = Screener([Entry("I", "Inspur Group Co., Ltd.", EL), Entry("S", "Sugon", EL)])
+    spelt = "\u0405ug\u043en"  # Cyrillic dze and o
+    first = s.screen(spelt)
+    assert [(h.entry.entry_id, h.score) for h in first] == [("S", 100.0)]
+    assert s.screen(spelt) is first
+    assert [(h.entry.entry_id, h.score) for h in s.screen("Иван Экзамплов")] == []

@@ -10,10 +10,14 @@ least ``MIN_CONTAINED_WORDS`` words or ``MIN_CONTAINED_CHARS`` letters to count 
 policy decides what a score means (``data.gpu.evidence.screening``); here every candidate at or above
 ``floor`` is reported, best first.
 
+A name written with Cyrillic or Greek letters that look like Latin ones is screened under both its
+transliterated key and its lookalike key (``normalise.screening_keys``); each entry keeps its best score.
+
 A name not seen before is scored against every listed key, so the index does the per-key work once:
 ``token_sort_ratio`` is ``ratio`` over the keys' words in sorted order (kept sorted here), and a listed
-name contained in the screened one always scores 100 on ``token_set_ratio`` (so its candidates are the
-first ``MAX_HITS * 4`` keys scoring 100, found through a word index instead of scoring every key).
+name contained in the screened one always scores 100 on ``token_set_ratio``: every such key counts
+(found through a word index instead of scoring every key), however many shorter listed names the
+screened name also holds.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 from rapidfuzz import fuzz, process
 
 from enforcer.screening.csl import Entry
-from enforcer.screening.normalise import despace, normalise_name
+from enforcer.screening.normalise import despace, normalise_name, screening_keys
 
 #: Candidates below this score are not reported at all.
 DEFAULT_FLOOR = 70.0
@@ -91,18 +95,24 @@ class Screener:
 
     def screen(self, name: str) -> list[Hit]:
         """Every listed entry scoring at least ``floor`` against ``name``, best first (at most 5)."""
-        key = normalise_name(name)
-        cached = self._cache.get(key)
+        keys = screening_keys(name)
+        cache_key = keys[0] if len(keys) == 1 else "\n".join(keys)
+        cached = self._cache.get(cache_key)
         if cached is not None:
             return cached
-        hits = self._screen_key(key) if len(despace(key)) >= MIN_KEY_CHARS else []
+        best: dict[int, tuple[float, str]] = {}
+        for key in keys:
+            if len(despace(key)) >= MIN_KEY_CHARS:
+                self._score_key(key, best)
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:MAX_HITS]
+        hits = [Hit(self.entries[n], matched, score) for n, (score, matched) in ranked]
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.clear()
-        self._cache[key] = hits
+        self._cache[cache_key] = hits
         return hits
 
-    def _screen_key(self, key: str) -> list[Hit]:
-        best: dict[int, tuple[float, str]] = {}
+    def _score_key(self, key: str, best: dict[int, tuple[float, str]]) -> None:
+        """Raise ``best`` (entry -> (score, matched name)) to what ``key`` scores against each entry."""
         limit = MAX_HITS * 4
         # token_sort_ratio(key, k) is ratio() of both with their words sorted: the keys' are kept sorted
         found = process.extract(
@@ -115,30 +125,30 @@ class Screener:
         found += process.extract(
             despace(key), self._flat, scorer=fuzz.ratio, score_cutoff=self.floor, limit=limit
         )
-        for idx in self._contained(key, limit):  # the listed name is the subset (a padded screened name)
+        for idx in self._contained(key):  # the listed name is the subset (a padded screened name)
             found.append((self._keys[idx], 100.0, idx))
         for _, score, idx in found:
             n, matched = self._owner[idx]
             if score > best.get(n, (-1.0, ""))[0]:
                 best[n] = (float(score), matched)
-        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:MAX_HITS]
-        return [Hit(self.entries[n], matched, score) for n, (score, matched) in ranked]
 
-    def _contained(self, key: str, limit: int) -> list[int]:
-        """Listed keys whose words are all in ``key``, among the ``limit`` best on ``token_set_ratio``.
+    def _contained(self, key: str) -> list[int]:
+        """Listed keys long enough to count whose words are all in ``key``, ascending.
 
-        ``token_set_ratio`` is 100 exactly when the two share a word and one's words hold the other's;
-        those keys rank first (ties by index), so the ``limit`` best are the first ``limit`` of them (or
-        all of them and keys below 100, which are never contained). Only contained keys are kept.
+        Each scores 100 (``token_set_ratio``), the top score, and entries tied at the top rank by list
+        position: keys of entries after the first ``MAX_HITS`` entries found here can never be reported,
+        so the list stops there (which padding the name with listed names cannot change).
         """
-        words = set(key.split())
         shared: Counter[int] = Counter()
-        for w in words:
+        for w in set(key.split()):
             shared.update(self._postings.get(w, ()))
-        full = sorted(i for i, c in shared.items() if c == self._sizes[i] or c == len(words))[:limit]
-        out = []
-        for idx in full:
-            big = self._sizes[idx] >= MIN_CONTAINED_WORDS or len(self._flat[idx]) >= MIN_CONTAINED_CHARS
-            if big and shared[idx] == self._sizes[idx]:
+        out: list[int] = []
+        owners: set[int] = set()
+        for idx in sorted(i for i, c in shared.items() if c == self._sizes[i]):
+            if self._sizes[idx] >= MIN_CONTAINED_WORDS or len(self._flat[idx]) >= MIN_CONTAINED_CHARS:
+                n = self._owner[idx][0]
+                if n not in owners and len(owners) == MAX_HITS:
+                    break
+                owners.add(n)
                 out.append(idx)
         return out

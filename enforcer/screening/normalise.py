@@ -3,6 +3,12 @@
 ``SHENZHEN EXAMPLE TECHNOLOGY CO., LTD.``, ``Shenzhen Example Technology Limited`` and
 ``深圳 Example Technology 有限公司`` all lose their legal form; spacing is compared separately
 (see ``match``), so ``Shen Zhen`` and ``Shenzhen`` meet.
+
+Transliteration spells Cyrillic and Greek by sound (Cyrillic er is ``r``), which is right for a name
+written in those scripts but not for a Latin name typed with lookalike letters (``Inspur`` with Cyrillic
+I, dze and er transliterates as ``indzrur``).
+``screening_keys`` therefore also gives the key of the name with those letters read as the Latin ones
+they look like (``LATIN_LOOKALIKES``), and the screening keeps the better of the two.
 """
 
 from __future__ import annotations
@@ -36,8 +42,33 @@ CJK_SUFFIXES = (
     "有限会社",
     "주식회사",
 )
+#: Cyrillic and Greek letters (code points) -> the Latin letter they look like. From Unicode TR39's
+#: confusables.txt (https://www.unicode.org/Public/security/latest/confusables.txt), where each of these
+#: has the Latin letter's skeleton (Cyrillic small ka, em, en, te and ve there stand for the Latin small
+#: capitals K, M, H, T and B). The stroke letters (Cyrillic palochka, Greek iota) read as I or l; the
+#: capitals are folded to I, the small palochka to l.
+# fmt: off
+LATIN_LOOKALIKES: dict[int, str] = {
+    # Cyrillic small
+    0x0430: "a", 0x0432: "b", 0x0435: "e", 0x043A: "k", 0x043C: "m", 0x043D: "h", 0x043E: "o", 0x0440: "p",
+    0x0441: "c", 0x0442: "t", 0x0443: "y", 0x0445: "x", 0x0455: "s", 0x0456: "i", 0x0458: "j", 0x04CF: "l",
+    0x0501: "d", 0x04BB: "h", 0x051B: "q", 0x051D: "w", 0x04AF: "y",
+    # Cyrillic capital
+    0x0410: "A", 0x0412: "B", 0x0415: "E", 0x041A: "K", 0x041C: "M", 0x041D: "H", 0x041E: "O", 0x0420: "P",
+    0x0421: "C", 0x0422: "T", 0x0423: "Y", 0x0425: "X", 0x0405: "S", 0x0406: "I", 0x0408: "J", 0x04C0: "I",
+    0x051A: "Q", 0x051C: "W", 0x04AE: "Y",
+    # Greek small
+    0x03B1: "a", 0x03B3: "y", 0x03B9: "i", 0x03BA: "k", 0x03BD: "v", 0x03BF: "o", 0x03C1: "p", 0x03C4: "t",
+    0x03C5: "u", 0x03C7: "x",
+    # Greek capital
+    0x0391: "A", 0x0392: "B", 0x0395: "E", 0x0396: "Z", 0x0397: "H", 0x0399: "I", 0x039A: "K", 0x039C: "M",
+    0x039D: "N", 0x039F: "O", 0x03A1: "P", 0x03A4: "T", 0x03A5: "Y", 0x03A7: "X",
+}
+# fmt: on
+_FOLD = str.maketrans(LATIN_LOOKALIKES)
 MAX_NAME_CHARS = 512
 _NON_WORD = re.compile(r"[^a-z0-9]+")
+_WORD = re.compile(r"\w+")
 
 
 @lru_cache(maxsize=65536)
@@ -57,6 +88,43 @@ def normalise_name(name: str) -> str:
     for phrase in SUFFIX_PHRASES:
         padded = padded.replace(f" {phrase} ", " ")
     return " ".join(w for w in padded.split() if w not in SUFFIX_WORDS)
+
+
+@lru_cache(maxsize=65536)
+def screening_keys(name: str) -> tuple[str, ...]:
+    """The keys ``name`` is screened under: ``normalise_name(name)``, then the lookalike spelling's key.
+
+    The second key is there only when a word of ``name`` (after NFKC) mixes Latin letters with letters
+    of ``LATIN_LOOKALIKES`` or is made of lookalikes only, and reading them as Latin changes the key.
+
+    Parameters
+    ----------
+    name
+        A company or person name in any script.
+    """
+    key = normalise_name(name)
+    if name.isascii():
+        return (key,)
+    text = unicodedata.normalize("NFKC", name[:MAX_NAME_CHARS])
+    folded = _WORD.sub(_fold_word, text)
+    if folded == text:
+        return (key,)
+    alt = normalise_name(folded)
+    return (key,) if alt == key else (key, alt)
+
+
+def _fold_word(match: re.Match[str]) -> str:
+    """The word with its lookalike letters read as Latin, unless it is written in another script.
+
+    A word with no Latin letter that keeps a letter of its own after folding (a Russian word with a be
+    or a zhe) is Cyrillic or Greek, not a disguised Latin word; one mixing scripts, or made of lookalikes
+    only, is folded.
+    """
+    word = match.group()
+    folded = word.translate(_FOLD)
+    if folded.isascii() or any(c.isascii() and c.isalpha() for c in word):
+        return folded
+    return word
 
 
 def despace(key: str) -> str:
