@@ -395,3 +395,13 @@ def test_an_unreadable_ledger_audits_and_still_books(engine: Any, catalog: Any, 
     ledger.fail = False
     d = enf.enforce(launch(1, "111122223333", "eu-west-1", T0 + 60), T0 + 60).decision
     assert d.effect == "audit" and "running 1773094 TPP after this launch" in d.reasons[0].message
+
+
+def test_an_owner_spelt_with_latin_lookalike_letters_adds_up_with_its_plain_spelling() -> None:
+    """Red team round 20: a reseller signing "Inspur" spelt with Cyrillic I, dze and er for some launches and "Inspur" for
+    others must not split one end customer's compute over two ledger owners."""
+    from enforcer.ledger.owners import end_customer_key, owner_name_key
+
+    assert owner_name_key("\u0406n\u0455\u0440ur Co., Ltd.") == owner_name_key("Inspur Co Ltd")
+    assert end_customer_key({"name": "\u0406n\u0455\u0440ur"}) == end_customer_key({"name": "INSPUR"})
+    assert owner_name_key("Сбербанк") != owner_name_key("Inspur")  # a Cyrillic name keeps its own key

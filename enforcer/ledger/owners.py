@@ -14,7 +14,7 @@ from typing import Any
 
 from enforcer.ledger.figures import Allocation, Delta
 from enforcer.model import AccountOrigin, AttestationResult, Decision, LaunchRequest
-from enforcer.screening.normalise import normalise_name
+from enforcer.screening.normalise import screening_keys
 
 #: Sources whose decisions add to the ledger. A launch is seen several times (hook or broker
 #: before it, the CloudTrail call after it, the ``pending`` state change): only the CloudTrail
@@ -23,14 +23,21 @@ COUNTED_SOURCES = frozenset({"cloudtrail"})
 MAX_RESOURCES = 1000
 
 
+def owner_name_key(name: str) -> str:
+    """The ledger's key for a named owner: its screening key, with Latin-lookalike letters read as Latin
+    (``screening_keys``' last key), so that "Inspur" spelt with Cyrillic I, dze and er adds up with "Inspur";
+    a name in one script keeps the key ``normalise_name`` gives it."""
+    return screening_keys(name)[-1]
+
+
 def end_customer_key(ec: dict[str, Any]) -> str | None:
     """Ledger id of one attested end customer (None when the attestation names nobody)."""
     nh = ec.get("name_hash")
     if isinstance(nh, str) and nh:
         return nh[:128]
     name = ec.get("name")
-    if isinstance(name, str) and normalise_name(name):
-        return "name-sha256:" + hashlib.sha256(normalise_name(name).encode()).hexdigest()[:32]
+    if isinstance(name, str) and (key := owner_name_key(name)):
+        return "name-sha256:" + hashlib.sha256(key.encode()).hexdigest()[:32]
     return None
 
 
@@ -42,8 +49,8 @@ def owners_of(
     if origin is not None and origin.reseller:
         out.append(("reseller", origin.reseller, ""))
     parent = getattr(origin, "parent", None)
-    if isinstance(parent, str) and normalise_name(parent):
-        out.append(("parent", normalise_name(parent), parent))
+    if isinstance(parent, str) and (parent_key := owner_name_key(parent)):
+        out.append(("parent", parent_key, parent))
     if att.status == "valid":
         customers = att.parties if att.parties is not None else [att.claims.get("end_customer") or {}]
         seen: set[str] = set()
