@@ -44,6 +44,7 @@ from enforcer.guard_sweep import (
     sweep_pairs,
 )
 from enforcer.intake import normalise
+from enforcer.intake.malformed import malformed_launch
 from enforcer.model import Decision, Ignored, InputError, LaunchRequest
 from enforcer.pipeline import Enforcer, Outcome, rfc3339
 from enforcer.ports import AuditReceipt
@@ -150,7 +151,15 @@ class Guard:
         try:
             parsed = normalise(event, rfc3339(now))
         except InputError as exc:
-            return {"status": "bad_input", "code": exc.code, "error": str(exc)[:300]}
+            bad = {"code": exc.code, "error": str(exc)[:300]}
+            launch = malformed_launch(event, exc)  # a launch call we cannot read: denied, not ignored
+            if launch is None:
+                return {"status": "bad_input", **bad}
+            return {
+                "status": "decided",
+                "malformed": bad,
+                "results": [self.decide_and_act(launch, budget, now)],
+            }
         if isinstance(parsed, Ignored):
             return {"status": "ignored", **parsed.to_dict()}
         if parsed.source == "sweep":

@@ -37,8 +37,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
         if release_ledger(rt.enforcer, event, time.time()):  # a stop/terminate/completion (issue 14)
             count(metrics, "LedgerReleases")
-    elif result["status"] == "bad_input":
-        logger.error("bad guard event", extra={"error": result["error"], "code": result["code"]})
+    elif result["status"] == "bad_input" or "malformed" in result:  # malformed: a launch denied unread
+        bad = result.get("malformed") or result
+        logger.error("bad guard event", extra={"error": bad["error"], "code": bad["code"]})
         count(metrics, "BadInput")
     for r in result.get("results", []):
         count(metrics, "Backlog" if r.get("backlog") else "Decisions")

@@ -351,6 +351,40 @@ def test_failed_calls_and_malformed_events_do_not_crash(make_world: Any) -> None
     assert result["status"] == "bad_input" and result["code"]
 
 
+def test_a_launch_record_the_intake_rejects_is_denied_stopped_and_logged(make_world: Any) -> None:
+    """Fail closed after the fact: a successful RunInstances whose record does not parse (here a count of
+    the wrong type) launched something the guard cannot read, so even a clean US account's p5 is denied
+    REQUEST_UNRESOLVED, stopped, tagged, logged and alerted, instead of being a bad_input left running."""
+    w: World = make_world()
+    us = w.launch(account=HOME)
+    iid = us["Instances"][0]["InstanceId"]
+    bad = run_instances_event(us, HOME, instanceType="p5.48xlarge")
+    bad["detail"]["requestParameters"]["instancesSet"] = "nonsense"
+    result = handle(bad)
+    assert result["status"] == "decided" and result["malformed"]["code"]
+    (r,) = result["results"]
+    assert r["effect"] == "deny" and "REQUEST_UNRESOLVED" in r["reasons"], r
+    assert r["remediation"]["status"] == "stopped" and r["remediation"]["acted"] == [iid]
+    assert w.state(iid) == "stopped"
+    assert w.tags(iid)["gpu-enforcer:decision-id"] == r["decision_id"]
+    assert w.audit_count() == 1 and len(w.notifications()) == 1
+
+
+def test_a_rejected_record_that_is_not_a_launch_call_stays_bad_input(make_world: Any) -> None:
+    make_world()
+    event = {
+        "detail-type": "AWS API Call via CloudTrail",
+        "detail": {
+            "eventSource": "ec2.amazonaws.com",
+            "eventName": "DescribeInstances",
+            "recipientAccountId": HOME,
+            "awsRegion": "us-east-1",
+            "requestParameters": "nonsense",
+        },
+    }
+    assert handle(event)["status"] in ("bad_input", "ignored")
+
+
 def test_audit_failure_fails_before_acting(make_world: Any) -> None:
     w: World = make_world()
     resp = w.launch(account=MEMBER)

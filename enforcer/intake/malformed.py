@@ -1,0 +1,97 @@
+"""A launch call whose CloudTrail record the intake rejects, as a request the policy denies.
+
+The reactive guard sees launches after they happened: a record that does not parse (a field of a type
+or size the extractors refuse) must not leave what it launched running and unaudited. When the record
+is a successful call the coverage table decides and its account and region are sound, the guard turns
+the rejection into a request with one unresolved item (``malformed_request``: the policy denies it
+``REQUEST_UNRESOLVED``), carrying the instance ids the response names, so the decision is logged, the
+instances are stopped and the alert goes out. Anything less certain stays a ``bad_input`` result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from enforcer.intake import cloudtrail_generic
+from enforcer.intake.cloudtrail import CLOUDTRAIL_DETAIL_TYPE, account_id, region
+from enforcer.intake.cloudtrail_ec2 import instance_id
+from enforcer.intake.registry import CLOUDTRAIL_SHAPES
+from enforcer.model import InputError, LaunchItem, LaunchRequest
+
+#: Most instance ids read from a rejected record's response.
+MAX_IDS = 1000
+
+
+def malformed_launch(event: Any, error: InputError) -> LaunchRequest | None:
+    """The fail-closed request for a rejected CloudTrail launch record, or None when it is not one.
+
+    Parameters
+    ----------
+    event
+        The EventBridge event (or bare CloudTrail record) the intake rejected.
+    error
+        The intake's error; its code and message go into the item's reference (and so the audit record).
+
+    Returns
+    -------
+    LaunchRequest or None
+        None when the event is not a successful, write, launch-capable CloudTrail call with a valid
+        account id and region.
+    """
+    if not isinstance(event, Mapping):
+        return None
+    rec = event.get("detail") if event.get("detail-type") == CLOUDTRAIL_DETAIL_TYPE else event
+    if not isinstance(rec, Mapping):
+        return None
+    source, name = rec.get("eventSource"), rec.get("eventName")
+    if not isinstance(source, str) or not isinstance(name, str) or rec.get("errorCode") not in (None, ""):
+        return None
+    if rec.get("readOnly") in (True, "true", "True"):
+        return None
+    if (source, name) not in CLOUDTRAIL_SHAPES and cloudtrail_generic.extractor_for(source, name) is None:
+        return None
+    raw_ident = rec.get("userIdentity")
+    ident: Mapping[str, Any] = raw_ident if isinstance(raw_ident, Mapping) else {}
+    try:
+        acct = account_id(rec.get("recipientAccountId") or event.get("account") or ident.get("accountId"), "")
+        reg = region(rec.get("awsRegion") or event.get("region"), "")
+    except InputError:
+        return None
+    ref = {"kind": "malformed_request", "error": f"{error.code}: {' '.join(str(error).split())[:200]}"}
+    raw_id = event.get("id") or rec.get("eventID")
+    when = rec.get("eventTime")
+    principal = ident.get("arn")
+    return LaunchRequest(
+        source="cloudtrail",
+        action=f"{source.split('.', 1)[0][:64]}:{name[:128]}",
+        account_id=acct,
+        region=reg,
+        principal=principal[:2048] if isinstance(principal, str) else None,
+        items=[LaunchItem(instance_type=None, count=1, ref=ref, path="requestParameters")],
+        event_id=raw_id[:128] if isinstance(raw_id, str) else None,
+        event_time=when[:64] if isinstance(when, str) else None,
+        instance_ids=_instance_ids(rec.get("responseElements")),
+    )
+
+
+def _instance_ids(resp: Any) -> list[str]:
+    """Every well-formed ``instanceId`` under ``responseElements`` (any nesting), at most MAX_IDS."""
+    out: list[str] = []
+    stack = [resp]
+    while stack and len(out) < MAX_IDS:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if key in ("instanceId", "InstanceId") and isinstance(value, str):
+                    try:
+                        iid = instance_id(value, key)
+                    except InputError:
+                        continue
+                    if iid not in out:
+                        out.append(iid)
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return out
