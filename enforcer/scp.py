@@ -201,7 +201,11 @@ def _protect_roles(partition: str, roles: Sequence[str]) -> dict[str, Any]:
     matched by name in every account, so a member administrator who could create or re-trust a role of
     that name could launch (or buy a training plan, which nothing can cancel) past every deny."""
     deployers = [f"arn:{partition}:iam::*:role/{r}" for r in DEPLOYER_ROLES]
-    arns = [f"arn:{partition}:iam::*:role/{r}" for r in roles]
+    # The deployers are protected too (else a member could create a role of a deployer's name and act as
+    # one), and every path of each name (a role name is unique whatever its path: a pre-created
+    # /x/GpuLaunchBroker would keep the StackSet from creating the real one).
+    names = [*roles, *DEPLOYER_ROLES]
+    arns = [f"arn:{partition}:iam::*:role/{p}{r}" for r in names for p in ("", "*/")]
     return _statement(
         "ProtectEnforcerRoles", ROLE_CHANGES, arns, {"ArnNotLike": {"aws:PrincipalArn": deployers}}
     )

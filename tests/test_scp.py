@@ -85,7 +85,8 @@ def test_the_enforcer_roles_can_be_changed_only_by_their_stackset_deployers() ->
     create or re-trust a role of that name would launch past every deny (a training plan cannot be undone)."""
     docs = generate_scps(broker_role="Broker", guard_role="Guard", partition="aws-us-gov")
     (protect,) = [s for d in docs for s in d["Statement"] if s["Sid"] == "ProtectEnforcerRoles"]
-    assert protect["Resource"] == ["arn:aws-us-gov:iam::*:role/Broker", "arn:aws-us-gov:iam::*:role/Guard"]
+    names = ["Broker", "Guard", "stacksets-exec-*", "AWSCloudFormationStackSetExecutionRole"]
+    assert protect["Resource"] == [f"arn:aws-us-gov:iam::*:role/{p}{n}" for n in names for p in ("", "*/")]
     assert {
         "iam:CreateRole",
         "iam:UpdateAssumeRolePolicy",

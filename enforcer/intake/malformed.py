@@ -75,23 +75,50 @@ def malformed_launch(event: Any, error: InputError) -> LaunchRequest | None:
     )
 
 
+#: Response members that hold launched instances (RunInstances' ``instancesSet``, an instant fleet's
+#: ``fleetInstanceSet[].instanceIds``, the id lists of other launch calls). Nothing else is read: tags and
+#: labels echo what the caller wrote, so an id found there could name somebody else's instance.
+ID_CONTAINERS = frozenset(
+    {"instancesSet", "fleetInstanceSet", "instances", "Instances", "instanceIds", "InstanceIds"}
+)
+#: Never descended into, even inside a container.
+CALLER_ECHO = frozenset({"tags", "tagSet", "Tags", "TagSet", "labels", "Labels", "tagSpecificationSet"})
+_ID_KEYS = frozenset({"instanceId", "InstanceId"})
+_ID_LISTS = frozenset({"instanceIds", "InstanceIds"})
+
+
 def _instance_ids(resp: Any) -> list[str]:
-    """Every well-formed ``instanceId`` under ``responseElements`` (any nesting), at most MAX_IDS."""
+    """The well-formed instance ids the response's id containers hold (any nesting), at most MAX_IDS."""
+    if isinstance(resp, Mapping) and len(resp) == 1:
+        ((key, inner),) = resp.items()
+        if isinstance(key, str) and key.endswith("Response") and isinstance(inner, Mapping):
+            resp = inner
+    if not isinstance(resp, Mapping):
+        return []
     out: list[str] = []
-    stack = [resp]
+    stack: list[tuple[Any, bool]] = [(v, k in _ID_LISTS) for k, v in resp.items() if k in ID_CONTAINERS]
     while stack and len(out) < MAX_IDS:
-        node = stack.pop()
-        if isinstance(node, Mapping):
+        node, id_list = stack.pop()
+        if isinstance(node, str):
+            if id_list:
+                _add(out, node)
+        elif isinstance(node, Mapping):
             for key, value in node.items():
-                if key in ("instanceId", "InstanceId") and isinstance(value, str):
-                    try:
-                        iid = instance_id(value, key)
-                    except InputError:
-                        continue
-                    if iid not in out:
-                        out.append(iid)
+                if key in CALLER_ECHO:
+                    continue
+                if key in _ID_KEYS and isinstance(value, str):
+                    _add(out, value)
                 else:
-                    stack.append(value)
+                    stack.append((value, key in _ID_LISTS or (id_list and key == "item")))
         elif isinstance(node, list):
-            stack.extend(node)
+            stack.extend((v, id_list) for v in node)
     return out
+
+
+def _add(out: list[str], value: str) -> None:
+    try:
+        iid = instance_id(value, "instanceId")
+    except InputError:
+        return
+    if iid not in out:
+        out.append(iid)

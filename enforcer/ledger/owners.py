@@ -14,7 +14,7 @@ from typing import Any
 
 from enforcer.ledger.figures import Allocation, Delta
 from enforcer.model import AccountOrigin, AttestationResult, Decision, LaunchRequest
-from enforcer.screening.normalise import screening_keys
+from enforcer.screening.normalise import despace, screening_keys
 
 #: Sources whose decisions add to the ledger. A launch is seen several times (hook or broker
 #: before it, the CloudTrail call after it, the ``pending`` state change): only the CloudTrail
@@ -24,10 +24,12 @@ MAX_RESOURCES = 1000
 
 
 def owner_name_key(name: str) -> str:
-    """The ledger's key for a named owner: its screening key, with Latin-lookalike letters read as Latin
-    (``screening_keys``' last key), so that "Inspur" spelt with Cyrillic I, dze and er adds up with "Inspur";
-    a name in one script keeps the key ``normalise_name`` gives it."""
-    return screening_keys(name)[-1]
+    """The ledger's key for a named owner: its screening key with Latin-lookalike letters read as Latin
+    (``screening_keys``' last key), spaces removed as screening compares keys, so that "Inspur" spelt with
+    Cyrillic I, dze and er, or "In-spur", adds up with "Inspur". Keys are whole words run together: a
+    ledger booked before this rule (spaced keys; a Cyrillic name made of lookalikes only, such as "TOP"
+    typed in Cyrillic) is re-keyed once, its old rows released as their instances stop."""
+    return despace(screening_keys(name)[-1])
 
 
 def end_customer_key(ec: dict[str, Any]) -> str | None:

@@ -116,15 +116,14 @@ def screening_keys(name: str) -> tuple[str, ...]:
 def _fold_word(match: re.Match[str]) -> str:
     """The word with its lookalike letters read as Latin, unless it is written in another script.
 
-    A word with no Latin letter that keeps a letter of its own after folding (a Russian word with a be
-    or a zhe) is Cyrillic or Greek, not a disguised Latin word; one mixing scripts, or made of lookalikes
-    only, is folded.
+    Only a word whose every letter is Latin or a lookalike is folded. A word that keeps a letter of its
+    own after folding (a Russian word with a be or a zhe) is Cyrillic or Greek, not a disguised Latin
+    word, even with a stray Latin letter typed into it: folding it (the Russian "Sberbank" with one
+    Latin a) would key it apart from its plain spelling.
     """
     word = match.group()
     folded = word.translate(_FOLD)
-    if folded.isascii() or any(c.isascii() and c.isalpha() for c in word):
-        return folded
-    return word
+    return folded if folded.isascii() else word
 
 
 def despace(key: str) -> str:
