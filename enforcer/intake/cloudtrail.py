@@ -42,6 +42,42 @@ def region(value: Any, at: str) -> str:
     return value
 
 
+def launches_nothing(rec: Mapping[str, Any]) -> str | None:
+    """Why ``rec`` launched nothing whatever its body says (a failed or read-only call), else None."""
+    err = rec.get("errorCode")
+    if err is not None and err != "":
+        code = (
+            "".join(c if c.isprintable() else "?" for c in err[:128]) if isinstance(err, str) else kind(err)
+        )
+        return f"api call failed: {code}"
+    ro = rec.get("readOnly")
+    if ro is True or (isinstance(ro, str) and ro.lower() == "true"):
+        return "read-only call"
+    return None
+
+
+def is_launch_call(source: str, name: str) -> bool:
+    """Whether a hand-written shape or the coverage table decides ``source``/``name``."""
+    return (source, name) in CLOUDTRAIL_SHAPES or cloudtrail_generic.extractor_for(source, name) is not None
+
+
+def account_and_region(
+    rec: Mapping[str, Any], envelope: Mapping[str, Any], ident: Mapping[str, Any]
+) -> tuple[str, str]:
+    """The account the call acted in (the record's, else the envelope's, else the caller's) and its region.
+
+    Raises
+    ------
+    InputError
+        When either is missing or malformed.
+    """
+    acct = rec.get("recipientAccountId") or envelope.get("account") or ident.get("accountId")
+    return (
+        account_id(acct, "recipientAccountId"),
+        region(rec.get("awsRegion") or envelope.get("region"), "awsRegion"),
+    )
+
+
 def _unwrap(m: Any, key: str, at: str) -> tuple[Mapping[str, Any] | None, str]:
     """Return the mapping at ``at`` with a ``<Action>Request``/``<Action>Response`` wrapper removed."""
     if m is None or m == "":
@@ -85,28 +121,20 @@ def from_record(
     event_id = text(raw_id, "id", 128) if raw_id is not None else None
     if event_id is None and rec.get("eventID") is not None:
         event_id = text(rec.get("eventID"), "eventID", 128)
-    err = rec.get("errorCode")
-    if err is not None and err != "":
-        code = (
-            "".join(c if c.isprintable() else "?" for c in err[:128]) if isinstance(err, str) else kind(err)
-        )
-        return Ignored(f"api call failed: {code}", event_id, action)
-    ro = rec.get("readOnly")
-    if ro is True or (isinstance(ro, str) and ro.lower() == "true"):
-        return Ignored("read-only call", event_id, action)
+    why = launches_nothing(rec)
+    if why is not None:
+        return Ignored(why, event_id, action)
     hand_written = CLOUDTRAIL_SHAPES.get((source, name))
     extractor = hand_written or cloudtrail_generic.extractor_for(source, name)
     if extractor is None:
         return Ignored(f"not a launch call: {action}", event_id, action)
 
     env = envelope or {}
-    acct = rec.get("recipientAccountId") or env.get("account")
     ident = rec.get("userIdentity")
     if ident is not None and not isinstance(ident, dict):
         raise InputError(f"userIdentity: expected an object, got {kind(ident)}")
     ident = ident or {}
-    acct = account_id(acct or ident.get("accountId"), "recipientAccountId")
-    reg = region(rec.get("awsRegion") or env.get("region"), "awsRegion")
+    acct, reg = account_and_region(rec, env, ident)
     principal = ident.get("arn") or ident.get("invokedBy")
     principal = text(principal, "userIdentity.arn", 2048) if principal is not None else None
     when = rec.get("eventTime") or env.get("time")

@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from enforcer.intake import cloudtrail_generic
-from enforcer.intake.cloudtrail import CLOUDTRAIL_DETAIL_TYPE, account_id, region
+from enforcer.intake.cloudtrail import (
+    CLOUDTRAIL_DETAIL_TYPE,
+    account_and_region,
+    is_launch_call,
+    launches_nothing,
+)
 from enforcer.intake.cloudtrail_ec2 import instance_id
-from enforcer.intake.registry import CLOUDTRAIL_SHAPES
 from enforcer.model import InputError, LaunchItem, LaunchRequest
 
 #: Most instance ids read from a rejected record's response.
@@ -45,17 +48,14 @@ def malformed_launch(event: Any, error: InputError) -> LaunchRequest | None:
     if not isinstance(rec, Mapping):
         return None
     source, name = rec.get("eventSource"), rec.get("eventName")
-    if not isinstance(source, str) or not isinstance(name, str) or rec.get("errorCode") not in (None, ""):
+    if not isinstance(source, str) or not isinstance(name, str) or launches_nothing(rec) is not None:
         return None
-    if rec.get("readOnly") in (True, "true", "True"):
-        return None
-    if (source, name) not in CLOUDTRAIL_SHAPES and cloudtrail_generic.extractor_for(source, name) is None:
+    if not is_launch_call(source, name):
         return None
     raw_ident = rec.get("userIdentity")
     ident: Mapping[str, Any] = raw_ident if isinstance(raw_ident, Mapping) else {}
     try:
-        acct = account_id(rec.get("recipientAccountId") or event.get("account") or ident.get("accountId"), "")
-        reg = region(rec.get("awsRegion") or event.get("region"), "")
+        acct, reg = account_and_region(rec, event if rec is not event else {}, ident)
     except InputError:
         return None
     ref = {"kind": "malformed_request", "error": f"{error.code}: {' '.join(str(error).split())[:200]}"}
