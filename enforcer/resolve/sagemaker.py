@@ -108,7 +108,7 @@ class SageMakerLookups(Lookups):
     def _training_plan(self, item: LaunchItem, ref: Mapping[str, Any]) -> list[LaunchItem]:
         """The reserved capacities of a training plan (``CreateTrainingPlan``): one item per
         ``ReservedCapacitySummaries[]`` entry, its count the summary's, else the plan's, instance count
-        (several entries are a plan's segments; the resolver counts them as alternatives). A plan with
+        (several entries are a plan's segments; they add up, ``resolver.ADDITIVE_KINDS``). A plan with
         no reserved capacity raises (fails closed)."""
         if self.sagemaker is None:
             raise ResolutionError("no SageMaker client")
