@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -93,6 +94,10 @@ ENDPOINT_SERVICES: tuple[str, ...] = (
 )
 #: The reduced copy; not named ``endpoints.json``, so no loader search ever finds it in botocore's place.
 ENDPOINTS_FILE = "endpoints.trimmed.json"
+#: Model types whose list of services botocore's own data directory holds is kept in the manifest: every
+#: client built lists them (``Loader.list_available_services`` walks about 450 service folders per type,
+#: the largest part of the first client's cost) only to check that the service exists.
+LISTED_TYPES: tuple[str, ...] = ("endpoint-rule-set-1", "service-2")
 
 
 def _reachable(shapes: Mapping[str, Any], roots: Iterable[str]) -> set[str]:
@@ -179,6 +184,7 @@ def write_models(out_dir: Path = MODELS_DIR) -> dict[str, Any]:
     endpoints = trim_endpoints(loader.load_data("endpoints"), ENDPOINT_SERVICES)
     (out_dir / ENDPOINTS_FILE).write_text(json.dumps(endpoints, sort_keys=True, separators=(",", ":")))
     manifest["endpoint_services"] = sorted(ENDPOINT_SERVICES)
+    manifest["listed"] = {t: _scan(loader, loader.BUILTIN_DATA_PATH, t) for t in LISTED_TYPES}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
 
@@ -243,7 +249,59 @@ def use_trimmed_models(session: Any) -> bool:
         loader.search_paths.insert(0, str(MODELS_DIR))
     # botocore has no public hook for the resolver: its session keeps it as an internal component
     core._internal_components.lazy_register_component("endpoint_resolver", _endpoint_resolver)
+    _list_from_manifest(loader, manifest_listed())
     return True
+
+
+def _scan(loader: Any, path: str, type_name: str) -> list[str]:
+    """The services under ``path`` with a ``type_name`` model in some API version: botocore's own walk
+    (``Loader.list_available_services``) over one search path."""
+    found: list[str] = []
+    if not os.path.isdir(path):
+        return found
+    for service in sorted(os.listdir(path)):
+        folder = os.path.join(path, service)
+        if not os.path.isdir(folder):
+            continue
+        if any(loader.file_loader.exists(os.path.join(folder, v, type_name)) for v in os.listdir(folder)):
+            found.append(service)
+    return found
+
+
+def manifest_listed() -> Mapping[str, list[str]]:
+    """The manifest's services per model type in botocore's data directory (empty without a manifest)."""
+    manifest = _manifest()
+    listed: Mapping[str, list[str]] = (manifest or {}).get("listed", {})
+    return listed
+
+
+def _list_from_manifest(loader: Any, listed: Mapping[str, list[str]]) -> None:
+    """Answer ``loader.list_available_services`` for :data:`LISTED_TYPES` from ``listed`` (botocore's data
+    directory, whose release the manifest matches) plus a walk of the other search paths, which are small
+    (this package's trimmed models, ``~/.aws/models`` when it exists): the same sorted list, without walking
+    botocore's 450 folders. Other types, and a loader whose path lacks botocore's directory, walk as before.
+    """
+    if not listed or getattr(loader, "_enforcer_listing", False):
+        return
+    walk = loader.list_available_services  # the bound, instance-cached original
+    builtin = loader.BUILTIN_DATA_PATH
+    cache: dict[str, list[str]] = {}
+
+    def list_available_services(type_name: str) -> list[str]:
+        known = listed.get(type_name)
+        if known is None or builtin not in loader.search_paths:
+            result: list[str] = walk(type_name)
+            return result
+        if type_name not in cache:
+            services = set(known)
+            for path in loader.search_paths:
+                if path != builtin:
+                    services.update(_scan(loader, path, type_name))
+            cache[type_name] = sorted(services)
+        return cache[type_name]
+
+    loader.list_available_services = list_available_services
+    loader._enforcer_listing = True
 
 
 if __name__ == "__main__":

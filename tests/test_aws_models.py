@@ -225,3 +225,24 @@ def test_make_install_pins_the_botocore_the_data_was_cut_from() -> None:
     manifest = json.loads((aws_models.MODELS_DIR / aws_models.MANIFEST).read_text())
     assert pins["botocore"] == manifest["botocore"] == botocore.__version__
     assert pins["boto3"].rsplit(".", 1)[0] == manifest["botocore"].rsplit(".", 1)[0]
+
+
+def test_listed_services_answer_as_botocores_walk(tmp_path: Path) -> None:
+    """The manifest's service lists (no walk of botocore's 450 folders per client type) give the very list
+    botocore's own walk gives, extra search paths included; other types still walk."""
+    import boto3
+
+    extra = tmp_path / "models"
+    (extra / "madeup" / "2020-01-01").mkdir(parents=True)
+    (extra / "madeup" / "2020-01-01" / "service-2.json").write_text("{}")
+    session = boto3.session.Session(region_name="us-east-1")
+    assert aws_models.use_trimmed_models(session)
+    ours = session._session.get_component("data_loader")
+    ours.search_paths.append(str(extra))
+    reference = botocore.loaders.Loader()
+    reference.search_paths[:] = list(ours.search_paths)
+    assert set(aws_models.manifest_listed()) == set(aws_models.LISTED_TYPES)
+    for type_name in (*aws_models.LISTED_TYPES, "paginators-1", "waiters-2"):
+        assert ours.list_available_services(type_name) == reference.list_available_services(type_name)
+    assert "madeup" in ours.list_available_services("service-2")
+    assert "madeup" not in ours.list_available_services("endpoint-rule-set-1")
