@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from enforcer.policy import go_env
 from enforcer.replay import ReplaySummary, _files, events_of_file, replay
 
 MARKER = "INCOMPLETE"
@@ -271,7 +272,7 @@ def run_files(
                 finished(_one(t))
         else:
             ctx = multiprocessing.get_context("spawn")
-            with _main_not_reimported(), _worker_gogc():
+            with _main_not_reimported(), _worker_go_env():
                 pool = ctx.Pool(min(jobs, len(todo)), initializer=_init, initargs=(cfg,))
             with pool:
                 for doc in pool.imap_unordered(_one, todo, chunksize=1):
@@ -303,28 +304,22 @@ def _main_not_reimported() -> Iterator[None]:
         main.__file__ = path
 
 
-#: Go's GC target in spawned workers when the caller sets none (``GOGC=400``, as the Lambda template
-#: deploys): the embedded engine's collector then runs a quarter as often; a worker's peak RSS stays
-#: far under 300 MB (docs/operations.md).
-WORKER_GOGC = "400"
-
-
 @contextmanager
-def _worker_gogc() -> Iterator[None]:
-    """While workers start, give them ``GOGC`` (unless it is set): Go reads it only at process start.
+def _worker_go_env() -> Iterator[None]:
+    """While workers start, give them the deployed Go settings (``go_env.DEPLOYED``: ``GOGC=off`` under a
+    ``GOMEMLIMIT``) unless the caller set ``GOGC`` or ``GOMEMLIMIT``: Go reads them only at process start.
 
-    The Go runtime of the engine's shared library takes ``GOGC`` from the environment the process
-    was started with (a change to ``os.environ`` after start-up is not seen), so it can be set for
-    spawned workers only; a one-process run keeps the caller's setting.
+    The Go runtime of the engine's shared library takes them from the environment the process was started
+    with (a change to ``os.environ`` after start-up is not seen), so they can be set for spawned workers
+    only; a one-process run keeps the caller's settings.
     """
-    if "GOGC" in os.environ:
-        yield
-        return
-    os.environ["GOGC"] = WORKER_GOGC
+    added = go_env.unset_defaults(os.environ)
+    os.environ.update(added)
     try:
         yield
     finally:
-        os.environ.pop("GOGC", None)
+        for k in added:
+            os.environ.pop(k, None)
 
 
 def _join(parts: Path, n: int, out_path: Path) -> None:

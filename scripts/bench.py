@@ -90,20 +90,36 @@ def _decide_rows(n: int = 5000) -> list[Row]:
     ]
 
 
-def bench_decide() -> list[Row]:
-    """decide() beside the bare engine, under Go's default GC target and under GOGC=400 (as deployed).
+def _go_settings() -> list[tuple[str, dict[str, str]]]:
+    """Go's defaults (GOGC=100, no limit) and the template's settings (``go_env.DEPLOYED``), by label."""
+    from enforcer.policy.go_env import DEPLOYED
 
-    Go reads GOGC when the OPA library loads, from the environment the process started with, so each
-    setting runs in its own process.
+    deployed = ", ".join(f"{k}={v}" for k, v in DEPLOYED.items())
+    return [("GOGC=100", {"GOGC": "100"}), (f"{deployed} (template default)", dict(DEPLOYED))]
+
+
+def _go_env(settings: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("GOGC", "GOMEMLIMIT")}
+    return {**env, **settings}
+
+
+def bench_decide() -> list[Row]:
+    """decide() beside the bare engine, under Go's default GC target and as deployed (``go_env.DEPLOYED``).
+
+    Go reads GOGC and GOMEMLIMIT when the OPA library loads, from the environment the process started
+    with, so each setting runs in its own process.
     """
     rows: list[Row] = []
-    for gogc in ("100", "400"):
-        env = dict(os.environ, GOGC=gogc)
+    for label, settings in _go_settings():
         out = subprocess.run(
-            [sys.executable, __file__, "--decide-json"], env=env, check=True, capture_output=True, text=True
+            [sys.executable, __file__, "--decide-json"],
+            env=_go_env(settings),
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         for r in json.loads(out.strip().splitlines()[-1]):
-            r["figure"] += f", GOGC={gogc}" + (" (template default)" if gogc == "400" else "")
+            r["figure"] += f", {label}"
             rows.append(r)
     return rows
 
@@ -256,21 +272,20 @@ def bench_guard() -> list[Row]:
 def bench_evidence() -> list[Row]:
     """decide p99 with evidence, screening and ledger on, beside plain decide (bench_evidence.py).
 
-    Like ``bench_decide``, once under Go's default GC target and once under GOGC=400 (as deployed), each
-    in its own process because Go reads GOGC when the OPA library loads.
+    Like ``bench_decide``, once under Go's default GC target and once as deployed, each in its own
+    process because Go reads its settings when the OPA library loads.
     """
     rows: list[Row] = []
-    for gogc in ("100", "400"):
-        env = dict(os.environ, GOGC=gogc)
+    for label, settings in _go_settings():
         out = subprocess.run(
             [sys.executable, str(ROOT / "scripts" / "bench_evidence.py")],
-            env=env,
+            env=_go_env(settings),
             check=True,
             capture_output=True,
             text=True,
         ).stdout
         for r in json.loads(out):
-            r["figure"] += f", GOGC={gogc}" + (" (template default)" if gogc == "400" else "")
+            r["figure"] += f", {label}"
             rows.append(r)
     return rows
 

@@ -10,6 +10,7 @@ requests.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -71,6 +72,8 @@ def evidence_rows(n: int = 3000) -> list[dict[str, Any]]:
             IPSet([f"{10 + i // 256}.{i % 256}.0.0/16"]), {"country": {"iso_code": "CN" if i % 5 else "US"}}
         )
     w.to_db_file(str(tmp / "geo.mmdb"))
+    geoip = GeoIp(tmp / "geo.mmdb")
+    shutil.rmtree(tmp)  # the reader has the file open (mapped): it outlives the name
     screener = _screening_list(20_000)
     engine = EmbeddedEngine(load_bundle(ROOT / "policies"))
     tenants = [
@@ -84,7 +87,7 @@ def evidence_rows(n: int = 3000) -> list[dict[str, Any]]:
         catalog=ChipCatalog(),
         engine=engine,
         accounts=accounts,
-        observer=Observer(geoip=GeoIp(tmp / "geo.mmdb"), screening=lambda: screener, ledger=ledger),
+        observer=Observer(geoip=geoip, screening=lambda: screener, ledger=ledger),
     )
 
     def request(i: int) -> LaunchRequest:
@@ -121,7 +124,7 @@ def evidence_rows(n: int = 3000) -> list[dict[str, Any]]:
     return [
         {
             "figure": "decide p99 with evidence + screening + ledger (in-process, warm)",
-            "value": f"{p99:.0f} µs (p50 {pct(full, 0.5):.0f} µs)",
+            "value": f"{p99:.0f} µs (p50 {pct(full, 0.5):.0f} µs, p99.9 {pct(full, 0.999):.0f} µs)",
             "compare": f"plain decide p99 {b99:.0f} µs (p50 {pct(base, 0.5):.0f} µs); "
             f"first screening of a new name {cold_screen:.0f} µs over 20,000 names",
             "target": "< 2000 µs",

@@ -286,14 +286,22 @@ def test_workers_do_not_rerun_the_console_script(mix: dict[str, Any], tmp_path: 
     assert len(out.read_text().splitlines()) > 0
 
 
-def test_spawned_workers_get_gogc_400_unless_the_caller_set_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    from enforcer.replay_run import WORKER_GOGC, _worker_gogc
+def test_spawned_workers_get_the_deployed_go_settings_unless_the_caller_set_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from enforcer.policy.go_env import DEPLOYED
+    from enforcer.replay_run import _worker_go_env
 
     monkeypatch.delenv("GOGC", raising=False)
-    with _worker_gogc():
-        assert os.environ["GOGC"] == WORKER_GOGC == "400"
-    assert "GOGC" not in os.environ  # the parent's own environment is left as it was
+    monkeypatch.delenv("GOMEMLIMIT", raising=False)
+    with _worker_go_env():
+        assert {k: os.environ[k] for k in DEPLOYED} == DEPLOYED == {"GOGC": "off", "GOMEMLIMIT": "128MiB"}
+    assert "GOGC" not in os.environ and "GOMEMLIMIT" not in os.environ  # the parent's own is left as it was
     monkeypatch.setenv("GOGC", "150")
-    with _worker_gogc():
-        assert os.environ["GOGC"] == "150"
+    with _worker_go_env():  # the caller's choice of policy: not mixed with ours (no limit added)
+        assert os.environ["GOGC"] == "150" and "GOMEMLIMIT" not in os.environ
     assert os.environ["GOGC"] == "150"
+    monkeypatch.delenv("GOGC")
+    monkeypatch.setenv("GOMEMLIMIT", "1GiB")
+    with _worker_go_env():
+        assert os.environ["GOMEMLIMIT"] == "1GiB" and "GOGC" not in os.environ

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from enforcer.config import ConfigError
-from enforcer.policy import DECISION_PATH
+from enforcer.policy import DECISION_PATH, go_env
 from enforcer.policy.loader import PolicyBundle
 from enforcer.ports import EngineError
 
@@ -36,6 +36,9 @@ class EngineLoadError(EngineMissing, ConfigError):
 
 
 def _new_engine() -> Any:
+    bad = go_env.problems(os.environ)
+    if bad:  # Go reads these once, when the library loads: a malformed GOMEMLIMIT aborts the process
+        raise EngineLoadError("the embedded OPA engine's Go runtime settings: " + "; ".join(bad))
     try:
         from opa_bindings import OpaEngine
     except ImportError as exc:  # pragma: no cover - exercised only without the wheel
