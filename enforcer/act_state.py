@@ -67,8 +67,12 @@ class ActLedger(Protocol):
         """The state item of ``decision_id`` (``state``, ``account``, ``region``, ``remaining`` ...)."""
         ...
 
-    def put(self, decision_id: str, state: str, fields: dict[str, Any]) -> None:
-        """Record ``state`` (and its fields) for ``decision_id``."""
+    def put(self, decision_id: str, state: str, fields: dict[str, Any], *, replace: bool = False) -> None:
+        """Record ``state`` (and its fields) for ``decision_id``.
+
+        ``fields`` are merged into the item; with ``replace`` the item is written whole (for a caller
+        that passes every field, the same resulting item in one cheaper write).
+        """
         ...
 
     def backlog_add(self, decision_id: str) -> None:
@@ -122,10 +126,11 @@ class MemoryLedger:
             item = self.items.get(decision_id)
             return dict(item) if item is not None else None
 
-    def put(self, decision_id: str, state: str, fields: dict[str, Any]) -> None:
+    def put(self, decision_id: str, state: str, fields: dict[str, Any], *, replace: bool = False) -> None:
         """See :class:`ActLedger`."""
         with self._lock:
-            self.items[decision_id] = {**self.items.get(decision_id, {}), **fields, "state": state}
+            kept = {} if replace else self.items.get(decision_id, {})
+            self.items[decision_id] = {**kept, **fields, "state": state}
 
     def backlog_add(self, decision_id: str) -> None:
         """See :class:`ActLedger`."""
@@ -219,9 +224,16 @@ class DynamoLedger:
             return None
         return {k: _from_ddb(v) for k, v in item.items() if k != "pk"}
 
-    def put(self, decision_id: str, state: str, fields: dict[str, Any]) -> None:
-        """See :class:`ActLedger` (merges ``fields`` into the item)."""
+    def put(self, decision_id: str, state: str, fields: dict[str, Any], *, replace: bool = False) -> None:
+        """See :class:`ActLedger`: an ``UpdateItem`` setting ``fields`` (merged into the item), or with
+        ``replace`` a ``PutItem`` of the whole item (``pk``, ``fields``, ``state``, ``updated``,
+        ``expires_at``: every attribute an ``ACT#`` item has when ``fields`` is the full set of
+        ``_state_fields``). DynamoDB parses no update expression for a put (cheaper for in-process
+        moto, which parses and deep-copies one per update)."""
         item = self.item(decision_id, state, fields)
+        if replace:
+            self.ddb.put_item(TableName=self.table, Item=item)
+            return
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         sets = []

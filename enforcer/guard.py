@@ -299,8 +299,8 @@ class Guard:
         return "failed", []
 
     def _record_state(self, d: Decision, state: str, remaining: list[str], legal: bool, fresh: bool) -> None:
-        fields = _state_fields(d, remaining, legal)
-        self.safe(lambda: self.ledger.put(d.decision_id, state, fields))
+        fields = _state_fields(d, remaining, legal)  # every field of the item: written whole
+        self.safe(lambda: self.ledger.put(d.decision_id, state, fields, replace=True))
         if state in ("capped", "failed"):
             self.safe(lambda: self.ledger.backlog_add(d.decision_id))
         elif not fresh:  # a redelivery may find its decision queued by an earlier failed attempt

@@ -82,7 +82,7 @@ def test_warm_deny_is_one_write_then_the_stop_then_three_calls_at_once(make_worl
     r = _deny(w, calls)
     assert calls.before_stop() == ["dynamodb.TransactWriteItems", "ec2.StopInstances"]
     after = sorted(calls.names()[2:])
-    assert after == ["dynamodb.UpdateItem", "ec2.CreateTags", "sns.Publish"]  # state acted; no backlog call
+    assert after == ["dynamodb.PutItem", "ec2.CreateTags", "sns.Publish"]  # state acted: whole item
     threads = {c[1] for c in calls.log if c[0] in after}
     assert "MainThread" not in threads  # the follow-up calls run on the guard's pool
     iid = r["remediation"]["acted"][0]
