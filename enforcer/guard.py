@@ -15,8 +15,9 @@ The deny path (issue 16), in order, with the AWS calls it makes one after the ot
    or, with a store that has no transactions, the record then the state;
 3. the stop (or terminate) call;
 4. then, all at once and concurrently: tags, ASG suspension, the notification, the state (``acted``
-   | ``failed`` | ``capped``), the backlog (only when something is left to do, or when a redelivery
-   or the backlog acted), and a pending seal of the audit log.
+   | ``failed`` | ``capped``, one ``PutItem`` of the whole item), the backlog (only when something is
+   left to do, or when a redelivery or the backlog acted), and a seal of the audit log that is due
+   or pending (the record's write defers it: S3 and KMS never stand between the record and the stop).
 
 A redelivered event never makes a new decision: the logged decision and its state are read back and
 acted on unless the state is ``acted``. A record written whose seal failed is still acted on.
@@ -273,13 +274,21 @@ class Guard:
             lambda: self.remediator.notify(d, result),
             lambda: self._record_state(d, state, remaining, legal, fresh),
         ]
-        audit = self.enforcer.audit
-        if getattr(audit, "seal_pending", False):
-            jobs.append(lambda: self.safe(lambda: audit.retry_seal()))  # type: ignore[union-attr]
+        if getattr(self.enforcer.audit, "seal_pending", False):
+            jobs.append(lambda: self._seal(outcome.receipt))
         self.wait(pending + [self._pool.submit(j) for j in jobs])
         if state == "capped":
             result.errors.append("capped: held back in the remediation backlog (alarm raised)")
         return self._result(request, outcome, result)
+
+    def _seal(self, receipt: AuditReceipt | None) -> None:
+        """Retry a pending seal; a seal this event's write deferred (``defer_seal``) gets the write's
+        own attempt here too: its failure is the receipt's ``seal_error``, then it is tried again."""
+        audit: Any = self.enforcer.audit
+        error = self.safe(lambda: audit.retry_seal())  # a store without it (local: seals in its write)
+        if error and receipt is not None and not receipt.duplicate and receipt.seal_error is None:
+            receipt.seal_error = error
+            self.safe(lambda: audit.retry_seal())
 
     def state_of(self, result: ActionResult) -> tuple[str, list[str]]:
         """The remediation state an action result leaves, and the instances still to act on.

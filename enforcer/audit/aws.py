@@ -148,7 +148,7 @@ class AwsAuditStore:
         self.max_attempts = max_attempts
         self.clock = clock
         self.conflicts = 0  # lost races, for metrics
-        self.seal_pending = False  # a seal failed: retried by the next write or retry_seal()
+        self.seal_pending = False  # a seal failed or was deferred: run by the next write or retry_seal()
         self.seal_failures = 0
         # (next_seq, last_hash) after this container's last append: a warm writer tries it first and
         # reads the HEAD item only when the conditional write says another writer moved it.
@@ -193,7 +193,12 @@ class AwsAuditStore:
 
     # ------------------------------------------------------------------ write
     def write(
-        self, decision: Decision, action: str | None = None, *, side_ops: list[dict[str, Any]] | None = None
+        self,
+        decision: Decision,
+        action: str | None = None,
+        *,
+        side_ops: list[dict[str, Any]] | None = None,
+        defer_seal: bool = False,
     ) -> AuditReceipt:
         """Append the record of ``decision`` (see ``ports.AuditSink.write``).
 
@@ -205,6 +210,10 @@ class AwsAuditStore:
             Extra ``TransactWriteItems`` operations committed atomically with the record (the
             guard's remediation state and per-account counters): one write on the deny path. When
             one of them fails its condition, :class:`SideOpRefused` is raised and nothing is written.
+        defer_seal
+            A seal due now (every ``seal_every`` records, or one pending after a failure) is not run
+            by this write: :attr:`seal_pending` is set and the caller runs :meth:`retry_seal` (the
+            guard: after the stop, beside the follow-up calls, so S3 and KMS never delay a stop).
 
         A seal failure (S3 Object Lock copy or KMS checkpoint signature) does not fail the write:
         the receipt carries ``seal_error``, :attr:`seal_pending` is set and :meth:`retry_seal`
@@ -216,13 +225,15 @@ class AwsAuditStore:
             On any failure, including exhausting the conflict retries.
         """
         try:
-            return self._write(decision, action, side_ops or [])
+            return self._write(decision, action, side_ops or [], defer_seal)
         except AuditWriteError:
             raise
         except Exception as exc:
             raise AuditWriteError(f"audit write to DynamoDB failed: {type(exc).__name__}: {exc}") from exc
 
-    def _write(self, decision: Decision, action: str | None, side_ops: list[dict[str, Any]]) -> AuditReceipt:
+    def _write(
+        self, decision: Decision, action: str | None, side_ops: list[dict[str, Any]], defer_seal: bool = False
+    ) -> AuditReceipt:
         record = build_record(decision, action, salt=self.salt)
         key = record_event_key(record)
         evt_pk = _evt_pk(key) if key else None
@@ -312,7 +323,10 @@ class AwsAuditStore:
             self._head_cache = (seq + 1, sealed.hash)
             receipt = AuditReceipt(seq=seq, hash=sealed.hash, duplicate=False, decision_id=did)
             if self.seal_pending or (self.seal_every and (seq + 1) % self.seal_every == 0):
-                receipt.seal_error = self.retry_seal()
+                if defer_seal:
+                    self.seal_pending = True  # the caller seals (retry_seal) once it has acted
+                else:
+                    receipt.seal_error = self.retry_seal()
             return receipt
         raise AuditWriteError(f"audit write gave up after {self.max_attempts} conflicting attempts")
 
