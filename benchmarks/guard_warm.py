@@ -41,8 +41,9 @@ CONTROL_DIR = ROOT / "benchmarks" / "anchors" / "custodian"
 
 
 @contextlib.contextmanager
-def moto_cpu() -> Iterator[list[float]]:
-    """Collect the thread CPU seconds of every in-process moto dispatch (each thread's own clock)."""
+def moto_cpu(by_call: list[tuple[str, float]] | None = None) -> Iterator[list[float]]:
+    """Collect the thread CPU seconds of every in-process moto dispatch (each thread's own clock);
+    with ``by_call``, also ``(service.Operation, seconds)`` of each."""
     from moto.core.botocore_stubber import BotocoreStubber
 
     spent: list[float] = []
@@ -53,7 +54,10 @@ def moto_cpu() -> Iterator[list[float]]:
         try:
             return original(self, *args, **kwargs)
         finally:
-            spent.append(time.thread_time() - t0)  # list.append: atomic under the GIL
+            dt = time.thread_time() - t0
+            spent.append(dt)  # list.append: atomic under the GIL
+            if by_call is not None:  # the event name: before-send.<service>.<Operation>
+                by_call.append((str(args[0] if args else kwargs.get("event_name", "")).split(".", 1)[-1], dt))
 
     BotocoreStubber.__call__ = timed  # type: ignore[method-assign]
     try:
@@ -183,7 +187,10 @@ def measure(n: int = 200) -> dict[str, Any]:
     control, control_event, control_start = _control_in_process(w)
     variants = ("as shipped", "item snapshot", "control")
     ctx = le.LambdaContext()
-    out: dict[str, Any] = {v: {"ms": [], "cpu_ms": [], "moto_ms": [], "gc_ms": 0.0} for v in variants}
+    out: dict[str, Any] = {
+        v: {"ms": [], "cpu_ms": [], "moto_ms": [], "gc_ms": 0.0, "by_call": {}} for v in variants
+    }
+    moto_calls: list[tuple[str, float]] = []
     gcs = {"t": 0.0, "ms": 0.0}
 
     def gc_cb(phase: str, info: dict[str, Any]) -> None:
@@ -198,7 +205,7 @@ def measure(n: int = 200) -> dict[str, Any]:
     null = open(os.devnull, "w")  # noqa: SIM115 - closed below, after the handlers are restored
     streams = _logs_to(null)
     try:
-        with contextlib.redirect_stdout(null), moto_cpu() as in_moto:
+        with contextlib.redirect_stdout(null), moto_cpu(moto_calls) as in_moto:
             for i in range(n + 5):
                 for variant in variants:
                     if variant == "control":
@@ -216,6 +223,7 @@ def measure(n: int = 200) -> dict[str, Any]:
                     with ctx_mgr:
                         calls.clear()
                         in_moto.clear()
+                        moto_calls.clear()
                         g0 = gcs["ms"]
                         c0, t0 = time.process_time(), time.perf_counter()
                         r = handler(event)
@@ -230,6 +238,8 @@ def measure(n: int = 200) -> dict[str, Any]:
                         rec["cpu_ms"].append(cpu)
                         rec["moto_ms"].append(moto_ms)
                         rec["gc_ms"] += gcs["ms"] - g0
+                        for op, sec in moto_calls:
+                            rec["by_call"].setdefault(op, []).append(sec * 1000)
                         first_calls.setdefault(variant, [c for c, _ in sorted(calls, key=lambda x: x[1])])
     finally:
         for handler, stream in streams:
@@ -250,6 +260,7 @@ def measure(n: int = 200) -> dict[str, Any]:
             "moto_cpu_p50_ms": _pct(rec["moto_ms"], 0.5),
             "own_cpu_p50_ms": _pct([c - m for c, m in zip(rec["cpu_ms"], rec["moto_ms"], strict=True)], 0.5),
             "gc_ms_per_event": rec["gc_ms"] / n,
+            "moto_cpu_by_call_p50_ms": {o: round(_pct(v, 0.5), 2) for o, v in sorted(rec["by_call"].items())},
             "calls": names,
             "serial_before_stop": stop_at + 1,
         }
