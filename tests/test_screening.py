@@ -346,3 +346,40 @@ def test_a_lookalike_spelling_is_cached_and_scores_as_the_latin_name() -> None:
     assert [(h.entry.entry_id, h.score) for h in first] == [("S", 100.0)]
     assert s.screen(spelt) is first
     assert [(h.entry.entry_id, h.score) for h in s.screen("Иван Экзамплов")] == []
+
+
+def test_the_tr39_table_keeps_only_single_latin_letters_of_other_scripts() -> None:
+    """The generated table (scripts/gen_confusables.py) holds what its docstring says, and reads the
+    Cyrillic and Greek letters the curated table covers the same way, capitals as capitals."""
+    from enforcer.screening.confusables_table import CONFUSABLES
+    from enforcer.screening.normalise import LATIN_LOOKALIKES
+
+    assert len(CONFUSABLES) > 300
+    for code, latin in CONFUSABLES.items():
+        ch = chr(code)
+        assert not ch.isascii() and ch.isalpha() and unicodedata.normalize("NFKC", ch) == ch, hex(code)
+        assert not unicodedata.name(ch).startswith("LATIN "), hex(code)
+        assert len(latin) == 1 and latin.isascii() and latin.isalpha(), hex(code)
+    for code, latin in LATIN_LOOKALIKES.items():
+        if code in CONFUSABLES and code != 0x04CF:  # small palochka: l here, i in TR39
+            assert CONFUSABLES[code] == latin, hex(code)
+
+
+@pytest.mark.parametrize(
+    "spelt",
+    [
+        "I\u03b7spur",  # Greek eta
+        "I\u0578sp\u057dr",  # Armenian vo, seh
+        "\u13a5nspur",  # Cherokee v (i)
+        "Insp\u2c9fr",  # Coptic small o: not a u, so no match below
+    ],
+)
+def test_lookalikes_of_other_scripts_screen_as_the_latin_name(spelt: str) -> None:
+    from enforcer.screening.csl import Entry
+
+    s = Screener([Entry("I", "Inspur Group Co., Ltd.", EL)])
+    hits = s.screen(spelt)
+    if "\u2c9f" in spelt:  # "Inspor": one letter off, the same score as the plain misspelling
+        assert [h.score for h in hits] == [h.score for h in s.screen("Inspor")]
+    else:
+        assert [(h.entry.entry_id, h.score) for h in hits] == [("I", 100.0)], screening_keys(spelt)

@@ -8,7 +8,9 @@ Transliteration spells Cyrillic and Greek by sound (Cyrillic er is ``r``), which
 written in those scripts but not for a Latin name typed with lookalike letters (``Inspur`` with Cyrillic
 I, dze and er transliterates as ``indzrur``).
 ``screening_keys`` therefore also gives the key of the name with those letters read as the Latin ones
-they look like (``LATIN_LOOKALIKES``), and the screening keeps the better of the two.
+they look like (``LATIN_LOOKALIKES``, completed by the rest of Unicode TR39's single-letter confusables
+in ``confusables_table``: Greek eta as n, Armenian vo and seh as n and u, Cherokee, Coptic, Lisu ...),
+and the screening keeps the better of the two.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import unicodedata
 from functools import lru_cache
 
 from anyascii import anyascii
+
+from enforcer.screening.confusables_table import CONFUSABLES
 
 #: Legal-form words removed wherever they stand (after transliteration and case folding).
 _WORDS = (
@@ -65,7 +69,9 @@ LATIN_LOOKALIKES: dict[int, str] = {
     0x039D: "N", 0x039F: "O", 0x03A1: "P", 0x03A4: "T", 0x03A5: "Y", 0x03A7: "X",
 }
 # fmt: on
-_FOLD = str.maketrans(LATIN_LOOKALIKES)
+#: Every lookalike read as Latin: TR39's single-letter confusables, the curated table above taking
+#: precedence where the two differ (the small-capital letters, the small palochka).
+_FOLD = str.maketrans({**CONFUSABLES, **LATIN_LOOKALIKES})
 MAX_NAME_CHARS = 512
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 _WORD = re.compile(r"\w+")
@@ -95,7 +101,8 @@ def screening_keys(name: str) -> tuple[str, ...]:
     """The keys ``name`` is screened under: ``normalise_name(name)``, then the lookalike spelling's key.
 
     The second key is there only when a word of ``name`` (after NFKC) mixes Latin letters with letters
-    of ``LATIN_LOOKALIKES`` or is made of lookalikes only, and reading them as Latin changes the key.
+    of ``LATIN_LOOKALIKES`` / ``CONFUSABLES`` or is made of lookalikes only, and reading them as Latin
+    changes the key.
 
     Parameters
     ----------
