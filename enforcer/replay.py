@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from enforcer.intake import normalise
+from enforcer.intake.malformed import malformed_launch
 from enforcer.model import CONTROLLED_CLASSES, Decision, Ignored, InputError
 from enforcer.pipeline import Enforcer
 from enforcer.replay_filter import Skipped, dumps_line, loads, skippable, split_log_file
@@ -251,7 +252,10 @@ def replay(
     """Decide every event with ``enforcer`` (and ``baseline``) and write one JSON line per decision.
 
     Nothing is logged to the audit trail. Malformed events are counted, written as error lines, and
-    skipped; they never stop the run. ``book`` (``enforcer.ledger.book.LedgerBook``) builds the
+    skipped; they never stop the run. A launch call whose record the intake rejects is counted as an
+    error too and, as the guard does, decided as the fail-closed request of
+    :func:`enforcer.intake.malformed.malformed_launch` (its line carries ``malformed``).
+    ``book`` (``enforcer.ledger.book.LedgerBook``) builds the
     compute ledger over the history: each decision books its launch, stop/terminate events release.
     CloudTrail records of calls the intake does not decide are counted as ignored without being
     normalised (:func:`enforcer.replay_filter.skippable`; releases are EventBridge events, never skipped);
@@ -272,15 +276,21 @@ def replay(
         if skippable(event):
             summary.ignored += 1
             continue
+        malformed: dict[str, str] | None = None
         try:
             if isinstance(event, InputError):
                 raise event
             request = normalise(event)
         except InputError as exc:
+            # as the guard does: a launch call whose record cannot be read is decided (denied
+            # REQUEST_UNRESOLVED), not skipped, so a preview shows what the guard stopped
+            launch = None if isinstance(event, InputError) else malformed_launch(event, exc)
             summary.errors += 1
             summary.error_codes[exc.code] += 1
-            out.write(dumps_line({"source": label, "error": exc.code, "message": str(exc)}))
-            continue
+            if launch is None:
+                out.write(dumps_line({"source": label, "error": exc.code, "message": str(exc)}))
+                continue
+            request, malformed = launch, {"error": exc.code, "message": str(exc)}
         if isinstance(request, Ignored):
             summary.ignored += 1
             if book is not None:
@@ -297,6 +307,8 @@ def replay(
         summary.add(decision, base)
         line = decision.to_dict()
         line["source"] = label
+        if malformed is not None:
+            line["malformed"] = malformed
         if base is not None:
             line["baseline_effect"] = base
             line["changed"] = base != decision.effect

@@ -58,6 +58,29 @@ def test_replay_reads_gzip_plain_and_jsonl(tmp_path: Path, make_enforcer: Any) -
     assert sum(summary.by_effect.values()) == 34
 
 
+def test_a_launch_record_the_intake_rejects_is_decided_as_the_guard_decides_it(
+    tmp_path: Path, make_enforcer: Any
+) -> None:
+    """The guard denies a launch call it cannot read (REQUEST_UNRESOLVED, enforcer.intake.malformed);
+    a preview of the same history shows that deny, not only an error line."""
+    rng = random.Random(3)
+    bad = record(200, rng)
+    assert bad["eventName"] == "RunInstances"
+    bad["recipientAccountId"] = "111122223333"
+    bad["requestParameters"] = "nonsense"
+    unreadable_read = dict(bad, eventName="DescribeInstances", readOnly=True)
+    (tmp_path / "ct.json").write_text(json.dumps({"Records": [bad, unreadable_read, record(201, rng)]}))
+    out = io.StringIO()
+    summary = replay(iter_events([str(tmp_path)]), make_enforcer(ACCOUNTS), out)
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    denied = [x for x in lines if x.get("malformed")]
+    assert len(denied) == 1 and denied[0]["effect"] == "deny", lines
+    assert [r["code"] for r in denied[0]["reasons"]] == ["REQUEST_UNRESOLVED"]
+    assert denied[0]["request"]["account_id"] == "111122223333"
+    assert summary.errors == 1 and summary.by_reason["REQUEST_UNRESOLVED"] >= 1
+    assert sum(1 for x in lines if "error" in x and "effect" not in x) == 0  # the read-only one is ignored
+
+
 def test_replay_never_writes_the_audit_log(tmp_path: Path, make_enforcer: Any) -> None:
     class Exploding:
         def write(self, decision: Any, action: Any = None) -> Any:
