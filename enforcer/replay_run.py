@@ -10,8 +10,10 @@ modification time) and replays the rest.
 
 With ``jobs > 1`` files are spread over that many processes (``spawn``: the policy engine is never
 forked), each with its own enforcer. The compute ledger (``AGGREGATE_COMPUTE``) then sums launches per
-process: exact per account when each account's files stay together (CloudTrail's ``AWSLogs/<account>/``
-layout: files are grouped by that folder), approximate for an end customer spread over accounts.
+process: every file of one account (CloudTrail's ``AWSLogs/<account>/`` layout, or
+``AWSLogs/<org id>/<account>/`` for an organization trail) goes to one process as one task, in source
+order, so the sums per account are exact; they are approximate for an end customer or parent spread over
+accounts, and for files outside that layout.
 """
 
 from __future__ import annotations
@@ -62,11 +64,15 @@ def local_files(sources: Sequence[str]) -> list[Path] | None:
 
 
 def account_folder(path: Path) -> str:
-    """The ``AWSLogs/<account>`` folder a CloudTrail file sits in ('' when not in that layout)."""
-    parts = path.parts
-    for i, part in enumerate(parts[:-1]):
-        if part == "AWSLogs" and i + 1 < len(parts) - 1:
-            return parts[i + 1]
+    """The account a CloudTrail file belongs to by its folder: ``AWSLogs/<account>/...`` or, for an
+    organization trail, ``AWSLogs/<org id>/<account>/...`` ('' when not in that layout)."""
+    parts = path.parts[:-1]
+    for i, part in enumerate(parts):
+        if part == "AWSLogs" and i + 1 < len(parts):
+            first = parts[i + 1]
+            if first.startswith("o-") and i + 2 < len(parts):
+                return parts[i + 2]
+            return first
     return ""
 
 
@@ -187,14 +193,26 @@ class RunError(Exception):
     """The run cannot start (a previous run's parts without ``--resume``, an unwritable output)."""
 
 
-def _order(files: list[Path], jobs: int) -> list[int]:
-    if jobs <= 1:
-        return list(range(len(files)))
-    # keep each account's files on one worker: chunks of an account's folder, in order
+def _groups(files: list[Path], indices: list[int]) -> list[list[int]]:
+    """``indices`` in tasks for the workers: every file of one account in one task, in source order, so
+    one process's ledger books all of that account's launches; a file outside the ``AWSLogs`` layout
+    is a task of its own."""
     by_acct: dict[str, list[int]] = {}
-    for i, f in enumerate(files):
-        by_acct.setdefault(account_folder(f), []).append(i)
-    return [i for idxs in by_acct.values() for i in idxs]
+    groups: list[list[int]] = []
+    for i in indices:
+        acct = account_folder(files[i])
+        if not acct:
+            groups.append([i])
+        elif acct in by_acct:
+            by_acct[acct].append(i)
+        else:
+            by_acct[acct] = [i]
+            groups.append(by_acct[acct])
+    return groups
+
+
+def _many(tasks: list[tuple[int, str, str]]) -> list[dict[str, Any]]:
+    return [_one(t) for t in tasks]
 
 
 def run_files(
@@ -221,7 +239,8 @@ def run_files(
     resume
         Reuse finished parts of an interrupted run of the same files.
     progress
-        Called as ``progress(files_done, files_total, events_done, elapsed_s)`` after each file.
+        Called as ``progress(files_done, files_total, events_done, elapsed_s)`` after each file (with
+        ``jobs > 1``, after each account's files).
 
     Raises
     ------
@@ -244,7 +263,7 @@ def run_files(
         raise RunError(f"cannot write {parts}: {exc.strerror or exc}") from exc
     summary, done, reused, events, cpu, rss = ReplaySummary(), 0, 0, 0, 0.0, 0.0
     todo: list[tuple[int, str, str]] = []
-    for i in _order(files, jobs):
+    for i in range(len(files)):
         sfile = parts / f"{i:08d}.summary.json"
         if resume and sfile.exists() and (parts / f"{i:08d}.jsonl").exists():
             doc = json.loads(sfile.read_text())
@@ -274,9 +293,13 @@ def run_files(
             ctx = multiprocessing.get_context("spawn")
             with _main_not_reimported(), _worker_go_env():
                 pool = ctx.Pool(min(jobs, len(todo)), initializer=_init, initargs=(cfg,))
+            by_index = {t[0]: t for t in todo}
+            groups = [[by_index[i] for i in g] for g in _groups(files, [t[0] for t in todo])]
+            groups.sort(key=len, reverse=True)  # the largest accounts first: the workers end together
             with pool:
-                for doc in pool.imap_unordered(_one, todo, chunksize=1):
-                    finished(doc)
+                for docs in pool.imap_unordered(_many, groups, chunksize=1):
+                    for doc in docs:
+                        finished(doc)
     except KeyboardInterrupt:
         return RunResult(summary, done, reused, time.perf_counter() - start, cpu, book, True, rss)
     _join(parts, len(files), out_path)

@@ -305,3 +305,65 @@ def test_spawned_workers_get_the_deployed_go_settings_unless_the_caller_set_one(
     monkeypatch.setenv("GOMEMLIMIT", "1GiB")
     with _worker_go_env():
         assert os.environ["GOMEMLIMIT"] == "1GiB" and "GOGC" not in os.environ
+
+
+def test_an_accounts_files_stay_on_one_worker_so_its_ledger_sums_them_all(
+    mix: dict[str, Any], tmp_path: Path
+) -> None:
+    """Six log files of one account, one 8 x p5.48xlarge launch each: the sixth crosses the account's
+    AGGREGATE_COMPUTE deny threshold (5,000,000 running TPP) only when one ledger books all six, as one
+    process does. Two processes must not spread the account's files over both ledgers."""
+    import random
+
+    from synth_cloudtrail import record
+
+    from enforcer.accounts import LocalAccountDirectory
+
+    origins = LocalAccountDirectory(mix["root"] / "state" / "accounts.json").list()
+    acct_id = next(
+        o.account_id for o in origins if o.country == "US" and o.kyc == "verified" and not o.reseller
+    )
+    folder = tmp_path / "AWSLogs" / acct_id / "CloudTrail" / "us-east-1" / "2026" / "10" / "01"
+    folder.mkdir(parents=True)
+    files = []
+    for k in range(6):
+        rec = record(9000 + k, random.Random(k))
+        rec["eventTime"] = f"2026-10-01T0{k}:00:00Z"
+        rec["recipientAccountId"] = rec["userIdentity"]["accountId"] = acct_id
+        rec["requestParameters"]["instanceType"] = "p5.48xlarge"
+        rec["responseElements"]["instancesSet"]["items"] = [
+            {"instanceId": f"i-{k:08x}{n:09x}", "instanceType": "p5.48xlarge"} for n in range(8)
+        ]
+        path = folder / f"{acct_id}_CloudTrail_us-east-1_20261001T0{k}00Z_{k:04d}.json.gz"
+        with gzip.open(path, "wt") as fh:
+            json.dump({"Records": [rec]}, fh)
+        files.append(path)
+    # interleave another account's files, as a sorted listing of many accounts would
+    for f in mix["files"][:4]:
+        files.append(f)
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    run_files(files, _cfg(mix), one, jobs=1)
+    run_files(files, _cfg(mix), two, jobs=2)
+
+    def aggregate(out: Path) -> list[tuple[str, str]]:
+        lines = [json.loads(x) for x in out.read_text().splitlines()]
+        return sorted(
+            (x["request"]["event_id"], x["effect"])
+            for x in lines
+            if x.get("request", {}).get("account_id") == acct_id
+            and any(r["code"] == "AGGREGATE_COMPUTE" for r in x.get("reasons", []))
+        )
+
+    assert any(effect == "deny" for _, effect in aggregate(one)), aggregate(one)
+    assert aggregate(two) == aggregate(one)
+
+
+def test_files_are_grouped_by_the_account_folder_of_account_and_organization_trails() -> None:
+    from enforcer.replay_run import _groups, account_folder
+
+    acct = Path("logs/AWSLogs/111122223333/CloudTrail/us-east-1/2026/10/01/x.json.gz")
+    org = Path("logs/AWSLogs/o-abc123/444455556666/CloudTrail/eu-west-1/2026/10/01/y.json.gz")
+    assert account_folder(acct) == "111122223333" and account_folder(org) == "444455556666"
+    assert account_folder(Path("flat/z.json.gz")) == ""
+    files = [acct, org, Path("flat/a.json.gz"), acct.with_name("x2.json.gz"), Path("flat/b.json.gz"), org]
+    assert _groups(files, list(range(6))) == [[0, 3], [1, 5], [2], [4]]
