@@ -24,27 +24,38 @@ class LedgerAuditSink:
         self.inner = inner
         self.ledger = ledger
         self.counters: Counter[str] = counters if counters is not None else Counter()
-        self._inner_side = "side_ops" in inspect.signature(inner.write).parameters
+        params = inspect.signature(inner.write).parameters
+        self._inner_side = "side_ops" in params
+        self._inner_defer = "defer_seal" in params
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
     def write(
-        self, decision: Decision, action: str | None = None, *, side_ops: list[dict[str, Any]] | None = None
+        self,
+        decision: Decision,
+        action: str | None = None,
+        *,
+        side_ops: list[dict[str, Any]] | None = None,
+        defer_seal: bool = False,
     ) -> AuditReceipt:
-        """Write the record (with the ledger's operations when the store can take them)."""
+        """Write the record (with the ledger's operations when the store can take them); ``defer_seal``
+        goes to a store that takes it (a seal due now then runs after the guard's stop)."""
         delta = delta_of(decision)
         ops_of = getattr(self.ledger, "ops", None)
+        kw: dict[str, Any] = {"defer_seal": True} if defer_seal and self._inner_defer else {}
         if not delta.empty and ops_of is not None and self._inner_side:
             ops, rest = ops_of(delta)
-            receipt: AuditReceipt = self.inner.write(decision, action, side_ops=[*(side_ops or []), *ops])
+            receipt: AuditReceipt = self.inner.write(
+                decision, action, side_ops=[*(side_ops or []), *ops], **kw
+            )
             if rest and not receipt.duplicate:
                 self._safe(lambda: self.ledger.put_rest(rest))
             return receipt
         if side_ops:
-            receipt = self.inner.write(decision, action, side_ops=side_ops)
+            receipt = self.inner.write(decision, action, side_ops=side_ops, **kw)
         else:
-            receipt = self.inner.write(decision, action)
+            receipt = self.inner.write(decision, action, **kw)
         if not delta.empty and not receipt.duplicate:
             self._safe(lambda: self.ledger.apply(delta))
         return receipt
