@@ -4,6 +4,11 @@ Shapes are plugins. CloudTrail API calls register an extractor with
 ``@shape(eventSource, eventName)``; other top-level shapes (state change, sweep, CloudFormation
 hook, broker) register a cheap predicate and a handler with ``@detector``. :func:`normalise`
 tries the detectors in order; anything malformed raises :class:`~enforcer.model.InputError`.
+
+Cold start (issue 16): importing the package loads the CloudTrail reader, its EC2 shapes and the
+coverage table's, enough for a CloudTrail launch record; the other detector modules
+(``registry.DETECTOR_MODULES``) are imported by the first event that is not a CloudTrail record, the other
+shape modules by the first record that misses (``registry.LAZY_SHAPE_MODULES``).
 """
 
 from __future__ import annotations
@@ -11,13 +16,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-# Registers shapes and detectors (sagemaker_events must come before the catch-all eventbridge_other).
-from enforcer.intake import broker, cfn_hook, cloudtrail, ec2_events, sagemaker_events  # noqa: F401
+# Registers the CloudTrail shapes and detectors (first in registry.DETECTOR_ORDER).
+from enforcer.intake import cloudtrail  # noqa: F401
 from enforcer.intake.cloudtrail import iter_cloudtrail_records
 from enforcer.intake.fields import as_list, kind, text
-from enforcer.intake.parse import DEFAULT_MAX_BYTES, parse_event_bytes
-from enforcer.intake.registry import CLOUDTRAIL_SHAPES, DETECTORS, detector, shape
+from enforcer.intake.registry import CLOUDTRAIL_SHAPES, DETECTORS, detector, loaded_detectors, shape
 from enforcer.model import Ignored, InputError, LaunchRequest
+
+#: The detectors tried before any other: a CloudTrail record never needs another detector module.
+CLOUDTRAIL_DETECTORS = frozenset({"eventbridge_cloudtrail", "cloudtrail_record"})
 
 __all__ = [
     "CLOUDTRAIL_SHAPES",
@@ -29,6 +36,14 @@ __all__ = [
     "parse_event_bytes",
     "shape",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("DEFAULT_MAX_BYTES", "parse_event_bytes"):  # the byte parser loads on use
+        from enforcer.intake import parse
+
+        return getattr(parse, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _is_other_eventbridge(e: Mapping[str, Any]) -> bool:
@@ -67,6 +82,8 @@ def normalise(event: Any, now: str | None = None) -> LaunchRequest | Ignored:
         For anything malformed: wrong types, missing fields, unknown shape, oversize input.
     """
     if isinstance(event, bytes | bytearray | memoryview | str):
+        from enforcer.intake.parse import parse_event_bytes
+
         event = parse_event_bytes(event)
     if not isinstance(event, Mapping):
         raise InputError(f"event must be a JSON object, got {kind(event)}")
@@ -75,7 +92,12 @@ def normalise(event: Any, now: str | None = None) -> LaunchRequest | Ignored:
         if len(records) != 1:
             raise InputError(f"a CloudTrail log file with {len(records)} records: replay it instead")
         event = records[0]
-    for _name, predicate, handler in DETECTORS:
+    for name, predicate, handler in loaded_detectors():  # CloudTrail's come first in every order
+        if name not in CLOUDTRAIL_DETECTORS:
+            break
+        if predicate(event):
+            return handler(event, now)
+    for _name, predicate, handler in DETECTORS:  # every detector (their modules imported)
         if predicate(event):
             return handler(event, now)
     raise InputError("unrecognised event shape")

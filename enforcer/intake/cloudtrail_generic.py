@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from functools import cache, lru_cache
 from typing import Any
 
-from enforcer.coverage.extract import extract
 from enforcer.coverage.table import Entry, decided
 from enforcer.intake.fields import Parsed
 from enforcer.intake.registry import Extractor
@@ -38,6 +37,8 @@ def extractor_for(event_source: str, event_name: str) -> Extractor | None:
         return None
 
     def generic(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
+        from enforcer.coverage.extract import extract  # the walker loads on the first walk (cold start)
+
         out = extract(p, entry, at)
         return out if out.items else Ignored("no instance type in request")
 
@@ -62,6 +63,8 @@ def complete(
             have.update(str(v).lower() for v in (i.ref or {}).values() if isinstance(v, str))
     if have and _nothing_new(p, have):
         return parsed
+    from enforcer.coverage.extract import extract
+
     extra = extract(p, entry, at, known=frozenset(have))
     if not extra.items:
         return parsed

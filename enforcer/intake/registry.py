@@ -1,8 +1,17 @@
-"""Plugin registry: CloudTrail shapes keyed by (eventSource, eventName), and event-shape detectors."""
+"""Plugin registry: CloudTrail shapes keyed by (eventSource, eventName), and event-shape detectors.
+
+Both load on demand (issue 16, cold start): a shape module that only registers shapes is imported the
+first time a record misses the shapes loaded so far, or anything lists them (:data:`LAZY_SHAPE_MODULES`);
+the detector modules other than CloudTrail's when anything reads :data:`DETECTORS`
+(:data:`DETECTOR_MODULES`). Detectors are kept in :data:`DETECTOR_ORDER` whatever order their modules were
+imported in.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import importlib
+import sys
+from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
 from typing import Any
 
 from enforcer.intake.fields import Parsed
@@ -14,8 +23,148 @@ Extractor = Callable[[Mapping[str, Any], str, Mapping[str, Any] | None], Parsed 
 Handler = Callable[[Mapping[str, Any], str | None], LaunchRequest | Ignored]
 Predicate = Callable[[Mapping[str, Any]], bool]
 
-CLOUDTRAIL_SHAPES: dict[tuple[str, str], Extractor] = {}
-DETECTORS: list[tuple[str, Predicate, Handler]] = []
+#: Shape modules imported on the first miss or listing instead of with the package (the others, EC2's and
+#: the coverage table's, are imported by ``enforcer.intake.cloudtrail``).
+LAZY_SHAPE_MODULES = (
+    "enforcer.intake.cloudtrail_sagemaker",
+    "enforcer.intake.cloudtrail_services",
+    "enforcer.intake.cloudtrail_updates",
+)
+
+
+def load_shape_modules() -> None:
+    """Import every shape module of :data:`LAZY_SHAPE_MODULES` (each registers its shapes once)."""
+    for name in LAZY_SHAPE_MODULES:
+        if name not in sys.modules:
+            importlib.import_module(name)
+
+
+Key = tuple[str, str]
+
+
+class _Shapes(dict[Key, Extractor]):
+    """The shapes registry: a dict that imports the lazy shape modules before it answers a miss or lists
+    its keys, so every reader sees every shape, as when they were all imported with the package."""
+
+    def _want(self, key: object) -> None:
+        if not dict.__contains__(self, key):
+            load_shape_modules()
+
+    def __contains__(self, key: object) -> bool:
+        self._want(key)
+        return dict.__contains__(self, key)
+
+    def __getitem__(self, key: Key) -> Extractor:
+        self._want(key)
+        return dict.__getitem__(self, key)
+
+    def get(self, key: Key, default: Any = None) -> Any:
+        self._want(key)
+        return dict.get(self, key, default)
+
+    def __iter__(self) -> Iterator[Key]:
+        load_shape_modules()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        load_shape_modules()
+        return dict.__len__(self)
+
+    def keys(self) -> KeysView[Key]:  # type: ignore[override]
+        load_shape_modules()
+        return dict.keys(self)
+
+    def values(self) -> ValuesView[Extractor]:  # type: ignore[override]
+        load_shape_modules()
+        return dict.values(self)
+
+    def items(self) -> ItemsView[Key, Extractor]:  # type: ignore[override]
+        load_shape_modules()
+        return dict.items(self)
+
+    def copy(self) -> dict[Key, Extractor]:
+        load_shape_modules()
+        return dict(dict.items(self))
+
+
+CLOUDTRAIL_SHAPES: dict[Key, Extractor] = _Shapes()
+
+#: The order detectors are tried in (first match handles the event); a detector not named here goes
+#: just before the catch-all ``eventbridge_other``, in registration order.
+DETECTOR_ORDER = (
+    "eventbridge_cloudtrail",
+    "cloudtrail_record",
+    "broker_api_gateway",
+    "broker_direct",
+    "cfn_hook",
+    "ec2_state_change",
+    "scheduled_sweep",
+    "sagemaker_state_change",
+    "eventbridge_other",
+)
+#: Modules registering the detectors other than CloudTrail's, imported when anything reads :data:`DETECTORS`.
+DETECTOR_MODULES = (
+    "enforcer.intake.broker",
+    "enforcer.intake.cfn_hook",
+    "enforcer.intake.ec2_events",
+    "enforcer.intake.sagemaker_events",
+)
+
+Detector = tuple[str, Predicate, Handler]
+
+
+def load_detector_modules() -> None:
+    """Import every module of :data:`DETECTOR_MODULES` (each registers its detectors once)."""
+    for name in DETECTOR_MODULES:
+        if name not in sys.modules:
+            importlib.import_module(name)
+
+
+class _Detectors(list[Detector]):
+    """The detectors in order: a list that imports the detector modules before anything reads it, so every
+    reader sees every detector (``enforcer.intake.normalise`` tries CloudTrail's first without them)."""
+
+    def __iter__(self) -> Iterator[Detector]:
+        load_detector_modules()
+        return list.__iter__(self)
+
+    def __len__(self) -> int:
+        load_detector_modules()
+        return list.__len__(self)
+
+    def __getitem__(self, index: Any) -> Any:
+        load_detector_modules()
+        return list.__getitem__(self, index)
+
+    def __contains__(self, value: object) -> bool:
+        load_detector_modules()
+        return list.__contains__(self, value)
+
+    def __reversed__(self) -> Iterator[Detector]:
+        load_detector_modules()
+        return list.__reversed__(self)
+
+    def index(self, value: Detector, *args: Any) -> int:
+        load_detector_modules()
+        return list.index(self, value, *args)
+
+    def copy(self) -> list[Detector]:
+        load_detector_modules()
+        return list(list.__iter__(self))
+
+
+DETECTORS: list[Detector] = _Detectors()
+
+
+def loaded_detectors() -> Iterator[Detector]:
+    """The detectors registered so far, in order, without importing any module."""
+    return list.__iter__(DETECTORS)
+
+
+def _rank(name: str) -> float:
+    if name in DETECTOR_ORDER:
+        return float(DETECTOR_ORDER.index(name))
+    return DETECTOR_ORDER.index("eventbridge_other") - 0.5
 
 
 def shape(event_source: str, *event_names: str) -> Callable[[Extractor], Extractor]:
@@ -37,9 +186,9 @@ def shape(event_source: str, *event_names: str) -> Callable[[Extractor], Extract
     def register(fn: Extractor) -> Extractor:
         for name in event_names:
             key = (event_source, name)
-            if key in CLOUDTRAIL_SHAPES:
+            if dict.__contains__(CLOUDTRAIL_SHAPES, key):
                 raise ValueError(f"duplicate CloudTrail shape {key}")
-            CLOUDTRAIL_SHAPES[key] = fn
+            dict.__setitem__(CLOUDTRAIL_SHAPES, key, fn)
         return fn
 
     return register
@@ -48,11 +197,14 @@ def shape(event_source: str, *event_names: str) -> Callable[[Extractor], Extract
 def detector(name: str, predicate: Predicate) -> Callable[[Handler], Handler]:
     """Register ``handler`` for events on which ``predicate`` (cheap, never raising) is true.
 
-    Detectors are tried in registration order; the first match handles the event.
+    Detectors are tried in :data:`DETECTOR_ORDER`; the first match handles the event.
     """
 
     def register(fn: Handler) -> Handler:
-        DETECTORS.append((name, predicate, fn))
+        at = list.__len__(DETECTORS)
+        while at > 0 and _rank(list.__getitem__(DETECTORS, at - 1)[0]) > _rank(name):
+            at -= 1
+        DETECTORS.insert(at, (name, predicate, fn))
         return fn
 
     return register

@@ -23,8 +23,7 @@ from enforcer.act_state import is_legal
 from enforcer.actions import ActionResult, Budget
 from enforcer.aws_errors import error_code
 from enforcer.guard import Guard
-from enforcer.managed import fleets, sagemaker  # noqa: F401  (registers the families)
-from enforcer.managed.registry import FAMILIES, MANAGED_REF, Family, ManagedResource, from_request, to_request
+from enforcer.managed.registry import MANAGED_REF, Family, ManagedResource, families, from_request, to_request
 from enforcer.model import LaunchRequest
 from enforcer.pipeline import Enforcer, Outcome, rfc3339
 
@@ -109,7 +108,7 @@ def decide_and_act(guard: GuardLike, request: LaunchRequest, budget: Budget, now
         ``duplicate``, ``remediation``).
     """
     res = from_request(request)
-    fam = FAMILIES.get(res.kind) if res is not None else None
+    fam = families().get(res.kind) if res is not None else None
     client: Any = None
     problems: list[str] = []
     if res is not None and fam is not None:
@@ -235,7 +234,7 @@ def sweep(
     tuple
         Per-decision results and per-family errors (``account/region/kind: code``).
     """
-    jobs = [(a, r, fam) for a, r in pairs for fam in FAMILIES.values() if available(fam.service, r)]
+    jobs = [(a, r, fam) for a, r in pairs for fam in families().values() if available(fam.service, r)]
     listed: dict[int, list[ManagedResource]] = {}
     errors: list[str] = []
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="managed-sweep")

@@ -16,6 +16,8 @@ and dispatches on ``request.extra["managed"]["kind"]``.
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,7 +77,31 @@ class Family:
     remedy: str = ""
 
 
-FAMILIES: dict[str, Family] = {}
+_FAMILIES: dict[str, Family] = {}
+#: Every family by kind, read as ``registry.FAMILIES`` or :func:`families`: the first read imports the
+#: modules that register them (:data:`FAMILY_MODULES`), so an EC2 launch's cold start never does.
+FAMILIES: dict[str, Family]
+FAMILY_MODULES = ("enforcer.managed.fleets", "enforcer.managed.sagemaker")
+
+
+def families() -> dict[str, Family]:
+    """Every registered family by kind (the family modules imported first).
+
+    Returns
+    -------
+    dict
+        ``kind -> Family``, the registry itself.
+    """
+    for name in FAMILY_MODULES:
+        if name not in sys.modules:
+            importlib.import_module(name)
+    return _FAMILIES
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FAMILIES":
+        return families()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def register(family: Family) -> Family:
@@ -86,9 +112,9 @@ def register(family: Family) -> Family:
     ValueError
         When the kind is already registered.
     """
-    if family.kind in FAMILIES:
+    if family.kind in _FAMILIES:
         raise ValueError(f"duplicate managed family {family.kind}")
-    FAMILIES[family.kind] = family
+    _FAMILIES[family.kind] = family
     return family
 
 
