@@ -11,8 +11,13 @@ Fair to both sides:
   once per operation before applying it (``moto/dynamodb/models/__init__.py``), so its cost grows
   with the audit table -- 3-5 copies of every record logged so far, per deny -- and the garbage
   drives the collector into long pauses. DynamoDB's cost does not depend on the table's size. The
-  bench runs both ways in the same process, interleaved: ``as shipped`` and ``item snapshot`` (the
-  same rollback semantics, keeping only the items the transaction touches), and reports both.
+  bench runs both ways in the same process: ``item snapshot`` (the same rollback semantics, keeping
+  only the items the transaction touches) interleaved with the control, then ``as shipped`` apart
+  (its garbage would land in the others' timings), and reports both;
+- **the guard as the template deploys it**: with the compute ledger (``ENFORCER_LEDGER_TABLE``: its
+  read is a call before the decision, its update rides in the audit transaction) and the deny topic
+  without subscribers (the tests' world subscribes a queue to read alerts; moto delivers to it inside
+  ``Publish``, signing a new certificate each time, where SNS delivers after ``Publish`` returns).
 
 Each run also counts the AWS calls of a warm deny (botocore hooks): how many happen before the stop
 is issued, and which follow it, and splits each event's CPU time into moto's (the thread CPU time spent
@@ -164,6 +169,33 @@ def _control_in_process(w: Any) -> tuple[Callable[[Any], Any], dict[str, Any], C
     return (lambda e: control_handler.handler(e, None)), fx.runinstances_event(deny_id, fx.DENY_TYPE), start
 
 
+def _deployed_world(make: Callable[..., Any]) -> Any:
+    """The tests' world as the template deploys the guard: with the compute ledger table
+    (``ENFORCER_LEDGER_TABLE``: one more read before the decision, its update in the audit transaction)
+    and the deny topic without subscribers (the tests subscribe a queue to read the alerts; moto delivers
+    to it inside ``Publish``, signing a new certificate, where SNS delivers after ``Publish`` returns)."""
+    import boto3
+
+    from enforcer.ledger.dynamo import create_ledger_table
+
+    create_ledger_table(boto3.client("dynamodb", region_name="us-east-1"), "gle-ledger")
+    saved = os.environ.get("ENFORCER_LEDGER_TABLE")
+    os.environ["ENFORCER_LEDGER_TABLE"] = "gle-ledger"
+    try:
+        w = make()
+    finally:
+        if saved is None:
+            os.environ.pop("ENFORCER_LEDGER_TABLE", None)
+        else:
+            os.environ["ENFORCER_LEDGER_TABLE"] = saved
+    sns = w.client("sns")
+    for sub in sns.list_subscriptions_by_topic(TopicArn=w.topic_arn)["Subscriptions"]:
+        sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
+    if getattr(w.rt.enforcer, "observer", None) is None:
+        raise RuntimeError("the bench world has no ledger: ENFORCER_LEDGER_TABLE was not read")
+    return w
+
+
 def measure(n: int = 200) -> dict[str, Any]:
     """``n`` warm denies per variant (as shipped, item snapshot), interleaved, in this process."""
     import botocore.client
@@ -181,7 +213,8 @@ def measure(n: int = 200) -> dict[str, Any]:
         return orig_call(self, op, params)
 
     gen = le.world_factory(EmbeddedEngine(load_bundle(ROOT / "policies")))
-    w = next(gen)()
+    make = next(gen)
+    w = _deployed_world(make)
     resp = w.launch(account=le.MEMBER)
     ec2, iid = w.client("ec2", le.MEMBER), resp["Instances"][0]["InstanceId"]
     control, control_event, control_start = _control_in_process(w)
@@ -206,41 +239,42 @@ def measure(n: int = 200) -> dict[str, Any]:
     streams = _logs_to(null)
     try:
         with contextlib.redirect_stdout(null), moto_cpu(moto_calls) as in_moto:
-            for i in range(n + 5):
-                for variant in variants:
-                    if variant == "control":
-                        control_start()  # untimed, as the anchor harness restarts its p5
-                        handler, event, check = control, control_event, _stopped_list
-                    else:
-                        ec2.start_instances(InstanceIds=[iid])  # untimed, as the control restarts its p5
-                        event = le.run_instances_event(resp, le.MEMBER, instanceType="p5.48xlarge")
-                        handler, check = (lambda e: guard.handler(e, ctx)), _stopped_guard
-                    ctx_mgr = (
-                        item_snapshot_transactions()
-                        if variant == "item snapshot"
-                        else contextlib.nullcontext()
-                    )
-                    with ctx_mgr:
-                        calls.clear()
-                        in_moto.clear()
-                        moto_calls.clear()
-                        g0 = gcs["ms"]
-                        c0, t0 = time.process_time(), time.perf_counter()
-                        r = handler(event)
-                        dt = (time.perf_counter() - t0) * 1000
-                        cpu = (time.process_time() - c0) * 1000
-                        moto_ms = sum(in_moto) * 1000
-                    if not check(r):
-                        raise RuntimeError(f"{variant}: the warm deny did not stop the p5: {r!r:.300}")
-                    if i >= 5:
-                        rec = out[variant]
-                        rec["ms"].append(dt)
-                        rec["cpu_ms"].append(cpu)
-                        rec["moto_ms"].append(moto_ms)
-                        rec["gc_ms"] += gcs["ms"] - g0
-                        for op, sec in moto_calls:
-                            rec["by_call"].setdefault(op, []).append(sec * 1000)
-                        first_calls.setdefault(variant, [c for c, _ in sorted(calls, key=lambda x: x[1])])
+            # the guard and the control interleaved; "as shipped" after them, apart: its garbage (moto's
+            # whole-table copies) would otherwise land in the others' timings
+            rounds = [(i, v) for i in range(n + 5) for v in ("item snapshot", "control")]
+            rounds += [(i, "as shipped") for i in range(n + 5)]
+            for i, variant in rounds:
+                if variant == "control":
+                    control_start()  # untimed, as the anchor harness restarts its p5
+                    handler, event, check = control, control_event, _stopped_list
+                else:
+                    ec2.start_instances(InstanceIds=[iid])  # untimed, as the control restarts its p5
+                    event = le.run_instances_event(resp, le.MEMBER, instanceType="p5.48xlarge")
+                    handler, check = (lambda e: guard.handler(e, ctx)), _stopped_guard
+                ctx_mgr = (
+                    item_snapshot_transactions() if variant == "item snapshot" else contextlib.nullcontext()
+                )
+                with ctx_mgr:
+                    calls.clear()
+                    in_moto.clear()
+                    moto_calls.clear()
+                    g0 = gcs["ms"]
+                    c0, t0 = time.process_time(), time.perf_counter()
+                    r = handler(event)
+                    dt = (time.perf_counter() - t0) * 1000
+                    cpu = (time.process_time() - c0) * 1000
+                    moto_ms = sum(in_moto) * 1000
+                if not check(r):
+                    raise RuntimeError(f"{variant}: the warm deny did not stop the p5: {r!r:.300}")
+                if i >= 5:
+                    rec = out[variant]
+                    rec["ms"].append(dt)
+                    rec["cpu_ms"].append(cpu)
+                    rec["moto_ms"].append(moto_ms)
+                    rec["gc_ms"] += gcs["ms"] - g0
+                    for op, sec in moto_calls:
+                        rec["by_call"].setdefault(op, []).append(sec * 1000)
+                    first_calls.setdefault(variant, [c for c, _ in sorted(calls, key=lambda x: x[1])])
     finally:
         for handler, stream in streams:
             handler.setStream(stream)
