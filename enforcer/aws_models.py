@@ -95,9 +95,10 @@ ENDPOINT_SERVICES: tuple[str, ...] = (
 #: The reduced copy; not named ``endpoints.json``, so no loader search ever finds it in botocore's place.
 ENDPOINTS_FILE = "endpoints.trimmed.json"
 #: Model types whose list of services botocore's own data directory holds is kept in the manifest: every
-#: client built lists them (``Loader.list_available_services`` walks about 450 service folders per type,
-#: the largest part of the first client's cost) only to check that the service exists.
-LISTED_TYPES: tuple[str, ...] = ("endpoint-rule-set-1", "service-2")
+#: client built lists the first and last, and the first paginator (the licence query on a deny) the middle
+#: one (``Loader.list_available_services`` walks about 450 service folders per type, the largest part of
+#: the first client's cost) only to check that the service exists.
+LISTED_TYPES: tuple[str, ...] = ("endpoint-rule-set-1", "paginators-1", "service-2")
 
 
 def _reachable(shapes: Mapping[str, Any], roots: Iterable[str]) -> set[str]:
