@@ -19,7 +19,8 @@ NOT_AT_COLD_START = (
     "enforcer.ledger.release",
 )
 #: Loaded by the first event that is not a CloudTrail record, the first record no EC2 shape reads, the
-#: first walk of a request through the coverage table, or the first managed (SageMaker ...) resource.
+#: first walk of a request through the coverage table (or a build of the table), or the first managed
+#: (SageMaker ...) resource.
 NOT_FOR_A_CLOUDTRAIL_EC2_LAUNCH = (
     "enforcer.intake.broker",
     "enforcer.intake.cfn_hook",
@@ -30,6 +31,8 @@ NOT_FOR_A_CLOUDTRAIL_EC2_LAUNCH = (
     "enforcer.intake.cloudtrail_services",
     "enforcer.intake.cloudtrail_updates",
     "enforcer.coverage.extract",
+    "enforcer.coverage.walker",
+    "enforcer.coverage.rules",
     "enforcer.managed.fleets",
     "enforcer.managed.sagemaker",
 )

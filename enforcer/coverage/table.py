@@ -12,17 +12,12 @@ import re
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from enforcer.coverage.rules import (
-    OUT_OF_SCOPE_OPERATIONS,
-    OUT_OF_SCOPE_SERVICES,
-    READ_PREFIXES,
-    REFERENCE_OPERATIONS,
-    RESOLVED_AT_USE,
-)
-from enforcer.coverage.walker import TypeOperation, event_source, load_model, walk_models
 from enforcer.model import CONTROLLED_CLASSES
+
+if TYPE_CHECKING:  # the walker and the status registries load to build the table, not to read it
+    from enforcer.coverage.walker import TypeOperation
 
 Status = Literal["decided", "resolved-at-use", "out-of-scope"]
 STATUSES: tuple[Status, ...] = ("decided", "resolved-at-use", "out-of-scope")
@@ -74,6 +69,13 @@ def enum_has_accelerated(enum: tuple[str, ...] | list[str], catalog: Any) -> boo
 
 
 def _status(op: TypeOperation, catalog: Any) -> tuple[Status, str]:
+    from enforcer.coverage.rules import (
+        OUT_OF_SCOPE_OPERATIONS,
+        OUT_OF_SCOPE_SERVICES,
+        READ_PREFIXES,
+        RESOLVED_AT_USE,
+    )
+
     key = (op.service, op.operation)
     launch = [p for p in op.paths if p.role == "launch"]
     if op.operation.startswith(READ_PREFIXES):
@@ -109,6 +111,8 @@ def build_table(catalog: Any = None, operations: list[TypeOperation] | None = No
         Output of :func:`~enforcer.coverage.walker.walk_models` (walked now when None).
     """
     from enforcer.chips import ChipCatalog
+    from enforcer.coverage.rules import REFERENCE_OPERATIONS
+    from enforcer.coverage.walker import event_source, load_model, walk_models
 
     cat = catalog or ChipCatalog()
     ops = operations if operations is not None else walk_models()
