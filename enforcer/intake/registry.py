@@ -10,7 +10,6 @@ imported in.
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
 from typing import Any
 
@@ -32,11 +31,21 @@ LAZY_SHAPE_MODULES = (
 )
 
 
+_loaded: set[str] = set()
+
+
+def _import_all(names: tuple[str, ...]) -> None:
+    # import_module, not a sys.modules check: a module another thread is importing is in sys.modules
+    # before it has registered anything, and import_module waits for it
+    if not _loaded.issuperset(names):
+        for name in names:
+            importlib.import_module(name)
+        _loaded.update(names)
+
+
 def load_shape_modules() -> None:
     """Import every shape module of :data:`LAZY_SHAPE_MODULES` (each registers its shapes once)."""
-    for name in LAZY_SHAPE_MODULES:
-        if name not in sys.modules:
-            importlib.import_module(name)
+    _import_all(LAZY_SHAPE_MODULES)
 
 
 Key = tuple[str, str]
@@ -115,9 +124,7 @@ Detector = tuple[str, Predicate, Handler]
 
 def load_detector_modules() -> None:
     """Import every module of :data:`DETECTOR_MODULES` (each registers its detectors once)."""
-    for name in DETECTOR_MODULES:
-        if name not in sys.modules:
-            importlib.import_module(name)
+    _import_all(DETECTOR_MODULES)
 
 
 class _Detectors(list[Detector]):

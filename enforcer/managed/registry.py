@@ -17,7 +17,6 @@ and dispatches on ``request.extra["managed"]["kind"]``.
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +81,7 @@ _FAMILIES: dict[str, Family] = {}
 #: modules that register them (:data:`FAMILY_MODULES`), so an EC2 launch's cold start never does.
 FAMILIES: dict[str, Family]
 FAMILY_MODULES = ("enforcer.managed.fleets", "enforcer.managed.sagemaker")
+_imported: list[bool] = []
 
 
 def families() -> dict[str, Family]:
@@ -92,9 +92,10 @@ def families() -> dict[str, Family]:
     dict
         ``kind -> Family``, the registry itself.
     """
-    for name in FAMILY_MODULES:
-        if name not in sys.modules:
+    if not _imported:  # import_module waits for a module another thread is importing
+        for name in FAMILY_MODULES:
             importlib.import_module(name)
+        _imported.append(True)
     return _FAMILIES
 
 
