@@ -64,10 +64,13 @@ def test_the_engine_refuses_to_load_under_a_setting_go_would_abort_on(
         EmbeddedEngine(bundle)
 
 
+# The peak RSS of this process's own memory: VmHWM (ru_maxrss survives exec on Linux, so a child of a
+# large pytest process would report the parent's size).
 _PROBE = """
-import json, resource, sys
+import json, re
 {load}
-print(json.dumps({{"ok": True, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}}))
+hwm = int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
+print(json.dumps({{"ok": True, "maxrss_mb": hwm // 1024}}))
 """
 
 

@@ -32,7 +32,7 @@ def malformed_launch(event: Any, error: InputError) -> LaunchRequest | None:
     Parameters
     ----------
     event
-        The EventBridge event (or bare CloudTrail record) the intake rejected.
+        The EventBridge event, bare CloudTrail record or one-record log file the intake rejected.
     error
         The intake's error; its code and message go into the item's reference (and so the audit record).
 
@@ -44,6 +44,9 @@ def malformed_launch(event: Any, error: InputError) -> LaunchRequest | None:
     """
     if not isinstance(event, Mapping):
         return None
+    records = event.get("Records")
+    if isinstance(records, list) and len(records) == 1 and isinstance(records[0], Mapping):
+        event = records[0]  # a log file of one record, as the intake unwraps it
     rec = event.get("detail") if event.get("detail-type") == CLOUDTRAIL_DETAIL_TYPE else event
     if not isinstance(rec, Mapping):
         return None

@@ -14,7 +14,7 @@ from typing import Any
 
 from enforcer.ledger.figures import Allocation, Delta
 from enforcer.model import AccountOrigin, AttestationResult, Decision, LaunchRequest
-from enforcer.screening.normalise import despace, screening_keys
+from enforcer.screening.normalise import latin_key, ledger_skeleton
 
 #: Sources whose decisions add to the ledger. A launch is seen several times (hook or broker
 #: before it, the CloudTrail call after it, the ``pending`` state change): only the CloudTrail
@@ -25,11 +25,13 @@ MAX_RESOURCES = 1000
 
 def owner_name_key(name: str) -> str:
     """The ledger's key for a named owner: its screening key with Latin-lookalike letters read as Latin
-    (``screening_keys``' last key), spaces removed as screening compares keys, so that "Inspur" spelt with
-    Cyrillic I, dze and er, or "In-spur", adds up with "Inspur". Keys are whole words run together: a
-    ledger booked before this rule (spaced keys; a Cyrillic name made of lookalikes only, such as "TOP"
-    typed in Cyrillic) is re-keyed once, its old rows released as their instances stop."""
-    return despace(screening_keys(name)[-1])
+    (``latin_key``), spaces removed as screening compares keys, and the letters a spelling swaps for each
+    other read alike (``ledger_skeleton``: i, l, 1 as l; 0 as o), so that "Inspur" spelt with Cyrillic I,
+    dze and er, with an invisible character inside, as "In-spur" or as "lnspur", and "Megv11", add up
+    with the plain spelling. Names that differ only in those letters share an owner (over-counting,
+    never a split). A ledger booked before a change of this rule is re-keyed once, its old rows
+    released as their instances stop."""
+    return ledger_skeleton(latin_key(name))
 
 
 def end_customer_key(ec: dict[str, Any]) -> str | None:

@@ -73,6 +73,18 @@ LATIN_LOOKALIKES: dict[int, str] = {
 #: precedence where the two differ (the small-capital letters, the small palochka).
 _FOLD = str.maketrans({**CONFUSABLES, **LATIN_LOOKALIKES})
 MAX_NAME_CHARS = 512
+#: Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): invisible characters, removed before
+#: anything else. anyascii would otherwise spell some as letters (the tag characters U+E0020-E007F as
+#: their ASCII twins: "Sug<tag x>on" read "sugxon"), and a Hangul filler inside a word stops its fold.
+_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+#: Digits typed for the letters they look like (TR39: 0 is O, 1 is l; 1 also stands for i).
+_DIGIT_WORD = re.compile(r"\b(?=[a-z0-9]*[a-z])(?=[a-z0-9]*[01])[a-z0-9]+\b")
+_AS_I = str.maketrans("01", "oi")
+_AS_L = str.maketrans("01", "ol")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 _WORD = re.compile(r"\w+")
 
@@ -86,7 +98,7 @@ def normalise_name(name: str) -> str:
     name
         A company or person name in any script; longer than ``MAX_NAME_CHARS`` is cut.
     """
-    text = unicodedata.normalize("NFKC", name[:MAX_NAME_CHARS])
+    text = _visible(name)
     for suffix in CJK_SUFFIXES:
         text = text.replace(suffix, " ")
     text = _NON_WORD.sub(" ", anyascii(text).casefold())
@@ -96,13 +108,32 @@ def normalise_name(name: str) -> str:
     return " ".join(w for w in padded.split() if w not in SUFFIX_WORDS)
 
 
+def _visible(name: str) -> str:
+    """``name`` cut to ``MAX_NAME_CHARS``, NFKC-normalised, without default-ignorable characters."""
+    return _IGNORABLE.sub("", unicodedata.normalize("NFKC", name[:MAX_NAME_CHARS]))
+
+
+@lru_cache(maxsize=65536)
+def latin_key(name: str) -> str:
+    """``normalise_name(name)`` with lookalike letters read as Latin where a word is written to look Latin
+    (see ``screening_keys``); the plain key otherwise."""
+    key = normalise_name(name)
+    if name.isascii():
+        return key
+    text = _visible(name)
+    folded = _WORD.sub(_fold_word, text)
+    return key if folded == text else normalise_name(folded)
+
+
 @lru_cache(maxsize=65536)
 def screening_keys(name: str) -> tuple[str, ...]:
-    """The keys ``name`` is screened under: ``normalise_name(name)``, then the lookalike spelling's key.
+    """The keys ``name`` is screened under: ``normalise_name(name)``, the lookalike spelling's key, and
+    the readings of digits typed for letters.
 
-    The second key is there only when a word of ``name`` (after NFKC) mixes Latin letters with letters
-    of ``LATIN_LOOKALIKES`` / ``CONFUSABLES`` or is made of lookalikes only, and reading them as Latin
-    changes the key.
+    The lookalike key is there only when a word of ``name`` (after NFKC) mixes Latin letters with
+    letters of ``LATIN_LOOKALIKES`` / ``CONFUSABLES`` or is made of lookalikes only, and reading them as
+    Latin changes the key. The digit keys are there only when a word mixes letters with 0 or 1
+    ("Megv11", "Sug0n"): 0 read as o, 1 as i and as l.
 
     Parameters
     ----------
@@ -110,27 +141,45 @@ def screening_keys(name: str) -> tuple[str, ...]:
         A company or person name in any script.
     """
     key = normalise_name(name)
-    if name.isascii():
-        return (key,)
-    text = unicodedata.normalize("NFKC", name[:MAX_NAME_CHARS])
-    folded = _WORD.sub(_fold_word, text)
-    if folded == text:
-        return (key,)
-    alt = normalise_name(folded)
-    return (key,) if alt == key else (key, alt)
+    keys = [key]
+    alt = latin_key(name)
+    if alt != key:
+        keys.append(alt)
+    if _DIGIT_WORD.search(alt):
+        for table in (_AS_I, _AS_L):
+            spelt = _DIGIT_WORD.sub(lambda m, t=table: m.group().translate(t), alt)  # type: ignore[misc]
+            if spelt not in keys:
+                keys.append(spelt)
+    return tuple(keys)
+
+
+def ledger_skeleton(key: str) -> str:
+    """A key for adding up owners: despaced, with the letters a spelling can swap for each other read
+    alike (i, l and 1 as l; 0 as o), so "Megv11", "MEGVII" and "Megvll" are one owner. Different names
+    that differ only in those letters share an owner: over-counting, never a split."""
+    return despace(key).translate(_SKELETON)
+
+
+_SKELETON = str.maketrans("i10", "llo")
 
 
 def _fold_word(match: re.Match[str]) -> str:
     """The word with its lookalike letters read as Latin, unless it is written in another script.
 
-    Only a word whose every letter is Latin or a lookalike is folded. A word that keeps a letter of its
+    Only a word whose every letter is Latin (accented, small capitals and IPA letters included) or a
+    lookalike is folded. A word that keeps a letter of its
     own after folding (a Russian word with a be or a zhe) is Cyrillic or Greek, not a disguised Latin
     word, even with a stray Latin letter typed into it: folding it (the Russian "Sberbank" with one
     Latin a) would key it apart from its plain spelling.
     """
     word = match.group()
     folded = word.translate(_FOLD)
-    return folded if folded.isascii() else word
+    return folded if all(c.isascii() or _latin(c) for c in folded) else word
+
+
+def _latin(c: str) -> bool:
+    """A Latin-script letter (accented, small capital, IPA) or a combining mark."""
+    return bool(unicodedata.combining(c)) or unicodedata.name(c, "").startswith("LATIN ")
 
 
 def despace(key: str) -> str:
