@@ -74,16 +74,21 @@ print(json.dumps({{"ok": True, "maxrss_mb": hwm // 1024}}))
 """
 
 
-def _probe(load: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter with the Go settings ``env`` only (none inherited)."""
     base = {k: v for k, v in os.environ.items() if k not in ("GOGC", "GOMEMLIMIT")}
     return subprocess.run(
-        [sys.executable, "-c", _PROBE.format(load=load)],
+        [sys.executable, "-c", code],
         env={**base, **env},
         capture_output=True,
         text=True,
         timeout=300,
         cwd=ROOT,
     )
+
+
+def _probe(load: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return run_python(_PROBE.format(load=load), **env)
 
 
 def test_go_itself_aborts_on_a_malformed_limit_so_the_check_is_needed() -> None:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import copy
 import io
 import json
-import os
 import random
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from enforcer.replay import replay
 from enforcer.screening.confusables_table import CONFUSABLES
 from enforcer.screening.csl import Entry
 from enforcer.screening.match import Screener
+from tests.test_go_env import run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -236,16 +235,7 @@ def test_an_overflowing_limit_is_named_before_go_aborts(limit: str) -> None:
     assert go_env.problems({"GOMEMLIMIT": limit})
 
 
-def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k not in ("GOGC", "GOMEMLIMIT")}
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+_run = run_python
 
 
 def test_go_aborts_on_an_overflowing_limit() -> None:
