@@ -64,16 +64,20 @@ def local_files(sources: Sequence[str]) -> list[Path] | None:
 
 
 def account_folder(path: Path) -> str:
-    """The account a CloudTrail file belongs to by its folder: ``AWSLogs/<account>/...`` or, for an
-    organization trail, ``AWSLogs/<org id>/<account>/...`` ('' when not in that layout)."""
+    """The account a CloudTrail file belongs to by its folder: the first 12-digit folder after an
+    ``AWSLogs`` (``AWSLogs/<account>/``, ``AWSLogs/<org id>/<account>/`` for an organization trail, or
+    under a trail prefix itself named ``AWSLogs``); else the folder after the first ``AWSLogs``; ''
+    when not in that layout."""
     parts = path.parts[:-1]
+    first = ""
     for i, part in enumerate(parts):
-        if part == "AWSLogs" and i + 1 < len(parts):
-            first = parts[i + 1]
-            if first.startswith("o-") and i + 2 < len(parts):
-                return parts[i + 2]
-            return first
-    return ""
+        if part != "AWSLogs" or i + 1 >= len(parts):
+            continue
+        for nxt in parts[i + 1 : i + 3]:
+            if len(nxt) == 12 and nxt.isdigit():
+                return nxt
+        first = first or parts[i + 1]
+    return first
 
 
 # -- summaries ------------------------------------------------------------------------------------

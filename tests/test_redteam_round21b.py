@@ -184,15 +184,6 @@ def test_a_seal_that_fails_after_the_stop_leaves_the_instance_stopped_and_the_re
     assert audit.read_record(audit.head()[0] - 1)["decision_id"] == r["decision_id"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LOW: only the container's memory marks a deferred seal pending (enforcer/audit/aws.py:325-327, "
-    "self.seal_pending = True); a crash/timeout between the stop and Guard._seal loses it and a fresh "
-    "container seals only at the next multiple of seal_every (up to 999 records later as deployed). "
-    "Fix: decide 'due' from the chain, not the flag: keep sealed_seq in _head_cache and seal when "
-    "seq - sealed_seq >= seal_every (or SET a seal_due attribute on HEAD in the record's transaction "
-    "when deferring, and seal on reading it)",
-)
 def test_a_crash_between_the_stop_and_the_deferred_seal_leaves_the_seal_pending(
     make_world: Any, calls: Calls, monkeypatch: Any
 ) -> None:
@@ -226,14 +217,6 @@ def test_account_and_organization_trail_folders_of_one_account_group_together() 
     assert _groups(files, [0, 1, 2]) == [[0, 1, 2]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LOW: enforcer/replay_run.py:72-75 (account_folder) takes the folder after the FIRST 'AWSLogs': "
-    "a trail whose S3 prefix is 'AWSLogs' writes AWSLogs/AWSLogs/<acct>/, keyed 'AWSLogs' for every "
-    "account, so one account's files from that trail and from another trail split over two workers "
-    "(each ledger sees part of its launches). Fix: take the first 12-digit folder after an 'AWSLogs' "
-    "(skipping one o-<org id>), falling back to today's rule",
-)
 def test_a_trail_prefixed_awslogs_does_not_split_an_account_over_workers() -> None:
     from enforcer.replay_run import _groups, account_folder
 
