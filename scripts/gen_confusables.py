@@ -61,7 +61,14 @@ def render(entries: dict[int, str], version: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = Path(argv[1]).read_text(encoding="utf-8-sig")
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog="gen_confusables.py", description="Write enforcer/screening/confusables_table.py (TR39 table)."
+    )
+    ap.add_argument("confusables_txt", type=Path, help="Unicode TR39 confusables.txt")
+    args = ap.parse_args(argv[1:])
+    text = args.confusables_txt.read_text(encoding="utf-8-sig")
     versions = [ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("# Version:")]
     version = versions[0] if versions else "?"
     OUT.write_text(render(table(text), version), encoding="utf-8")
