@@ -59,17 +59,8 @@ def test_the_guard_and_its_deny_path_modules_import_none_of_the_deferred_stacks(
         "import enforcer.accounts_aws, enforcer.lookup_cache, enforcer.evidence.aws\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "_HANDLER"}  # no engine prefetch thread
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    loaded = json.loads(out.stdout.splitlines()[-1])
+    loaded = _fresh(code)
+    assert isinstance(loaded, list)
     early = [m for m in loaded if m.startswith(NOT_AT_COLD_START + NOT_FOR_A_CLOUDTRAIL_EC2_LAUNCH)]
     assert not early, f"imported at cold start: {early}"
 

@@ -11,18 +11,16 @@ import inspect
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from enforcer.act_state import DynamoLedger, MemoryLedger, _state_fields, create_counter_table
+from enforcer.act_state import DynamoLedger, MemoryLedger, _state_fields
+from tests.test_act_state import ddb
 from tests.test_guard_warm_path import Calls, _deny, calls, make_world
 
-__all__ = ["calls", "make_world"]  # fixtures
+__all__ = ["calls", "ddb", "make_world"]  # fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,14 +111,6 @@ def test_six_threads_normalising_at_once_in_a_fresh_process_see_every_shape_and_
 
 
 # -- 765f25e: the post-stop state is one PutItem replacing the ACT# item -----------------------------
-
-
-@pytest.fixture
-def ddb() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_counter_table(client, "counters")
-        yield client
 
 
 def test_the_guards_whole_write_after_the_backlogs_partial_one_keeps_every_field(ddb: Any) -> None:
