@@ -20,6 +20,9 @@ from tests.opa_server import FAULTS, OpaTestServer, unused_port
 ROOT = Path(__file__).resolve().parents[1]
 US = AccountOrigin("111122223333", "US", "US", "US", "verified")
 TIMEOUT = 0.25
+#: For a server that answers normally: long enough for a loaded CI machine (a first query compiles on the
+#: server), so only the fault tests time out.
+HEALTHY_TIMEOUT = 10.0
 #: Every injected fault plus "refused" (nothing listening).
 ALL_FAULTS = [*FAULTS, "refused"]
 
@@ -42,7 +45,7 @@ def rest_engine(server: OpaTestServer, fault: str | None = None, **kw: Any) -> O
     if fault not in (None, "refused"):
         server.fault = fault
         server.delay = 1.0  # well past the 0.25 s timeout
-    kw.setdefault("timeout", TIMEOUT)
+    kw.setdefault("timeout", TIMEOUT if fault is not None else HEALTHY_TIMEOUT)
     return OpaRestEngine(url, "sha256:test", **kw)
 
 
@@ -115,7 +118,7 @@ def test_bad_timeout_and_path_are_input_errors() -> None:
 
 
 def test_url_prefix_is_kept(opa_server: OpaTestServer) -> None:
-    engine = OpaRestEngine(opa_server.url + "/opa", "r", timeout=TIMEOUT)
+    engine = OpaRestEngine(opa_server.url + "/opa", "r", timeout=HEALTHY_TIMEOUT)
     with pytest.raises(EngineError, match="HTTP 404"):
         engine.evaluate({})  # the test server has no /opa prefix: the prefix was used
 
@@ -184,7 +187,9 @@ def test_stopped_server_refuses_even_on_a_kept_alive_connection(make_enforcer: A
 
     with OpaTestServer() as server:
         push_bundle(bundle, server.url, include_tests=False)
-        enforcer = make_enforcer([US], engine=OpaRestEngine(server.url, bundle.revision, timeout=TIMEOUT))
+        enforcer = make_enforcer(
+            [US], engine=OpaRestEngine(server.url, bundle.revision, timeout=HEALTHY_TIMEOUT)
+        )
         assert enforcer.decide(req("p5.48xlarge")).effect == "allow"
     d = enforcer.decide(req("p5.48xlarge"))
     assert d.effect == "deny" and d.reason_codes == ["POLICY_ENGINE_UNAVAILABLE"]
