@@ -250,8 +250,8 @@ class AwsAuditStore:
                 seq, prev = (0, GENESIS) if head is None else (int(head["seq"]["N"]), head["hash"]["S"])
                 # overdue by the chain itself: a seal that fell due in a container that died before
                 # running it (a deferred seal is pending only in that container's memory)
-                unsealed = seq - 1 - int((head or {}).get("sealed_seq", {"N": "-1"})["N"])
-                if head is not None and self.seal_every and unsealed >= self.seal_every:
+                sealed_at = -1 if head is None else int(head.get("sealed_seq", {"N": "-1"})["N"])
+                if self.seal_every and seq - 1 - sealed_at >= self.seal_every:
                     self.seal_pending = True
             sealed = seal_record(record, seq, prev)
             items = [self._head_op(first, seq, sealed.hash)]

@@ -10,8 +10,9 @@ least ``MIN_CONTAINED_WORDS`` words or ``MIN_CONTAINED_CHARS`` letters to count 
 policy decides what a score means (``data.gpu.evidence.screening``); here every candidate at or above
 ``floor`` is reported, best first.
 
-A name written with Cyrillic or Greek letters that look like Latin ones is screened under both its
-transliterated key and its lookalike key (``normalise.screening_keys``); each entry keeps its best score.
+A name is screened under every key of ``normalise.screening_keys`` (its transliteration, its reading
+with lookalike letters as Latin, its readings with digits typed for letters); each entry keeps its best
+score.
 
 A name not seen before is scored against every listed key, so the index does the per-key work once:
 ``token_sort_ratio`` is ``ratio`` over the keys' words in sorted order (kept sorted here), and a listed

@@ -147,10 +147,15 @@ def screening_keys(name: str) -> tuple[str, ...]:
         keys.append(alt)
     if _DIGIT_WORD.search(alt):
         for table in (_AS_I, _AS_L):
-            spelt = _DIGIT_WORD.sub(lambda m, t=table: m.group().translate(t), alt)  # type: ignore[misc]
+            spelt = _digits_as(alt, table)
             if spelt not in keys:
                 keys.append(spelt)
     return tuple(keys)
+
+
+def _digits_as(key: str, table: dict[int, int]) -> str:
+    """``key`` with the 0s and 1s of its words that mix letters and digits read through ``table``."""
+    return _DIGIT_WORD.sub(lambda m: m.group().translate(table), key)
 
 
 def ledger_skeleton(key: str) -> str:
@@ -167,10 +172,10 @@ def _fold_word(match: re.Match[str]) -> str:
     """The word with its lookalike letters read as Latin, unless it is written in another script.
 
     Only a word whose every letter is Latin (accented, small capitals and IPA letters included) or a
-    lookalike is folded. A word that keeps a letter of its
-    own after folding (a Russian word with a be or a zhe) is Cyrillic or Greek, not a disguised Latin
-    word, even with a stray Latin letter typed into it: folding it (the Russian "Sberbank" with one
-    Latin a) would key it apart from its plain spelling.
+    lookalike is folded. A word that keeps a letter of its own after folding (a Russian word with a be
+    or a zhe) is Cyrillic or Greek, not a disguised Latin word, even with a stray Latin letter typed
+    into it: folding it (the Russian "Sberbank" with one Latin a) would key it apart from its plain
+    spelling.
     """
     word = match.group()
     folded = word.translate(_FOLD)
