@@ -9,10 +9,11 @@ Every figure is a median over the rounds with its [min-max] range; the targets c
 per-round differences and ratios, so a busy moment hits both sides of a comparison alike.
 
 Like with like: the guard runs with the Go settings the template deploys (``go_env.DEPLOYED``), and with
-its modules byte-compiled, as pip leaves boto3's and Custodian's (``enforcer/`` and ``lambdas/`` are
-compiled into ``__pycache__`` before the rounds). The Lambda artifact ships no byte code (it is built
-for CPython 3.12 from this 3.11 tree, and ``/var/task`` is read-only), so a deployed cold start also
-compiles our modules: each round also runs the guard without byte code, reported on its own row.
+its modules byte-compiled, as pip leaves boto3's and Custodian's (``enforcer/``, ``lambdas/`` and the
+anchors' handlers, the control's included, are compiled into ``__pycache__`` before the rounds). The
+Lambda artifact ships no byte code (it is built for CPython 3.12 from this 3.11 tree, and ``/var/task`` is
+read-only), so a deployed cold start also compiles our modules: each round also runs the guard without
+byte code, reported on its own row.
 """
 
 from __future__ import annotations
@@ -83,11 +84,12 @@ def custodian_python() -> Path | None:
 
 
 def compile_ours() -> None:
-    """Byte-compile ``enforcer/`` and ``lambdas/`` into ``__pycache__`` (what pip does for packages)."""
+    """Byte-compile ``enforcer/``, ``lambdas/`` and the anchors' handlers (the control's among them) into
+    ``__pycache__``, as pip does for installed packages."""
     import compileall
 
-    for d in ("enforcer", "lambdas"):
-        compileall.compile_dir(str(ROOT / d), quiet=2, force=False)
+    for d in (ROOT / "enforcer", ROOT / "lambdas", ANCHORS):
+        compileall.compile_dir(str(d), quiet=2, force=False)
 
 
 def guard_cold(byte_code: bool = True) -> dict[str, Any]:
