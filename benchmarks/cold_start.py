@@ -92,13 +92,39 @@ def compile_ours() -> None:
         compileall.compile_dir(str(d), quiet=2, force=False)
 
 
+_built: set[Path] = set()
+
+
+def deployed_engine_env() -> dict[str, str]:
+    """The template's engine (``ENFORCER_ENGINE=wasm``) with its packaged, precompiled policy module, as
+    ``make package`` writes it (built once per bench run into ``build/bench-policy-wasm``)."""
+    from enforcer.policy.factory import DEPLOYED_ENGINE
+    from enforcer.policy.loader import load_bundle
+    from enforcer.policy.wasm_build import opa_binary, write_artifact
+
+    out = ROOT / "build" / "bench-policy-wasm"
+    if not (out / "manifest.json").is_file():
+        opa = opa_binary()
+        if opa is None:
+            raise RuntimeError(
+                "make bench needs the OPA binary (make tools) to compile the deployed engine's policy"
+            )
+        write_artifact(load_bundle(ROOT / "policies"), out, opa)
+    return {"ENFORCER_ENGINE": DEPLOYED_ENGINE, "ENFORCER_POLICY_WASM": str(out)}
+
+
 def guard_cold(byte_code: bool = True) -> dict[str, Any]:
     """One fresh process: import the guard handler, then its first deny (benchmarks/anchors), with the
     deployed Go settings; ``byte_code=False`` ignores compiled modules (``PYTHONPYCACHEPREFIX`` at an
     empty folder: every module is compiled from source, as in the Lambda artifact)."""
     from enforcer.policy.go_env import DEPLOYED
 
-    extra = {"PYTHONPATH": str(ROOT), "_HANDLER": "lambdas.guard.handler", **DEPLOYED}
+    extra = {
+        "PYTHONPATH": str(ROOT),
+        "_HANDLER": "lambdas.guard.handler",
+        **DEPLOYED,
+        **deployed_engine_env(),
+    }
     if not byte_code:
         import tempfile
 

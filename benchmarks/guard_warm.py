@@ -200,8 +200,7 @@ def measure(n: int = 200) -> dict[str, Any]:
     """``n`` warm denies per variant (as shipped, item snapshot), interleaved, in this process."""
     import botocore.client
 
-    from enforcer.policy import load_bundle
-    from enforcer.policy.embedded import EmbeddedEngine
+    from enforcer.policy.factory import DEPLOYED_ENGINE, make_engine
     from lambdas import guard
     from tests import lambda_env as le
 
@@ -212,7 +211,9 @@ def measure(n: int = 200) -> dict[str, Any]:
         calls.append((f"{self.meta.service_model.service_name}.{op}", time.perf_counter()))
         return orig_call(self, op, params)
 
-    gen = le.world_factory(EmbeddedEngine(load_bundle(ROOT / "policies")))
+    engine = make_engine(DEPLOYED_ENGINE, ROOT / "policies")  # the template's engine
+    assert engine.name == DEPLOYED_ENGINE, f"engine {DEPLOYED_ENGINE} unavailable: {engine.name} decided"
+    gen = le.world_factory(engine)
     make = next(gen)
     w = _deployed_world(make)
     resp = w.launch(account=le.MEMBER)

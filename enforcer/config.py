@@ -10,7 +10,8 @@ variable                               meaning (default)
 ``ENFORCER_MODE``                      ``enforce`` or ``dryrun`` (``enforce``)
 ``ENFORCER_FAIL_POLICY``               ``closed`` or ``open`` for uncontrolled requests (``closed``)
 ``ENFORCER_ACTION``                    ``stop`` or ``terminate`` on a reactive deny (``stop``)
-``ENFORCER_ENGINE``                    ``embedded`` or ``opa`` (``embedded``)
+``ENFORCER_ENGINE``                    ``embedded``, ``wasm`` or ``opa`` (``embedded``)
+``ENFORCER_POLICY_WASM``               the compiled policy (``make package``: ``policy-wasm/``) for ``wasm``
 ``ENFORCER_OPA_URL``                   OPA server URL for engine ``opa`` (``http://127.0.0.1:8181``)
 ``ENFORCER_OPA_TIMEOUT``               seconds (``0.25``)
 ``ENFORCER_POLICY``                    policy directory (``policies/`` beside the package)
@@ -127,7 +128,7 @@ class Config:
             mode=r.choice("ENFORCER_MODE", ("enforce", "dryrun"), "enforce"),
             fail_policy=r.choice("ENFORCER_FAIL_POLICY", ("closed", "open"), "closed"),
             action=r.choice("ENFORCER_ACTION", ("stop", "terminate"), "stop"),
-            engine=r.choice("ENFORCER_ENGINE", ("embedded", "opa"), "embedded"),
+            engine=r.choice("ENFORCER_ENGINE", ("embedded", "wasm", "opa"), "embedded"),
             opa_url=r.match("ENFORCER_OPA_URL", _URL_RE, "an http(s) URL") or "http://127.0.0.1:8181",
             opa_timeout=r.number("ENFORCER_OPA_TIMEOUT", float, 0.25, 0.01, 30.0),
             lookup_ttl=r.number("ENFORCER_LOOKUP_TTL", float, 30.0, 0.0, 300.0),

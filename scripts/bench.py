@@ -35,10 +35,11 @@ def _decide_rows(n: int = 5000) -> list[Row]:
     from enforcer.chips import ChipCatalog
     from enforcer.model import AccountOrigin, LaunchItem, LaunchRequest
     from enforcer.pipeline import Enforcer
-    from enforcer.policy import load_bundle
-    from enforcer.policy.embedded import EmbeddedEngine
+    from enforcer.policy.factory import make_engine
 
-    engine = EmbeddedEngine(load_bundle(ROOT / "policies"))
+    kind = os.environ.get("ENFORCER_ENGINE", "embedded")
+    engine = make_engine(kind, ROOT / "policies")
+    assert engine.name == kind, f"asked for engine {kind}, got {engine.name}"
     enf = Enforcer(
         catalog=ChipCatalog(),
         engine=engine,
@@ -91,20 +92,28 @@ def _decide_rows(n: int = 5000) -> list[Row]:
 
 
 def _go_settings() -> list[tuple[str, dict[str, str]]]:
-    """Go's defaults (GOGC=100, no limit) and the template's settings (``go_env.DEPLOYED``), by label."""
+    """By label: the embedded Go evaluator under Go's defaults (GOGC=100, no limit) and under the
+    template's Go settings (``go_env.DEPLOYED``), and the template's engine (``factory.DEPLOYED_ENGINE``:
+    wasm, whose Go fallback runs with the same settings)."""
+    from enforcer.policy.factory import DEPLOYED_ENGINE
     from enforcer.policy.go_env import DEPLOYED
 
     deployed = ", ".join(f"{k}={v}" for k, v in DEPLOYED.items())
-    return [("GOGC=100", {"GOGC": "100"}), (f"{deployed} (template default)", dict(DEPLOYED))]
+    return [
+        ("engine embedded, GOGC=100", {"GOGC": "100", "ENFORCER_ENGINE": "embedded"}),
+        (f"engine embedded, {deployed}", {**DEPLOYED, "ENFORCER_ENGINE": "embedded"}),
+        (f"engine {DEPLOYED_ENGINE} (template default)", {**DEPLOYED, "ENFORCER_ENGINE": DEPLOYED_ENGINE}),
+    ]
 
 
 def _go_env(settings: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GOGC", "GOMEMLIMIT")}
+    env = {k: v for k, v in os.environ.items() if k not in ("GOGC", "GOMEMLIMIT", "ENFORCER_ENGINE")}
     return {**env, **settings}
 
 
 def bench_decide() -> list[Row]:
-    """decide() beside the bare engine, under Go's default GC target and as deployed (``go_env.DEPLOYED``).
+    """decide() beside the bare engine: the embedded one under Go's default GC target and under the
+    deployed Go settings (``go_env.DEPLOYED``), and the deployed engine (wasm).
 
     Go reads GOGC and GOMEMLIMIT when the OPA library loads, from the environment the process started
     with, so each setting runs in its own process.
@@ -272,8 +281,8 @@ def bench_guard() -> list[Row]:
 def bench_evidence() -> list[Row]:
     """decide p99 with evidence, screening and ledger on, beside plain decide (bench_evidence.py).
 
-    Like ``bench_decide``, once under Go's default GC target and once as deployed, each in its own
-    process because Go reads its settings when the OPA library loads.
+    Like ``bench_decide``: the embedded engine under Go's default GC target and under the deployed Go
+    settings, and the deployed engine (wasm), each in its own process.
     """
     rows: list[Row] = []
     for label, settings in _go_settings():

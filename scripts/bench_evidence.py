@@ -10,6 +10,7 @@ requests.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -62,8 +63,7 @@ def evidence_rows(n: int = 3000) -> list[dict[str, Any]]:
     from enforcer.ledger.store import LocalLedgerStore
     from enforcer.model import AccountOrigin, LaunchItem, LaunchRequest
     from enforcer.pipeline import Enforcer
-    from enforcer.policy import load_bundle
-    from enforcer.policy.embedded import EmbeddedEngine
+    from enforcer.policy.factory import make_engine
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-evidence-"))
     w = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-Country")
@@ -75,7 +75,9 @@ def evidence_rows(n: int = 3000) -> list[dict[str, Any]]:
     geoip = GeoIp(tmp / "geo.mmdb")
     shutil.rmtree(tmp)  # the reader has the file open (mapped): it outlives the name
     screener = _screening_list(20_000)
-    engine = EmbeddedEngine(load_bundle(ROOT / "policies"))
+    kind = os.environ.get("ENFORCER_ENGINE", "embedded")
+    engine = make_engine(kind, ROOT / "policies")
+    assert engine.name == kind, f"asked for engine {kind}, got {engine.name}"
     tenants = [
         AccountOrigin(f"1111222233{i:02d}", "US", "US", "US", "verified", name=f"Tenant {i} Research LLC")
         for i in range(50)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -143,9 +145,30 @@ def build(out: Path, arch: str = "x86_64", python_version: str = PYTHON_VERSION)
     for name in OUR_CODE:
         copy_tree(ROOT / name, out / name)
     copy_tree(ROOT / "policies", out / "policies", skip_suffixes=("_test.rego",))
+    write_policy_wasm(out, machine)
     for cache in out.rglob("__pycache__"):
         shutil.rmtree(cache, ignore_errors=True)
     return out
+
+
+def write_policy_wasm(out: Path, machine: str) -> None:
+    """``policy-wasm/``: the packaged policies compiled by OPA to wasm (engine ``wasm``), precompiled for
+    ``machine`` when this machine is one. Without an OPA binary (no Go toolchain) the artifact carries
+    none and the deployed ``wasm`` engine logs that and decides with the embedded Go evaluator; under
+    ``CI=true`` a missing OPA is an error.
+    """
+    from enforcer.policy.loader import load_bundle
+    from enforcer.policy.wasm_build import opa_binary, write_artifact
+
+    opa = opa_binary()
+    if opa is None:
+        if os.environ.get("CI") == "true":
+            raise SystemExit("package: CI=true requires the OPA binary (make tools) to compile policy-wasm/")
+        print("package: no OPA binary (make tools): the artifact carries no policy-wasm/", file=sys.stderr)
+        return
+    write_artifact(
+        load_bundle(out / "policies"), out / "policy-wasm", opa, precompile=platform.machine() == machine
+    )
 
 
 def digest(root: Path) -> dict[str, str]:

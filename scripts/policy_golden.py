@@ -329,20 +329,30 @@ def corpus(n: int = 3000, seed: int = 20261201) -> list[tuple[str, dict[str, Any
     return out
 
 
-def engines(policy_dir: Path) -> dict[str, Any]:
-    """Embedded engines for each case: the policy as is, and with GRANTS as its break-glass data."""
+def engines(policy_dir: Path, kind: str = "embedded") -> dict[str, Any]:
+    """Engines for each case: the policy as is, and with GRANTS as its break-glass data.
+
+    ``kind`` is ``embedded`` (OPA's Go evaluator, which recorded the file) or ``wasm`` (the same policy
+    compiled by OPA to WebAssembly; ``tests/test_wasm_engine.py`` holds it to the recorded decisions).
+    """
     from enforcer.policy.embedded import EmbeddedEngine
     from enforcer.policy.loader import load_bundle
 
     plain = load_bundle(policy_dir)
     granted = load_bundle(policy_dir)
     granted.data["gpu"]["break_glass"] = {**granted.data["gpu"].get("break_glass", {}), "grants": GRANTS}
+    if kind == "wasm":
+        from enforcer.policy.wasm import WasmEngine
+
+        return {"plain": WasmEngine(plain), "grants": WasmEngine(granted)}
     return {"plain": EmbeddedEngine(plain), "grants": EmbeddedEngine(granted)}
 
 
-def decide_all(policy_dir: Path, cases: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+def decide_all(
+    policy_dir: Path, cases: list[tuple[str, dict[str, Any]]], kind: str = "embedded"
+) -> list[Any]:
     """The decision document (or the error text) of each case."""
-    engs = engines(policy_dir)
+    engs = engines(policy_dir, kind)
     out: list[Any] = []
     for case, doc in cases:
         try:

@@ -190,19 +190,27 @@ def inner(artifact: str, event_file: str) -> int:
     from enforcer.state import CliState
     from enforcer.wiring.local import local_enforcer
 
-    with tempfile.TemporaryDirectory() as state_dir:
-        state = CliState(Path(state_dir))
-        enf = local_enforcer(state, mode="dryrun", engine="embedded", policy_dir=Path(artifact) / "policies")
-        event = json.loads(Path(event_file).read_text())
-        request = normalise(event)
-        decision = enf.decide(request)  # type: ignore[arg-type]
-        doc = decision.to_dict()
+    # the engine the template deploys (wasm, from the artifact's policy-wasm/ alone: no OPA binary to
+    # compile one) must decide as the embedded Go evaluator does
+    os.environ["ENFORCER_POLICY_WASM"] = str(Path(artifact) / "policy-wasm")
+    os.environ["ENFORCER_OPA_BIN"] = str(Path(artifact) / "no-opa-binary")
+    docs = {}
+    for engine in ("embedded", "wasm"):
+        with tempfile.TemporaryDirectory() as state_dir:
+            state = CliState(Path(state_dir))
+            enf = local_enforcer(state, mode="dryrun", engine=engine, policy_dir=Path(artifact) / "policies")
+            request = normalise(json.loads(Path(event_file).read_text()))
+            docs[engine] = enf.decide(request).to_dict()  # type: ignore[arg-type]
+    doc, wdoc = docs["embedded"], docs["wasm"]
+    same = (wdoc["effect"], wdoc["reasons"]) == (doc["effect"], doc["reasons"])
+    if wdoc["policy"]["engine"] != "wasm" or not same:
+        raise SystemExit(f"engine wasm from the artifact: {wdoc['policy']}: {wdoc['effect']}")
     print(
         json.dumps(
             {
                 "python": sys.version.split()[0],
                 "handlers": list(HANDLERS),
-                "engine": doc["policy"]["engine"],
+                "engines": [doc["policy"]["engine"], wdoc["policy"]["engine"]],
                 "effect": doc["effect"],
                 "reasons": sorted({r["code"] for r in doc["reasons"]}),
             }

@@ -103,7 +103,7 @@ def test_smoke_imports_handlers_and_decides_from_the_artifact_alone(artifact: Pa
         assert (copy / "lambdas").is_dir(), "no CPython 3.12 and no fallback copy: run `make smoke`"
         python, artifact = sys.executable, copy
     report = smoke_artifact.run_inner(python, artifact)
-    assert report["engine"] == "embedded" and report["effect"] == "deny"
+    assert report["engines"] == ["embedded", "wasm"] and report["effect"] == "deny"
     assert report["reasons"] == ["ACCOUNT_UNKNOWN"]  # an empty directory: the policy's own answer
     assert not list(artifact.rglob("__pycache__"))  # the smoke run leaves the artifact as built
 

@@ -1,4 +1,8 @@
-"""Build a policy engine from the CLI/env choice: ``embedded`` (default) or ``opa`` (REST).
+"""Build a policy engine from the CLI/env choice: ``embedded`` (default), ``wasm`` or ``opa`` (REST).
+
+``wasm`` is the policy compiled by OPA to WebAssembly (:mod:`enforcer.policy.wasm`), with the embedded Go
+evaluator deciding whatever the module cannot. When no compiled module matches the loaded Rego and no OPA
+binary can build one, ``wasm`` logs why and builds the embedded engine instead: same decisions, more CPU.
 
 A Lambda cold start can build the embedded engine on a background thread (:func:`prefetch_engine`)
 while Python imports the rest: OPA's Go library parses and compiles the policy with the GIL released.
@@ -8,17 +12,23 @@ while Python imports the rest: OPA's Go library parses and compiles the policy w
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from enforcer.model import InputError
-from enforcer.policy.loader import load_bundle
+from enforcer.policy.loader import PolicyBundle, load_bundle
 from enforcer.ports import PolicyEngine
 
-ENGINES = ("embedded", "opa")
+ENGINES = ("embedded", "wasm", "opa")
+#: the engine infra/template.yaml deploys (``ENFORCER_ENGINE``); make bench's "as deployed" rows use it
+DEPLOYED_ENGINE = "wasm"
+#: the engines that evaluate in-process (and are worth building on a background thread at a cold start)
+IN_PROCESS = ("embedded", "wasm")
 DEFAULT_POLICY_DIR = "policies"
+log = logging.getLogger(__name__)
 
 
 def default_policy_dir() -> Path:
@@ -64,6 +74,11 @@ def _build_engine(
         bundle = load_verified_bundle(policy_dir or default_policy_dir(), read_public_key_setting(pubkey))
     else:
         bundle = load_bundle(policy_dir or default_policy_dir())
+    if kind == "wasm":
+        wasm = _wasm_engine(bundle)
+        if wasm is not None:
+            return wasm
+        kind = "embedded"
     if kind == "embedded":
         from enforcer.policy.embedded import EmbeddedEngine
 
@@ -73,6 +88,18 @@ def _build_engine(
     url = opa_url or os.environ.get("ENFORCER_OPA_URL", "http://127.0.0.1:8181")
     t = timeout if timeout is not None else float(os.environ.get("ENFORCER_OPA_TIMEOUT", "0.25"))
     return OpaRestEngine(url, bundle.revision, timeout=t)
+
+
+def _wasm_engine(bundle: PolicyBundle) -> PolicyEngine | None:
+    from enforcer.policy.wasm_build import WasmUnavailable
+
+    try:
+        from enforcer.policy.wasm import WasmEngine
+
+        return WasmEngine(bundle)
+    except (ImportError, OSError, WasmUnavailable) as exc:
+        log.warning("wasm engine unavailable (%s); the embedded engine decides", exc)
+        return None
 
 
 class _Pending:
@@ -117,7 +144,7 @@ def _prefetch_key(kind: str, policy_dir: Path | str | None) -> tuple[str, str, s
 def prefetch_engine(kind: str, policy_dir: Path | str | None = None) -> Any:
     """Start building the embedded engine on a background thread; :func:`make_engine` takes it.
 
-    Only the embedded engine is prefetched (the REST client costs nothing to create). The first
+    Only the in-process engines are prefetched (the REST client costs nothing to create). The first
     :func:`make_engine` call with the same kind, policy directory and policy key gets this engine, or
     the exception its build raised. Call it after any fork, like every engine creation.
 
@@ -126,7 +153,7 @@ def prefetch_engine(kind: str, policy_dir: Path | str | None = None) -> Any:
     threading.Thread or None
         The builder thread (tests join it), None when nothing was started.
     """
-    if kind != "embedded":
+    if kind not in IN_PROCESS:
         return None
     key = _prefetch_key(kind, policy_dir)
     with _prefetch_lock:

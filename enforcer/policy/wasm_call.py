@@ -1,0 +1,103 @@
+"""Calls into a wasmtime instance with as little Python in between as the library allows.
+
+wasmtime-py's public ``Func.__call__`` reads the function's type and converts each argument on every call
+(about 40 µs a call here); a decision makes one call plus three or four per host built-in. Where the pinned
+wasmtime exposes its C API's ``wasmtime_func_call_unchecked``, :func:`caller` returns a caller that writes
+the i32 arguments into one preallocated buffer and makes that one C call (a few µs). Otherwise it returns
+the public call. Both raise :class:`WasmCallError` on a trap or error; the engine then re-decides with
+OPA's Go evaluator, so which path ran never changes an answer (``tests/test_wasm_engine.py`` runs both).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+from typing import Any
+
+import wasmtime
+
+
+class WasmCallError(RuntimeError):
+    """A call into the module trapped or failed."""
+
+
+I32Call = Callable[..., int]
+
+
+def _ffi() -> Any:
+    try:
+        from wasmtime import _ffi as ffi  # the C API bindings wasmtime-py itself uses
+    except ImportError:  # pragma: no cover - another wasmtime layout
+        return None
+    needed = ("wasmtime_func_call_unchecked", "wasmtime_val_raw", "wasm_trap_t", "wasm_trap_delete")
+    return ffi if all(hasattr(ffi, n) for n in needed) else None
+
+
+_FFI = _ffi()
+
+
+def fast_path_available() -> bool:
+    """Whether the unchecked C call is available in this wasmtime."""
+    return _FFI is not None
+
+
+def caller(store: wasmtime.Store, func: wasmtime.Func, nparams: int, fast: bool = True) -> I32Call:
+    """A callable ``f(*i32 args) -> i32`` for an exported function returning one i32.
+
+    Parameters
+    ----------
+    store, func
+        The instance's store and the exported function.
+    nparams
+        How many i32 parameters the function takes (the module's own signature; checked once here).
+    fast
+        Use the unchecked C call when available (the default).
+    """
+    ty = func.type(store)
+    if len(ty.params) != nparams or len(ty.results) != 1:
+        raise WasmCallError(f"unexpected signature: {len(ty.params)} params, {len(ty.results)} results")
+    if fast and _FFI is not None:
+        return _unchecked(store, func, nparams)
+
+    def public(*args: int) -> int:
+        try:
+            return int(func(store, *args)) & 0xFFFFFFFF
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            raise WasmCallError(str(exc)) from exc
+
+    return public
+
+
+def _unchecked(store: wasmtime.Store, func: wasmtime.Func, nparams: int) -> I32Call:
+    ffi = _FFI
+    size = max(nparams, 1)
+    buf = (ffi.wasmtime_val_raw * size)()
+    ctx = store._context()
+    fptr = ctypes.byref(func._func)
+    call = ffi.wasmtime_func_call_unchecked
+    trap_type = ctypes.POINTER(ffi.wasm_trap_t)
+
+    def fast_call(*args: int) -> int:
+        for i, a in enumerate(args):
+            buf[i].i32 = a
+        trap = trap_type()
+        err = call(ctx, fptr, buf, size, ctypes.byref(trap))
+        if err or trap:
+            _discard(err, trap)
+            raise WasmCallError("wasm call trapped")
+        return int(buf[0].i32) & 0xFFFFFFFF
+
+    return fast_call
+
+
+def _discard(err: Any, trap: Any) -> None:
+    ffi = _FFI
+    if trap:
+        ffi.wasm_trap_delete(trap)
+    if err and hasattr(ffi, "wasmtime_error_delete"):
+        ffi.wasmtime_error_delete(err)
+    # a host function that raised left its exception for wasmtime-py to re-raise on the next public call
+    from wasmtime import _func
+
+    if hasattr(_func, "LAST_EXCEPTION"):
+        _func.LAST_EXCEPTION = None

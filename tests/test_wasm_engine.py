@@ -1,0 +1,220 @@
+"""Engine ``wasm``: the policy compiled by OPA to WebAssembly decides exactly as OPA's Go evaluator.
+
+The reference is the embedded engine and the 3,000 decisions it recorded (tests/data/policy_golden.jsonl.gz).
+Whatever the module cannot answer cleanly is decided by the Go evaluator; these tests cause each such case
+for real (a built-in the host refuses, a memory cap, an input that is not JSON) and check the answer is the
+Go evaluator's. The compiled policy is bound to the Rego it came from: an edited module is never decided
+by a stale module.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import math
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from enforcer.policy import wasm as wasm_mod
+from enforcer.policy.embedded import EmbeddedEngine
+from enforcer.policy.factory import make_engine
+from enforcer.policy.loader import PolicyBundle, load_bundle
+from enforcer.policy.wasm import WasmEngine
+from enforcer.policy.wasm_build import (
+    CompiledPolicy,
+    WasmUnavailable,
+    compile_wasm,
+    find_compiled,
+    host_target,
+    modules_digest,
+    write_artifact,
+)
+from enforcer.policy.wasm_call import fast_path_available
+from enforcer.ports import EngineError
+from tests.opa_real import POLICIES, ROOT, require_opa
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import policy_golden
+
+GOLDEN = ROOT / "tests" / "data" / "policy_golden.jsonl.gz"
+
+
+def _norm(decision: Any) -> Any:
+    if isinstance(decision, dict) and "error" in decision:
+        return {"error": re.sub(r"[\w/.-]+\.rego:\d+: ", "", str(decision["error"]))}
+    return decision
+
+
+@pytest.fixture(scope="module")
+def opa() -> Path:
+    return require_opa()
+
+
+@pytest.fixture(scope="module")
+def golden() -> list[dict[str, Any]]:
+    with gzip.open(GOLDEN, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+@pytest.fixture(scope="module")
+def bundle() -> PolicyBundle:
+    return load_bundle(POLICIES)
+
+
+@pytest.fixture(scope="module")
+def compiled(bundle: PolicyBundle, opa: Path) -> CompiledPolicy:
+    return CompiledPolicy(compile_wasm(bundle, opa), modules_digest(bundle), "test")
+
+
+@pytest.fixture(scope="module")
+def reference(bundle: PolicyBundle) -> EmbeddedEngine:
+    return EmbeddedEngine(bundle)
+
+
+def test_every_golden_input_is_decided_as_recorded(golden: list[dict[str, Any]], opa: Path) -> None:
+    """3,000 inputs reaching every reason and effect: the same decision documents, reasons in order."""
+    engines = policy_golden.engines(POLICIES, "wasm")
+    assert all(isinstance(e, WasmEngine) for e in engines.values())
+    diffs = []
+    for i, rec in enumerate(golden):
+        try:
+            got: Any = engines[rec["case"]].evaluate(rec["input"])
+        except EngineError as exc:
+            got = {"error": str(exc)}
+        if _norm(got) != _norm(rec["decision"]):
+            diffs.append(f"case {i}: {json.dumps(rec['decision'])[:300]}\n  wasm: {json.dumps(got)[:300]}")
+    assert not diffs, f"{len(diffs)} of {len(golden)} differ; first:\n" + "\n".join(diffs[:3])
+    errors = sum("error" in rec["decision"] for rec in golden)
+    fallbacks = sum(e.fallbacks for e in engines.values())
+    # the module answered everything but the Go evaluator's own errors (which it re-raises) and a few
+    # inputs whose built-in arguments the host refuses to guess at
+    assert fallbacks <= errors + len(golden) // 100, (fallbacks, errors)
+
+
+def test_the_fast_and_the_public_call_paths_decide_alike(
+    bundle: PolicyBundle, compiled: CompiledPolicy, golden: list[dict[str, Any]]
+) -> None:
+    assert fast_path_available(), "the pinned wasmtime lost wasmtime_func_call_unchecked"
+    fast = WasmEngine(bundle, compiled)
+    public = WasmEngine(bundle, compiled, fast_calls=False)
+    plain = [r["input"] for r in golden if r["case"] == "plain" and "error" not in r["decision"]][:150]
+    assert [fast.evaluate(d) for d in plain] == [public.evaluate(d) for d in plain]
+    assert fast.fallbacks == public.fallbacks == 0
+
+
+def _one_input(golden: list[dict[str, Any]], effect: str) -> dict[str, Any]:
+    return next(r["input"] for r in golden if r["case"] == "plain" and r["decision"].get("effect") == effect)
+
+
+def test_a_builtin_argument_the_host_refuses_is_decided_by_go(
+    bundle: PolicyBundle, compiled: CompiledPolicy, reference: EmbeddedEngine, golden: list[dict[str, Any]]
+) -> None:
+    """``now`` that is not RFC 3339: the host's time.parse_rfc3339_ns refuses, Go raises, the deny stands."""
+    eng = WasmEngine(bundle, compiled)
+    doc = {**_one_input(golden, "deny"), "now": "01/12/2026 10:00"}
+    with pytest.raises(EngineError) as want:
+        reference.evaluate(doc)
+    with pytest.raises(EngineError) as got:
+        eng.evaluate(doc)
+    assert str(got.value) == str(want.value)
+    assert eng.fallbacks == 1
+    # and the next evaluation is the module's again
+    ok = _one_input(golden, "audit")
+    assert eng.evaluate(ok) == reference.evaluate(ok) and eng.fallbacks == 1
+
+
+def test_an_evaluation_past_the_memory_cap_is_decided_by_go(
+    bundle: PolicyBundle,
+    compiled: CompiledPolicy,
+    reference: EmbeddedEngine,
+    golden: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    eng0 = WasmEngine(bundle, compiled)
+    pages = eng0._memory.size(eng0._store)
+    monkeypatch.setattr(wasm_mod, "MAX_PAGES", pages + 2)
+    eng = WasmEngine(bundle, compiled)
+    doc = _one_input(golden, "deny")
+    doc = {**doc, "request": {**doc["request"], "principal": "x" * (4 * 65536)}}
+    assert eng.evaluate(doc) == reference.evaluate(doc)
+    assert eng.fallbacks == 1
+
+
+def test_an_input_that_is_not_json_is_an_error(bundle: PolicyBundle, compiled: CompiledPolicy) -> None:
+    eng = WasmEngine(bundle, compiled)
+    with pytest.raises(EngineError, match="not JSON"):
+        eng.evaluate({"request": {"total_tpp": math.nan}})
+    with pytest.raises(EngineError, match="not JSON"):
+        eng.evaluate({"request": {"items": {1, 2}}})
+
+
+def test_the_packaged_artifact_is_used_and_bound_to_its_modules(
+    tmp_path: Path,
+    bundle: PolicyBundle,
+    opa: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    golden: list[dict[str, Any]],
+) -> None:
+    art = write_artifact(bundle, tmp_path / "policy-wasm", opa)
+    monkeypatch.setenv("ENFORCER_POLICY_WASM", str(art))
+    monkeypatch.setenv("ENFORCER_OPA_BIN", str(tmp_path / "no-opa"))
+    found = find_compiled(bundle, host_target())
+    assert found.source.startswith("artifact") and found.cwasm is not None
+    doc = _one_input(golden, "deny")
+    assert WasmEngine(bundle).evaluate(doc) == EmbeddedEngine(bundle).evaluate(doc)
+
+    # a module edited after packaging: the artifact no longer applies, and with no OPA to rebuild it the
+    # factory's wasm engine is the embedded one, deciding with the edited text
+    pol = tmp_path / "policies"
+    shutil.copytree(POLICIES, pol, ignore=shutil.ignore_patterns("*_test.rego"))
+    launch = pol / "gpu" / "launch" / "launch.rego"
+    launch.write_text(launch.read_text().replace("is not in the account directory", "is unknown here"))
+    edited = load_bundle(pol)
+    with pytest.raises(WasmUnavailable, match="built from other modules"):
+        find_compiled(edited, host_target())
+    eng = make_engine("wasm", pol)
+    assert eng.name == "embedded"
+    unknown = next(
+        r["input"]
+        for r in golden
+        if r["case"] == "plain" and "is not in the account directory" in json.dumps(r["decision"])
+    )
+    assert "is unknown here" in json.dumps(eng.evaluate(unknown))
+
+
+def test_a_tampered_artifact_is_not_run(
+    tmp_path: Path,
+    bundle: PolicyBundle,
+    opa: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    golden: list[dict[str, Any]],
+) -> None:
+    art = write_artifact(bundle, tmp_path / "policy-wasm", opa)
+    monkeypatch.setenv("ENFORCER_POLICY_WASM", str(art))
+    monkeypatch.setenv("ENFORCER_OPA_BIN", str(tmp_path / "no-opa"))
+    cwasm = next(art.glob("*.cwasm"))
+    raw = bytearray(cwasm.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    cwasm.write_bytes(bytes(raw))
+    doc = _one_input(golden, "deny")
+    with caplog.at_level(logging.WARNING, logger="enforcer.policy.wasm"):
+        eng = WasmEngine(bundle)  # compiles policy.wasm instead of loading the altered native code
+    assert "does not match its manifest" in caplog.text
+    assert eng.evaluate(doc) == EmbeddedEngine(bundle).evaluate(doc)
+    wasm = art / "policy.wasm"
+    wasm.write_bytes(wasm.read_bytes() + b"\0")
+    with pytest.raises(WasmUnavailable):
+        find_compiled(bundle, host_target())
+
+
+def test_the_factory_builds_the_wasm_engine(opa: Path) -> None:
+    eng = make_engine("wasm", POLICIES)
+    assert isinstance(eng, WasmEngine) and eng.name == "wasm"
+    assert eng.revision == load_bundle(POLICIES).revision
