@@ -17,7 +17,6 @@ Neither present: :class:`WasmUnavailable`, and the factory uses the embedded Go 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import os
 import platform
@@ -135,6 +134,8 @@ def write_artifact(bundle: PolicyBundle, out: Path, opa: Path, precompile: bool 
         without cross-compilation (asking for another target aborts the process), so an artifact for
         another architecture carries ``policy.wasm`` alone and compiles it at a cold start.
     """
+    import importlib.metadata
+
     import wasmtime
 
     wasm = compile_wasm(bundle, opa)
@@ -149,7 +150,10 @@ def write_artifact(bundle: PolicyBundle, out: Path, opa: Path, precompile: bool 
     }
     if precompile:
         target = host_target()
-        cw = wasmtime.Module(wasmtime.Engine(), wasm).serialize()
+        config = wasmtime.Config()
+        config.target = target  # named, not detected: the architecture's baseline, no CPU features of
+        # this build machine that a Lambda host may lack (deserializing would refuse the module)
+        cw = wasmtime.Module(wasmtime.Engine(config), wasm).serialize()
         name = f"policy.{target}.cwasm"
         (out / name).write_bytes(cw)
         manifest["precompiled"] = {target: {"file": name, "sha256": hashlib.sha256(cw).hexdigest()}}
