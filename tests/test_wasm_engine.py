@@ -218,3 +218,11 @@ def test_the_factory_builds_the_wasm_engine(opa: Path) -> None:
     eng = make_engine("wasm", POLICIES)
     assert isinstance(eng, WasmEngine) and eng.name == "wasm"
     assert eng.revision == load_bundle(POLICIES).revision
+
+
+def test_the_template_deploys_the_engine_the_bench_measures_as_deployed() -> None:
+    from enforcer.policy.factory import DEPLOYED_ENGINE
+
+    template = (ROOT / "infra" / "template.yaml").read_text()
+    assert f"ENFORCER_ENGINE: {DEPLOYED_ENGINE}\n" in template
+    assert "ENFORCER_POLICY_WASM: /var/task/policy-wasm\n" in template
