@@ -7,12 +7,12 @@ text for ``opa_json_parse``. What this module cannot answer exactly as Go does r
 
 Numbers keep their literal text: ``opa_json_dump`` gives a number from input or data as written (``5.0``,
 ``1e3``, ``1.50`` stay so; checked through the real wasm round trip) and Go's ``sprintf`` decides on the
-text: ``util.Atoi64`` (at most 19 characters after the sign, an all-zero fraction allowed: ``5.0`` is
-int64) gives an int64, else an integer literal a ``*big.Int``, else a literal with a ``.`` that parses
-as a float64 a float64 (``%v``: shortest ``%g``, exponent when < -4 or >= 6), else the text itself is a
-string argument (``1e3``, ``1e21``, ``1.5e400`` print as written). So ``sprintf("%v", [1000000.0])`` is
-``1000000`` while ``1.0e6`` is ``1e+06``. Other values print as Rego text (``["a", 1]``, ``{"k": 1}``
-with sorted keys, ``null``). Measured against the embedded Go engine: ``tests/test_wasm_builtins.py``.
+text: ``util.Atoi64`` (at most 19 characters after the sign, an all-zero fraction allowed: ``5.0`` is int64)
+gives an int64, else an integer literal a ``*big.Int``, else a literal with a ``.`` that parses as a float64
+a float64 (``%v``: shortest ``%g``, exponent when < -4 or >= 6), else the text itself is a string argument
+(``1e3``, ``1e21``, ``1.5e400`` print as written). So ``sprintf("%v", [1000000.0])`` is ``1000000``,
+``1.0e6`` is ``1e+06``. Other values print as Rego text (``["a", 1]``, ``{"k": 1}``, keys sorted). Measured
+against the embedded Go engine: ``tests/test_wasm_builtins.py``.
 
 Unsupported (raises; Go answers): ``sprintf`` verbs other than ``%s %v %d %q %%``, any flag, width,
 precision or argument index, and quoting a code point unassigned in Python's Unicode tables (Go's may be
@@ -25,6 +25,7 @@ non-string object key from a string: a caller whose arguments may hold either mu
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import re
 import unicodedata
@@ -54,9 +55,8 @@ class _Num(str):
     """A JSON number, kept as its literal text."""
 
 
-def _decode(text: str) -> Any:
-    # NaN and Infinity (not JSON) become floats, which every built-in below rejects
-    return json.loads(text, parse_int=_Num, parse_float=_Num, parse_constant=float)
+# NaN and Infinity (not JSON) become floats, which every built-in below rejects
+_decode = json.JSONDecoder(parse_int=_Num, parse_float=_Num, parse_constant=float).decode
 
 
 def call(name: str, args_json: list[str]) -> str:
@@ -132,10 +132,8 @@ def _rego_text(v: Any) -> str:
         return str(v)
     if isinstance(v, str):
         return _quote(v)
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
+    if v is None or isinstance(v, bool):
+        return json.dumps(v)
     if isinstance(v, list):
         return "[" + ", ".join(_rego_text(x) for x in v) + "]"
     if isinstance(v, dict):
@@ -190,9 +188,8 @@ def _shortest_g(f: float) -> str:
         return f"{sign}{digits[0]}{tail}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
     if exp10 < 0:
         return sign + "0." + "0" * (-exp10 - 1) + digits
-    int_part = digits[: exp10 + 1].ljust(exp10 + 1, "0")
     rest = digits[exp10 + 1 :]
-    return sign + int_part + ("." + rest if rest else "")
+    return sign + digits[: exp10 + 1].ljust(exp10 + 1, "0") + ("." + rest if rest else "")
 
 
 def _print_arg(kind: str, v: Any, verb: str) -> str:
@@ -209,6 +206,25 @@ def _print_arg(kind: str, v: Any, verb: str) -> str:
     return f"%!{verb}({kind}={_print_arg(kind, v, 'v')})"
 
 
+@functools.lru_cache(maxsize=1024)
+def _pieces(fmt: str) -> tuple[tuple[str, str], ...]:
+    """``fmt`` as (literal text, verb) pairs, the last verb empty; ``%%`` and a trailing ``%`` resolved."""
+    pieces, text, i = [], [], 0
+    while (j := fmt.find("%", i)) >= 0:
+        text.append(fmt[i:j])
+        verb, i = fmt[j + 1 : j + 2], j + 2
+        if verb == "%":
+            text.append("%")
+        elif not verb:
+            text.append("%!(NOVERB)")
+        elif verb in "svdq":
+            pieces.append(("".join(text), verb))
+            text = []
+        else:
+            raise BuiltinError(f"sprintf: unsupported verb or flag {verb!r}")
+    return (*pieces, ("".join(text) + fmt[i:], ""))
+
+
 def _sprintf(fmt: Any, arr: Any) -> str:
     """Go's ``fmt.Sprintf`` over OPA's conversion of ``arr`` (see the module docstring)."""
     if not _is_str(fmt):
@@ -217,27 +233,14 @@ def _sprintf(fmt: Any, arr: Any) -> str:
         raise BuiltinError("sprintf: operand 2 must be an array")
     args = [_go_arg(v) for v in arr]
     out: list[str] = []
-    i, n, used = 0, len(fmt), 0
-    while i < n:
-        j = fmt.find("%", i)
-        if j < 0:
-            out.append(fmt[i:])
-            break
-        out.append(fmt[i:j])
-        if j + 1 >= n:
-            out.append("%!(NOVERB)")
-            break
-        verb = fmt[j + 1]
-        i = j + 2
-        if verb == "%":
-            out.append("%")
-        elif verb not in "svdq":
-            raise BuiltinError(f"sprintf: unsupported verb or flag {verb!r}")
-        elif used >= len(args):
-            out.append(f"%!{verb}(MISSING)")
-        else:
+    used = 0
+    for text, verb in _pieces(fmt):
+        out.append(text)
+        if verb and used < len(args):
             out.append(_print_arg(*args[used], verb))
             used += 1
+        elif verb:
+            out.append(f"%!{verb}(MISSING)")
     if used < len(args):
         extra = ", ".join(f"{k}={_print_arg(k, v, 'v')}" for k, v in args[used:])
         out.append(f"%!(EXTRA {extra})")
@@ -256,12 +259,10 @@ def _parse_rfc3339_ns(s: str) -> int:
         raise BuiltinError(f"time.parse_rfc3339_ns: {s!r}: a field is out of range")
     nsec = int(frac[:9] or b"0") * 10 ** (9 - len(frac[:9]))  # Go keeps 9 digits, drops the rest
     offset = (oh * 60 + om) * 60 * (-1 if zone[:1] == b"-" else 1)
-    if year == 0:
-        raise BuiltinError("time.parse_rfc3339_ns: time outside of valid range")
-    try:
+    try:  # year 0 (Python has none) is outside the int64 nanosecond range anyway
         days = datetime.date(year, month, day).toordinal() - _EPOCH
     except ValueError as exc:
-        raise BuiltinError(f"time.parse_rfc3339_ns: {s!r}: day out of range") from exc
+        raise BuiltinError(f"time.parse_rfc3339_ns: {s!r}: day or year out of range") from exc
     ns: int = ((days * 86400 + hour * 3600 + minute * 60 + second - offset) * 10**9) + nsec
     if not _I64_MIN <= ns <= _I64_MAX:
         raise BuiltinError("time.parse_rfc3339_ns: time outside of valid range")
@@ -272,9 +273,7 @@ def _time_format(x: Any) -> str:
     """OPA's ``time.format``: ns, ``[ns]``, ``[ns, tz]`` or ``[ns, tz, layout]`` (UTC, a few layouts)."""
     ns_v, tz, layout = x, "", ""
     if isinstance(x, list):
-        if not x:
-            raise BuiltinError("time.format: empty array")
-        ns_v, tz, layout = [*x, "", ""][:3]  # Go ignores any element after the third
+        ns_v, tz, layout = [*x, "", "", ""][:3]  # Go ignores any element after the third; [] fails below
         if not (_is_str(tz) and _is_str(layout)):
             raise BuiltinError("time.format: time zone and layout must be strings")
     if not isinstance(ns_v, _Num) or not _ZERO_FRACTION_INT.match(ns_v):
