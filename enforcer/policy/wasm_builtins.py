@@ -17,9 +17,11 @@ against the embedded Go engine: ``tests/test_wasm_builtins.py``.
 Unsupported (raises; Go answers): ``sprintf`` verbs other than ``%s %v %d %q %%``, any flag, width,
 precision or argument index, and quoting a code point unassigned in Python's Unicode tables (Go's may be
 newer); ``time.format`` with a time zone other than ``""``/``"UTC"``, a layout other than ``""``,
-``RFC3339``, ``RFC3339Nano`` (by name or as layout text) and ``2006-01-02``, or nanoseconds that are not
-an integer literal (an all-zero fraction allowed). JSON cannot tell a Rego set from an array, nor a
-non-string object key from a string: a caller whose arguments may hold either must not use this module.
+``RFC3339``, ``RFC3339Nano`` (by name or as layout text) and ``2006-01-02``, or nanoseconds that are not an
+integer literal (an all-zero fraction allowed). JSON cannot tell a Rego set from an array, nor a non-string
+object key from a string: callers must not pass either. Numbers the wasm module computed may dump with
+another text than Go's (``1.5 * 1e18`` dumps ``1500000000000000000.0``, Go has ``1500000000000000000``;
+``%v`` then gives ``1.5e+18``): format input numbers only.
 """
 
 from __future__ import annotations
@@ -107,10 +109,9 @@ def _quote(s: str, quote: str = '"') -> str:
     for ch in s:
         c = ord(ch)
         cat = unicodedata.category(ch)
-        if cat == "Cs":
-            raise BuiltinError("lone surrogate in a string")
-        if cat == "Cn" and not (0xFDD0 <= c <= 0xFDEF or c & 0xFFFE == 0xFFFE):  # noncharacters stay Cn
-            raise BuiltinError(f"code point U+{c:04X} is unassigned in Python's Unicode tables")
+        noncharacter = 0xFDD0 <= c <= 0xFDEF or c & 0xFFFE == 0xFFFE  # Cn in every Unicode version
+        if cat == "Cs" or (cat == "Cn" and not noncharacter):
+            raise BuiltinError(f"U+{c:04X} is a lone surrogate or unassigned in Python's Unicode tables")
         if ch == quote or ch == "\\":
             out.append("\\" + ch)
         elif ch.isprintable():  # Go's IsPrint: categories L, M, N, P, S and the ASCII space
