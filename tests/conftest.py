@@ -1,4 +1,5 @@
-"""Shared fixtures: one embedded engine per session, a chip catalogue, an enforcer factory, moto credentials."""
+"""Shared fixtures: one engine per session (the one the template deploys), a chip catalogue, an enforcer
+factory, moto credentials."""
 
 from __future__ import annotations
 
@@ -30,8 +31,24 @@ def bundle() -> Any:
 
 @pytest.fixture(scope="session")
 def engine(bundle: Any) -> Any:
-    from enforcer.policy.embedded import EmbeddedEngine
+    """The engine the template deploys (``wasm``), so every pipeline and handler test decides through it.
 
+    Without an OPA binary to compile the policy (no Go toolchain, outside CI) it is the embedded engine,
+    as the factory would build it; under ``CI=true`` that is an error. The embedded engine itself is held
+    to the same decisions by tests/test_policy_golden.py and tests/test_wasm_engine.py.
+    """
+    from enforcer.policy.embedded import EmbeddedEngine
+    from enforcer.policy.factory import DEPLOYED_ENGINE
+    from enforcer.policy.wasm_build import WasmUnavailable
+
+    if DEPLOYED_ENGINE == "wasm":
+        from enforcer.policy.wasm import WasmEngine
+
+        try:
+            return WasmEngine(bundle)
+        except WasmUnavailable:
+            if os.environ.get("CI") == "true":
+                raise
     return EmbeddedEngine(bundle)
 
 

@@ -49,6 +49,8 @@ class CompiledPolicy:
     source: str
     cwasm: Path | None = None
     cwasm_sha256: str = ""
+    #: the OPA version that compiled the module (``opa version``), recorded as the decisions' engine version
+    opa_version: str = ""
 
 
 def modules_digest(bundle: PolicyBundle) -> str:
@@ -69,6 +71,22 @@ def opa_binary() -> Path | None:
         return local
     found = shutil.which("opa")
     return Path(found) if found else None
+
+
+def opa_version(opa: Path) -> str:
+    """What ``opa version`` reports (``1.22.3``), or an empty string."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            [str(opa), "version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    for line in out.splitlines():
+        if line.startswith("Version:"):
+            return line.split(":", 1)[1].strip()[:64]
+    return ""
 
 
 def compile_wasm(bundle: PolicyBundle, opa: Path) -> bytes:
@@ -146,6 +164,7 @@ def write_artifact(bundle: PolicyBundle, out: Path, opa: Path, precompile: bool 
         "modules_digest": modules_digest(bundle),
         "wasm_sha256": hashlib.sha256(wasm).hexdigest(),
         "wasmtime": importlib.metadata.version("wasmtime"),
+        "opa_version": opa_version(opa),
         "precompiled": {},
     }
     if precompile:
@@ -180,7 +199,9 @@ def find_compiled(bundle: PolicyBundle, target: str) -> CompiledPolicy:
     opa = opa_binary()
     if opa is None:
         raise WasmUnavailable("no compiled policy for these modules and no OPA binary to build one" + stale)
-    return CompiledPolicy(compile_wasm(bundle, opa), digest, f"compiled by {opa}")
+    return CompiledPolicy(
+        compile_wasm(bundle, opa), digest, f"compiled by {opa}", opa_version=opa_version(opa)
+    )
 
 
 def _from_artifact(root: Path, digest: str, target: str) -> CompiledPolicy | None:
@@ -193,8 +214,12 @@ def _from_artifact(root: Path, digest: str, target: str) -> CompiledPolicy | Non
         return None
     if hashlib.sha256(wasm).hexdigest() != manifest.get("wasm_sha256"):
         return None
-    pre = (manifest.get("precompiled") or {}).get(target) or {}
+    pre = manifest.get("precompiled")
+    pre = pre.get(target) if isinstance(pre, dict) else None
+    if not isinstance(pre, dict):  # none for this target, or a malformed entry: compile policy.wasm
+        pre = {}
     cwasm = root / str(pre.get("file", "")) if pre.get("file") else None
     if cwasm is not None and (not cwasm.is_file() or cwasm.parent != root):
         cwasm = None
-    return CompiledPolicy(wasm, digest, f"artifact {root}", cwasm, str(pre.get("sha256", "")))
+    version = str(manifest.get("opa_version") or "")[:64]
+    return CompiledPolicy(wasm, digest, f"artifact {root}", cwasm, str(pre.get("sha256", "")), version)
