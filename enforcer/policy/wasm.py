@@ -165,20 +165,17 @@ class WasmEngine:
             raise _Fallback("address outside linear memory")
         return ctypes.string_at(self._base() + addr)
 
-    def _write(self, addr: int, raw: bytes) -> None:
-        if addr + len(raw) > self._memory.data_len(self._store):
-            raise _Fallback("write outside linear memory")
-        ctypes.memmove(self._base() + addr, raw, len(raw))
-
-    def _fit(self, end: int) -> None:
-        """Grow the memory to hold ``end`` bytes: whether an input fits never depends on earlier ones."""
-        have = self._memory.data_len(self._store)
-        if end > have:
-            need = -(-(end - have) // 65536)
+    def _write(self, addr: int, raw: bytes, grow: bool = False) -> None:
+        """Copy ``raw`` to ``addr``; with ``grow``, first grow the memory to hold it (up to MAX_PAGES)."""
+        short = addr + len(raw) - self._memory.data_len(self._store)
+        if short > 0:
+            if not grow:
+                raise _Fallback("write outside linear memory")
             try:
-                self._memory.grow(self._store, need)
+                self._memory.grow(self._store, -(-short // 65536))
             except wasmtime.WasmtimeError as exc:
-                raise _Fallback(f"memory cannot grow by {need} pages: {exc}") from exc
+                raise _Fallback(f"memory cannot grow to hold {len(raw)} bytes: {exc}") from exc
+        ctypes.memmove(self._base() + addr, raw, len(raw))
 
     def _read_json(self, addr: int) -> Any:
         return json.loads(self._cstr(self._dump(addr)))
@@ -238,8 +235,7 @@ class WasmEngine:
         at = self._heap
         if len(raw) > MAX_INPUT_BYTES:
             raise _Fallback(f"input of {len(raw)} bytes is over {MAX_INPUT_BYTES}")
-        self._fit(at + len(raw))
-        self._write(at, raw)
+        self._write(at, raw, grow=True)  # whether an input fits never depends on earlier evaluations
         addr = self._eval(0, self._entry, self._data, at, len(raw), at + len(raw), 0)
         if self._failure is not None:
             raise _Fallback(self._failure)
