@@ -22,10 +22,12 @@ from hypothesis import strategies as st
 
 from enforcer.policy import wasm as wasm_mod
 from enforcer.policy.embedded import EmbeddedEngine
+from enforcer.policy.factory import make_engine
 from enforcer.policy.loader import PolicyBundle, load_bundle
 from enforcer.policy.wasm import WasmEngine
 from enforcer.policy.wasm_build import (
     CompiledPolicy,
+    WasmUnavailable,
     compile_wasm,
     find_compiled,
     host_target,
@@ -157,6 +159,31 @@ def test_a_malformed_precompiled_entry_compiles_policy_wasm_instead(
     monkeypatch.setenv("ENFORCER_OPA_BIN", str(tmp_path / "no-opa"))
     found = find_compiled(bundle, host_target())
     assert found.source.startswith("artifact") and found.cwasm is None
+
+
+# -- finding 6 (fixed): an "opa" that exits 0 without a readable bundle crashed the engine build ------
+# ($ENFORCER_OPA_BIN or another program named opa on PATH): tarfile.ReadError / EOFError escaped
+# compile_wasm and make_engine, which falls back to the embedded engine only on WasmUnavailable/OSError.
+_FAKE_OPA = {
+    "junk": 'echo junk > "$out"',
+    "truncated_gzip": 'printf "\\037\\213\\010\\000" > "$out"',
+    "nothing": ":",
+}
+
+
+@pytest.mark.parametrize("writes", sorted(_FAKE_OPA))
+def test_an_opa_binary_that_writes_no_bundle_leaves_the_embedded_engine(
+    tmp_path: Path, bundle: PolicyBundle, monkeypatch: pytest.MonkeyPatch, writes: str
+) -> None:
+    fake = tmp_path / "opa"
+    args = 'out=""; prev=""; for a in "$@"; do [ "$prev" = "-o" ] && out="$a"; prev="$a"; done'
+    fake.write_text(f"#!/bin/sh\n{args}\n{_FAKE_OPA[writes]}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("ENFORCER_OPA_BIN", str(fake))
+    monkeypatch.delenv("ENFORCER_POLICY_WASM", raising=False)
+    with pytest.raises(WasmUnavailable):
+        find_compiled(bundle, host_target())
+    assert make_engine("wasm", POLICIES).name == "embedded"
 
 
 # -- finding 5 (open, documented): type errors --------------------------------------------------

@@ -114,19 +114,26 @@ def compile_wasm(bundle: PolicyBundle, opa: Path) -> bytes:
             raise WasmUnavailable(f"opa build -t wasm failed: {exc}") from exc
         if proc.returncode != 0:
             raise WasmUnavailable(f"opa build -t wasm failed: {proc.stderr.strip()[:500]}")
-        return _wasm_from_bundle(out.read_bytes())
+        try:
+            return _wasm_from_bundle(out.read_bytes())
+        except OSError as exc:  # exited 0 without writing its bundle: not OPA, or a full disk
+            raise WasmUnavailable(f"opa build -t wasm wrote no bundle: {exc}") from exc
 
 
 def _wasm_from_bundle(raw: bytes) -> bytes:
     import io
     import tarfile
+    import zlib
 
-    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:gz") as tar:
-        for member in tar.getmembers():
-            if member.name.lstrip("/") == WASM_FILE and member.isfile() and member.size <= MAX_WASM_BYTES:
-                f = tar.extractfile(member)
-                if f is not None:
-                    return f.read()
+    try:
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                if member.name.lstrip("/") == WASM_FILE and member.isfile() and member.size <= MAX_WASM_BYTES:
+                    f = tar.extractfile(member)
+                    if f is not None:
+                        return f.read()
+    except (tarfile.TarError, EOFError, zlib.error) as exc:  # not a gzipped tar: the factory falls back
+        raise WasmUnavailable(f"opa build -t wasm wrote no readable bundle: {exc}") from exc
     raise WasmUnavailable("opa build -t wasm wrote no policy.wasm")
 
 
