@@ -311,3 +311,28 @@ def test_the_module_reads_unparseable_input_as_absent(parser: WasmEngine) -> Non
         "effect": "allow",
         "reasons": [],
     }
+
+
+def test_an_input_under_the_size_cap_past_the_memory_cap_is_decided_by_go(
+    bundle: PolicyBundle,
+    compiled: CompiledPolicy,
+    reference: EmbeddedEngine,
+    plain: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The memory cap (an abort mid-evaluation) still routes to Go now that big inputs never reach it."""
+    first = WasmEngine(bundle, compiled)
+    pages = first._memory.size(first._store)
+    monkeypatch.setattr(wasm_mod, "MAX_PAGES", pages + 2)
+    eng = WasmEngine(bundle, compiled)
+    doc = next(
+        copy.deepcopy(r["input"])
+        for r in plain
+        if r["input"].get("evidence", {}).get("call_share") and "error" not in r["decision"]
+    )
+    cs = doc["evidence"]["call_share"]
+    cs["shares"] = {f"X{i}": 0.5 for i in range(700)}
+    cs["counts"] = {f"X{i}": 10**6 for i in range(700)}
+    assert len(json.dumps(doc)) < 32 * 1024
+    assert eng.evaluate(doc) == reference.evaluate(doc)
+    assert eng.fallbacks == 1
