@@ -12,6 +12,7 @@ import copy
 import gzip
 import json
 import logging
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,36 @@ def test_an_opa_binary_that_writes_no_bundle_leaves_the_embedded_engine(
     with pytest.raises(WasmUnavailable):
         find_compiled(bundle, host_target())
     assert make_engine("wasm", POLICIES).name == "embedded"
+
+
+# -- finding 7 (fixed): a precompiled module from another policy.wasm was run ----------------------
+# The manifest's precompiled entry named only its own file and checksum: merged with the entry of another
+# build (two architectures packaged apart, a policy.wasm rebuilt by hand), the native code of that other
+# policy decided while the manifest's digest and policy.wasm were this one's. The entry now records the
+# policy.wasm it was compiled from; another one's is ignored and this policy.wasm compiled.
+def test_a_precompiled_module_of_another_policy_is_not_run(
+    tmp_path: Path,
+    bundle: PolicyBundle,
+    reference: EmbeddedEngine,
+    opa: Path,
+    plain: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pol = tmp_path / "policies"
+    shutil.copytree(POLICIES, pol, ignore=shutil.ignore_patterns("*_test.rego"))
+    launch = pol / "gpu" / "launch" / "launch.rego"
+    launch.write_text(launch.read_text().replace("is not in the account directory", "is welcome here"))
+    other = write_artifact(load_bundle(pol), tmp_path / "other", opa)
+    art = write_artifact(bundle, tmp_path / "policy-wasm", opa)
+    theirs = json.loads((other / "manifest.json").read_text())["precompiled"]
+    ours = json.loads((art / "manifest.json").read_text())
+    for entry in theirs.values():
+        shutil.copy(other / entry["file"], art / entry["file"])
+    (art / "manifest.json").write_text(json.dumps({**ours, "precompiled": theirs}))
+    monkeypatch.setenv("ENFORCER_POLICY_WASM", str(art))
+    monkeypatch.setenv("ENFORCER_OPA_BIN", str(tmp_path / "no-opa"))
+    doc = next(r["input"] for r in plain if "is not in the account directory" in json.dumps(r["decision"]))
+    assert WasmEngine(bundle).evaluate(doc) == reference.evaluate(doc)
 
 
 # -- finding 5 (open, documented): type errors --------------------------------------------------

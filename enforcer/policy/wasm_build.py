@@ -182,7 +182,12 @@ def write_artifact(bundle: PolicyBundle, out: Path, opa: Path, precompile: bool 
         cw = wasmtime.Module(wasmtime.Engine(config), wasm).serialize()
         name = f"policy.{target}.cwasm"
         (out / name).write_bytes(cw)
-        manifest["precompiled"] = {target: {"file": name, "sha256": hashlib.sha256(cw).hexdigest()}}
+        entry = {
+            "file": name,
+            "sha256": hashlib.sha256(cw).hexdigest(),
+            "wasm_sha256": manifest["wasm_sha256"],
+        }
+        manifest["precompiled"] = {target: entry}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return out
 
@@ -223,8 +228,8 @@ def _from_artifact(root: Path, digest: str, target: str) -> CompiledPolicy | Non
         return None
     pre = manifest.get("precompiled")
     pre = pre.get(target) if isinstance(pre, dict) else None
-    if not isinstance(pre, dict):  # none for this target, or a malformed entry: compile policy.wasm
-        pre = {}
+    if not isinstance(pre, dict) or pre.get("wasm_sha256") != manifest.get("wasm_sha256"):
+        pre = {}  # none for this target, malformed, or compiled from another policy.wasm: compile this one
     cwasm = root / str(pre.get("file", "")) if pre.get("file") else None
     if cwasm is not None and (not cwasm.is_file() or cwasm.parent != root):
         cwasm = None
