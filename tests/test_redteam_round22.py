@@ -242,6 +242,44 @@ def test_a_string_ledger_number_is_not_an_allow(
     assert _decide(WasmEngine(bundle, compiled), doc) == want
 
 
+# -- finding 8 (fixed): an input nested deeper than json.dumps goes escaped as RecursionError --------
+# evaluate() promises EngineError on any failure (the pipeline catches only that and fails closed); the Go
+# evaluator wraps the encoder's RecursionError, the wasm engine let it through. Now Go decides (its error).
+def test_an_input_nested_too_deeply_is_an_engine_error_as_in_go(
+    bundle: PolicyBundle, compiled: CompiledPolicy, reference: EmbeddedEngine, plain: list[dict[str, Any]]
+) -> None:
+    doc = _with(plain, "allow")
+    nest: Any = 0
+    for _ in range(5_000):
+        nest = [nest]
+    doc["junk"] = nest
+    want = _decide(reference, doc)
+    assert "error" in want
+    assert _decide(WasmEngine(bundle, compiled), doc) == want
+
+
+# -- finding 9 (open): a non-JSON input's error text is not Go's --------------------------------------
+# Both fail (a deny), but the audit record's POLICY_ENGINE_UNAVAILABLE detail differs: wasm "input is not
+# JSON: Out of range float values are not JSON compliant", Go "evaluation failed: invalid_json: invalid
+# character 'N' looking for beginning of value" (NaN/Infinity; sets, bytes: the same text after another
+# prefix). Routing these to Go would fix it, but tests/test_wasm_engine.py::test_an_input_that_is_not_json_
+# is_an_error pins the wasm text ("not JSON", which Go's NaN message does not contain): left for its owner.
+@pytest.mark.xfail(strict=True, reason="wasm's own 'input is not JSON' text, not the Go evaluator's error")
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), {1, 2}])
+def test_a_non_json_input_fails_with_gos_text(
+    bundle: PolicyBundle,
+    compiled: CompiledPolicy,
+    reference: EmbeddedEngine,
+    plain: list[dict[str, Any]],
+    bad: Any,
+) -> None:
+    doc = _with(plain, "deny")
+    doc["request"]["total_tpp"] = bad
+    want = _decide(reference, doc)
+    assert "error" in want
+    assert _decide(WasmEngine(bundle, compiled), doc) == want
+
+
 # -- what held ---------------------------------------------------------------------------------------
 def test_hostile_inputs_leave_no_state_for_the_next_decision(
     bundle: PolicyBundle,

@@ -219,8 +219,12 @@ class WasmEngine:
             text = json.dumps(input_doc, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
         except (TypeError, ValueError) as exc:
             raise EngineError(f"input is not JSON: {exc}") from exc
+        except RecursionError:  # nested deeper than the encoder goes: the Go evaluator's error stands
+            text = None
         with self._lock:
             try:
+                if text is None:
+                    raise _Fallback("input nested too deeply to encode")
                 # strict UTF-8: a string holding surrogates (``"\\ud800\\ud800"`` decodes to two) is
                 # refused by the Go evaluator, while the module would read an escaped pair as one character
                 result = self._run(text.encode())
