@@ -258,13 +258,10 @@ def test_an_input_nested_too_deeply_is_an_engine_error_as_in_go(
     assert _decide(WasmEngine(bundle, compiled), doc) == want
 
 
-# -- finding 9 (open): a non-JSON input's error text is not Go's --------------------------------------
-# Both fail (a deny), but the audit record's POLICY_ENGINE_UNAVAILABLE detail differs: wasm "input is not
+# -- finding 9 (fixed): a non-JSON input's error text was not Go's -------------------------------------
+# Both failed (a deny), but the audit record's POLICY_ENGINE_UNAVAILABLE detail differed: wasm "input is not
 # JSON: Out of range float values are not JSON compliant", Go "evaluation failed: invalid_json: invalid
-# character 'N' looking for beginning of value" (NaN/Infinity; sets, bytes: the same text after another
-# prefix). Routing these to Go would fix it, but tests/test_wasm_engine.py::test_an_input_that_is_not_json_
-# is_an_error pins the wasm text ("not JSON", which Go's NaN message does not contain): left for its owner.
-@pytest.mark.xfail(strict=True, reason="wasm's own 'input is not JSON' text, not the Go evaluator's error")
+# character 'N' looking for beginning of value". Such inputs now go to the Go evaluator, whose error stands.
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), {1, 2}])
 def test_a_non_json_input_fails_with_gos_text(
     bundle: PolicyBundle,

@@ -101,6 +101,7 @@ class WasmEngine:
         if abi < ABI:
             raise WasmUnavailable(f"policy.wasm ABI {abi} is older than {ABI}")
         call = {n: caller(self._store, _func(ex, n), k, fast_calls) for n, k in _EXPORTS.items()}
+        self._heap_set = caller(self._store, _func(ex, "opa_heap_ptr_set"), 1, fast_calls, nresults=0)
         self._malloc, self._parse, self._dump, self._eval = (
             call["opa_malloc"],
             call["opa_json_parse"],
@@ -216,15 +217,15 @@ class WasmEngine:
         if os.getpid() != self._pid:
             raise EngineError("wasm engine used after fork; create engines after forking")
         try:
-            text = json.dumps(input_doc, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-        except (TypeError, ValueError) as exc:
-            raise EngineError(f"input is not JSON: {exc}") from exc
-        except RecursionError:  # nested deeper than the encoder goes: the Go evaluator's error stands
-            text = None
+            text: str | None = json.dumps(
+                input_doc, separators=(",", ":"), allow_nan=False, ensure_ascii=False
+            )
+        except (TypeError, ValueError, RecursionError):  # not JSON (NaN, a set) or nested too deeply:
+            text = None  # the Go evaluator's error stands, worded as the embedded engine words it
         with self._lock:
             try:
                 if text is None:
-                    raise _Fallback("input nested too deeply to encode")
+                    raise _Fallback("input is not JSON or nested too deeply to encode")
                 # strict UTF-8: a string holding surrogates (``"\\ud800\\ud800"`` decodes to two) is
                 # refused by the Go evaluator, while the module would read an escaped pair as one character
                 result = self._run(text.encode())
@@ -240,6 +241,11 @@ class WasmEngine:
         if len(raw) > MAX_INPUT_BYTES:
             raise _Fallback(f"input of {len(raw)} bytes is over {MAX_INPUT_BYTES}")
         self._write(at, raw, grow=True)  # whether an input fits never depends on earlier evaluations
+        # opa_eval reads an input its parser rejects as no input at all (which this policy allows):
+        # parse it first, on a heap that starts after it, and let Go decide what the module cannot read
+        self._heap_set(at + len(raw))
+        if not self._parse(at, len(raw)):
+            raise _Fallback("the module's JSON parser rejects the input")
         addr = self._eval(0, self._entry, self._data, at, len(raw), at + len(raw), 0)
         if self._failure is not None:
             raise _Fallback(self._failure)

@@ -41,27 +41,29 @@ def fast_path_available() -> bool:
     return _FFI is not None
 
 
-def caller(store: wasmtime.Store, func: wasmtime.Func, nparams: int, fast: bool = True) -> I32Call:
-    """A callable ``f(*i32 args) -> i32`` for an exported function returning one i32.
+def caller(
+    store: wasmtime.Store, func: wasmtime.Func, nparams: int, fast: bool = True, nresults: int = 1
+) -> I32Call:
+    """A callable ``f(*i32 args) -> i32`` for an exported function returning one i32 (or none: 0).
 
     Parameters
     ----------
     store, func
         The instance's store and the exported function.
-    nparams
-        How many i32 parameters the function takes (the module's own signature; checked once here).
+    nparams, nresults
+        How many i32 parameters and results (0 or 1) the function has (its signature; checked once here).
     fast
         Use the unchecked C call when available (the default).
     """
     ty = func.type(store)
-    if len(ty.params) != nparams or len(ty.results) != 1:
+    if len(ty.params) != nparams or len(ty.results) != nresults or nresults > 1:
         raise WasmCallError(f"unexpected signature: {len(ty.params)} params, {len(ty.results)} results")
     if fast and _FFI is not None:
-        return _unchecked(store, func, nparams)
+        return _unchecked(store, func, max(nparams, nresults))
 
     def public(*args: int) -> int:
         try:
-            return int(func(store, *args)) & 0xFFFFFFFF
+            return int(func(store, *args) or 0) & 0xFFFFFFFF
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             raise WasmCallError(str(exc)) from exc
 
