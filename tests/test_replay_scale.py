@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -367,3 +368,40 @@ def test_files_are_grouped_by_the_account_folder_of_account_and_organization_tra
     assert account_folder(Path("flat/z.json.gz")) == ""
     files = [acct, org, Path("flat/a.json.gz"), acct.with_name("x2.json.gz"), Path("flat/b.json.gz"), org]
     assert _groups(files, list(range(6))) == [[0, 3], [1, 5], [2], [4]]
+
+
+def test_wasm_workers_share_one_compiled_policy_and_decide_as_the_go_evaluator(
+    mix: dict[str, Any], tmp_path: Path
+) -> None:
+    """``--engine wasm --jobs 2``: the policy is compiled once by the parent (a private directory each
+    worker loads, removed after the run) and the output is the embedded engine's, line for line."""
+    from dataclasses import replace
+
+    from enforcer.replay_run import _shared_wasm
+    from tests.opa_real import require_opa
+
+    require_opa()
+    wasm_cfg = replace(_cfg(mix), engine="wasm")
+    shared = _shared_wasm(wasm_cfg)
+    assert shared is not None
+    manifest = json.loads((Path(shared.name) / "manifest.json").read_text())
+    assert manifest["precompiled"] and manifest["modules_digest"]
+    shared.cleanup()
+    assert _shared_wasm(_cfg(mix)) is None  # another engine: nothing compiled
+    emb, wasm = tmp_path / "emb.jsonl", tmp_path / "wasm.jsonl"
+    run_files(mix["files"], _cfg(mix), emb, jobs=1)
+    before = set(Path(tempfile.gettempdir()).glob("enforcer-replay-wasm-*"))
+    run_files(mix["files"], wasm_cfg, wasm, jobs=2)
+    assert set(Path(tempfile.gettempdir()).glob("enforcer-replay-wasm-*")) == before
+    engines: set[str] = set()
+
+    def unnamed(text: str) -> list[dict[str, Any]]:  # the lines without the engine's name and version
+        out = _stable(text)
+        for line in out:
+            pol = line.get("policy") or {}
+            engines.add(str(pol.pop("engine", "")))
+            pol.pop("engine_version", None)
+        return out
+
+    assert unnamed(emb.read_text()) == unnamed(wasm.read_text())
+    assert {"embedded", "wasm"} <= engines
