@@ -70,3 +70,28 @@ def make_enforcer(engine: Any, catalog: Any) -> Callable[..., Any]:
         return Enforcer(catalog=catalog, accounts=StaticAccountDirectory(accounts or []), **kw)
 
     return _make
+
+
+# -- engine wasm: the module and the Go evaluator it is held to (tests/test_wasm_engine.py, red-team rounds)
+@pytest.fixture(scope="session")
+def opa() -> Path:
+    """The real OPA binary (``make tools``); skipped outside CI without it, a failure under ``CI=true``."""
+    from tests.opa_real import require_opa
+
+    return require_opa()
+
+
+@pytest.fixture(scope="session")
+def compiled(bundle: Any, opa: Path) -> Any:
+    """The shipped policy compiled by ``opa build -t wasm`` (a ``wasm_build.CompiledPolicy``)."""
+    from enforcer.policy.wasm_build import CompiledPolicy, compile_wasm, modules_digest
+
+    return CompiledPolicy(compile_wasm(bundle, opa), modules_digest(bundle), "test")
+
+
+@pytest.fixture(scope="session")
+def reference(bundle: Any) -> Any:
+    """The embedded Go evaluator on the shipped policy: the reference the wasm engine is held to."""
+    from enforcer.policy.embedded import EmbeddedEngine
+
+    return EmbeddedEngine(bundle)

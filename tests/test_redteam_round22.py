@@ -29,36 +29,14 @@ from enforcer.policy.wasm import WasmEngine
 from enforcer.policy.wasm_build import (
     CompiledPolicy,
     WasmUnavailable,
-    compile_wasm,
     find_compiled,
     host_target,
-    modules_digest,
     write_artifact,
 )
 from enforcer.ports import EngineError
-from tests.opa_real import POLICIES, ROOT, require_opa
+from tests.opa_real import POLICIES, ROOT
 
 GOLDEN = ROOT / "tests" / "data" / "policy_golden.jsonl.gz"
-
-
-@pytest.fixture(scope="module")
-def opa() -> Path:
-    return require_opa()
-
-
-@pytest.fixture(scope="module")
-def bundle() -> PolicyBundle:
-    return load_bundle(POLICIES)
-
-
-@pytest.fixture(scope="module")
-def compiled(bundle: PolicyBundle, opa: Path) -> CompiledPolicy:
-    return CompiledPolicy(compile_wasm(bundle, opa), modules_digest(bundle), "test")
-
-
-@pytest.fixture(scope="module")
-def reference(bundle: PolicyBundle) -> EmbeddedEngine:
-    return EmbeddedEngine(bundle)
 
 
 @pytest.fixture(scope="module")

@@ -30,15 +30,13 @@ from enforcer.policy.wasm import WasmEngine
 from enforcer.policy.wasm_build import (
     CompiledPolicy,
     WasmUnavailable,
-    compile_wasm,
     find_compiled,
     host_target,
-    modules_digest,
     write_artifact,
 )
 from enforcer.policy.wasm_call import fast_path_available
 from enforcer.ports import EngineError
-from tests.opa_real import POLICIES, ROOT, require_opa
+from tests.opa_real import POLICIES, ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import policy_golden
@@ -53,29 +51,9 @@ def _norm(decision: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def opa() -> Path:
-    return require_opa()
-
-
-@pytest.fixture(scope="module")
 def golden() -> list[dict[str, Any]]:
     with gzip.open(GOLDEN, "rt", encoding="utf-8") as fh:
         return [json.loads(line) for line in fh]
-
-
-@pytest.fixture(scope="module")
-def bundle() -> PolicyBundle:
-    return load_bundle(POLICIES)
-
-
-@pytest.fixture(scope="module")
-def compiled(bundle: PolicyBundle, opa: Path) -> CompiledPolicy:
-    return CompiledPolicy(compile_wasm(bundle, opa), modules_digest(bundle), "test")
-
-
-@pytest.fixture(scope="module")
-def reference(bundle: PolicyBundle) -> EmbeddedEngine:
-    return EmbeddedEngine(bundle)
 
 
 def test_every_golden_input_is_decided_as_recorded(golden: list[dict[str, Any]], opa: Path) -> None:
