@@ -362,6 +362,24 @@ def decide_all(
     return out
 
 
+GOLDEN = ROOT / "tests" / "data" / "policy_golden.jsonl.gz"
+
+
+def recorded(path: Path = GOLDEN) -> list[dict[str, Any]]:
+    """The recorded file: one ``{case, input, decision}`` per line."""
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def normalised(decision: Any) -> Any:
+    """A decision to compare: an evaluation error's text without the module's file and line."""
+    import re
+
+    if isinstance(decision, dict) and "error" in decision:
+        return {"error": re.sub(r"[\w/.-]+\.rego:\d+: ", "", str(decision["error"]))}
+    return decision
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--policy", type=Path, default=POLICIES)

@@ -10,9 +10,7 @@ change of decisions regenerates the file (see the script) and shows up in review
 from __future__ import annotations
 
 import difflib
-import gzip
 import json
-import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -21,21 +19,13 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = ROOT / "tests" / "data" / "policy_golden.jsonl.gz"
 sys.path.insert(0, str(ROOT / "scripts"))
 import policy_golden  # noqa: E402
 
 
-def _norm(decision: Any) -> Any:
-    if isinstance(decision, dict) and "error" in decision:
-        return {"error": re.sub(r"[\w/.-]+\.rego:\d+: ", "", str(decision["error"]))}
-    return decision
-
-
 @pytest.fixture(scope="module")
 def golden() -> list[dict[str, Any]]:
-    with gzip.open(GOLDEN, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
+    return policy_golden.recorded()
 
 
 def test_golden_file_is_the_generator_output(golden: list[dict[str, Any]]) -> None:
@@ -63,7 +53,7 @@ def test_current_policy_decides_every_golden_input_the_same(golden: list[dict[st
     now = policy_golden.decide_all(ROOT / "policies", cases)
     diffs = []
     for i, (rec, got) in enumerate(zip(golden, now, strict=True)):
-        want, have = _norm(rec["decision"]), _norm(got)
+        want, have = policy_golden.normalised(rec["decision"]), policy_golden.normalised(got)
         if want != have:
             lines = difflib.unified_diff(
                 json.dumps(want, indent=1, sort_keys=True).splitlines(),
@@ -90,4 +80,7 @@ def test_the_comparison_sees_a_changed_decision(tmp_path: Path, golden: list[dic
     groups.write_text(json.dumps(data))
     sample = golden[:1000]
     changed = policy_golden.decide_all(pol, [(r["case"], r["input"]) for r in sample])
-    assert any(_norm(r["decision"]) != _norm(c) for r, c in zip(sample, changed, strict=True))
+    assert any(
+        policy_golden.normalised(r["decision"]) != policy_golden.normalised(c)
+        for r, c in zip(sample, changed, strict=True)
+    )

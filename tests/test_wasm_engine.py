@@ -9,11 +9,9 @@ by a stale module.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import math
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -41,19 +39,10 @@ from tests.opa_real import POLICIES, ROOT
 sys.path.insert(0, str(ROOT / "scripts"))
 import policy_golden
 
-GOLDEN = ROOT / "tests" / "data" / "policy_golden.jsonl.gz"
-
-
-def _norm(decision: Any) -> Any:
-    if isinstance(decision, dict) and "error" in decision:
-        return {"error": re.sub(r"[\w/.-]+\.rego:\d+: ", "", str(decision["error"]))}
-    return decision
-
 
 @pytest.fixture(scope="module")
 def golden() -> list[dict[str, Any]]:
-    with gzip.open(GOLDEN, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
+    return policy_golden.recorded()
 
 
 def test_every_golden_input_is_decided_as_recorded(golden: list[dict[str, Any]], opa: Path) -> None:
@@ -66,7 +55,7 @@ def test_every_golden_input_is_decided_as_recorded(golden: list[dict[str, Any]],
             got: Any = engines[rec["case"]].evaluate(rec["input"])
         except EngineError as exc:
             got = {"error": str(exc)}
-        if _norm(got) != _norm(rec["decision"]):
+        if policy_golden.normalised(got) != policy_golden.normalised(rec["decision"]):
             diffs.append(f"case {i}: {json.dumps(rec['decision'])[:300]}\n  wasm: {json.dumps(got)[:300]}")
     assert not diffs, f"{len(diffs)} of {len(golden)} differ; first:\n" + "\n".join(diffs[:3])
     errors = sum("error" in rec["decision"] for rec in golden)
