@@ -42,7 +42,15 @@ def test_artifact_holds_code_policies_engine_and_dependencies(artifact: Path) ->
     # built for the runtime's CPython 3.12, not this machine's interpreter
     (core,) = (artifact / "pydantic_core").glob("_pydantic_core.*.so")
     assert "cpython-312-x86_64-linux-gnu" in core.name
-    assert not list(artifact.rglob("*_test.rego")) and not list(artifact.rglob("__pycache__"))
+    assert not list(artifact.rglob("*_test.rego"))
+    # byte code for the runtime's 3.12 only (checked-hash: flags 0b11), when this machine has a 3.12
+    assert not list(artifact.rglob("*.cpython-311.pyc"))
+    pyc = artifact / "lambdas" / "__pycache__" / "guard.cpython-312.pyc"
+    if package.runtime_python("3.12") is not None:
+        assert pyc.read_bytes()[4:8] == b"\x03\x00\x00\x00"
+        assert (artifact / "enforcer" / "policy" / "__pycache__" / "wasm.cpython-312.pyc").is_file()
+    else:
+        assert not list(artifact.rglob("__pycache__"))
     assert not (artifact / "bin").exists() and not (artifact / "moto").exists()  # no dev tools
 
 
@@ -102,10 +110,11 @@ def test_smoke_imports_handlers_and_decides_from_the_artifact_alone(artifact: Pa
         copy = smoke_artifact.fallback_copy(artifact)
         assert (copy / "lambdas").is_dir(), "no CPython 3.12 and no fallback copy: run `make smoke`"
         python, artifact = sys.executable, copy
+    before = sorted(artifact.rglob("*.pyc"))
     report = smoke_artifact.run_inner(python, artifact)
     assert report["engines"] == ["embedded", "wasm"] and report["effect"] == "deny"
     assert report["reasons"] == ["ACCOUNT_UNKNOWN"]  # an empty directory: the policy's own answer
-    assert not list(artifact.rglob("__pycache__"))  # the smoke run leaves the artifact as built
+    assert sorted(artifact.rglob("*.pyc")) == before  # the smoke run leaves the artifact as built
 
 
 def test_engine_loader_failure_is_a_clear_configuration_error(tmp_path: Path) -> None:
