@@ -100,8 +100,8 @@ class WasmEngine:
         )
         if abi < ABI:
             raise WasmUnavailable(f"policy.wasm ABI {abi} is older than {ABI}")
-        call = {n: caller(self._store, _func(ex, n), k, fast_calls) for n, k in _EXPORTS.items()}
-        self._heap_set = caller(self._store, _func(ex, "opa_heap_ptr_set"), 1, fast_calls, nresults=0)
+        call = {n: caller(self._store, _func(ex, n), k, fast_calls, r) for n, (k, r) in _EXPORTS.items()}
+        self._heap_set = call["opa_heap_ptr_set"]
         self._malloc, self._parse, self._dump, self._eval = (
             call["opa_malloc"],
             call["opa_json_parse"],
@@ -274,14 +274,16 @@ class WasmEngine:
         return self.reference().trace_path(dotted, input_doc)
 
 
+#: the exports called, with their i32 parameter and result counts
 _EXPORTS = {
-    "opa_malloc": 1,
-    "opa_json_parse": 2,
-    "opa_json_dump": 1,
-    "opa_eval": 7,
-    "opa_heap_ptr_get": 0,
-    "builtins": 0,
-    "entrypoints": 0,
+    "opa_malloc": (1, 1),
+    "opa_json_parse": (2, 1),
+    "opa_json_dump": (1, 1),
+    "opa_eval": (7, 1),
+    "opa_heap_ptr_get": (0, 1),
+    "opa_heap_ptr_set": (1, 0),
+    "builtins": (0, 1),
+    "entrypoints": (0, 1),
 }
 
 
