@@ -340,7 +340,13 @@ def parser(bundle: PolicyBundle, compiled: CompiledPolicy) -> WasmEngine:
     return WasmEngine(bundle, compiled)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(value=_json)
 def test_the_modules_parser_reads_every_json_text_python_writes(parser: WasmEngine, value: Any) -> None:
     raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
@@ -403,7 +409,13 @@ _TEXT = st.one_of(
 )
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=250,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
 def test_mutated_recorded_inputs_are_decided_as_go_decides(
     parser: WasmEngine, reference: EmbeddedEngine, plain: list[dict[str, Any]], data: st.DataObject

@@ -25,12 +25,13 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import wasmtime
 
 from enforcer.policy import DECISION_PATH, wasm_builtins
 from enforcer.policy.loader import PolicyBundle
 from enforcer.policy.wasm_build import CompiledPolicy, WasmUnavailable, find_compiled, host_target
-from enforcer.policy.wasm_call import WasmCallError, caller
+from enforcer.policy.wasm_call import WasmCallError, caller, define_host, memory_view
 from enforcer.ports import EngineError
 
 if TYPE_CHECKING:
@@ -92,7 +93,9 @@ class WasmEngine:
             self._store, wasmtime.MemoryType(wasmtime.Limits(_min_pages(module), MAX_PAGES))
         )
         self._failure: str | None = None
-        self._instance = self._instantiate(module)
+        self._view = memory_view(self._store, self._memory, fast_calls)
+        self._host: list[Any] = []  # the host functions' callbacks, alive as long as the instance
+        self._instance = self._instantiate(module, fast_calls)
         ex = self._instance.exports(self._store)
         abi = (
             _global(ex, self._store, "opa_wasm_abi_version"),
@@ -142,15 +145,16 @@ class WasmEngine:
         except wasmtime.WasmtimeError as exc:
             raise WasmUnavailable(f"policy.wasm does not compile: {exc}") from exc
 
-    def _instantiate(self, module: wasmtime.Module) -> wasmtime.Instance:
+    def _instantiate(self, module: wasmtime.Module, fast: bool) -> wasmtime.Instance:
         linker = wasmtime.Linker(self._store.engine)
         linker.define(self._store, "env", "memory", self._memory)
         i32 = wasmtime.ValType.i32()
         linker.define_func("env", "opa_abort", wasmtime.FuncType([i32], []), self._abort)
         linker.define_func("env", "opa_println", wasmtime.FuncType([i32], []), lambda _addr: None)
         for n in range(5):
-            ty = wasmtime.FuncType([i32] * (2 + n), [i32])
-            linker.define_func("env", f"opa_builtin{n}", ty, self._builtin)
+            self._host.append(
+                define_host(linker, "env", f"opa_builtin{n}", 2 + n, self._builtin, self._fail, fast)
+            )
         try:
             return linker.instantiate(self._store, module)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
@@ -158,17 +162,16 @@ class WasmEngine:
 
     # -- memory ------------------------------------------------------------------------------------
 
-    def _base(self) -> int:
-        return ctypes.addressof(self._memory.data_ptr(self._store).contents)
-
     def _cstr(self, addr: int) -> bytes:
-        if not 0 < addr < self._memory.data_len(self._store):
+        base, size = self._view()
+        if not 0 < addr < size:
             raise _Fallback("address outside linear memory")
-        return ctypes.string_at(self._base() + addr)
+        return ctypes.string_at(base + addr)
 
     def _write(self, addr: int, raw: bytes, grow: bool = False) -> None:
         """Copy ``raw`` to ``addr``; with ``grow``, first grow the memory to hold it (up to MAX_PAGES)."""
-        short = addr + len(raw) - self._memory.data_len(self._store)
+        base, size = self._view()
+        short = addr + len(raw) - size
         if short > 0:
             if not grow:
                 raise _Fallback("write outside linear memory")
@@ -176,7 +179,8 @@ class WasmEngine:
                 self._memory.grow(self._store, -(-short // 65536))
             except wasmtime.WasmtimeError as exc:
                 raise _Fallback(f"memory cannot grow to hold {len(raw)} bytes: {exc}") from exc
-        ctypes.memmove(self._base() + addr, raw, len(raw))
+            base, _ = self._view()
+        ctypes.memmove(base + addr, raw, len(raw))
 
     def _read_json(self, addr: int) -> Any:
         return json.loads(self._cstr(self._dump(addr)))
@@ -195,20 +199,21 @@ class WasmEngine:
             self._failure = "opa_abort"
         raise WasmCallError(self._failure)
 
+    def _fail(self, exc: BaseException) -> None:
+        if self._failure is None:
+            self._failure = f"{type(exc).__name__}: {exc}"
+
     def _builtin(self, builtin_id: int, _ctx: int, *args: int) -> int:
+        """``opa_builtinN``: raises on any failure (``define_host`` hands it to :meth:`_fail`, returns 0)."""
         if self._failure is not None:
             return 0
-        try:
-            name = self._builtins[builtin_id]
-            argv = [self._cstr(self._dump(a)).decode() for a in args]
-            out = wasm_builtins.call(name, argv).encode()
-            addr = self._parse_value(out)
-            if not addr:
-                raise _Fallback(f"{name}: result not parsed")
-            return addr
-        except Exception as exc:
-            self._failure = f"{type(exc).__name__}: {exc}"
-            return 0
+        name = self._builtins[builtin_id]
+        argv = [self._cstr(self._dump(a)).decode() for a in args]
+        out = wasm_builtins.call(name, argv).encode()
+        addr = self._parse_value(out)
+        if not addr:
+            raise _Fallback(f"{name}: result not parsed")
+        return addr
 
     # -- evaluation --------------------------------------------------------------------------------
 
@@ -249,7 +254,7 @@ class WasmEngine:
         addr = self._eval(0, self._entry, self._data, at, len(raw), at + len(raw), 0)
         if self._failure is not None:
             raise _Fallback(self._failure)
-        rs = json.loads(self._cstr(addr))
+        rs = _loads(self._cstr(addr))
         if not isinstance(rs, list) or len(rs) != 1 or not isinstance(rs[0], dict):
             raise _Fallback("data.gpu.launch.decision is undefined")
         result = rs[0].get("result")
@@ -285,6 +290,15 @@ _EXPORTS = {
     "builtins": (0, 1),
     "entrypoints": (0, 1),
 }
+
+
+def _loads(raw: bytes) -> Any:
+    """The module's result JSON: orjson, or the standard library where orjson refuses (integers over 64
+    bits, an escaped lone surrogate), which reads every JSON text."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 def _func(ex: Any, name: str) -> wasmtime.Func:

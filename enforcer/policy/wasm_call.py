@@ -103,3 +103,90 @@ def _discard(err: Any, trap: Any) -> None:
 
     if hasattr(_func, "LAST_EXCEPTION"):
         _func.LAST_EXCEPTION = None
+
+
+HostFn = Callable[..., int]
+#: the C API's ``void (*finalizer)(void*)``, passed as NULL (the callback owns nothing to free)
+_NULL_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+def define_host(
+    linker: wasmtime.Linker,
+    module: str,
+    name: str,
+    nparams: int,
+    fn: HostFn,
+    fail: Callable[[BaseException], None],
+    fast: bool = True,
+) -> Any:
+    """Define ``module.name(i32 x nparams) -> i32`` in ``linker`` as ``fn``.
+
+    With ``fast`` (and wasmtime's unchecked C API present), wasm calls ``fn`` through a bare ctypes
+    callback over the raw argument array, not wasmtime-py's generic trampoline (which builds a
+    ``Caller`` and a ``Val`` per argument). ``fn`` is not meant to raise: anything it raises is
+    handed to ``fail`` and the call returns 0.
+
+    Returns
+    -------
+    object
+        The callback object: keep a reference to it as long as the linker's instances live.
+    """
+    i32 = wasmtime.ValType.i32()
+    ty = wasmtime.FuncType([i32] * nparams, [i32])
+    ffi = _FFI
+    if not (fast and ffi is not None and hasattr(ffi, "wasmtime_linker_define_func_unchecked")):
+
+        def public(*args: int) -> int:
+            try:
+                return fn(*args)
+            except BaseException as exc:  # the module gets 0; fail records why
+                fail(exc)
+                return 0
+
+        linker.define_func(module, name, ty, public)
+        return public
+
+    @ffi.wasmtime_func_unchecked_callback_t  # type: ignore[untyped-decorator]
+    def callback(_env: Any, _caller: Any, raw: Any, _n: int) -> int:
+        try:
+            raw[0].i32 = fn(*[raw[i].i32 & 0xFFFFFFFF for i in range(nparams)])
+        except BaseException as exc:  # never unwind through wasm frames
+            fail(exc)
+            raw[0].i32 = 0
+        return 0  # no trap
+
+    m, n = module.encode(), name.encode()
+    err = ffi.wasmtime_linker_define_func_unchecked(
+        linker.ptr(),
+        ctypes.create_string_buffer(m),
+        len(m),
+        ctypes.create_string_buffer(n),
+        len(n),
+        ty.ptr(),
+        callback,
+        None,
+        _NULL_FINALIZER(),
+    )
+    if err:
+        raise WasmCallError(f"defining {module}.{name}: wasmtime error")
+    return callback
+
+
+def memory_view(
+    store: wasmtime.Store, memory: wasmtime.Memory, fast: bool = True
+) -> Callable[[], tuple[int, int]]:
+    """A callable returning linear memory's ``(base address, length)`` now (both change as it grows).
+
+    With ``fast``, two direct C calls instead of wasmtime-py's wrappers.
+    """
+    ffi = _FFI
+    if not (fast and ffi is not None):
+        return lambda: (ctypes.addressof(memory.data_ptr(store).contents), memory.data_len(store))
+    ctx, mem = store._context(), ctypes.byref(memory._memory)
+    data, size = ffi.wasmtime_memory_data, ffi.wasmtime_memory_data_size
+    addr = ctypes.addressof
+
+    def view() -> tuple[int, int]:
+        return addr(data(ctx, mem).contents), int(size(ctx, mem))
+
+    return view

@@ -79,17 +79,20 @@ denying_conflicts := {o | some o in conflicts; conflict_denies(o)}
 
 conflict_text(os) := concat("; ", sort([sprintf("%s %s (share %v, %s at %s)", [o.signal, o.country, o.share, o.source, o.time]) | some o in os]))
 
+# concat, not sprintf: both parts are strings, and the wasm engine leaves sprintf to its host (a call out)
+conflict_message(os) := concat("", ["declared ", concat(",", sort(declared_countries)), ", observed ", conflict_text(os)])
+
 violations contains reason("ORIGIN_SIGNAL_CONFLICT", msg) if {
 	input.evidence
 	count(denying_conflicts) > 0
-	msg := sprintf("declared %s, observed %s", [concat(",", sort(declared_countries)), conflict_text(denying_conflicts)])
+	msg := conflict_message(denying_conflicts)
 }
 
 audit contains reason("ORIGIN_SIGNAL_CONFLICT", msg) if {
 	input.evidence
 	count(conflicts) > 0
 	count(denying_conflicts) == 0
-	msg := sprintf("declared %s, observed %s", [concat(",", sort(declared_countries)), conflict_text(conflicts)])
+	msg := conflict_message(conflicts)
 }
 
 # ---------------------------------------------------------------------------------------
