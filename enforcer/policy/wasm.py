@@ -50,6 +50,10 @@ MAX_INPUT_BYTES = 32 * 1024
 ABI = (1, 2)  # opa_eval, the one-call entry point, needs ABI 1.2
 
 
+#: json.dumps(separators=(",", ":"), allow_nan=False, ensure_ascii=False), built once, not per call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
 class _Fallback(Exception):
     """The module could not answer; the Go evaluator decides."""
 
@@ -222,9 +226,7 @@ class WasmEngine:
         if os.getpid() != self._pid:
             raise EngineError("wasm engine used after fork; create engines after forking")
         try:
-            text: str | None = json.dumps(
-                input_doc, separators=(",", ":"), allow_nan=False, ensure_ascii=False
-            )
+            text: str | None = _ENCODER.encode(input_doc)
         except (TypeError, ValueError, RecursionError):  # not JSON (NaN, a set) or nested too deeply:
             text = None  # the Go evaluator's error stands, worded as the embedded engine words it
         with self._lock:
