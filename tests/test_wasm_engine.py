@@ -139,12 +139,12 @@ def test_an_input_the_modules_parser_rejects_is_never_decided_as_no_input(
     parses first and hands such an input to Go. Caused for real: text the module's parser rejects."""
     eng = WasmEngine(bundle, compiled)
     doc = _one_input(golden, "deny")
-    real = json.dumps
+    real = wasm_mod._ENCODER
 
-    def truncated(obj: Any, **kw: Any) -> str:
-        return real(obj, **kw)[:-1]  # unbalanced: the module's parser refuses it
+    def truncated(obj: Any) -> str:
+        return real.encode(obj)[:-1]  # unbalanced: the module's parser refuses it
 
-    monkeypatch.setattr(wasm_mod, "json", SimpleNamespace(dumps=truncated, loads=json.loads))
+    monkeypatch.setattr(wasm_mod, "_ENCODER", SimpleNamespace(encode=truncated))
     assert eng.evaluate(doc)["effect"] == "deny" == reference.evaluate(doc)["effect"]
     assert eng.fallbacks == 1
 
