@@ -97,6 +97,29 @@ def test_a_builtin_argument_the_host_refuses_is_decided_by_go(
     assert eng.evaluate(ok) == reference.evaluate(ok) and eng.fallbacks == 1
 
 
+def test_builtin_results_are_memoised_by_argument_text_and_bounded(
+    bundle: PolicyBundle,
+    compiled: CompiledPolicy,
+    reference: EmbeddedEngine,
+    golden: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A repeated built-in call is answered from the memo, the same answer; a refusal is never kept;
+    the memo starts afresh at its bound."""
+    monkeypatch.setattr(wasm_mod, "BUILTIN_MEMO", 8)
+    eng = WasmEngine(bundle, compiled)
+    docs = [r["input"] for r in golden if r["case"] == "plain" and "error" not in r["decision"]][:200]
+    first = [eng.evaluate(d) for d in docs]
+    assert eng._memo and len(eng._memo) <= 8
+    assert [eng.evaluate(d) for d in docs] == first == [reference.evaluate(d) for d in docs]
+    bad = {**_one_input(golden, "deny"), "now": "01/12/2026 10:00"}
+    for n in (1, 2):  # refused twice: decided by Go both times, nothing memoised for it
+        with pytest.raises(EngineError):
+            eng.evaluate(bad)
+        assert eng.fallbacks == n
+    assert not any(b'"01/12/2026 10:00"' in raws for _, raws in eng._memo)
+
+
 def test_an_evaluation_past_the_memory_cap_is_decided_by_go(
     bundle: PolicyBundle,
     compiled: CompiledPolicy,
