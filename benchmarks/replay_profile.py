@@ -31,12 +31,12 @@ def _timed(acc: dict[str, float], key: str, fn: Callable[..., Any]) -> Callable[
     return wrapper
 
 
-def profile(src: Path, state: Path) -> tuple[float, int, int, dict[str, float]]:
-    """Replay ``src``: (CPU s, events, decided, CPU s per stage)."""
+def profile(src: Path, state: Path, engine: str = "embedded") -> tuple[float, int, int, dict[str, float]]:
+    """Replay ``src`` with the policy engine ``engine``: (CPU s, events, decided, CPU s per stage)."""
     import enforcer.replay as rp
     import enforcer.replay_run as rr
 
-    rr._init(rr.RunConfig(str(state), "embedded", None, None, None, False, None))
+    rr._init(rr.RunConfig(str(state), engine, None, None, None, False, None))
     enf, book = rr._worker["enf"], rr._worker["book"]
     acc: dict[str, float] = {}
     for obj, name, key in (
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state", type=Path, help="enforcer state directory (accounts.json)")
     ap.add_argument("--events", type=int, default=100_000, help="events of the fresh mix")
     ap.add_argument("--launch-share", type=float, default=0.02, help="launch share of the fresh mix")
+    ap.add_argument("--engine", default="embedded", help="policy engine (embedded, wasm, ...)")
     args = ap.parse_args(argv)
     src, state = args.src, args.state
     if src is None:
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         write_mix(src, args.events, per_file=2000, accounts=3000, launch_share=args.launch_share, state=state)
     if state is None:
         ap.error("--state is needed with a source directory")
-    cpu, events, decided, acc = profile(src, state)
+    cpu, events, decided, acc = profile(src, state, args.engine)
     print(f"{events:,} events, {decided:,} decided, {cpu:.2f} CPU s ({events / cpu:,.0f} events per CPU s)")
     per = max(decided, 1)
     top = sum(s for k, s in acc.items() if not k.startswith(" "))

@@ -7,13 +7,13 @@ to the audit log *before* the caller acts, and fails closed when that write fail
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from enforcer.chips import ChipCatalog
+from enforcer.ids import uuid4_text
 from enforcer.model import (
     CONTROLLED_CLASSES,
     AccountOrigin,
@@ -206,7 +206,7 @@ class Enforcer:
         effect, reasons, fail_open = self.evaluate(input_doc, controlled)
         t2 = time.perf_counter_ns()
         return Decision(
-            decision_id=str(uuid.uuid4()),
+            decision_id=uuid4_text(),
             timestamp=input_doc["now"],
             effect=effect,
             enforced=self.mode == "enforce",

@@ -226,9 +226,27 @@ def split_log_file(blob: bytes) -> list[Any] | None:
         return None
     out: list[Any] = []
     run = 0
+    pairs, astuple = _PAIRS, msgspec.structs.astuple
     for i, raw in enumerate(raws):
         if heads is not None:
             head: Any = heads[i]
+            # the common case inline (a pair already known skippable, no detector key): what
+            # _head_skippable answers, without its calls
+            vals = astuple(head)
+            name, source, eid = vals[0], vals[1], vals[2]
+            if (
+                type(name) is str
+                and type(source) is str
+                and pairs.get((source, name)) is True
+                and vals[3:] == _NO_KEYS
+                and (
+                    eid is _UNSET
+                    or eid is None
+                    or (type(eid) is str and 0 < len(eid) <= _MAX and eid.isprintable())
+                )
+            ):
+                run += 1
+                continue
         else:
             try:
                 head = _PROBE.decode(raw)

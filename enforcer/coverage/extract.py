@@ -237,17 +237,18 @@ def find_types(
             raise InputError(f"{at}: request too large or too deep to read")
         if isinstance(node, list):
             for i in range(len(node) - 1, -1, -1):  # reversed: popped in document order
-                if isinstance(node[i], dict | list):
+                if isinstance(node[i], (dict, list)):
                     stack.append((node[i], f"{path}[{i}]", chain, group, depth + 1))
             continue
         here: Chain = (node, chain)
-        for key, value in reversed(list(node.items())):
+        members = node.items() if type(node) is dict else list(node.items())  # a dict's view reverses
+        for key, value in reversed(members):
             if not isinstance(key, str):
                 continue
             low, k = _key(key)
             if low in USER_DATA_KEYS:
                 continue
-            container = isinstance(value, dict | list)
+            container = isinstance(value, (dict, list))
             if k in names and k not in skip and (not container or _is_type_list(value)):
                 alt = f"{path}.{key}" if container else group
                 for v, suffix in _type_values(value):

@@ -83,7 +83,7 @@ class Observer:
         """Add ``evidence``, ``screening`` and ``ledger`` to the policy input ``doc`` in place."""
         when = _when(now)
         evidence: dict[str, Any] = {}
-        ip = parse_ip(request.extra.get("source_ip"))
+        ip = parse_ip(request.extra.get("source_ip")) if self.geoip is not None else None
         if ip is not None and self.geoip is not None:
             evidence["caller"] = {
                 "ip": ip,

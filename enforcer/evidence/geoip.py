@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,19 @@ import maxminddb
 from enforcer.model import InputError
 
 _MAX_IP_CHARS = 64
+#: Four decimal octets without leading zeros (ASCII digits only, as ``ipaddress`` reads them).
+_DOTTED_QUAD = re.compile(r"(?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3}")
 
 
 def parse_ip(value: Any) -> str | None:
     """The IP address in a CloudTrail ``sourceIPAddress`` (None for a service name)."""
     if not isinstance(value, str) or len(value) > _MAX_IP_CHARS:
         return None
+    text: str = value.strip()
+    if _DOTTED_QUAD.fullmatch(text) and max(map(int, text.split("."))) <= 255:
+        return text  # the common case: IPv4 in canonical form (what str(ip_address(text)) gives)
     try:
-        ip = ipaddress.ip_address(value.strip())
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
     if isinstance(ip, ipaddress.IPv6Address):  # an IPv4 caller in IPv6 clothing is looked up as IPv4

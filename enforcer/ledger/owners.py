@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from enforcer.ledger.figures import Allocation, Delta
@@ -95,6 +96,12 @@ def _resources(decision: Decision) -> list[str]:
 def _epoch(ts: Any) -> float | None:
     if not isinstance(ts, str) or len(ts) > 64:
         return None
+    return _epoch_of(ts)
+
+
+@lru_cache(maxsize=1024)
+def _epoch_of(ts: str) -> float | None:
+    # pure, and each decision reads its event time twice (evidence, then its ledger delta)
     try:
         dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
     except ValueError:
