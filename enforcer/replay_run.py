@@ -18,6 +18,7 @@ accounts, and for files outside that layout.
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
@@ -136,6 +137,9 @@ def _init(cfg: RunConfig) -> None:
     ledger = getattr(_worker["enf"].observer, "ledger", None)
     _worker["book"] = LedgerBook(ledger) if ledger is not None else None
     _worker["now"] = cfg.now
+    # what start-up built (modules, the engine, the account directory) lives as long as the process:
+    # out of the collector's reach, a full collection no longer walks it again
+    gc.freeze()
 
 
 def source_id(path: Path) -> dict[str, Any]:
