@@ -74,20 +74,31 @@ def _unchecked(store: wasmtime.Store, func: wasmtime.Func, nparams: int) -> I32C
     ffi = _FFI
     size = max(nparams, 1)
     buf = (ffi.wasmtime_val_raw * size)()
+    stride = ctypes.sizeof(ffi.wasmtime_val_raw) // 4
+    # the raw values' i32 lanes as one unsigned array: lane ``stride * i`` is argument ``i`` (a union's
+    # members start at its first byte), and lane 0 the result after the call
+    lanes = (ctypes.c_uint32 * (stride * size)).from_buffer(buf)
     ctx = store._context()
     fptr = ctypes.byref(func._func)
-    call = ffi.wasmtime_func_call_unchecked
+    from wasmtime import _bindings
+
+    # the C function itself where the bindings name it, not its Python wrapper (one frame less a call)
+    call = getattr(_bindings, "_wasmtime_func_call_unchecked", ffi.wasmtime_func_call_unchecked)
     trap_type = ctypes.POINTER(ffi.wasm_trap_t)
+    cell = [trap_type()]
+    ref = [ctypes.byref(cell[0])]
 
     def fast_call(*args: int) -> int:
         for i, a in enumerate(args):
-            buf[i].i32 = a
-        trap = trap_type()
-        err = call(ctx, fptr, buf, size, ctypes.byref(trap))
+            lanes[stride * i] = a
+        err = call(ctx, fptr, buf, size, ref[0])
+        trap = cell[0]
         if err or trap:
+            cell[0] = trap_type()  # a fresh NULL for the next call; this one is deleted below
+            ref[0] = ctypes.byref(cell[0])
             _discard(err, trap)
             raise WasmCallError("wasm call trapped")
-        return int(buf[0].i32) & 0xFFFFFFFF
+        return int(lanes[0])
 
     return fast_call
 
