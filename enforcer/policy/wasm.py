@@ -209,8 +209,13 @@ class WasmEngine:
         raise WasmCallError(self._failure)
 
     def _fail(self, exc: BaseException) -> None:
+        """Record why a host built-in failed; never raises (it runs inside a call from wasm)."""
         if self._failure is None:
-            self._failure = f"{type(exc).__name__}: {exc}"
+            self._failure = "host built-in failed"  # first: the evaluation is never decided here
+            try:
+                self._failure = f"{type(exc).__name__}: {exc}"
+            except Exception:  # an exception that cannot print itself
+                self._failure = f"{type(exc).__name__} (unprintable)"
 
     def _builtin(self, builtin_id: int, _ctx: int, *args: int) -> int:
         """``opa_builtinN``: raises on any failure (``define_host`` hands it to :meth:`_fail`, returns 0)."""

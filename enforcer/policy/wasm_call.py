@@ -135,7 +135,8 @@ def define_host(
     With ``fast`` (and wasmtime's unchecked C API present), wasm calls ``fn`` through a bare ctypes
     callback over the raw argument array, not wasmtime-py's generic trampoline (which builds a
     ``Caller`` and a ``Val`` per argument). ``fn`` is not meant to raise: anything it raises is
-    handed to ``fail`` and the call returns 0.
+    handed to ``fail`` and the call returns 0; should ``fail`` raise as well, the call traps (so the
+    caller of the module gets :class:`WasmCallError`). Nothing raised ever reaches wasmtime's C code.
 
     Returns
     -------
@@ -151,7 +152,10 @@ def define_host(
             try:
                 return fn(*args)
             except BaseException as exc:  # the module gets 0; fail records why
-                fail(exc)
+                try:
+                    fail(exc)
+                except BaseException:  # fail itself failed: trap (wasmtime-py re-raises this from the call)
+                    raise WasmCallError("host function failed") from None
                 return 0
 
         linker.define_func(module, name, ty, public)
@@ -159,12 +163,18 @@ def define_host(
 
     @ffi.wasmtime_func_unchecked_callback_t  # type: ignore[untyped-decorator]
     def callback(_env: Any, _caller: Any, raw: Any, _n: int) -> int:
+        # nothing may escape: ctypes would print it and hand wasmtime an unset (garbage) trap pointer,
+        # which it frees (the process aborts: "double free or corruption")
         try:
             raw[0].i32 = fn(*[raw[i].i32 & 0xFFFFFFFF for i in range(nparams)])
+            return 0  # no trap
         except BaseException as exc:  # never unwind through wasm frames
-            fail(exc)
             raw[0].i32 = 0
-        return 0  # no trap
+            try:
+                fail(exc)
+            except BaseException:  # fail itself failed (no memory, a signal): trap, ending the call
+                return _trap(ffi)
+        return 0
 
     m, n = module.encode(), name.encode()
     err = ffi.wasmtime_linker_define_func_unchecked(
@@ -181,6 +191,12 @@ def define_host(
     if err:
         raise WasmCallError(f"defining {module}.{name}: wasmtime error")
     return callback
+
+
+def _trap(ffi: Any) -> int:
+    """A new trap, as the ``wasm_trap_t*`` a host callback returns (wasmtime owns and frees it)."""
+    msg = b"host function failed"
+    return ctypes.cast(ffi.wasmtime_trap_new(msg, len(msg)), ctypes.c_void_p).value or 0
 
 
 def memory_view(
