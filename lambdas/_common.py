@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -55,3 +57,20 @@ def freeze_warm_heap() -> bool:
     _heap_frozen = True
     gc.freeze()
     return True
+
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def freezes_warm_heap(handler: Handler) -> Handler:
+    """Decorate a Lambda handler so that its first invocation ends with :func:`freeze_warm_heap`
+    (whichever way it returns or raises)."""
+
+    @functools.wraps(handler)
+    def wrapped(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        try:
+            return handler(event, context)
+        finally:
+            freeze_warm_heap()
+
+    return wrapped

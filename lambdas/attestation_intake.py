@@ -22,7 +22,7 @@ from enforcer.aws_lazy import LazyAttestations
 from enforcer.intake import parse_event_bytes
 from enforcer.model import InputError
 from enforcer.wiring.aws import Runtime, runtime
-from lambdas._common import count, powertools, reply
+from lambdas._common import count, freezes_warm_heap, powertools, reply
 
 logger, metrics = powertools("gpu-attestation-intake")
 
@@ -60,6 +60,7 @@ def submit(rt: Runtime, token: str, now: float) -> tuple[StoredAttestation, bool
     )
 
 
+@freezes_warm_heap  # the first invocation's end: the cold start's objects leave the collector's scans
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

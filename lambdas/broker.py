@@ -17,11 +17,12 @@ from enforcer.model import Ignored, InputError
 from enforcer.pipeline import rfc3339
 from enforcer.ports import AuditWriteError
 from enforcer.wiring.aws import runtime
-from lambdas._common import count, powertools, reply
+from lambdas._common import count, freezes_warm_heap, powertools, reply
 
 logger, metrics = powertools("gpu-broker")
 
 
+@freezes_warm_heap  # the first invocation's end: the cold start's objects leave the collector's scans
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from enforcer.intake.cfn_stack import hook_token
 from enforcer.model import CONTROLLED_CLASSES, Ignored, InputError, LaunchRequest
 from enforcer.pipeline import rfc3339
 from enforcer.wiring.aws import Runtime, runtime
-from lambdas._common import count, powertools
+from lambdas._common import count, freezes_warm_heap, powertools
 
 logger, metrics = powertools("gpu-cfn-hook")
 MAX_MESSAGE = 1000
@@ -44,6 +44,7 @@ def _may_fail_open(request: LaunchRequest | None, rt: Runtime | None) -> bool:
     return not controlled and rt.config.fail_policy == "open"
 
 
+@freezes_warm_heap  # the first invocation's end: the cold start's objects leave the collector's scans
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from enforcer.wiring.aws import runtime
-from lambdas._common import count, freeze_warm_heap, powertools
+from lambdas._common import count, freezes_warm_heap, powertools
 
 logger, metrics = powertools("gpu-guard")
 
@@ -25,6 +25,7 @@ STATUS_METRICS = {
 }
 
 
+@freezes_warm_heap  # the first invocation's end: the cold start's objects leave the collector's scans
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -55,5 +56,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if result["status"] == "reported":
         count(metrics, "Violators", len(result.get("violators", [])))
     logger.info("guard event handled", extra={"result": result})
-    freeze_warm_heap()  # the first invocation's end: the cold start's objects leave the collector's scans
     return result
