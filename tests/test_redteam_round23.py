@@ -164,3 +164,32 @@ def test_a_failing_host_built_in_never_aborts_the_process(
     assert got["decisions"][:-1] == [go.evaluate(d) for d in docs]  # each decided by Go
     assert got["fallbacks"] == len(docs)
     assert got["decisions"][-1] == go.evaluate(docs[0]) and got["after"] == len(docs)  # module again
+
+
+# -- finding 3 (fixed): the built-in memo held up to ~250 MB ------------------------------------------
+# c60176f keeps up to 4,096 host built-in results by their argument texts, bounded by count only. An input
+# under MAX_INPUT_BYTES can put ~30 KB into one sprintf (its argument and its result are both kept):
+# 4,000 distinct 15 KB account ids grew the process by 121 MB (measured), ~250 MB at the size cap, in a
+# long-lived warm container of 512 MB. Fix: a call whose texts exceed BUILTIN_MEMO_ENTRY bytes is not kept
+# (recorded calls are under 300 bytes, so the memo's hit rate is unchanged).
+def test_the_builtin_memo_keeps_no_large_call(
+    bundle: PolicyBundle, compiled: CompiledPolicy, reference: EmbeddedEngine
+) -> None:
+    from enforcer.policy import wasm as wasm_mod
+
+    with gzip.open(GOLDEN, "rt", encoding="utf-8") as fh:
+        plain = [r for r in map(json.loads, fh) if r["case"] == "plain"]
+    base = next(r["input"] for r in plain if "not in the account directory" in json.dumps(r["decision"]))
+    eng = WasmEngine(bundle, compiled)
+    for i in range(40):
+        doc = copy.deepcopy(base)
+        doc["request"]["account_id"] = f"{i:04d}" + "x" * 15_000
+        assert eng.evaluate(doc) == reference.evaluate(doc)
+    held = [sum(map(len, raws)) + len(out) for (_, raws), out in eng._memo.items()]
+    assert max(held, default=0) <= wasm_mod.BUILTIN_MEMO_ENTRY
+    assert wasm_mod.BUILTIN_MEMO * wasm_mod.BUILTIN_MEMO_ENTRY <= 8 * 2**20
+    assert eng.fallbacks == 0
+    small = [r["input"] for r in plain if "error" not in r["decision"]][:100]
+    for doc in small:
+        eng.evaluate(doc)
+    assert len(eng._memo) > 10  # the recorded inputs' calls are still kept

@@ -49,6 +49,9 @@ MAX_PAGES = 4096
 MAX_INPUT_BYTES = 32 * 1024
 #: how many host built-in results are kept (by argument text) before the memo starts afresh
 BUILTIN_MEMO = 4096
+#: the largest call kept (argument and result texts, bytes): recorded calls are under 300, and 4,096 calls
+#: of ~30 KB each (an input near MAX_INPUT_BYTES printed in a message) would hold ~250 MB
+BUILTIN_MEMO_ENTRY = 1024
 ABI = (1, 2)  # opa_eval, the one-call entry point, needs ABI 1.2
 
 
@@ -227,9 +230,10 @@ class WasmEngine:
         out = self._memo.get(key)
         if out is None:  # the three host built-ins are pure functions of their arguments' JSON text
             out = wasm_builtins.call(name, [raw.decode() for raw in raws]).encode()
-            if len(self._memo) >= BUILTIN_MEMO:
-                self._memo.clear()
-            self._memo[key] = out
+            if len(out) + sum(map(len, raws)) <= BUILTIN_MEMO_ENTRY:
+                if len(self._memo) >= BUILTIN_MEMO:
+                    self._memo.clear()
+                self._memo[key] = out
         addr = self._parse_value(out)
         if not addr:
             raise _Fallback(f"{name}: result not parsed")
