@@ -230,3 +230,27 @@ def test_an_input_nested_near_the_recursion_limit_is_decided_as_go_decides(
         if got != want:
             differ.append((depth, got if got == "error" else got.get("effect"), want))
     assert not differ
+
+
+# -- finding 5 (info, docstring fixed): orjson does not refuse integers over 64 bits ----------------------
+# 1ab8534 reads the module's result with orjson, "the standard library where orjson refuses (integers over
+# 64 bits ...)". orjson 3.13 does not refuse them: it reads them as floats, silently losing digits. The
+# decision document holds no numbers, so no answer changes today; pinned so that a policy returning one is
+# caught here rather than by a lossy decision.
+def test_the_result_reader_agrees_with_json_on_every_recorded_decision() -> None:
+    from enforcer.policy.wasm import _loads
+
+    with gzip.open(GOLDEN, "rt", encoding="utf-8") as fh:
+        decisions = [json.loads(line)["decision"] for line in fh]
+
+    def numbers(v: Any) -> int:
+        if isinstance(v, dict):
+            return sum(numbers(x) for x in v.values())
+        if isinstance(v, list):
+            return sum(numbers(x) for x in v)
+        return int(isinstance(v, int | float) and not isinstance(v, bool))
+
+    assert sum(numbers(d) for d in decisions) == 0  # the premise of reading results with orjson
+    for d in decisions:
+        raw = json.dumps([{"result": d}], separators=(",", ":"), ensure_ascii=False).encode()
+        assert _loads(raw) == json.loads(raw)

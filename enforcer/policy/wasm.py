@@ -315,8 +315,13 @@ _EXPORTS = {
 
 
 def _loads(raw: bytes) -> Any:
-    """The module's result JSON: orjson, or the standard library where orjson refuses (integers over 64
-    bits, an escaped lone surrogate), which reads every JSON text."""
+    """The module's result JSON: orjson, or the standard library where orjson refuses (an escaped lone
+    surrogate, a number too large for a double), which reads every JSON text.
+
+    orjson reads an integer over 64 bits as a float (``18446744073709551616`` -> ``1.8446744073709552e+19``)
+    where the standard library keeps it exact: lossless here only because the decision document holds no
+    numbers (effect, reason codes, messages, severities; ``tests/test_redteam_round23.py``).
+    """
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
