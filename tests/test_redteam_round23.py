@@ -18,6 +18,7 @@ import copy
 import gzip
 import json
 import pickle
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -254,3 +255,109 @@ def test_the_result_reader_agrees_with_json_on_every_recorded_decision() -> None
     for d in decisions:
         raw = json.dumps([{"result": d}], separators=(",", ":"), ensure_ascii=False).encode()
         assert _loads(raw) == json.loads(raw)
+
+
+# -- what held: the replay's log-file reader (38bc80e's inline skip test) --------------------------------
+# Crafted CloudTrail files -- names and keys written with \u escapes, repeated keys (the last wins), odd
+# whitespace, non-object records, detector keys beside a launch, names one character off a launch (case,
+# a trailing space or NBSP, a NUL), ids of every type, a padded 70 KB record -- read with the pre-filter
+# and without it: the same records in the same places, and every record skipped unread is one normalise
+# ignores. (38bc80e..: 0 differences in 10,500 such files; end to end, a 300-file replay wrote the same lines.)
+def _escaped(rnd: random.Random, s: str) -> str:
+    out = []
+    for ch in s:
+        r = rnd.random()
+        out.append(f"\\u{ord(ch):04x}" if r < 0.15 else json.dumps(ch)[1:-1])
+    return '"' + "".join(out) + '"'
+
+
+_SPACES = ["", " ", "\n", "\t", "\r", "  \n "]
+_NOT_LAUNCHES = [
+    ("ec2.amazonaws.com", "DescribeInstances"),
+    ("s3.amazonaws.com", "GetObject"),
+    ("sts.amazonaws.com", "AssumeRole"),
+]
+_DETECTORS = ["Records", "detail-type", "detail", "source", "launch", "account_id", "requestData", "records"]
+
+
+def _crafted_record(rnd: random.Random, launches: list[tuple[str, str]]) -> str:
+    r = rnd.random()
+    if r < 0.4:
+        source, name = rnd.choice(_NOT_LAUNCHES)
+    elif r < 0.7:
+        source, name = rnd.choice(launches)
+    else:
+        source, name = rnd.choice(launches)
+        name = rnd.choice(
+            [name.lower(), name + " ", name + "\u00a0", name + "\x00", name[:-1], "", "x" * 129]
+        )
+    text = lambda v: _escaped(rnd, v) if isinstance(v, str) else json.dumps(v)  # noqa: E731
+    pairs = [(_escaped(rnd, "eventSource"), text(source)), (_escaped(rnd, "eventName"), text(name))]
+    if rnd.random() < 0.3:
+        eid = rnd.choice(["abc-1", "", None, 5, "x" * 128, "x" * 129, "a\nb", ["x"], True])
+        pairs.append((_escaped(rnd, "eventID"), text(eid)))
+    if rnd.random() < 0.3:  # a repeated key, anywhere
+        key = rnd.choice(["eventName", "eventSource", "eventID"])
+        value = rnd.choice(["RunInstances", "DescribeInstances", "ec2.amazonaws.com", None, 3])
+        pairs.insert(rnd.randrange(len(pairs) + 1), (_escaped(rnd, key), text(value)))
+    if rnd.random() < 0.15:
+        pairs.append((_escaped(rnd, rnd.choice(_DETECTORS)), rnd.choice(['"x"', "null", "{}", "[]"])))
+    if rnd.random() < 0.3:
+        pairs.append(('"errorCode"', text(rnd.choice(["", None, "AccessDenied"]))))
+    pairs += [
+        ('"awsRegion"', '"us-east-1"'),
+        ('"recipientAccountId"', '"111122223333"'),
+        ('"userIdentity"', '{"type":"IAMUser","accountId":"111122223333","arn":"arn:aws:iam::1:user/u"}'),
+        ('"eventTime"', '"2026-12-01T00:00:00Z"'),
+    ]
+    if rnd.random() < 0.6:
+        pairs.append(('"requestParameters"', '{"instanceType":"p5.48xlarge","minCount":1,"maxCount":2}'))
+    if rnd.random() < 0.03:
+        pairs.append(('"pad"', '"' + "y" * 70_000 + '"'))
+    if rnd.random() < 0.3:
+        rnd.shuffle(pairs)
+    if rnd.random() < 0.04:
+        return rnd.choice(["null", "1", '"RunInstances"', "[]", '[{"eventName":"RunInstances"}]'])
+    sp = lambda: rnd.choice(_SPACES)  # noqa: E731
+    return "{" + sp() + ("," + sp()).join(f"{k}{sp()}:{sp()}{v}" for k, v in pairs) + sp() + "}"
+
+
+def _outcome(event: Any) -> tuple[str, ...]:
+    from enforcer.intake import normalise
+    from enforcer.model import Ignored, InputError
+
+    if isinstance(event, Exception):
+        return ("unreadable", type(event).__name__)
+    try:
+        got = normalise(event)
+    except InputError as exc:
+        return ("input_error", str(exc))
+    return ("ignored",) if isinstance(got, Ignored) else ("launch", got.action, str(len(got.items)))
+
+
+def test_the_log_file_reader_skips_only_what_normalise_ignores() -> None:
+    from enforcer.replay import _events_from_bytes
+    from enforcer.replay_filter import Skipped, launch_keys
+
+    rnd = random.Random(2301)
+    launches = sorted(launch_keys())
+    skipped = 0
+    for _ in range(400):
+        records = [_crafted_record(rnd, launches) for _ in range(rnd.randint(1, 10))]
+        body = '{"Records":[' + ",".join(records) + "]" + rnd.choice(["", ',"Records":[]'])
+        blob = (body + "}").encode()
+        fast: list[tuple[str | None, tuple[str, ...]]] = []
+        for label, event in _events_from_bytes(blob, "f", True):
+            if type(event) is Skipped:
+                fast += [(None, ("skipped",))] * event.n
+                skipped += event.n
+            else:
+                fast.append((label, _outcome(event)))
+        slow = [(label, _outcome(event)) for label, event in _events_from_bytes(blob, "f", False)]
+        assert len(fast) == len(slow), blob[:300]
+        for (flabel, fout), (slabel, sout) in zip(fast, slow, strict=True):
+            if flabel is None:
+                assert sout[0] == "ignored", (sout, blob[:300])  # skipped unread: normalise ignores it
+            else:
+                assert (flabel, fout) == (slabel, sout), blob[:300]
+    assert skipped > 300  # the pre-filter did skip
