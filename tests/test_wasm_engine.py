@@ -244,3 +244,17 @@ def test_the_template_deploys_the_engine_the_bench_measures_as_deployed() -> Non
     template = (ROOT / "infra" / "template.yaml").read_text()
     assert f"ENFORCER_ENGINE: {DEPLOYED_ENGINE}\n" in template
     assert "ENFORCER_POLICY_WASM: /var/task/policy-wasm\n" in template
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'[{"result":{"n":18446744073709551616}}]',  # over 64 bits: orjson would read a float
+        b'[{"result":{"n":-99999999999999999999999,"m":1.5}}]',
+        b'[{"result":{"s":"\\ud800"}}]',  # a lone surrogate: orjson refuses
+        b'[{"result":{"effect":"deny","reasons":[]}}]',
+    ],
+)
+def test_the_result_is_read_exactly_as_json_loads_reads_it(text: bytes) -> None:
+    got, want = wasm_mod._loads(text), json.loads(text)
+    assert got == want and repr(got) == repr(want)
