@@ -361,3 +361,25 @@ def test_the_log_file_reader_skips_only_what_normalise_ignores() -> None:
             else:
                 assert (flabel, fout) == (slabel, sout), blob[:300]
     assert skipped > 300  # the pre-filter did skip
+
+
+# -- finding 6 (perf, fixed): 0219d0b's digit-run screen cost more than the read it guards -----------------
+# 0219d0b sends a result holding a run of 19 digits to json.loads (orjson reads an integer over 64 bits
+# as a float). Its ``re`` search for ``[0-9]{19}`` took ~7-8 us on a 500-byte result, more than json.loads
+# itself (~4-6 us) and 5x orjson (~1.3 us), on every evaluation. The same test as 19 zeros in the text with
+# every digit made a zero (bytes.translate, then ``in``) takes ~1 us. Pinned: the same predicate.
+def test_the_digit_run_screen_is_the_regex_it_replaced() -> None:
+    import re
+
+    from enforcer.policy.wasm import _ALL_DIGITS_ZERO, _LONG_DIGITS, _loads
+
+    regex = re.compile(rb"[0-9]{19}")
+    rnd = random.Random(2306)
+    for _ in range(20_000):
+        text = bytes(rnd.choice(b'0123456789a",:-.e[]{} ') for _ in range(rnd.randint(0, 60)))
+        assert (regex.search(text) is not None) == (_LONG_DIGITS in text.translate(_ALL_DIGITS_ZERO))
+    for digits in (18, 19, 20, 40):
+        for sign in ("", "-"):
+            n = sign + "9" * digits
+            raw = f'[{{"result":{{"n":{n},"s":"{n}","f":{n}.5}}}}]'.encode()
+            assert repr(_loads(raw)) == repr(json.loads(raw))

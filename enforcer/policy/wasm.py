@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -315,8 +314,11 @@ _EXPORTS = {
 }
 
 
-#: a run of 19 digits: an integer orjson might not read exactly (it reads one over 64 bits as a float)
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+#: a run of 19 digits (an integer orjson might not read exactly: it reads one over 64 bits as a float),
+#: found as 19 zeros once every digit is a zero: ~1 us on a 500-byte result, where re's ``[0-9]{19}``
+#: takes ~8 us (more than json.loads itself)
+_ALL_DIGITS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 19
 
 
 def _loads(raw: bytes) -> Any:
@@ -325,7 +327,7 @@ def _loads(raw: bytes) -> Any:
     float, ``18446744073709551616`` -> ``1.8446744073709552e+19``; the standard library keeps it exact)
     and for one orjson refuses (an escaped lone surrogate). Today's decision document holds no numbers;
     a policy whose decision does still reads exactly."""
-    if _LONG_DIGITS.search(raw) is None:
+    if _LONG_DIGITS not in raw.translate(_ALL_DIGITS_ZERO):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
