@@ -383,3 +383,51 @@ def test_the_digit_run_screen_is_the_regex_it_replaced() -> None:
             n = sign + "9" * digits
             raw = f'[{{"result":{{"n":{n},"s":"{n}","f":{n}.5}}}}]'.encode()
             assert repr(_loads(raw)) == repr(json.loads(raw))
+
+
+# -- what held: the guard's warm deny after the heap freeze (effbd96, 065121f) -------------------------
+# The first invocation fails after deciding (the audit write raises: nothing may act on an unlogged deny)
+# and freezes the heap on its way out; EventBridge's retry of the same event, then a second launch, are
+# warm denies: each stops, is recorded once and alerts once.
+def test_a_deny_after_a_failed_first_invocation_still_stops_records_and_alerts(engine: Any) -> None:
+    import functools
+    import gc
+
+    from enforcer.ports import AuditWriteError
+    from lambdas import _common, guard
+    from tests.lambda_env import MEMBER, LambdaContext, run_instances_event, world_factory
+
+    gc.unfreeze()
+    _common._heap_frozen = False
+    worlds = world_factory(engine)
+    try:
+        w = next(worlds)()
+        audit = w.rt.guard.enforcer.audit
+        real = audit.write
+        failures = [AuditWriteError("audit table throttled")] * 2  # with its side ops, then alone
+
+        @functools.wraps(real)
+        def flaky(*args: Any, **kw: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return real(*args, **kw)
+
+        audit.write = flaky
+        first, second = w.launch(account=MEMBER), w.launch(account=MEMBER)
+        event = run_instances_event(first, MEMBER, instanceType="p5.48xlarge")
+        with pytest.raises(AuditWriteError):
+            guard.handler(event, LambdaContext())
+        iid = first["Instances"][0]["InstanceId"]
+        assert w.state(iid, MEMBER) == "running" and w.audit_count() == 0
+        assert _common._heap_frozen and gc.get_freeze_count() > 0  # frozen by the failed invocation
+        for resp, ev in ((first, event), (second, None)):
+            ev = ev or run_instances_event(resp, MEMBER, instanceType="p5.48xlarge")
+            result = guard.handler(json.loads(json.dumps(ev)), LambdaContext())
+            (r,) = result["results"]
+            assert r["effect"] == "deny" and r["remediation"]["status"] == "stopped", r
+            assert w.state(resp["Instances"][0]["InstanceId"], MEMBER) == "stopped"
+        assert w.audit_count() == 2 and len(w.notifications()) == 2
+    finally:
+        worlds.close()
+        gc.unfreeze()
+        _common._heap_frozen = False
