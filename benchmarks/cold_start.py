@@ -97,20 +97,41 @@ _built: set[Path] = set()
 
 def deployed_engine_env() -> dict[str, str]:
     """The template's engine (``ENFORCER_ENGINE=wasm``) with its packaged, precompiled policy module, as
-    ``make package`` writes it (built once per bench run into ``build/bench-policy-wasm``)."""
+    ``make package`` writes it: written afresh into ``build/bench-policy-wasm`` once per bench process
+    (one left by an earlier run may be of other modules or an older manifest, which the engine would
+    ignore and compile instead: a cold start that is not the deployed one), and checked to be the one
+    the engine loads precompiled."""
+    import shutil
+
     from enforcer.policy.factory import DEPLOYED_ENGINE
     from enforcer.policy.loader import load_bundle
-    from enforcer.policy.wasm_build import opa_binary, write_artifact
+    from enforcer.policy.wasm_build import find_compiled, host_target, opa_binary, write_artifact
 
     out = ROOT / "build" / "bench-policy-wasm"
-    if not (out / "manifest.json").is_file():
-        opa = opa_binary()
-        if opa is None:
-            raise RuntimeError(
-                "make bench needs the OPA binary (make tools) to compile the deployed engine's policy"
-            )
-        write_artifact(load_bundle(ROOT / "policies"), out, opa)
-    return {"ENFORCER_ENGINE": DEPLOYED_ENGINE, "ENFORCER_POLICY_WASM": str(out)}
+    env = {"ENFORCER_ENGINE": DEPLOYED_ENGINE, "ENFORCER_POLICY_WASM": str(out)}
+    if out in _built:
+        return env
+    opa = opa_binary()
+    if opa is None:
+        raise RuntimeError(
+            "make bench needs the OPA binary (make tools) to compile the deployed engine's policy"
+        )
+    bundle = load_bundle(ROOT / "policies")
+    shutil.rmtree(out, ignore_errors=True)
+    write_artifact(bundle, out, opa)
+    saved = os.environ.get("ENFORCER_POLICY_WASM")
+    os.environ["ENFORCER_POLICY_WASM"] = str(out)
+    try:
+        found = find_compiled(bundle, host_target())
+    finally:
+        if saved is None:
+            os.environ.pop("ENFORCER_POLICY_WASM", None)
+        else:
+            os.environ["ENFORCER_POLICY_WASM"] = saved
+    if found.cwasm is None or not found.source.startswith("artifact"):
+        raise RuntimeError(f"{out} is not loaded precompiled ({found.source}): the cold start would compile")
+    _built.add(out)
+    return env
 
 
 def guard_cold(byte_code: bool = True) -> dict[str, Any]:
