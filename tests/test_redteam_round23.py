@@ -197,7 +197,7 @@ def test_the_builtin_memo_keeps_no_large_call(
     assert len(eng._memo) > 10  # the recorded inputs' calls are still kept
 
 
-# -- finding 4 (low, open, strict xfail): nesting near Python's recursion limit ------------------------
+# -- finding 4 (low, fixed: enforcer/policy/limits.py): nesting near Python's recursion limit ------------------------
 # Both engines encode the input with Python's C JSON encoder, whose depth limit is the recursion limit
 # minus the frames already on the stack. The Go evaluator's bindings encode a few frames deeper than the
 # wasm engine does, so for a band of ~5 nesting levels (989-993 from a plain script) the wasm engine
@@ -205,7 +205,8 @@ def test_the_builtin_memo_keeps_no_large_call(
 # through the pipeline, which builds the input itself from flat fields (refs are flat dicts), only through
 # `enforcer policy eval` or a direct caller. The fix would route any input nested deeper than a fixed cap
 # (~100) to Go, which costs every evaluation a bracket count (~1.3 us on 800 bytes); left to the team.
-@pytest.mark.xfail(strict=True, reason="finding 4: near the recursion limit wasm decides where Go fails")
+# Fixed: every in-process engine refuses an input nested deeper than MAX_INPUT_DEPTH (64) before encoding
+# it, checked without recursion, so the answer no longer depends on the caller's stack.
 def test_an_input_nested_near_the_recursion_limit_is_decided_as_go_decides(
     bundle: PolicyBundle, compiled: CompiledPolicy, reference: EmbeddedEngine
 ) -> None:
@@ -431,3 +432,28 @@ def test_a_deny_after_a_failed_first_invocation_still_stops_records_and_alerts(e
         worlds.close()
         gc.unfreeze()
         _common._heap_frozen = False
+
+
+def test_the_depth_limit_is_the_same_for_both_engines_and_every_caller(
+    bundle: PolicyBundle, compiled: CompiledPolicy, reference: EmbeddedEngine
+) -> None:
+    from enforcer.policy.limits import MAX_INPUT_DEPTH, nested_deeper
+
+    with gzip.open(GOLDEN, "rt", encoding="utf-8") as fh:
+        base = next(r["input"] for r in map(json.loads, fh) if r["case"] == "plain")
+    eng = WasmEngine(bundle, compiled)
+
+    def nest(levels: int) -> Any:
+        v: Any = 0
+        for _ in range(levels):
+            v = [v]
+        return v
+
+    ok = {**base, "junk": nest(MAX_INPUT_DEPTH - 1)}  # the document is level 1
+    deep = {**base, "junk": nest(MAX_INPUT_DEPTH)}
+    assert not nested_deeper(ok) and nested_deeper(deep) and nested_deeper(nest(100_000))
+    assert eng.evaluate(ok) == reference.evaluate(ok)
+    for doc in (deep, {**base, "junk": nest(50_000)}):  # far past the recursion limit: no RecursionError
+        for engine in (eng, reference):
+            with pytest.raises(EngineError, match=f"nested deeper than {MAX_INPUT_DEPTH} levels"):
+                engine.evaluate(doc)

@@ -11,6 +11,7 @@ from typing import Any
 
 from enforcer.config import ConfigError
 from enforcer.policy import DECISION_PATH, go_env
+from enforcer.policy.limits import MAX_INPUT_DEPTH, nested_deeper
 from enforcer.policy.loader import PolicyBundle
 from enforcer.ports import EngineError
 
@@ -100,6 +101,7 @@ class EmbeddedEngine:
             raise EngineError("embedded engine used after fork; create engines after forking")
         from opa_bindings.engine import OpaUndefinedError
 
+        _check_depth(input_doc)
         try:
             value = self._engine.eval_document(dotted, input_doc, trace=True)
         except OpaUndefinedError:
@@ -113,8 +115,14 @@ class EmbeddedEngine:
         """Evaluate the document ``data.<dotted>`` and return its value."""
         if os.getpid() != self._pid:
             raise EngineError("embedded engine used after fork; create engines after forking")
+        _check_depth(input_doc)
         try:
             result = self._engine.eval_document(dotted, input_doc)
         except Exception as exc:
             raise EngineError(f"evaluation failed: {exc}") from exc
         return result
+
+
+def _check_depth(input_doc: Any) -> None:
+    if input_doc is not None and nested_deeper(input_doc):
+        raise EngineError(f"input nested deeper than {MAX_INPUT_DEPTH} levels")

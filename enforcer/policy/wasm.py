@@ -29,6 +29,7 @@ import orjson
 import wasmtime
 
 from enforcer.policy import DECISION_PATH, wasm_builtins
+from enforcer.policy.limits import MAX_INPUT_DEPTH, nested_deeper
 from enforcer.policy.loader import PolicyBundle
 from enforcer.policy.wasm_build import CompiledPolicy, WasmUnavailable, find_compiled, host_target
 from enforcer.policy.wasm_call import WasmCallError, caller, define_host, memory_view
@@ -253,6 +254,8 @@ class WasmEngine:
             try:
                 if text is None:
                     raise _Fallback("input is not JSON or nested too deeply to encode")
+                if text.count("[") + text.count("{") > MAX_INPUT_DEPTH and nested_deeper(input_doc):
+                    raise _Fallback(f"input nested deeper than {MAX_INPUT_DEPTH} levels")  # Go's error stands
                 # strict UTF-8: a string holding surrogates (``"\\ud800\\ud800"`` decodes to two) is
                 # refused by the Go evaluator, while the module would read an escaped pair as one character
                 result = self._run(text.encode())
