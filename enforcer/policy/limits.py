@@ -13,6 +13,7 @@ from typing import Any
 
 #: objects and arrays nested deeper than this are refused (an EngineError: a fail-closed deny)
 MAX_INPUT_DEPTH = 64
+_CONTAINERS = (dict, list, tuple)
 
 
 def nested_deeper(doc: Any, limit: int = MAX_INPUT_DEPTH) -> bool:
@@ -28,18 +29,21 @@ def nested_deeper(doc: Any, limit: int = MAX_INPUT_DEPTH) -> bool:
     Returns
     -------
     bool
-        True when some container sits deeper than ``limit`` (walked iteratively: any depth is safe).
+        True when some container sits deeper than ``limit`` (walked level by level, no recursion: any
+        depth is safe; a walk stops at ``limit`` levels).
     """
-    stack: list[tuple[Any, int]] = [(doc, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            children: Any = value.values()
-        elif isinstance(value, (list, tuple)):
-            children = value
-        else:
-            continue
+    level = [doc] if isinstance(doc, _CONTAINERS) else []
+    depth = 1
+    while level:  # one level at a time: the containers at ``depth``
         if depth > limit:
             return True
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list, tuple)))
+        below: list[Any] = []
+        for value in level:
+            below += [
+                c
+                for c in (value.values() if isinstance(value, dict) else value)
+                if isinstance(c, _CONTAINERS)
+            ]
+        level = below
+        depth += 1
     return False
