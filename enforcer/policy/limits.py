@@ -14,6 +14,10 @@ from typing import Any
 #: objects and arrays nested deeper than this are refused (an EngineError: a fail-closed deny)
 MAX_INPUT_DEPTH = 64
 _CONTAINERS = (dict, list, tuple)
+#: a level wider than this is deduplicated (by identity) before the next is walked: a container the
+#: pipeline shares, or one that holds itself (a cycle, which JSON cannot carry but Python dicts can), is
+#: walked once a level instead of doubling every level (two self-references: 2**64 entries by level 64)
+_DEDUPE_WIDER = 4096
 
 
 def nested_deeper(doc: Any, limit: int = MAX_INPUT_DEPTH) -> bool:
@@ -30,7 +34,8 @@ def nested_deeper(doc: Any, limit: int = MAX_INPUT_DEPTH) -> bool:
     -------
     bool
         True when some container sits deeper than ``limit`` (walked level by level, no recursion: any
-        depth is safe; a walk stops at ``limit`` levels).
+        depth is safe; a walk stops at ``limit`` levels). A container that holds itself is nested
+        deeper than any limit: True, after at most ``limit`` levels of distinct containers.
     """
     level = [doc] if isinstance(doc, _CONTAINERS) else []
     depth = 1
@@ -44,6 +49,8 @@ def nested_deeper(doc: Any, limit: int = MAX_INPUT_DEPTH) -> bool:
                 for c in (value.values() if isinstance(value, dict) else value)
                 if isinstance(c, _CONTAINERS)
             ]
+        if len(below) > _DEDUPE_WIDER:  # shared containers, once each (the deepest level is the same)
+            below = list({id(c): c for c in below}.values())
         level = below
         depth += 1
     return False

@@ -63,7 +63,10 @@ class MemoEngine:
         """Return the cached decision for an identical input, else evaluate and cache it."""
         if self.bypassed:
             return self.inner.evaluate(input_doc)
-        key = json.dumps(input_doc, sort_keys=True, separators=(",", ":"))
+        try:
+            key = json.dumps(input_doc, sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError, RecursionError):  # not JSON, a cycle, or nested too deeply to
+            return self.inner.evaluate(input_doc)  # key: the engine's own answer (an EngineError), unkept
         hit = self._cache.get(key)
         if hit is not None:
             self.hits += 1
