@@ -32,7 +32,7 @@ from enforcer.policy.wasm_build import (
     host_target,
     write_artifact,
 )
-from enforcer.policy.wasm_call import fast_path_available
+from enforcer.policy.wasm_call import fast_path_available, raw_c
 from enforcer.ports import EngineError
 from tests.opa_real import POLICIES, ROOT
 
@@ -69,6 +69,7 @@ def test_the_fast_and_the_public_call_paths_decide_alike(
     bundle: PolicyBundle, compiled: CompiledPolicy, golden: list[dict[str, Any]]
 ) -> None:
     assert fast_path_available(), "the pinned wasmtime lost wasmtime_func_call_unchecked"
+    assert raw_c("wasmtime_func_call_unchecked") is not None, "no raw handle: the slower typed call runs"
     fast = WasmEngine(bundle, compiled)
     public = WasmEngine(bundle, compiled, fast_calls=False)
     plain = [r["input"] for r in golden if r["case"] == "plain" and "error" not in r["decision"]][:150]

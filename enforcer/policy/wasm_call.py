@@ -36,6 +36,21 @@ def _ffi() -> Any:
 _FFI = _ffi()
 
 
+def raw_c(name: str, restype: Any = ctypes.c_void_p) -> Any:
+    """A fresh ctypes handle on the C function ``name`` of wasmtime's library, without argument types
+    (callers pass ctypes objects they built once) and returning ``restype`` (an int, not a pointer
+    object): about 1 µs a call where wasmtime-py's typed handle takes 2-3. None when not found."""
+    try:
+        from wasmtime import _bindings
+
+        fn = _bindings.dll[name]  # type: ignore[attr-defined]  # indexing makes a new handle: wasmtime-py's own keeps its types
+    except (ImportError, AttributeError, OSError):  # pragma: no cover - another wasmtime layout
+        return None
+    fn.restype = restype
+    setattr(fn, "argtypes", None)  # noqa: B010 - typeshed types argtypes as a sequence; None unsets it
+    return fn
+
+
 def fast_path_available() -> bool:
     """Whether the unchecked C call is available in this wasmtime."""
     return _FFI is not None
@@ -80,13 +95,30 @@ def _unchecked(store: wasmtime.Store, func: wasmtime.Func, nparams: int) -> I32C
     lanes = (ctypes.c_uint32 * (stride * size)).from_buffer(buf)
     ctx = store._context()
     fptr = ctypes.byref(func._func)
+    trap_type = ctypes.POINTER(ffi.wasm_trap_t)
+    cell = [trap_type()]
+    ref = [ctypes.byref(cell[0])]
+    raw = raw_c("wasmtime_func_call_unchecked")
+    if raw is not None:  # every argument built here, once: no per-call conversion, the error as an int
+        n = ctypes.c_size_t(size)
+
+        def raw_call(*args: int) -> int:
+            for i, a in enumerate(args):
+                lanes[stride * i] = a
+            err = raw(ctx, fptr, buf, n, ref[0])
+            trap = cell[0]
+            if err or trap:
+                cell[0] = trap_type()  # a fresh NULL for the next call; this one is deleted below
+                ref[0] = ctypes.byref(cell[0])
+                _discard(ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)) if err else None, trap)
+                raise WasmCallError("wasm call trapped")
+            return int(lanes[0])
+
+        return raw_call
     from wasmtime import _bindings
 
     # the C function itself where the bindings name it, not its Python wrapper (one frame less a call)
     call = getattr(_bindings, "_wasmtime_func_call_unchecked", ffi.wasmtime_func_call_unchecked)
-    trap_type = ctypes.POINTER(ffi.wasm_trap_t)
-    cell = [trap_type()]
-    ref = [ctypes.byref(cell[0])]
 
     def fast_call(*args: int) -> int:
         for i, a in enumerate(args):
@@ -210,6 +242,13 @@ def memory_view(
     if not (fast and ffi is not None):
         return lambda: (ctypes.addressof(memory.data_ptr(store).contents), memory.data_len(store))
     ctx, mem = store._context(), ctypes.byref(memory._memory)
+    data, size = raw_c("wasmtime_memory_data"), raw_c("wasmtime_memory_data_size", ctypes.c_size_t)
+    if data is not None and size is not None:
+
+        def raw_view() -> tuple[int, int]:
+            return data(ctx, mem) or 0, size(ctx, mem)
+
+        return raw_view
     data, size = ffi.wasmtime_memory_data, ffi.wasmtime_memory_data_size
     addr = ctypes.addressof
 
