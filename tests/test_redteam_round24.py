@@ -191,3 +191,56 @@ def test_wasm_and_embedded_agree_on_recorded_inputs_nested_at_the_limit(
         logging.disable(logging.NOTSET)
     assert not differ
     assert 60 < deep < 340  # both sides of the limit were tried
+
+
+# -- finding 4 (medium, open, strict xfail): a service-managed fleet scaled by count alone is ignored ------
+# Derived from the service models (botocore): Deadline ``UpdateFleet`` takes ``maxWorkerCount`` without a
+# ``configuration``; AppStream ``UpdateFleet`` a ``ComputeCapacity`` without an ``InstanceType``; CodeBuild
+# ``UpdateFleet`` a ``baseCapacity`` without a ``computeConfiguration``. Each scales a fleet whose instances
+# run in the service's account (no EC2 state-change event reaches the guard), and the CloudTrail intake
+# answers "no instance type in request": Ignored. tests/events/cloudtrail_deadline_createfleet.json
+# creates an L40S (3A090.a) fleet decided at 20 workers; the same fleet's UpdateFleet to 1,000 workers is
+# never decided, so count-driven rules (aggregate compute) see 20. SageMaker's analogue,
+# UpdateEndpointWeightsAndCapacities, is decided by reference (coverage.rules.REFERENCE_OPERATIONS:
+# the endpoint's types at the desired counts); these need the same (GetFleet / DescribeFleets look-ups).
+# Also ignored, lower: gamelift UpdateFleetCapacity / CreateFleetLocations (GameLift's only GPU types are
+# g5g, T4g: class none) and sagemaker UpdateInferenceComponentRuntimeConfig (copies on an endpoint's
+# instances).
+_SCALE_ONLY = {
+    "deadline": (
+        "deadline.amazonaws.com",
+        {"farmId": "farm-0123456789abcdef0123456789abcdef", "fleetId": "fleet-1", "maxWorkerCount": 1000},
+    ),
+    "appstream": (
+        "appstream.amazonaws.com",
+        {"name": "gpu-fleet", "computeCapacity": {"desiredInstances": 500}},
+    ),
+    "codebuild": (
+        "codebuild.amazonaws.com",
+        {"arn": "arn:aws:codebuild:us-east-1:111122223333:fleet/gpu:1", "baseCapacity": 100},
+    ),
+}
+
+
+@pytest.mark.xfail(
+    strict=True, reason="finding 4: a count-only UpdateFleet of a service-managed fleet is ignored"
+)
+@pytest.mark.parametrize("service", sorted(_SCALE_ONLY))
+def test_a_service_managed_fleet_scaled_by_count_alone_is_decided(service: str) -> None:
+    from enforcer.intake import normalise
+    from enforcer.model import Ignored
+
+    rec = json.loads((ROOT / "tests" / "events" / "cloudtrail_record_runinstances.json").read_text())
+    rec["eventSource"], rec["requestParameters"] = _SCALE_ONLY[service]
+    rec["eventName"] = "UpdateFleet"
+    rec.pop("responseElements", None)
+    got = normalise(rec)
+    assert not isinstance(got, Ignored), got
+
+
+def test_the_same_deadline_fleet_is_decided_when_created() -> None:
+    from enforcer.intake import normalise
+
+    ev = json.loads((ROOT / "tests" / "events" / "cloudtrail_deadline_createfleet.json").read_text())
+    got = normalise(ev)
+    assert [(i.instance_type, i.count) for i in got.items] == [("g6e.xlarge", 20), ("g6e.2xlarge", 20)]
