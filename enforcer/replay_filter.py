@@ -171,6 +171,7 @@ _PAIRS: dict[tuple[str, str], bool] = {}
 _PAIRS_MAX = 65_536
 _NO_KEYS = (msgspec.UNSET,) * len(DETECTOR_KEYS)
 _UNSET = msgspec.UNSET
+_astuple = msgspec.structs.astuple
 
 
 def _pair_skippable(source: str, name: str) -> bool:
@@ -188,11 +189,15 @@ def _pair_skippable(source: str, name: str) -> bool:
 
 
 def _head_skippable(h: Any) -> bool:
-    vals = msgspec.structs.astuple(h)
-    if vals[3:] != _NO_KEYS:  # another detector's key is present: normalise decides what it is
-        return False
+    # the common case first and cheap (a pair already known skippable): a trail's records are mostly it
+    vals = _astuple(h)
     name, source, eid = vals[0], vals[1], vals[2]
-    if type(name) is not str or type(source) is not str or not _pair_skippable(source, name):
+    if type(name) is not str or type(source) is not str:
+        return False
+    ok = _PAIRS.get((source, name))
+    if ok is None:
+        ok = _pair_skippable(source, name)
+    if not ok or vals[3:] != _NO_KEYS:  # another detector's key is present: normalise decides what it is
         return False
     return eid is _UNSET or eid is None or (type(eid) is str and 0 < len(eid) <= _MAX and eid.isprintable())
 
@@ -226,33 +231,16 @@ def split_log_file(blob: bytes) -> list[Any] | None:
         return None
     out: list[Any] = []
     run = 0
-    pairs, astuple = _PAIRS, msgspec.structs.astuple
+    skippable = _head_skippable
     for i, raw in enumerate(raws):
         if heads is not None:
             head: Any = heads[i]
-            # the common case inline (a pair already known skippable, no detector key): what
-            # _head_skippable answers, without its calls
-            vals = astuple(head)
-            name, source, eid = vals[0], vals[1], vals[2]
-            if (
-                type(name) is str
-                and type(source) is str
-                and pairs.get((source, name)) is True
-                and vals[3:] == _NO_KEYS
-                and (
-                    eid is _UNSET
-                    or eid is None
-                    or (type(eid) is str and 0 < len(eid) <= _MAX and eid.isprintable())
-                )
-            ):
-                run += 1
-                continue
         else:
             try:
                 head = _PROBE.decode(raw)
             except Exception:
                 head = None
-        if head is not None and _head_skippable(head):
+        if head is not None and skippable(head):
             run += 1
             continue
         if run:

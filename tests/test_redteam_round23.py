@@ -258,7 +258,7 @@ def test_the_result_reader_agrees_with_json_on_every_recorded_decision() -> None
         assert _loads(raw) == json.loads(raw)
 
 
-# -- what held: the replay's log-file reader (38bc80e's inline skip test) --------------------------------
+# -- what held: the replay's log-file reader (38bc80e's inline skip test, since folded into _head_skippable) --
 # Crafted CloudTrail files -- names and keys written with \u escapes, repeated keys (the last wins), odd
 # whitespace, non-object records, detector keys beside a launch, names one character off a launch (case,
 # a trailing space or NBSP, a NUL), ids of every type, a padded 70 KB record -- read with the pre-filter
