@@ -65,13 +65,19 @@ def loads_strict(data: bytes | str) -> Any:
     Raises
     ------
     ValueError
-        On invalid UTF-8 (``UnicodeDecodeError`` is a ``ValueError``), invalid JSON, a repeated member
-        or a non-finite number.
+        On invalid UTF-8 (``UnicodeDecodeError`` is a ``ValueError``), invalid JSON, a repeated member,
+        a non-finite number or a document nested deeper than the decoder's recursion limit.
     """
     text = data.decode("utf-8") if isinstance(data, bytes) else data
-    return json.loads(
-        text, object_pairs_hook=reject_duplicates, parse_constant=reject_constant, parse_float=_finite_float
-    )
+    try:
+        return json.loads(
+            text,
+            object_pairs_hook=reject_duplicates,
+            parse_constant=reject_constant,
+            parse_float=_finite_float,
+        )
+    except RecursionError:  # "[[[[...]]]]" past the decoder's recursion limit: invalid here, as documented
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _finite_float(literal: str) -> float:

@@ -244,3 +244,78 @@ def test_the_same_deadline_fleet_is_decided_when_created() -> None:
     ev = json.loads((ROOT / "tests" / "events" / "cloudtrail_deadline_createfleet.json").read_text())
     got = normalise(ev)
     assert [(i.instance_type, i.count) for i in got.items] == [("g6e.xlarge", 20), ("g6e.2xlarge", 20)]
+
+
+# -- finding 5 (low, fixed): a token nested ~1,000 levels deep crashed the attestation intake -------------
+# parse_unverified reads a compact JWS's header and payload with strict_json.loads_strict and turns its
+# ValueError/TypeError into TokenFormatError. A segment holding "[[[[...]]]]" nested past the decoder's
+# recursion limit (1,200 levels: a 3.2 KB token, under MAX_TOKEN_BYTES) raised RecursionError instead,
+# which the attestation intake handler does not catch: an unhandled Lambda error (a 502 at the API, no
+# Rejected count), where any other malformed token is a 422 ATTESTATION_INVALID. The guard's own check
+# held (pipeline.attestation_for turns any exception into "invalid": fail closed). Fix: loads_strict
+# reports a document nested too deeply as the ValueError its contract names, for every caller (the
+# policy signature file's reader too).
+def _deep_token(where: str, levels: int = 1200) -> str:
+    import base64
+
+    from enforcer.attestation.token import TOKEN_TYPE
+
+    def seg(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+    deep = "[" * levels + "]" * levels
+    header = deep if where == "header" else json.dumps({"alg": "ES256", "kid": "k1", "typ": TOKEN_TYPE})
+    return f"{seg(header)}.{seg(deep if where == 'payload' else '{}')}.{seg('sig')}"
+
+
+@pytest.mark.parametrize("where", ["header", "payload"])
+def test_a_deeply_nested_token_is_a_malformed_token(where: str, make_world: Any) -> None:
+    from enforcer.attestation.token import TokenFormatError, parse_unverified
+    from enforcer.strict_json import loads_strict
+    from lambdas import attestation_intake
+    from tests.lambda_env import LambdaContext
+
+    with pytest.raises(ValueError, match="nested too deeply"):
+        loads_strict("[" * 5000 + "]" * 5000)
+    with pytest.raises(TokenFormatError):
+        parse_unverified(_deep_token(where))
+    make_world()
+    event = {
+        "resource": "/attestations",
+        "httpMethod": "POST",
+        "body": json.dumps({"token": _deep_token(where)}),
+        "isBase64Encoded": False,
+    }
+    resp = attestation_intake.handler(event, LambdaContext(function_name="gpu-attestation-intake"))
+    assert resp["statusCode"] == 422 and json.loads(resp["body"])["code"] == "ATTESTATION_INVALID"
+
+
+@pytest.fixture
+def make_world(engine: Any) -> Iterator[Any]:
+    from tests.lambda_env import world_factory
+
+    yield from world_factory(engine)
+
+
+# -- finding 6 (low, fixed): a STACK hook's template nested ~1,000 levels deep was a guard error ---------
+# cfn_stack.load_template reads the template CloudFormation hands a STACK or CHANGE_SET hook (fetched from
+# its presigned payload URL; written by whoever submits the stack) with json.loads, catching ValueError
+# and a repeated key; a JSON template nested past the decoder's recursion limit raised RecursionError.
+# The hook handler failed closed on it ("guard error (RecursionError); failing closed", an
+# InternalFailures count and a logged traceback) instead of the bad-input answer every other malformed
+# template gets. Its YAML branch already caught RecursionError. Fix: the JSON branch does too.
+def test_a_deeply_nested_stack_template_is_bad_input() -> None:
+    from enforcer.hook_payload import normalise_hook
+    from enforcer.intake.cfn_stack import load_template
+    from enforcer.model import InputError
+
+    events = ROOT / "tests" / "events"
+    event = json.loads((events / "cfn_hook_doc_stack.json").read_text())
+    payload = json.loads((events / "payloads" / "cfn_hook_doc_stack_payload.json").read_text())
+    for levels in (3000, 100_000):
+        deep = '{"Resources":' + "[" * levels + "]" * levels + "}"
+        with pytest.raises(InputError, match="nested too deeply"):
+            load_template(deep)
+        payload["template"] = deep
+        with pytest.raises(InputError, match="nested too deeply"):
+            normalise_hook(event, "2026-12-01T00:00:00Z", lambda _url: json.dumps(payload).encode())

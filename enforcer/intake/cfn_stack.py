@@ -125,6 +125,8 @@ def load_template(body: Any, at: str = "template") -> Mapping[str, Any]:
         doc: Any = json.loads(body, object_pairs_hook=reject_duplicates)
     except DuplicateMember:
         raise InputError("template: an object repeats a key") from None
+    except RecursionError:  # JSON past the decoder's recursion limit (YAML would fail the same way)
+        raise InputError(f"{at}: nested too deeply") from None
     except ValueError:
         try:
             doc = yaml.load(body, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
