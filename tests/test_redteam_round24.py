@@ -286,7 +286,17 @@ def test_a_deeply_nested_token_is_a_malformed_token(where: str, make_world: Any)
         "body": json.dumps({"token": _deep_token(where)}),
         "isBase64Encoded": False,
     }
-    resp = attestation_intake.handler(event, LambdaContext(function_name="gpu-attestation-intake"))
+    import gc
+
+    from lambdas import _common
+
+    was_frozen = _common._heap_frozen
+    try:
+        resp = attestation_intake.handler(event, LambdaContext(function_name="gpu-attestation-intake"))
+    finally:
+        if not was_frozen:  # the handler freezes the heap on its first invocation: not for the session
+            gc.unfreeze()
+            _common._heap_frozen = False
     assert resp["statusCode"] == 422 and json.loads(resp["body"])["code"] == "ATTESTATION_INVALID"
 
 
