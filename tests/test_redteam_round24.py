@@ -203,9 +203,9 @@ def test_wasm_and_embedded_agree_on_recorded_inputs_nested_at_the_limit(
 # never decided, so count-driven rules (aggregate compute) see 20. SageMaker's analogue,
 # UpdateEndpointWeightsAndCapacities, is decided by reference (coverage.rules.REFERENCE_OPERATIONS:
 # the endpoint's types at the desired counts); these need the same (GetFleet / DescribeFleets look-ups).
-# Also ignored, lower: ec2 ModifyCapacityReservation (InstanceCount; pinned below), gamelift UpdateFleetCapacity / CreateFleetLocations (GameLift's only GPU types are
-# g5g, T4g: class none) and sagemaker UpdateInferenceComponentRuntimeConfig (copies on an endpoint's
-# instances).
+# Also ignored, lower: ec2 ModifyCapacityReservation (InstanceCount; pinned below), gamelift
+# UpdateFleetCapacity / CreateFleetLocations (GameLift's only GPU types are g5g, T4g: class none) and
+# sagemaker UpdateInferenceComponentRuntimeConfig (copies on an endpoint's instances).
 _SCALE_ONLY = {
     "deadline": (
         "deadline.amazonaws.com",
