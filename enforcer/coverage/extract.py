@@ -112,18 +112,23 @@ class _Found:
 
 #: Attribute-based selection objects (``instanceRequirements``, Deadline's ``instanceCapabilities``).
 _REQUIREMENTS = re.compile(r"(?i)^instance(requirements|capabilities)$")
-_ALLOWED = re.compile(r"(?i)^allowedinstancetypes?$")
+#: Members of a requirements object that name its types (EC2/ECS/Lambda/Batch ``allowedInstanceTypes``,
+#: SageMaker HyperPod's ``InstanceTypes``): read as types, not as a selection by attributes.
+_ALLOWED = re.compile(r"(?i)^(allowed|desired|current)?instancetypes?$")
 
 
-def _asks_for_accelerators(req: Mapping[str, Any]) -> bool:
-    """Whether a requirements object selects accelerators without naming the allowed types.
+def _selection(req: Mapping[str, Any], capabilities: bool) -> bool | None:
+    """Whether a requirements object may select accelerators without naming the allowed types.
 
-    True when it has an accelerator member (count, names, types, manufacturers, Deadline's
-    ``acceleratorCapabilities``) that does not exclude them (``max: 0``) and no allowed-types list
-    (allowed types are read as types).
+    None when it cannot: it names its types (``_ALLOWED``: read as types), excludes accelerators
+    (``acceleratorCount.max = 0``), or is Deadline's ``instanceCapabilities`` (``capabilities``) with no
+    accelerator member (Deadline selects none unless asked). Otherwise whether it asks for them by an
+    accelerator member (count, names, types, manufacturers, ``acceleratorCapabilities``): False for an
+    EC2-style ``instanceRequirements`` of vCPU and memory only, which AWS's defaults let pick any
+    accelerated type (EC2's own shapes read it so: ``fields.requirements_ref``).
     """
     if any(isinstance(k, str) and _ALLOWED.match(k) and v for k, v in req.items()):
-        return False
+        return None
     asks = False
     for k, v in req.items():
         if not (isinstance(k, str) and k.lower().startswith("accelerator")) or v in (None, "", [], {}):
@@ -133,9 +138,9 @@ def _asks_for_accelerators(req: Mapping[str, Any]) -> bool:
             and k.lower() == "acceleratorcount"
             and _number(v.get("max", v.get("Max"))) == 0
         ):
-            return False
+            return None
         asks = True
-    return asks
+    return None if capabilities and not asks else asks
 
 
 def _number(value: Any) -> float | None:
@@ -203,7 +208,8 @@ def _type_values(value: Any) -> Iterable[tuple[Any, str]]:
 
 #: A chain of enclosing objects, nearest first, as a linked pair ``(object, parent chain)``.
 Chain = tuple[Mapping[str, Any], Any] | None
-_REQ_KEYS = frozenset({"instancerequirements", "instancecapabilities"})
+_REQUIREMENTS_KEY = "instancerequirements"  # EC2's shape and its kin; the other is Deadline's capabilities
+_REQ_KEYS = frozenset({_REQUIREMENTS_KEY, "instancecapabilities"})
 
 
 @lru_cache(maxsize=8192)
@@ -264,8 +270,12 @@ def find_types(
                     found.append(_Found(value, f"{path}.{key}", here, group))
                 continue
             kpath = f"{path}.{key}"
-            if low in _REQ_KEYS and isinstance(value, dict) and _asks_for_accelerators(value):
-                found.append(_Found(value, kpath, here, group))  # attribute-based selection with GPUs
+            if (
+                low in _REQ_KEYS
+                and isinstance(value, dict)
+                and _selection(value, low != _REQUIREMENTS_KEY) is not None
+            ):
+                found.append(_Found(value, kpath, here, group))  # attribute-based selection: GPUs possible
             sub_group = group or kpath if k in _ALTERNATIVES else group
             stack.append((value, kpath, here, sub_group, depth + 1))
     return found
@@ -321,7 +331,12 @@ def extract(
             continue
         if isinstance(f.value, dict):  # accelerators chosen by attributes: may be controlled
             n = min(math.ceil(_count(f.chain[1])), MAX_INSTANCES)
-            ref = {"kind": "instance_requirements", "accelerators": True, "accelerators_requested": True}
+            asks = _selection(f.value, not f.path.lower().endswith(_REQUIREMENTS_KEY))
+            ref = {
+                "kind": "instance_requirements",
+                "accelerators": True,
+                "accelerators_requested": bool(asks),
+            }
             out.items.append(LaunchItem(instance_type=None, count=n, ref=ref, path=f.path, group=f.group))
             continue
         if not isinstance(f.value, str):
