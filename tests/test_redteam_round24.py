@@ -409,17 +409,65 @@ def test_ec2_attribute_based_selection_without_accelerator_fields_is_decided() -
     assert got.items[0].ref["accelerators"] is True
 
 
-@pytest.mark.xfail(
-    strict=True, reason="finding 7: generic attribute-based selection without accelerator fields is ignored"
-)
 @pytest.mark.parametrize("service", sorted(_ABIS))
 def test_attribute_based_selection_is_decided_outside_ec2_too(service: str) -> None:
+    """Fixed (coverage.extract._selection): an EC2-style requirements object that neither names its types
+    nor excludes accelerators is an ``instance_requirements`` reference, as EC2's own shapes read it."""
     from enforcer.intake import normalise
     from enforcer.model import Ignored
 
     source, params = _ABIS[service]
     got = normalise(_record(source, "CreateCapacityProvider", params))
     assert not isinstance(got, Ignored), got
+    assert [(i.instance_type, (i.ref or {}).get("kind")) for i in got.items] == [
+        (None, "instance_requirements")
+    ]
+    assert got.items[0].ref == {
+        "kind": "instance_requirements",
+        "accelerators": True,
+        "accelerators_requested": False,
+    }
+
+
+def _with_requirements(service: str, reqs: dict[str, Any]) -> dict[str, Any]:
+    source, params = copy.deepcopy(_ABIS[service])
+    if service == "ecs":
+        params["managedInstancesProvider"]["instanceLaunchTemplate"]["instanceRequirements"] = reqs
+    elif service == "lambda":
+        params["instanceRequirements"] = reqs
+    else:
+        params["computeConfiguration"]["ec2Configuration"]["launchTemplateSource"]["launchParameters"][
+            "instanceRequirements"
+        ] = reqs
+    return _record(source, "CreateCapacityProvider", params)
+
+
+@pytest.mark.parametrize("service", sorted(_ABIS))
+def test_a_selection_that_names_its_types_or_excludes_accelerators_is_read_as_such(service: str) -> None:
+    from enforcer.intake import normalise
+    from enforcer.model import Ignored
+
+    allowed = "AllowedInstanceTypes" if service == "lambda" else "allowedInstanceTypes"
+    got = normalise(_with_requirements(service, {allowed: ["p5.48xlarge"], **_IR}))
+    assert [i.instance_type for i in got.items] == ["p5.48xlarge"]  # the named type, no reference beside it
+    if service == "ecs":  # EC2's members: accelerators excluded outright, or asked for explicitly
+        none = normalise(_with_requirements(service, {**_IR, "acceleratorCount": {"max": 0}}))
+        assert isinstance(none, Ignored), none
+        asked = normalise(_with_requirements(service, {**_IR, "acceleratorManufacturers": ["nvidia"]}))
+        assert asked.items[0].ref["accelerators_requested"] is True
+
+
+def test_deadline_capabilities_without_accelerators_still_select_none() -> None:
+    """Deadline's ``instanceCapabilities`` select no accelerator unless ``acceleratorCapabilities`` asks."""
+    from enforcer.intake import normalise
+    from enforcer.model import Ignored
+
+    ev = json.loads((ROOT / "tests" / "events" / "cloudtrail_deadline_createfleet.json").read_text())
+    caps = ev["detail"]["requestParameters"]["configuration"]["serviceManagedEc2"]["instanceCapabilities"]
+    caps.pop("acceleratorCapabilities", None)
+    caps.pop("allowedInstanceTypes", None)
+    got = normalise(ev)
+    assert isinstance(got, Ignored), got
 
 
 # -- what held: the replay's pre-filter after 39e79b5 (_head_skippable answers its common case first) -----
