@@ -79,9 +79,12 @@ TRIMMED: Mapping[str, tuple[str, ...]] = {
 #: any other service is built on the full-model session, which reads botocore's whole file.
 ENDPOINT_SERVICES: tuple[str, ...] = (
     "account",
+    "appstream",
     "athena",
     "autoscaling",
     "cloudformation",
+    "codebuild",
+    "deadline",
     "dynamodb",
     "ec2",
     "kms",

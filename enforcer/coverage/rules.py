@@ -114,4 +114,25 @@ REFERENCE_OPERATIONS: dict[tuple[str, str], Reference] = {
         ("EndpointName", "DesiredWeightsAndCapacities[].DesiredInstanceCount"),
         "scales a running endpoint: its variants' types at the desired counts (DescribeEndpoint)",
     ),
+    # fleets in the service's account (no EC2 state change reaches the guard) scaled by count alone: the
+    # fleet's configuration, read as CreateFleet's, at the new count (enforcer.resolve.fleets)
+    ("deadline", "UpdateFleet"): Reference(
+        ("farmId", "fleetId", "maxWorkerCount"),
+        "scaled by count alone (maxWorkerCount, no configuration): the fleet's configuration "
+        "(service-managed instance capabilities) at the new worker count (GetFleet)",
+    ),
+    ("appstream", "UpdateFleet"): Reference(
+        ("Name", "ComputeCapacity.DesiredInstances", "ComputeCapacity.DesiredSessions"),
+        "scaled by count alone (ComputeCapacity, no InstanceType): the fleet's instance type at the new "
+        "capacity (DescribeFleets)",
+    ),
+    ("codebuild", "UpdateFleet"): Reference(
+        ("arn", "baseCapacity", "scalingConfiguration.maxCapacity"),
+        "scaled by count alone (baseCapacity, no computeConfiguration.instanceType): the fleet's instance "
+        "type at the new capacity (BatchGetFleets); a GPU environment naming none fails closed",
+    ),
+    ("ec2", "ModifyCapacityReservation"): Reference(
+        ("CapacityReservationId", "InstanceCount"),
+        "resizes a capacity reservation: its instance type at the new count (DescribeCapacityReservations)",
+    ),
 }

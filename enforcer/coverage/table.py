@@ -38,6 +38,9 @@ class Entry:
     ignored_paths: list[str] = field(default_factory=list)
     #: True when the request names a reference (instance id, template, endpoint config), not a type.
     reference: bool = False
+    #: Where a call that *may* name a type names a reference instead when it does not (a fleet scaled by
+    #: count alone): ``rules.REFERENCE_OPERATIONS`` for an operation the models also give type paths.
+    reference_paths: list[str] = field(default_factory=list)
 
     @property
     def action(self) -> str:
@@ -45,7 +48,10 @@ class Entry:
         return f"{self.event_source.split('.', 1)[0]}:{self.operation}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.reference_paths:
+            del out["reference_paths"]  # only the few calls that name a type or a reference carry it
+        return out
 
 
 def _candidates(value: str) -> list[str]:
@@ -122,9 +128,13 @@ def build_table(catalog: Any = None, operations: list[TypeOperation] | None = No
         launch = [p.path for p in op.paths if p.role == "launch"]
         ignored = [p.path for p in op.paths if p.role != "launch"]
         entries.append(Entry(op.service, op.operation, status, reason, launch, op.event_source, ignored))
-    seen = {(e.service, e.operation) for e in entries}
+    seen = {(e.service, e.operation): e for e in entries}
     for (service, operation), ref in sorted(REFERENCE_OPERATIONS.items()):
-        if (service, operation) in seen:
+        if (service, operation) in seen:  # types when named, else a reference: the walk reads the types
+            both = seen[(service, operation)]
+            if both.status == "decided":
+                both.reason = f"{both.reason}; {ref.reason}"
+                both.reference_paths = list(ref.paths)
             continue
         source = event_source(service, load_model(service).get("metadata", {}))
         entries.append(

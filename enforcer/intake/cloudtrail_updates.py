@@ -1,6 +1,7 @@
 """Updates and restarts that launch without naming a type: instance restarts, template swaps,
-instance refreshes and endpoint redeployments. Each becomes a reference the resolver turns into
-instance types (unresolved references classify as ``unknown`` and fail closed)."""
+instance refreshes, endpoint redeployments and fleets (reservations) scaled by count alone. Each
+becomes a reference the resolver turns into instance types (unresolved references classify as
+``unknown`` and fail closed)."""
 
 from __future__ import annotations
 
@@ -121,3 +122,76 @@ def endpoint_capacity(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | N
         return Ignored("weights only: no instance count changes")
     ref = {"kind": "sagemaker_endpoint", "name": name, "counts": counts}
     return Parsed([ref_item(ref, locate(p, "endpointName", at)[1], max(counts.values()))])
+
+
+# -- scaling a service-managed fleet by count alone ---------------------------------------------------------
+# Deadline, AppStream and CodeBuild fleets run in the service's account: no EC2 state-change event reaches
+# the guard. A call that names a type (or a configuration) is read by the coverage table's walk
+# (cloudtrail_generic.complete runs after these shapes); one that only changes a count becomes a reference
+# to the fleet, resolved to its configuration at the new count (enforcer.resolve.fleets).
+
+
+def _positive(*counts: int | None) -> int | None:
+    """The largest count present when it is above zero (a scale to zero launches nothing), else None."""
+    present = [c for c in counts if c is not None]
+    return max(present) if present and max(present) > 0 else None
+
+
+@shape("deadline.amazonaws.com", "UpdateFleet")
+def deadline_fleet_scale(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
+    """Deadline fleet update: ``maxWorkerCount`` without ``configuration`` grows the fleet it names."""
+    if objp(p, "configuration", at)[0] is not None:
+        return Ignored("no instance type in request")  # the configuration's types: the table's walk
+    n = _positive(opt_count(p, "maxWorkerCount", at))
+    farm, fleet = opt_text(p, "farmId", at, 64), opt_text(p, "fleetId", at, 64)
+    if n is None or farm is None or fleet is None:
+        return Ignored("no worker count increase on a named fleet")
+    ref = {"kind": "deadline_fleet", "farm_id": farm, "id": fleet}
+    return Parsed([ref_item(ref, locate(p, "fleetId", at)[1], n)], extra={"farm_id": farm, "fleet_id": fleet})
+
+
+@shape("appstream.amazonaws.com", "UpdateFleet")
+def appstream_fleet_scale(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
+    """AppStream fleet update: ``ComputeCapacity`` without ``InstanceType`` scales the fleet it names
+    (desired sessions count as instances: at most one instance per session)."""
+    if opt_text(p, "instanceType", at) is not None:
+        return Ignored("no instance type in request")  # the named type: the table's walk
+    cap, cpath = objp(p, "computeCapacity", at)
+    n = None
+    if cap is not None:
+        n = _positive(opt_count(cap, "desiredInstances", cpath), opt_count(cap, "desiredSessions", cpath))
+    name = opt_text(p, "name", at, 256)
+    if n is None or name is None:
+        return Ignored("no capacity increase on a named fleet")
+    ref = {"kind": "appstream_fleet", "name": name}
+    return Parsed([ref_item(ref, locate(p, "name", at)[1], n)], extra={"fleet_name": name})
+
+
+@shape("codebuild.amazonaws.com", "UpdateFleet")
+def codebuild_fleet_scale(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
+    """CodeBuild fleet update: ``baseCapacity`` (or ``scalingConfiguration.maxCapacity``) without
+    ``computeConfiguration.instanceType`` scales the fleet it names."""
+    cfg, cfgpath = objp(p, "computeConfiguration", at)
+    if cfg is not None and opt_text(cfg, "instanceType", cfgpath) is not None:
+        return Ignored("no instance type in request")  # the named type: the table's walk
+    scaling, spath = objp(p, "scalingConfiguration", at)
+    top = opt_count(scaling, "maxCapacity", spath) if scaling is not None else None
+    n = _positive(opt_count(p, "baseCapacity", at), top)
+    arn = opt_text(p, "arn", at, 2048)
+    if n is None or arn is None:
+        return Ignored("no capacity increase on a named fleet")
+    ref = {"kind": "codebuild_fleet", "arn": arn}
+    return Parsed([ref_item(ref, locate(p, "arn", at)[1], n)], extra={"fleet_arn": arn})
+
+
+@shape(EC2, "ModifyCapacityReservation")
+def capacity_reservation_scale(
+    p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None
+) -> Parsed | Ignored:
+    """Capacity reservation resize: ``InstanceCount`` of the reservation's type (resolved)."""
+    n = _positive(opt_count(p, "InstanceCount", at))
+    rid = opt_text(p, "CapacityReservationId", at, 128)
+    if n is None or rid is None:
+        return Ignored("no instance count change")
+    path = locate(p, "CapacityReservationId", at)[1]
+    return Parsed([ref_item({"kind": "capacity_reservation", "id": rid}, path, n)])

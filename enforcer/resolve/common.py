@@ -23,6 +23,9 @@ class Lookups:
     ec2: Any
     autoscaling: Any
     sagemaker: Any
+    deadline: Any
+    appstream: Any
+    codebuild: Any
     known_types: tuple[str, ...] | None
     attempts: int
     backoff: float

@@ -133,12 +133,16 @@ class Ec2Lookups(Lookups):
         raise ResolutionError(f"capacity block offering {offering_id!r} not found")
 
     def _reservation(self, item: LaunchItem, reservation_id: str) -> LaunchItem:
+        """A capacity reservation's type at the larger of its total count and the item's (a resize asks
+        for the new count; the reservation may not show it yet)."""
         resp = self.ec2.describe_capacity_reservations(CapacityReservationIds=[reservation_id])
         for cr in resp.get("CapacityReservations") or []:
             if cr.get("InstanceType"):
-                return resolved(
-                    item, str(cr["InstanceType"]), int(cr.get("TotalInstanceCount") or item.count)
-                )
+                total = cr.get("TotalInstanceCount")
+                n = item.count
+                if isinstance(total, int) and not isinstance(total, bool):
+                    n = max(total, n)
+                return resolved(item, str(cr["InstanceType"]), n)
         raise ResolutionError(f"capacity reservation {reservation_id!r} not found")
 
 

@@ -11,6 +11,7 @@ from enforcer.model import LaunchItem, LaunchRequest
 from enforcer.resolve.autoscaling import AutoScalingLookups
 from enforcer.resolve.common import MAX_DEPTH, MAX_ITEMS, ResolutionError
 from enforcer.resolve.ec2 import CAPACITY_BLOCK_HOURS, Ec2Lookups
+from enforcer.resolve.fleets import FleetLookups
 from enforcer.resolve.sagemaker import SageMakerLookups
 
 #: Reference kinds whose items run side by side and add up: an endpoint's production and shadow
@@ -27,7 +28,7 @@ ADDITIVE_KINDS = frozenset(
 )
 
 
-class AwsResolver(Ec2Lookups, AutoScalingLookups, SageMakerLookups):
+class AwsResolver(Ec2Lookups, AutoScalingLookups, SageMakerLookups, FleetLookups):
     """``pipeline.Resolver`` backed by EC2 and Auto Scaling clients of one account and region.
 
     Parameters
@@ -42,6 +43,10 @@ class AwsResolver(Ec2Lookups, AutoScalingLookups, SageMakerLookups):
         Optional boto3 SageMaker client (DescribeEndpointConfig for ``UpdateEndpoint`` and
         ``CreateEndpoint``, DescribeTrainingPlan for ``CreateTrainingPlan`` ...); without it SageMaker
         references stay unresolved.
+    deadline, appstream, codebuild
+        Optional boto3 clients (Deadline ``GetFleet``, AppStream ``DescribeFleets``, CodeBuild
+        ``BatchGetFleets``) for fleets scaled by count alone (``UpdateFleet``); without one, that
+        service's fleet references stay unresolved.
     known_types
         Instance types used to expand wildcards in ``AllowedInstanceTypes`` (e.g.
         ``ChipCatalog().known_types()``); without it wildcards stay unresolved.
@@ -66,10 +71,14 @@ class AwsResolver(Ec2Lookups, AutoScalingLookups, SageMakerLookups):
         sleep: Callable[[float], None] = time.sleep,
         capacity_block_hours: Sequence[int] = CAPACITY_BLOCK_HOURS,
         sagemaker: Any = None,
+        deadline: Any = None,
+        appstream: Any = None,
+        codebuild: Any = None,
     ) -> None:
         self.ec2 = ec2
         self.autoscaling = autoscaling
         self.sagemaker = sagemaker
+        self.deadline, self.appstream, self.codebuild = deadline, appstream, codebuild
         self.known_types = tuple(known_types) if known_types is not None else None
         self.attempts = max(1, attempts)
         self.backoff = backoff
@@ -172,6 +181,12 @@ class AwsResolver(Ec2Lookups, AutoScalingLookups, SageMakerLookups):
             return self._training_plan(item, ref)
         if kind == "sagemaker_training_plan_extension":
             return self._training_plan_extension(item, ref)
+        if kind == "deadline_fleet":
+            return self._deadline_fleet(item, ref)
+        if kind == "appstream_fleet":
+            return self._appstream_fleet(item, ref)
+        if kind == "codebuild_fleet":
+            return self._codebuild_fleet(item, ref)
         return None  # instance_family and kinds the pipeline classifies itself
 
 

@@ -329,6 +329,9 @@ def make_resolver(clients: ClientFactory, catalog: ChipCatalog) -> RoutedResolve
             clients.client("autoscaling", account_id, region),
             known_types=known,
             sagemaker=clients.client("sagemaker", account_id, region),
+            deadline=clients.client("deadline", account_id, region),
+            appstream=clients.client("appstream", account_id, region),
+            codebuild=clients.client("codebuild", account_id, region),
         )
 
     return RoutedResolver(factory)
