@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -38,6 +39,27 @@ BITS = {"fp4": 4, "fp8": 8, "int8": 8, "fp16": 16, "fp32": 32}
 CLASS_RANK = {"3A090.a": 5, "3A090.b": 4, "indeterminate": 3, "unknown": 2, "none": 0}
 #: AWS Batch instance "families" that only ever select CPU types (C, M, R and their Graviton peers).
 CPU_ONLY_FAMILIES = frozenset({"optimal", "default_x86_64", "default_arm64"})
+#: An EC2 instance type's spelling (``g5.xlarge``, ``p4de.24xlarge``).
+EC2_TYPE = re.compile(r"[a-z][a-z0-9-]*\d[a-z0-9-]*\.[a-z0-9]+")
+#: AppStream 2.0 instance families without GPUs (``stream.standard.medium``, ``stream.memory.z1d.large``).
+STREAM_CPU_FAMILIES = frozenset({"standard", "compute", "memory"})
+
+
+def appstream_type(name: str) -> str | None:
+    """The EC2 type behind an AppStream 2.0 type: ``stream.graphics.g5.xlarge`` -> ``g5.xlarge``,
+    ``stream.graphics-pro.4xlarge`` -> ``g3.4xlarge``; None for the families without GPUs
+    (:data:`STREAM_CPU_FAMILIES`); any other name as given, lower-cased (classified ``unknown``)."""
+    t = name.lower().removeprefix("stream.")
+    family, _, rest = t.partition(".")
+    if family in STREAM_CPU_FAMILIES and rest:
+        return None
+    if family == "graphics" and EC2_TYPE.fullmatch(rest):
+        return rest
+    if family == "graphics-pro" and rest:
+        return f"g3.{rest}"  # NVIDIA Tesla M60
+    return name.lower()  # graphics-design, graphics-desktop and new names: classified as unknown
+
+
 logger = logging.getLogger("enforcer.chips")
 #: Called as ``alert(instance_type, field, name)`` for an accelerator AWS reports that the catalogue lacks.
 UnknownAlert = Callable[[str, str, str], None]
@@ -167,6 +189,13 @@ class ChipCatalog:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
+        if key.startswith("stream."):  # AppStream 2.0: the EC2 type behind it, or a family without GPUs
+            ec2_type = appstream_type(key)
+            if ec2_type is None:
+                return Classification(key, [], "none", 0.0, "AppStream family without GPUs")
+            if ec2_type != key:
+                c = self.classify(ec2_type)
+                return Classification(key, c.accelerators, c.chip_class, c.total_tpp, c.source)
         devices, source = self._devices(key)
         result = self._build(key, devices, source)
         if source != "none":  # "unknown" may be a passing describe failure: ask again next time

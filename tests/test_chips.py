@@ -151,3 +151,30 @@ def test_a_failed_describe_is_not_cached_as_unknown() -> None:
     cat = ChipCatalog(Flaky())
     assert cat.classify("p7.new").chip_class == "unknown"
     assert cat.classify("p7.new").chip_class == "3A090.a"
+
+
+@pytest.mark.parametrize(
+    ("stream", "ec2", "cls"),
+    [
+        ("stream.standard.medium", None, "none"),
+        ("stream.compute.large", None, "none"),
+        ("stream.memory.z1d.large", None, "none"),
+        ("stream.graphics.g4dn.xlarge", "g4dn.xlarge", None),
+        ("stream.graphics.g6e.2xlarge", "g6e.2xlarge", None),
+        ("stream.graphics-pro.4xlarge", "g3.4xlarge", None),
+        ("stream.graphics-design.large", None, "unknown"),  # AMD FirePro: not in the catalogue
+        ("stream.accelerated.xlarge", None, "unknown"),  # a family AppStream might add: never "none"
+    ],
+)
+def test_appstream_types_classify_as_the_ec2_type_behind_them(
+    catalog: ChipCatalog, stream: str, ec2: str | None, cls: str | None
+) -> None:
+    """AppStream 2.0 names its types ``stream.<family>.<size>``: a CloudTrail ``CreateFleet`` or
+    ``UpdateFleet`` carries them as written (they were all ``unknown``: every fleet failed closed)."""
+    got = catalog.classify(stream)
+    assert got.instance_type == stream
+    want = catalog.classify(ec2).chip_class if ec2 else cls
+    assert got.chip_class == want
+    if ec2 is not None:
+        assert got.total_tpp == catalog.classify(ec2).total_tpp
+    assert catalog.classify("stream.graphics.g6e.2xlarge").chip_class == "3A090.a"

@@ -5,13 +5,12 @@ kept as the service spells it, which the catalogue classifies ``unknown`` (treat
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from enforcer.chips import EC2_TYPE as _EC2_TYPE
+from enforcer.chips import appstream_type
 from enforcer.managed.registry import Family, ManagedResource, register
-
-_EC2_TYPE = re.compile(r"[a-z][a-z0-9-]*\d[a-z0-9-]*\.[a-z0-9]+")
 
 
 def _pages(client: Any, op: str, key: str, limit: int, **kwargs: Any) -> Iterator[Mapping[str, Any]]:
@@ -29,20 +28,6 @@ def _pages(client: Any, op: str, key: str, limit: int, **kwargs: Any) -> Iterato
 
 
 # -- AppStream 2.0 ---------------------------------------------------------------------------------------
-def appstream_type(name: str) -> str | None:
-    """``stream.graphics.g5.xlarge`` -> ``g5.xlarge``; ``stream.graphics-pro.4xlarge`` -> ``g3.4xlarge``;
-    None for instance families without GPUs (``stream.standard.*``, ``stream.compute.*``)."""
-    t = name.lower().removeprefix("stream.")
-    family, _, rest = t.partition(".")
-    if not family.startswith("graphics"):
-        return None
-    if family == "graphics" and _EC2_TYPE.fullmatch(rest):
-        return rest
-    if family == "graphics-pro" and rest:
-        return f"g3.{rest}"  # NVIDIA Tesla M60
-    return name.lower()  # graphics-design, graphics-desktop and new names: classified as unknown
-
-
 def _sweep_appstream(client: Any, limit: int) -> Iterator[ManagedResource]:
     for f in _pages(client, "describe_fleets", "Fleets", limit):
         if f.get("State") not in ("RUNNING", "STARTING"):
