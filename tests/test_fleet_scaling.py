@@ -179,12 +179,14 @@ def test_an_update_naming_its_type_is_still_read_by_the_table() -> None:
         ("g6e.xlarge", 30, None),
         ("g6e.2xlarge", 30, None),
     ]
+    # ... at the count the update asks for (ComputeCapacity, baseCapacity: count members of the table's walk)
     rec = appstream_scale()
     rec["requestParameters"]["instanceType"] = "stream.graphics.g5.xlarge"
-    assert [i.instance_type for i in normalise(rec).items] == ["stream.graphics.g5.xlarge"]  # type: ignore[union-attr]
+    got = [(i.instance_type, i.count) for i in normalise(rec).items]  # type: ignore[union-attr]
+    assert got == [("stream.graphics.g5.xlarge", 500)]
     rec = codebuild_scale()
     rec["requestParameters"]["computeConfiguration"] = {"instanceType": "g6e.2xlarge"}
-    assert [i.instance_type for i in normalise(rec).items] == ["g6e.2xlarge"]  # type: ignore[union-attr]
+    assert [(i.instance_type, i.count) for i in normalise(rec).items] == [("g6e.2xlarge", 100)]  # type: ignore[union-attr]
 
 
 # -- resolution and decision ----------------------------------------------------------------------------------

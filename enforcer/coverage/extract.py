@@ -52,6 +52,9 @@ COUNT_KEYS = frozenset(
         "maxcapacity",
         "maxworkercount",
         "numberofinstances",
+        "desiredinstances",  # AppStream ComputeCapacity
+        "desiredsessions",  # AppStream multi-session fleets: at most one instance a session
+        "basecapacity",  # CodeBuild reserved-capacity fleets
     }
 )
 #: Child objects of an ancestor where its counts live (``scalingConfig``, ``targetCapacitySpecification``).
