@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from enforcer.policy import wasm as wasm_mod
+from enforcer.policy import wasm_call
 from enforcer.policy.embedded import EmbeddedEngine
 from enforcer.policy.factory import make_engine
 from enforcer.policy.loader import PolicyBundle, load_bundle
@@ -66,15 +67,24 @@ def test_every_golden_input_is_decided_as_recorded(golden: list[dict[str, Any]],
 
 
 def test_the_fast_and_the_public_call_paths_decide_alike(
-    bundle: PolicyBundle, compiled: CompiledPolicy, golden: list[dict[str, Any]]
+    bundle: PolicyBundle,
+    compiled: CompiledPolicy,
+    golden: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Three ways into the module: untyped C handles (the default), wasmtime-py's typed C functions (where
+    the library hides its handle), and its public calls: the same answers."""
     assert fast_path_available(), "the pinned wasmtime lost wasmtime_func_call_unchecked"
     assert raw_c("wasmtime_func_call_unchecked") is not None, "no raw handle: the slower typed call runs"
     fast = WasmEngine(bundle, compiled)
     public = WasmEngine(bundle, compiled, fast_calls=False)
+    monkeypatch.setattr(wasm_call, "raw_c", lambda *a, **k: None)
+    typed = WasmEngine(bundle, compiled)
     plain = [r["input"] for r in golden if r["case"] == "plain" and "error" not in r["decision"]][:150]
-    assert [fast.evaluate(d) for d in plain] == [public.evaluate(d) for d in plain]
-    assert fast.fallbacks == public.fallbacks == 0
+    want = [public.evaluate(d) for d in plain]
+    assert [fast.evaluate(d) for d in plain] == want
+    assert [typed.evaluate(d) for d in plain] == want
+    assert fast.fallbacks == public.fallbacks == typed.fallbacks == 0
 
 
 def _one_input(golden: list[dict[str, Any]], effect: str) -> dict[str, Any]:

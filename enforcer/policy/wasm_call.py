@@ -100,30 +100,17 @@ def _unchecked(store: wasmtime.Store, func: wasmtime.Func, nparams: int) -> I32C
     ref = [ctypes.byref(cell[0])]
     raw = raw_c("wasmtime_func_call_unchecked")
     if raw is not None:  # every argument built here, once: no per-call conversion, the error as an int
-        n = ctypes.c_size_t(size)
+        call, count = raw, ctypes.c_size_t(size)  # type: Any, Any
+    else:  # the typed C function where the bindings name it, not its Python wrapper (one frame less)
+        from wasmtime import _bindings
 
-        def raw_call(*args: int) -> int:
-            for i, a in enumerate(args):
-                lanes[stride * i] = a
-            err = raw(ctx, fptr, buf, n, ref[0])
-            trap = cell[0]
-            if err or trap:
-                cell[0] = trap_type()  # a fresh NULL for the next call; this one is deleted below
-                ref[0] = ctypes.byref(cell[0])
-                _discard(ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)) if err else None, trap)
-                raise WasmCallError("wasm call trapped")
-            return int(lanes[0])
-
-        return raw_call
-    from wasmtime import _bindings
-
-    # the C function itself where the bindings name it, not its Python wrapper (one frame less a call)
-    call = getattr(_bindings, "_wasmtime_func_call_unchecked", ffi.wasmtime_func_call_unchecked)
+        call = getattr(_bindings, "_wasmtime_func_call_unchecked", ffi.wasmtime_func_call_unchecked)
+        count = size
 
     def fast_call(*args: int) -> int:
         for i, a in enumerate(args):
             lanes[stride * i] = a
-        err = call(ctx, fptr, buf, size, ref[0])
+        err = call(ctx, fptr, buf, count, ref[0])
         trap = cell[0]
         if err or trap:
             cell[0] = trap_type()  # a fresh NULL for the next call; this one is deleted below
@@ -140,6 +127,8 @@ def _discard(err: Any, trap: Any) -> None:
     if trap:
         ffi.wasm_trap_delete(trap)
     if err and hasattr(ffi, "wasmtime_error_delete"):
+        if isinstance(err, int):  # the untyped handle's error address
+            err = ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t))
         ffi.wasmtime_error_delete(err)
     # a host function that raised left its exception for wasmtime-py to re-raise on the next public call
     from wasmtime import _func
