@@ -26,28 +26,13 @@ from enforcer.intake import normalise
 from enforcer.model import Ignored, LaunchRequest
 from enforcer.pipeline import Enforcer
 from enforcer.resolve import AwsResolver
+from tests.test_coverage_updates import CN, record
 
 ROOT = Path(__file__).resolve().parents[1]
-CN = "123456789012"
 NOW = 1_796_083_200.0
 FARM, FLEET = "farm-0123456789abcdef0123456789abcdef", "fleet-0123456789abcdef0123456789abcdef"
 CB_ARN = "arn:aws:codebuild:us-east-1:123456789012:fleet/gpu:1"
 WHEN = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
-
-
-def record(source: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "eventVersion": "1.08",
-        "userIdentity": {"type": "IAMUser", "accountId": CN, "arn": f"arn:aws:iam::{CN}:user/alice"},
-        "eventTime": "2026-12-01T00:00:00Z",
-        "eventSource": source,
-        "eventName": name,
-        "awsRegion": "us-east-1",
-        "requestParameters": params,
-        "responseElements": None,
-        "eventID": f"e-{name}",
-        "recipientAccountId": CN,
-    }
 
 
 def deadline_scale(n: int = 1000) -> dict[str, Any]:
