@@ -116,21 +116,33 @@ class _Found:
 #: Attribute-based selection objects (``instanceRequirements``, Deadline's ``instanceCapabilities``).
 _REQUIREMENTS = re.compile(r"(?i)^instance(requirements|capabilities)$")
 #: Members of a requirements object that name its types (EC2/ECS/Lambda/Batch ``allowedInstanceTypes``,
-#: SageMaker HyperPod's ``InstanceTypes``): read as types, not as a selection by attributes.
-_ALLOWED = re.compile(r"(?i)^(allowed|desired|current)?instancetypes?$")
+#: SageMaker HyperPod's ``InstanceTypes``), normalised (``_norm``): read as types, not as a selection.
+_ALLOWED = re.compile(r"^(allowed|desired|current)?instancetype$")
 
 
-def _selection(req: Mapping[str, Any], capabilities: bool) -> bool | None:
+def _names_types(req: Mapping[str, Any], names: frozenset[str]) -> bool:
+    """Whether ``req`` names a type the walk reads: a member of ``names`` spelled like ``_ALLOWED``
+    holding at least one non-empty string (``[]``, ``{"items": []}``, ``[""]``, ``[null]`` name none)."""
+    return any(
+        isinstance(k, str)
+        and (n := _key(k)[1]) in names
+        and _ALLOWED.match(n) is not None
+        and any(isinstance(t, str) and t for t, _ in _type_values(v))
+        for k, v in req.items()
+    )
+
+
+def _selection(req: Mapping[str, Any], capabilities: bool, names: frozenset[str]) -> bool | None:
     """Whether a requirements object may select accelerators without naming the allowed types.
 
-    None when it cannot: it names its types (``_ALLOWED``: read as types), excludes accelerators
+    None when it cannot: it names its types (``_names_types``: read as types), excludes accelerators
     (``acceleratorCount.max = 0``), or is Deadline's ``instanceCapabilities`` (``capabilities``) with no
     accelerator member (Deadline selects none unless asked). Otherwise whether it asks for them by an
     accelerator member (count, names, types, manufacturers, ``acceleratorCapabilities``): False for an
     EC2-style ``instanceRequirements`` of vCPU and memory only, which AWS's defaults let pick any
     accelerated type (EC2's own shapes read it so: ``fields.requirements_ref``).
     """
-    if any(isinstance(k, str) and _ALLOWED.match(k) and v for k, v in req.items()):
+    if _names_types(req, names):
         return None
     asks = False
     for k, v in req.items():
@@ -276,7 +288,7 @@ def find_types(
             if (
                 low in _REQ_KEYS
                 and isinstance(value, dict)
-                and _selection(value, low != _REQUIREMENTS_KEY) is not None
+                and _selection(value, low != _REQUIREMENTS_KEY, names) is not None
             ):
                 found.append(_Found(value, kpath, here, group))  # attribute-based selection: GPUs possible
             sub_group = group or kpath if k in _ALTERNATIVES else group
@@ -334,7 +346,7 @@ def extract(
             continue
         if isinstance(f.value, dict):  # accelerators chosen by attributes: may be controlled
             n = min(math.ceil(_count(f.chain[1])), MAX_INSTANCES)
-            asks = _selection(f.value, not f.path.lower().endswith(_REQUIREMENTS_KEY))
+            asks = _selection(f.value, not f.path.lower().endswith(_REQUIREMENTS_KEY), names)
             ref = {
                 "kind": "instance_requirements",
                 "accelerators": True,

@@ -1,0 +1,166 @@
+"""Red team round 24b: today's coverage changes attacked from the outside (3876fd2 attribute-based selection
+in every call, 7b74c21 count-only fleet scale-ups, 6b75deb AppStream ``stream.*`` types, ef6de9f AppStream
+and CodeBuild count members).
+
+Each finding is a test: fixed ones pass, open ones are strict xfails naming the finding. Inputs follow the
+botocore service models in the venv (member names, shapes) and the spellings CloudTrail uses.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from enforcer.intake import normalise
+from enforcer.model import Ignored, LaunchRequest
+
+ROOT = Path(__file__).resolve().parents[1]
+CN = "123456789012"
+
+#: vCPU and memory only: attribute-based selection that AWS's defaults let pick an accelerated type.
+_IR: dict[str, Any] = {"vCpuCount": {"min": 4, "max": 16}, "memoryMiB": {"min": 8192}}
+
+
+def _record(source: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    rec = json.loads((ROOT / "tests" / "events" / "cloudtrail_record_runinstances.json").read_text())
+    rec.update(eventSource=source, eventName=name, requestParameters=params)
+    rec.pop("responseElements", None)
+    return rec
+
+
+def _capacity_provider(service: str, reqs: dict[str, Any]) -> dict[str, Any]:
+    """``CreateCapacityProvider`` of ECS, Lambda or Bedrock AgentCore with ``reqs`` as its requirements."""
+    if service == "ecs":
+        params: dict[str, Any] = {
+            "name": "cp",
+            "managedInstancesProvider": {
+                "infrastructureRoleArn": f"arn:aws:iam::{CN}:role/ecs",
+                "instanceLaunchTemplate": {
+                    "ec2InstanceProfileArn": f"arn:aws:iam::{CN}:instance-profile/ecs",
+                    "networkConfiguration": {"subnets": ["subnet-1"]},
+                    "instanceRequirements": reqs,
+                },
+            },
+        }
+        return _record("ecs.amazonaws.com", "CreateCapacityProvider", params)
+    if service == "lambda":
+        params = {
+            "CapacityProviderName": "cp",
+            "VpcConfig": {"SubnetIds": ["subnet-1"], "SecurityGroupIds": ["sg-1"]},
+            "InstanceRequirements": reqs,
+        }
+        return _record("lambda.amazonaws.com", "CreateCapacityProvider", params)
+    params = {
+        "name": "cp",
+        "computeConfiguration": {
+            "ec2Configuration": {"launchTemplateSource": {"launchParameters": {"instanceRequirements": reqs}}}
+        },
+    }
+    return _record("bedrock-agentcore.amazonaws.com", "CreateCapacityProvider", params)
+
+
+_SERVICES = ("ecs", "lambda", "bedrock-agentcore")
+
+
+def _allowed(service: str) -> str:
+    return "AllowedInstanceTypes" if service == "lambda" else "allowedInstanceTypes"
+
+
+# -- finding 1: an allowed-types member that names no type the walk reads hid the selection ----------------
+@pytest.mark.parametrize("service", _SERVICES)
+@pytest.mark.parametrize(
+    "value",
+    [{"items": []}, [""], [None], [{}], [[]], {"item": []}],
+    ids=["wrapped-empty", "blank", "null", "empty-object", "empty-list", "item-empty"],
+)
+def test_an_allowed_list_naming_no_type_is_still_a_selection(service: str, value: Any) -> None:
+    """Finding 1 (high, fixed): ``_selection`` took any truthy allowed-types member as "names its types",
+    so ``{"items": []}``, ``[""]``, ``[null]`` beside vCPU/memory dropped the selection and the walk found
+    no type: the call was Ignored. Now only a member the walk reads holding a non-empty string names types;
+    otherwise it is an unresolved ``instance_requirements`` reference (fails closed)."""
+    got = normalise(_capacity_provider(service, {_allowed(service): value, **_IR}))
+    assert isinstance(got, LaunchRequest), got
+    assert [(i.instance_type, (i.ref or {}).get("kind")) for i in got.items] == [
+        (None, "instance_requirements")
+    ]
+    assert got.items[0].ref is not None and got.items[0].ref["accelerators"] is True
+
+
+@pytest.mark.parametrize("service", _SERVICES)
+@pytest.mark.parametrize(
+    "member",
+    [
+        {"InstanceTypes": ["m5.large"]},
+        {"desiredInstanceTypes": ["m5.large"]},
+        {"currentInstanceTypes": ["m5.large"]},
+        {"instanceType": "t3.micro"},
+    ],
+    ids=["InstanceTypes", "desired", "current", "instanceType"],
+)
+def test_a_member_the_service_does_not_have_does_not_hide_the_selection(
+    service: str, member: dict[str, Any]
+) -> None:
+    """Finding 1 (fixed): ``_ALLOWED`` matched SageMaker's ``InstanceTypes``/``Desired``/``Current`` and a bare
+    ``instanceType`` in any service's requirements, so adding one the service's model lacks (ECS, Lambda and
+    AgentCore only read ``allowedInstanceTypes``) made the selection vanish: Ignored, or read as the benign
+    type alone. The selection now stays beside whatever the walk reads."""
+    got = normalise(_capacity_provider(service, {**_IR, **member}))
+    assert isinstance(got, LaunchRequest), got
+    kinds = [(i.ref or {}).get("kind") for i in got.items if i.instance_type is None]
+    assert kinds == ["instance_requirements"]
+
+
+@pytest.mark.parametrize("service", _SERVICES)
+def test_a_selection_naming_a_real_type_is_still_read_as_that_type(service: str) -> None:
+    """What held: a non-empty allowed list is read as its types with no reference beside it."""
+    got = normalise(_capacity_provider(service, {_allowed(service): ["m5.large", "p5.48xlarge"], **_IR}))
+    assert isinstance(got, LaunchRequest), got
+    assert [(i.instance_type, i.ref) for i in got.items] == [("m5.large", None), ("p5.48xlarge", None)]
+
+
+def test_sagemaker_hyperpod_instance_types_still_name_the_types() -> None:
+    group = {
+        "InstanceGroupName": "g",
+        "InstanceCount": 4,
+        "InstanceRequirements": {"InstanceTypes": ["ml.p5.48xlarge"]},
+        "ExecutionRole": f"arn:aws:iam::{CN}:role/x",
+        "LifeCycleConfig": {"SourceS3Uri": "s3://b/p", "OnCreate": "x.sh"},
+    }
+    params = {"ClusterName": "c", "InstanceGroups": [group]}
+    got = normalise(_record("sagemaker.amazonaws.com", "CreateCluster", params))
+    assert isinstance(got, LaunchRequest), got
+    assert [(i.instance_type, i.count, i.ref) for i in got.items] == [("p5.48xlarge", 4, None)]
+    empty = copy.deepcopy(params)
+    empty["InstanceGroups"][0]["InstanceRequirements"] = {"InstanceTypes": []}
+    got = normalise(_record("sagemaker.amazonaws.com", "CreateCluster", empty))
+    assert isinstance(got, LaunchRequest) and got.items[0].ref is not None, got
+
+
+@pytest.mark.parametrize(
+    "excluding",
+    [
+        {"acceleratorCount": {"max": 0}},
+        {"acceleratorCount": {"Max": 0}},
+        {"AcceleratorCount": {"max": "0"}},
+        {"acceleratorCount": {"min": 0, "max": 0.0}},
+        {"acceleratorCount": {"max": 0}, "acceleratorNames": ["h100"]},
+    ],
+)
+def test_held_a_selection_excluding_accelerators_is_not_denied(excluding: dict[str, Any]) -> None:
+    """What held (no needless deny): ``acceleratorCount.max`` 0, in any spelling, excludes accelerators even
+    beside accelerator names (AWS selects no accelerated type)."""
+    assert isinstance(normalise(_capacity_provider("ecs", {**_IR, **excluding})), Ignored)
+
+
+@pytest.mark.parametrize(
+    "asking",
+    [{"acceleratorCount": {"max": None}}, {"acceleratorCount": {"max": -1}}, {"acceleratorTypes": ["gpu"]}],
+)
+def test_held_a_malformed_or_explicit_accelerator_member_asks(asking: dict[str, Any]) -> None:
+    got = normalise(_capacity_provider("ecs", {**_IR, **asking}))
+    assert isinstance(got, LaunchRequest) and got.items[0].ref is not None, got
+    assert got.items[0].ref["accelerators_requested"] is True
