@@ -164,3 +164,84 @@ def test_held_a_malformed_or_explicit_accelerator_member_asks(asking: dict[str, 
     got = normalise(_capacity_provider("ecs", {**_IR, **asking}))
     assert isinstance(got, LaunchRequest) and got.items[0].ref is not None, got
     assert got.items[0].ref["accelerators_requested"] is True
+
+
+# -- finding 2: type patterns in a requirements object's allowed types were a malformed launch (denied) -----
+NOW = 1_796_083_200.0
+
+
+@pytest.fixture
+def decide(engine: Any, catalog: Any) -> Any:
+    from enforcer.accounts import AccountOrigin, StaticAccountDirectory
+    from enforcer.pipeline import Enforcer
+    from enforcer.resolve import AwsResolver
+
+    origin = AccountOrigin(CN, "CN", "CN", "CN", "verified", None)
+    resolver = AwsResolver(None, known_types=catalog.known_types(), attempts=1)
+    enforcer = Enforcer(
+        catalog=catalog, accounts=StaticAccountDirectory([origin]), engine=engine, resolver=resolver
+    )
+
+    def run(rec: dict[str, Any]) -> Any:
+        req = normalise(rec)
+        assert isinstance(req, LaunchRequest), req
+        return enforcer.decide(req, now=NOW)
+
+    return run
+
+
+@pytest.mark.parametrize("service", _SERVICES)
+def test_cpu_type_patterns_are_expanded_and_allowed(service: str, decide: Any) -> None:
+    """Finding 2 (medium, false positive, fixed; older than 3876fd2): ``allowedInstanceTypes: ["m5.*",
+    "c6i.*"]`` (AWS's documented wildcards) reached ``fields.instance_type`` in the table's walk and raised:
+    the guard denied a CPU-only capacity provider as malformed (EC2's own CreateLaunchTemplate too). Now the
+    patterns ride on the ``instance_requirements`` reference and the resolver expands them over the known
+    types, as it does EC2's."""
+    got = normalise(_capacity_provider(service, {_allowed(service): ["m5.*", "c6i.*"], **_IR}))
+    assert isinstance(got, LaunchRequest), got
+    assert [i.ref for i in got.items] == [
+        {
+            "kind": "instance_requirements",
+            "accelerators": True,
+            "accelerators_requested": False,
+            "allowed_instance_types": ["m5.*", "c6i.*"],
+        }
+    ]
+    d = decide(_capacity_provider(service, {_allowed(service): ["m5.*", "c6i.*"], **_IR}))
+    assert d.effect == "allow", d.reason_codes
+    assert {i.instance_type.split(".")[0] for i in d.request.items} == {"m5", "c6i"}
+
+
+@pytest.mark.parametrize("pattern", ["p*", "*", "g6e.*", "p5*", "*.48xlarge"])
+def test_gpu_type_patterns_are_denied(pattern: str, decide: Any) -> None:
+    d = decide(_capacity_provider("ecs", {"allowedInstanceTypes": ["m5.large", pattern], **_IR}))
+    assert d.effect == "deny", d.reason_codes
+
+
+def test_excluded_patterns_narrow_the_expansion(decide: Any) -> None:
+    reqs = {"allowedInstanceTypes": ["g6e.*", "m5.*"], "excludedInstanceTypes": ["g6e.*"], **_IR}
+    d = decide(_capacity_provider("ecs", reqs))
+    assert d.effect == "allow", d.reason_codes
+    assert {i.instance_type.split(".")[0] for i in d.request.items} == {"m5"}
+
+
+def test_a_pattern_matching_no_known_type_fails_closed(decide: Any) -> None:
+    d = decide(_capacity_provider("ecs", {"allowedInstanceTypes": ["zz9*.*"], **_IR}))
+    assert d.effect == "deny", d.reason_codes
+
+
+def test_patterns_beside_excluded_accelerators_are_not_a_launch_of_one() -> None:
+    reqs = {"allowedInstanceTypes": ["p*"], "acceleratorCount": {"max": 0}, **_IR}
+    assert isinstance(normalise(_capacity_provider("ecs", reqs)), Ignored)
+
+
+def test_ec2_launch_template_patterns_are_not_malformed() -> None:
+    lt = {
+        "LaunchTemplateName": "t",
+        "LaunchTemplateData": {
+            "InstanceRequirements": {"VCpuCount": {"Min": 4}, "AllowedInstanceTypes": ["m5.*"]}
+        },
+    }
+    got = normalise(_record("ec2.amazonaws.com", "CreateLaunchTemplate", {"CreateLaunchTemplateRequest": lt}))
+    assert isinstance(got, LaunchRequest), got
+    assert [(i.ref or {}).get("allowed_instance_types") for i in got.items] == [["m5.*"]]

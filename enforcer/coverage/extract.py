@@ -118,31 +118,44 @@ _REQUIREMENTS = re.compile(r"(?i)^instance(requirements|capabilities)$")
 #: Members of a requirements object that name its types (EC2/ECS/Lambda/Batch ``allowedInstanceTypes``,
 #: SageMaker HyperPod's ``InstanceTypes``), normalised (``_norm``): read as types, not as a selection.
 _ALLOWED = re.compile(r"^(allowed|desired|current)?instancetype$")
+_EXCLUDED = re.compile(r"^excludedinstancetype$")
+#: The path of a value listed by a requirements object's allowed-types member.
+_ALLOWED_IN_REQUIREMENTS = re.compile(
+    r"(?i)\.instance(requirements|capabilities)\.((allowed|desired|current)?instancetypes?(set)?)(\[\d+\])?$"
+)
 
 
-def _names_types(req: Mapping[str, Any], names: frozenset[str]) -> bool:
-    """Whether ``req`` names a type the walk reads: a member of ``names`` spelled like ``_ALLOWED``
-    holding at least one non-empty string (``[]``, ``{"items": []}``, ``[""]``, ``[null]`` name none)."""
-    return any(
-        isinstance(k, str)
-        and (n := _key(k)[1]) in names
-        and _ALLOWED.match(n) is not None
-        and any(isinstance(t, str) and t for t, _ in _type_values(v))
+#: Characters of a type pattern (``m5.*``, ``p*``): AWS expands them, the resolver too (``known_types``).
+_WILDCARD = re.compile(r"[*?\[]")
+
+
+def _listed(req: Mapping[str, Any], pattern: re.Pattern[str], names: frozenset[str]) -> list[str]:
+    """Non-empty strings of ``req``'s members in ``names`` whose normalised name matches ``pattern``
+    (``[]``, ``{"items": []}``, ``[""]``, ``[null]`` hold none)."""
+    return [
+        t
         for k, v in req.items()
-    )
+        if isinstance(k, str) and (n := _key(k)[1]) in names and pattern.match(n) is not None
+        for t, _ in _type_values(v)
+        if isinstance(t, str) and t
+    ]
 
 
 def _selection(req: Mapping[str, Any], capabilities: bool, names: frozenset[str]) -> bool | None:
     """Whether a requirements object may select accelerators without naming the allowed types.
 
-    None when it cannot: it names its types (``_names_types``: read as types), excludes accelerators
-    (``acceleratorCount.max = 0``), or is Deadline's ``instanceCapabilities`` (``capabilities``) with no
-    accelerator member (Deadline selects none unless asked). Otherwise whether it asks for them by an
-    accelerator member (count, names, types, manufacturers, ``acceleratorCapabilities``): False for an
-    EC2-style ``instanceRequirements`` of vCPU and memory only, which AWS's defaults let pick any
-    accelerated type (EC2's own shapes read it so: ``fields.requirements_ref``).
+    None when it cannot: it names its types (a member of ``names`` like ``_ALLOWED`` holding a type the
+    walk reads), excludes accelerators (``acceleratorCount.max = 0``), or is Deadline's
+    ``instanceCapabilities`` (``capabilities``) with no accelerator member and no type pattern (Deadline
+    selects none unless asked). Otherwise whether it asks for them by an accelerator member (count, names,
+    types, manufacturers, ``acceleratorCapabilities``): False for an EC2-style ``instanceRequirements`` of
+    vCPU and memory only, which AWS's defaults let pick any accelerated type (EC2's own shapes read it so:
+    ``fields.requirements_ref``), or one whose allowed types are patterns (``m5.*``: the resolver expands
+    them as it does EC2's).
     """
-    if _names_types(req, names):
+    allowed = _listed(req, _ALLOWED, names)
+    patterns = any(_WILDCARD.search(t) for t in allowed)
+    if allowed and not patterns:
         return None
     asks = False
     for k, v in req.items():
@@ -155,7 +168,7 @@ def _selection(req: Mapping[str, Any], capabilities: bool, names: frozenset[str]
         ):
             return None
         asks = True
-    return None if capabilities and not asks else asks
+    return None if capabilities and not asks and not patterns else asks
 
 
 def _number(value: Any) -> float | None:
@@ -347,15 +360,23 @@ def extract(
         if isinstance(f.value, dict):  # accelerators chosen by attributes: may be controlled
             n = min(math.ceil(_count(f.chain[1])), MAX_INSTANCES)
             asks = _selection(f.value, not f.path.lower().endswith(_REQUIREMENTS_KEY), names)
-            ref = {
+            ref: dict[str, Any] = {
                 "kind": "instance_requirements",
                 "accelerators": True,
                 "accelerators_requested": bool(asks),
             }
+            allowed = _listed(f.value, _ALLOWED, names)
+            if allowed:  # patterns: expanded by the resolver, less the excluded ones
+                ref["allowed_instance_types"] = allowed
+                excluded = _listed(f.value, _EXCLUDED, names | skip)
+                if excluded:
+                    ref["excluded_instance_types"] = excluded
             out.items.append(LaunchItem(instance_type=None, count=n, ref=ref, path=f.path, group=f.group))
             continue
         if not isinstance(f.value, str):
             raise InputError(f"{f.path}: expected an instance type string, got {kind(f.value)}")
+        if _WILDCARD.search(f.value) and _ALLOWED_IN_REQUIREMENTS.search(f.path):
+            continue  # a type pattern: read with its requirements object (a selection, or none allowed)
         t = instance_type(f.value, f.path)
         smallest = weights.get(f.group) if f.group is not None else None
         if not smallest and t.removeprefix("ml.") in known:
