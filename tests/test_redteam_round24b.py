@@ -245,3 +245,123 @@ def test_ec2_launch_template_patterns_are_not_malformed() -> None:
     got = normalise(_record("ec2.amazonaws.com", "CreateLaunchTemplate", {"CreateLaunchTemplateRequest": lt}))
     assert isinstance(got, LaunchRequest), got
     assert [(i.ref or {}).get("allowed_instance_types") for i in got.items] == [["m5.*"]]
+
+
+# -- finding 3: a selection's count skipped the object that holds it -------------------------------------------
+def test_a_selection_counts_the_instances_of_the_group_that_holds_it() -> None:
+    """Finding 3 (low, fixed): a selection item took its count from ``chain[1]``, the holder's parent, so a
+    HyperPod instance group of ``InstanceCount`` 4 selecting by requirements was decided (and audited) at 1
+    instance; a type named in the same place counted 4. Once patterns resolve (finding 2) the count is the
+    launch's size. Both now count from the holder up."""
+    group = {
+        "InstanceGroupName": "g",
+        "InstanceCount": 4,
+        "InstanceRequirements": {"InstanceTypes": []},
+        "ExecutionRole": f"arn:aws:iam::{CN}:role/x",
+        "LifeCycleConfig": {"SourceS3Uri": "s3://b/p", "OnCreate": "x.sh"},
+    }
+    got = normalise(
+        _record("sagemaker.amazonaws.com", "CreateCluster", {"ClusterName": "c", "InstanceGroups": [group]})
+    )
+    assert isinstance(got, LaunchRequest), got
+    assert [(i.instance_type, i.count) for i in got.items] == [(None, 4)]
+    got = normalise(_capacity_provider("ecs", {"allowedInstanceTypes": ["m5.*"], **_IR}))
+    assert isinstance(got, LaunchRequest) and [i.count for i in got.items] == [1]  # no count anywhere: 1
+
+
+# -- what held -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "chip_class"),
+    [
+        ("stream.graphics.g6e.xlarge", "3A090.a"),
+        ("STREAM.GRAPHICS.G6E.XLARGE", "3A090.a"),  # intake lower-cases: same as the spelling AWS uses
+        ("stream.graphics.p5.48xlarge", "3A090.a"),
+        ("stream.graphics.g5.xlarge", "none"),
+        ("stream.graphics-pro.4xlarge", "none"),
+        ("stream.standard.small", "none"),
+        ("stream.memory.z1d.large", "none"),
+        ("stream.graphics-design.large", "unknown"),
+        ("stream.graphics.zz9.xlarge", "unknown"),  # a GPU family the catalogue lacks: unknown, never none
+        ("stream.graphics..g6e.xlarge", "unknown"),
+        ("stream.graphics.g6e.xlarge.", "unknown"),
+        ("stream.graphics-pro.p5.48xlarge", "unknown"),
+        ("stream.graphics", "unknown"),
+        ("stream.standard", "unknown"),
+    ],
+)
+def test_held_appstream_names_through_intake_and_catalogue(name: str, chip_class: str, catalog: Any) -> None:
+    """What held: a CreateFleet's ``stream.*`` name, in any case, classifies as the EC2 type behind it; odd
+    dots and families the mapping does not know are unknown (fail closed); the sweep uses the same mapping.
+    (``stream.standard.g5.xlarge`` classifies ``none``, but AWS rejects that name: a failed call is Ignored.)"""
+    params = {"Name": "f", "InstanceType": name, "ComputeCapacity": {"DesiredInstances": 3}}
+    got = normalise(_record("appstream.amazonaws.com", "CreateFleet", params))
+    assert isinstance(got, LaunchRequest), got
+    (item,) = got.items
+    assert item.count == 3
+    assert item.instance_type is not None
+    assert catalog.classify(item.instance_type).chip_class == chip_class
+
+
+@pytest.mark.parametrize(
+    "name", [" stream.graphics.g6e.xlarge", "stream.graphics.g6e.xlarge ", "stream.graphics.\uff476e.xlarge"]
+)
+def test_held_spaced_or_look_alike_names_are_malformed_not_ignored(name: str) -> None:
+    from enforcer.model import InputError
+
+    with pytest.raises(InputError):
+        normalise(_record("appstream.amazonaws.com", "CreateFleet", {"Name": "f", "InstanceType": name}))
+
+
+@pytest.mark.parametrize(
+    "capacity",
+    [
+        {"desiredInstances": "500"},
+        {"desiredInstances": 500.0},
+        {"desiredInstances": 0, "desiredSessions": 500},
+    ],
+)
+def test_held_count_only_scale_ups_read_every_count_spelling(capacity: dict[str, Any]) -> None:
+    params = {"name": "g", "computeCapacity": capacity}
+    got = normalise(_record("appstream.amazonaws.com", "UpdateFleet", params))
+    assert isinstance(got, LaunchRequest), got
+    assert [(i.ref, i.count) for i in got.items] == [({"kind": "appstream_fleet", "name": "g"}, 500)]
+
+
+@pytest.mark.parametrize(
+    "capacity",
+    [
+        {"desiredInstances": -5},
+        {"desiredInstances": 10**15},
+        {"desiredInstances": "5e2"},
+        {"desiredInstances": 1.5},
+    ],
+)
+def test_held_bad_counts_are_malformed_not_ignored(capacity: dict[str, Any]) -> None:
+    from enforcer.model import InputError
+
+    with pytest.raises(InputError):
+        normalise(
+            _record("appstream.amazonaws.com", "UpdateFleet", {"name": "g", "computeCapacity": capacity})
+        )
+
+
+def test_held_replay_without_aws_denies_a_count_only_scale_up(engine: Any, catalog: Any) -> None:
+    """What replay (no resolver) decides for a fleet reference: unresolved, denied, with its count."""
+    from enforcer.accounts import AccountOrigin, StaticAccountDirectory
+    from enforcer.pipeline import Enforcer
+
+    origin = AccountOrigin(CN, "CN", "CN", "CN", "verified", None)
+    enforcer = Enforcer(catalog=catalog, accounts=StaticAccountDirectory([origin]), engine=engine)
+    for source, params in [
+        ("appstream.amazonaws.com", {"name": "g", "computeCapacity": {"desiredInstances": 50}}),
+        (
+            "codebuild.amazonaws.com",
+            {"arn": "arn:aws:codebuild:us-east-1:123456789012:fleet/f:1", "baseCapacity": 50},
+        ),
+        ("deadline.amazonaws.com", {"farmId": "farm-1", "fleetId": "fleet-1", "maxWorkerCount": 50}),
+    ]:
+        req = normalise(_record(source, "UpdateFleet", params))
+        assert isinstance(req, LaunchRequest), req
+        d = enforcer.decide(req, now=NOW)
+        assert d.effect == "deny" and "REQUEST_UNRESOLVED" in d.reason_codes, (source, d.reason_codes)
+        assert [i.count for i in d.request.items] == [50]

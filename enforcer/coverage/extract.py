@@ -358,7 +358,7 @@ def extract(
         if f.value is None or f.value == "":
             continue
         if isinstance(f.value, dict):  # accelerators chosen by attributes: may be controlled
-            n = min(math.ceil(_count(f.chain[1])), MAX_INSTANCES)
+            n = min(math.ceil(_count(f.chain)), MAX_INSTANCES)  # from its holder up, as a type's
             asks = _selection(f.value, not f.path.lower().endswith(_REQUIREMENTS_KEY), names)
             ref: dict[str, Any] = {
                 "kind": "instance_requirements",
