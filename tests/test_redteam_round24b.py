@@ -365,3 +365,89 @@ def test_held_replay_without_aws_denies_a_count_only_scale_up(engine: Any, catal
         d = enforcer.decide(req, now=NOW)
         assert d.effect == "deny" and "REQUEST_UNRESOLVED" in d.reason_codes, (source, d.reason_codes)
         assert [i.count for i in d.request.items] == [50]
+
+
+# -- findings 4 and 5: Deadline count-only scale-ups the shape stepped aside from ----------------------------------
+FARM, FLEET = "farm-0123456789abcdef0123456789abcdef", "fleet-0123456789abcdef0123456789abcdef"
+
+
+def _deadline_update(**params: Any) -> dict[str, Any]:
+    return _record("deadline.amazonaws.com", "UpdateFleet", {"farmId": FARM, "fleetId": FLEET, **params})
+
+
+def test_raising_the_worker_floor_is_a_scale_up() -> None:
+    """Finding 4 (high, fixed): ``UpdateFleet`` with ``minWorkerCount`` 500 and no ``maxWorkerCount`` starts
+    500 workers on a fleet whose maximum allows it, but the shape read only ``maxWorkerCount``: Ignored. Now the
+    larger of the two counts; the resolver still takes the fleet's described maximum if larger."""
+    got = normalise(_deadline_update(minWorkerCount=500))
+    assert isinstance(got, LaunchRequest), got
+    assert [(i.ref, i.count) for i in got.items] == [
+        ({"kind": "deadline_fleet", "farm_id": FARM, "id": FLEET}, 500)
+    ]
+    assert isinstance(normalise(_deadline_update(minWorkerCount=0, maxWorkerCount=0)), Ignored)
+
+
+@pytest.mark.parametrize(
+    "configuration",
+    [{}, {"serviceManagedEc2": {}}, {"serviceManagedEc2": {"instanceMarketOptions": {"type": "spot"}}}],
+)
+def test_a_configuration_naming_nothing_does_not_hide_the_scale_up(configuration: dict[str, Any]) -> None:
+    """Finding 5 (low, fixed; AWS rejects these, so only a hook or broker payload carries one): any
+    ``configuration`` object made the shape step aside for the table's walk, which read nothing in ``{}`` and
+    so Ignored ``maxWorkerCount`` 1000. The shape now steps aside only for a configuration the walk decides
+    (customer-managed, or service-managed with ``instanceCapabilities``)."""
+    got = normalise(_deadline_update(maxWorkerCount=1000, configuration=configuration))
+    assert isinstance(got, LaunchRequest), got
+    assert [(i.ref or {}).get("kind") for i in got.items] == ["deadline_fleet"]
+    assert [i.count for i in got.items] == [1000]
+
+
+def test_held_a_configuration_the_walk_reads_is_still_the_walks() -> None:
+    caps = {
+        "vCpuCount": {"min": 4},
+        "memoryMiB": {"min": 8192},
+        "osFamily": "LINUX",
+        "cpuArchitectureType": "x86_64",
+    }
+    gpu = {**caps, "acceleratorCapabilities": {"selections": [{"name": "l40s"}]}}
+    for c, kinds in [(caps, None), (gpu, ["instance_requirements"])]:
+        cfg = {"serviceManagedEc2": {"instanceCapabilities": c, "instanceMarketOptions": {"type": "spot"}}}
+        got = normalise(_deadline_update(maxWorkerCount=1000, configuration=cfg))
+        if kinds is None:
+            assert isinstance(got, Ignored), got  # no accelerators asked for: Deadline selects none
+        else:
+            assert isinstance(got, LaunchRequest), got
+            assert [((i.ref or {}).get("kind"), i.count) for i in got.items] == [
+                ("instance_requirements", 1000)
+            ]
+    customer = {"customerManaged": {"mode": "NO_SCALING", "workerCapabilities": caps}}
+    assert isinstance(normalise(_deadline_update(maxWorkerCount=1000, configuration=customer)), Ignored)
+
+
+# -- finding 6 (open): a type change without a count is decided at one instance ------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 6: an UpdateFleet naming a new type but no capacity is decided at count 1, not at the "
+    "fleet's capacity (needs the fleet reference to carry the named type and the resolver to count it)",
+)
+@pytest.mark.parametrize(
+    ("source", "params"),
+    [
+        ("appstream.amazonaws.com", {"name": "g", "instanceType": "stream.graphics.g6e.xlarge"}),
+        (
+            "codebuild.amazonaws.com",
+            {
+                "arn": "arn:aws:codebuild:us-east-1:123456789012:fleet/f:1",
+                "computeConfiguration": {"instanceType": "g6e.2xlarge"},
+            },
+        ),
+    ],
+)
+def test_a_type_change_is_counted_at_the_fleets_capacity(source: str, params: dict[str, Any]) -> None:
+    """A running fleet of 500 switched to a controlled type: the call names the type but no count, so the
+    walk counts 1. The deny does not depend on it, but a licensed account's aggregate (the ledger's running
+    compute) is understated by the fleet's size. Expected: the fleet's capacity (a reference), or at least not
+    a bare count of 1."""
+    got = normalise(_record(source, "UpdateFleet", params))
+    assert isinstance(got, LaunchRequest), got
+    assert any(i.ref is not None for i in got.items), [(i.instance_type, i.count) for i in got.items]

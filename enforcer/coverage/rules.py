@@ -117,9 +117,9 @@ REFERENCE_OPERATIONS: dict[tuple[str, str], Reference] = {
     # fleets in the service's account (no EC2 state change reaches the guard) scaled by count alone: the
     # fleet's configuration, read as CreateFleet's, at the new count (enforcer.resolve.fleets)
     ("deadline", "UpdateFleet"): Reference(
-        ("farmId", "fleetId", "maxWorkerCount"),
-        "scaled by count alone (maxWorkerCount, no configuration): the fleet's configuration "
-        "(service-managed instance capabilities) at the new worker count (GetFleet)",
+        ("farmId", "fleetId", "maxWorkerCount", "minWorkerCount"),
+        "scaled by count alone (maxWorkerCount or minWorkerCount, no configuration): the fleet's "
+        "configuration (service-managed instance capabilities) at the new worker count (GetFleet)",
     ),
     ("appstream", "UpdateFleet"): Reference(
         ("Name", "ComputeCapacity.DesiredInstances", "ComputeCapacity.DesiredSessions"),

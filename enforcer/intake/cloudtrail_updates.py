@@ -137,12 +137,28 @@ def _positive(*counts: int | None) -> int | None:
     return max(present) if present and max(present) > 0 else None
 
 
+def _names_configuration(cfg: Mapping[str, Any] | None) -> bool:
+    """Whether a Deadline fleet configuration is one the table's walk decides: customer-managed (the
+    account's own instances), or service-managed with its ``instanceCapabilities``. An empty or unknown
+    one (``{}``, ``{"serviceManagedEc2": {}}``) reads as no type: the scale-up is decided by reference."""
+    if cfg is None:
+        return False
+    members = {k.lower(): v for k, v in cfg.items() if isinstance(k, str) and isinstance(v, dict) and v}
+    managed = members.get("servicemanagedec2")
+    if managed is not None:
+        return any(
+            isinstance(k, str) and k.lower() == "instancecapabilities" and v for k, v in managed.items()
+        )
+    return "customermanaged" in members
+
+
 @shape("deadline.amazonaws.com", "UpdateFleet")
 def deadline_fleet_scale(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
-    """Deadline fleet update: ``maxWorkerCount`` without ``configuration`` grows the fleet it names."""
-    if objp(p, "configuration", at)[0] is not None:
+    """Deadline fleet update: ``maxWorkerCount`` or ``minWorkerCount`` (a floor Deadline starts workers
+    for) without a ``configuration`` the walk reads grows the fleet it names."""
+    if _names_configuration(objp(p, "configuration", at)[0]):
         return Ignored("no instance type in request")  # the configuration's types: the table's walk
-    n = _positive(opt_count(p, "maxWorkerCount", at))
+    n = _positive(opt_count(p, "maxWorkerCount", at), opt_count(p, "minWorkerCount", at))
     farm, fleet = opt_text(p, "farmId", at, 64), opt_text(p, "fleetId", at, 64)
     if n is None or farm is None or fleet is None:
         return Ignored("no worker count increase on a named fleet")
