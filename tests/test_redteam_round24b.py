@@ -451,3 +451,49 @@ def test_a_type_change_is_counted_at_the_fleets_capacity(source: str, params: di
     got = normalise(_record(source, "UpdateFleet", params))
     assert isinstance(got, LaunchRequest), got
     assert any(i.ref is not None for i in got.items), [(i.instance_type, i.count) for i in got.items]
+
+
+# -- finding 7 (open): a CodeBuild GPU environment choosing its instance by attributes is Ignored when created -------
+_CB_GPU_ABS = {
+    "environmentType": "LINUX_GPU_CONTAINER",
+    "computeType": "ATTRIBUTE_BASED_COMPUTE",
+    "computeConfiguration": {"vCpu": 48, "memory": 384, "machineType": "GENERAL"},
+}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 7: CodeBuild CreateFleet/CreateProject/UpdateFleet of LINUX_GPU_CONTAINER with "
+    "ATTRIBUTE_BASED_COMPUTE names no instance type and is Ignored, while resolve.fleets fails the same "
+    "configuration closed when a count-only UpdateFleet scales it",
+)
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("CreateFleet", {"name": "f", "baseCapacity": 10, **_CB_GPU_ABS}),
+        ("UpdateFleet", {"arn": "arn:aws:codebuild:us-east-1:123456789012:fleet/f:1", **_CB_GPU_ABS}),
+        (
+            "CreateProject",
+            {
+                "name": "p",
+                "source": {"type": "NO_SOURCE"},
+                "artifacts": {"type": "NO_ARTIFACTS"},
+                "environment": {
+                    "type": "LINUX_GPU_CONTAINER",
+                    "image": "aws/codebuild/standard:7.0",
+                    "computeType": "ATTRIBUTE_BASED_COMPUTE",
+                    "computeConfiguration": {"vCpu": 48, "memory": 384},
+                },
+                "serviceRole": f"arn:aws:iam::{CN}:role/cb",
+            },
+        ),
+    ],
+)
+def test_a_codebuild_gpu_environment_selected_by_attributes_is_decided(
+    name: str, params: dict[str, Any]
+) -> None:
+    """CodeBuild picks the GPU instance from vCPU and memory; which accelerator it gets is not in the call.
+    The resolver reads that as "may be controlled" (unresolved, deny) for a fleet scaled later; the call that
+    creates or reconfigures the fleet should be read the same way, not Ignored."""
+    got = normalise(_record("codebuild.amazonaws.com", name, params))
+    assert isinstance(got, LaunchRequest), got
