@@ -497,3 +497,46 @@ def test_a_codebuild_gpu_environment_selected_by_attributes_is_decided(
     creates or reconfigures the fleet should be read the same way, not Ignored."""
     got = normalise(_record("codebuild.amazonaws.com", name, params))
     assert isinstance(got, LaunchRequest), got
+
+
+# -- finding 8 (open): CPU-only patterns that expand past the resolver's alternatives budget are denied -------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 8: allowed patterns expanding to more than resolve.common.MAX_ITEMS (64) known types "
+    "(['m*'], or seven CPU families) leave the selection unresolved: a CPU-only selection is denied",
+)
+@pytest.mark.parametrize(
+    "allowed",
+    [["m*"], ["m5.*", "m6i.*", "m7i.*", "c6i.*", "c7i.*", "r6i.*", "r7i.*"]],
+    ids=["m*", "seven-families"],
+)
+def test_many_cpu_patterns_are_allowed(allowed: list[str], decide: Any) -> None:
+    d = decide(_capacity_provider("ecs", {"allowedInstanceTypes": allowed, **_IR}))
+    assert d.effect == "allow", d.reason_codes
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "stream.graphics.g6e.xlarge",
+        "stream.graphics.g4dn.xlarge",
+        "stream.graphics-pro.4xlarge",
+        "stream.graphics-design.large",
+        "stream.graphics.zz9.xlarge",
+        "stream.standard.small",
+        "stream.memory.z1d.large",
+        "stream.graphics",
+        "stream.future.g9.xlarge",
+    ],
+)
+def test_held_the_sweep_and_the_catalogue_agree(name: str, catalog: Any) -> None:
+    """The sweep skips exactly what the catalogue classifies ``none`` for want of GPUs, and otherwise
+    classifies the same type the catalogue does (one mapping, ``chips.appstream_type``)."""
+    from enforcer.chips import appstream_type
+
+    swept = appstream_type(name)
+    direct = catalog.classify(name).chip_class
+    if swept is None:
+        assert direct == "none"
+    else:
+        assert catalog.classify(swept).chip_class == direct
