@@ -540,3 +540,64 @@ def test_held_the_sweep_and_the_catalogue_agree(name: str, catalog: Any) -> None
         assert direct == "none"
     else:
         assert catalog.classify(swept).chip_class == direct
+
+
+# -- finding 9: SageMaker HyperPod nodes added by count ------------------------------------------------------------
+def _add_nodes(**spec: Any) -> dict[str, Any]:
+    params = {
+        "ClusterName": "c",
+        "NodesToAdd": [{"InstanceGroupName": "gpu", "IncrementTargetCountBy": 50, **spec}],
+    }
+    return _record("sagemaker.amazonaws.com", "BatchAddClusterNodes", params)
+
+
+def test_nodes_added_to_a_named_type_count_the_increment() -> None:
+    """Finding 9a (medium, fixed): ``BatchAddClusterNodes`` naming ``InstanceTypes`` was decided at 1 node:
+    ``IncrementTargetCountBy`` (up to 50 a call) was no count member. It is one now (the only member of that
+    name in the service models)."""
+    got = normalise(_add_nodes(InstanceTypes=["ml.p5.48xlarge"]))
+    assert isinstance(got, LaunchRequest), got
+    assert [(i.instance_type, i.count) for i in got.items] == [("p5.48xlarge", 50)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 9b: BatchAddClusterNodes (IncrementTargetCountBy) and UpdateCluster (InstanceCount, no "
+    "InstanceType: optional in the model) scale a HyperPod group by count alone and are Ignored; HyperPod nodes "
+    "run in SageMaker's account (only the managed sweep sees them later). Needs a cluster-group reference "
+    "resolved by DescribeCluster, as 7b74c21 did for Deadline/AppStream/CodeBuild",
+)
+@pytest.mark.parametrize("which", ["BatchAddClusterNodes", "UpdateCluster"])
+def test_hyperpod_groups_scaled_by_count_alone_are_decided(which: str) -> None:
+    if which == "BatchAddClusterNodes":
+        rec = _add_nodes()
+    else:
+        group = {
+            "InstanceGroupName": "gpu",
+            "InstanceCount": 500,
+            "ExecutionRole": f"arn:aws:iam::{CN}:role/x",
+            "LifeCycleConfig": {"SourceS3Uri": "s3://b/p", "OnCreate": "x.sh"},
+        }
+        rec = _record(
+            "sagemaker.amazonaws.com", "UpdateCluster", {"ClusterName": "c", "InstanceGroups": [group]}
+        )
+    assert isinstance(normalise(rec), LaunchRequest)
+
+
+# -- finding 10 (open): a capacity reservation fleet resized by count ----------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 10: ec2 ModifyCapacityReservationFleet (TotalTargetCapacity) is 'not a launch call' while "
+    "ModifyCapacityReservation became a capacity_reservation reference in 7b74c21 and CreateCapacityReservationFleet "
+    "is decided",
+)
+def test_a_capacity_reservation_fleet_resize_is_decided() -> None:
+    params = {
+        "ModifyCapacityReservationFleetRequest": {
+            "CapacityReservationFleetId": "crf-0123",
+            "TotalTargetCapacity": 500,
+        }
+    }
+    assert isinstance(
+        normalise(_record("ec2.amazonaws.com", "ModifyCapacityReservationFleet", params)), LaunchRequest
+    )

@@ -55,6 +55,7 @@ COUNT_KEYS = frozenset(
         "desiredinstances",  # AppStream ComputeCapacity
         "desiredsessions",  # AppStream multi-session fleets: at most one instance a session
         "basecapacity",  # CodeBuild reserved-capacity fleets
+        "incrementtargetcountby",  # SageMaker HyperPod BatchAddClusterNodes: nodes added to a group
     }
 )
 #: Child objects of an ancestor where its counts live (``scalingConfig``, ``targetCapacitySpecification``).
