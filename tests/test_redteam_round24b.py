@@ -601,3 +601,35 @@ def test_a_capacity_reservation_fleet_resize_is_decided() -> None:
     assert isinstance(
         normalise(_record("ec2.amazonaws.com", "ModifyCapacityReservationFleet", params)), LaunchRequest
     )
+
+
+@pytest.mark.parametrize("call", ["CreateAutoScalingGroup", "CreateFleet"])
+def test_ec2_fleet_and_asg_patterns_are_not_malformed(call: str) -> None:
+    """Finding 2 (fixed) also held for EC2 Fleet and Auto Scaling overrides: ``AllowedInstanceTypes: ["m5.*"]``
+    in an override's requirements raised in the walk (malformed, denied) though the hand shape read it."""
+    reqs = {"VCpuCount": {"Min": 2}, "MemoryMiB": {"Min": 4096}, "AllowedInstanceTypes": ["m5.*"]}
+    spec = {"LaunchTemplateSpecification": {"LaunchTemplateName": "lt", "Version": "1"}}
+    if call == "CreateAutoScalingGroup":
+        source = "autoscaling.amazonaws.com"
+        params: dict[str, Any] = {
+            "AutoScalingGroupName": "a",
+            "MinSize": 0,
+            "MaxSize": 10,
+            "MixedInstancesPolicy": {
+                "LaunchTemplate": {**spec, "Overrides": [{"InstanceRequirements": reqs}]}
+            },
+        }
+    else:
+        source = "ec2.amazonaws.com"
+        fleet = {
+            "Type": "instant",
+            "TargetCapacitySpecification": {
+                "TotalTargetCapacity": 5,
+                "DefaultTargetCapacityType": "on-demand",
+            },
+            "LaunchTemplateConfigs": [{**spec, "Overrides": [{"InstanceRequirements": reqs}]}],
+        }
+        params = {"CreateFleetRequest": fleet}
+    got = normalise(_record(source, call, params))
+    assert isinstance(got, LaunchRequest), got
+    assert [(i.ref or {}).get("allowed_instance_types") for i in got.items] == [["m5.*"]]
