@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -171,3 +172,20 @@ def test_arbitrary_bytes(raw: bytes | str) -> None:
 def test_truncated_fixtures(name: str, cut: int) -> None:
     raw = json.dumps(FIXTURES[name]).encode()
     check(raw[: min(cut, len(raw) - 1)])
+
+
+def test_a_request_key_that_does_not_print_stays_escaped_in_the_error() -> None:
+    """Found by test_arbitrary_request_parameters (unseeded): the table's walk put a request's own key,
+    a newline, into the path of its error message (one log line became two)."""
+    record = {
+        "eventSource": "appstream.amazonaws.com",
+        "eventName": "UpdateFleet",
+        "awsRegion": "us-east-1",
+        "recipientAccountId": "111122223333",
+        "requestParameters": {"\n": {"INSTANCETYPE": False}, "a\u2028b": {"instanceType": 7}},
+    }
+    with pytest.raises(InputError) as err:
+        normalise(record, now="2025-03-01T10:00:00Z")
+    assert "\n" not in str(err.value) and "\u2028" not in str(err.value)
+    assert "requestParameters.\\n.INSTANCETYPE" in str(err.value) or "a\\u2028b" in str(err.value)
+    check(record)

@@ -12,6 +12,7 @@ clamped and flagged (``extra["count_clamped"]``), never a reason to drop the lau
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -242,9 +243,11 @@ _REQ_KEYS = frozenset({_REQUIREMENTS_KEY, "instancecapabilities"})
 
 
 @lru_cache(maxsize=8192)
-def _key(key: str) -> tuple[str, str]:
-    """``(lower-cased, normalised)`` spellings of a member name (cached: names repeat across events)."""
-    return key.lower(), _norm(key)
+def _key(key: str) -> tuple[str, str, str]:
+    """``(lower-cased, normalised, as a path segment)`` spellings of a member name (cached: names repeat
+    across events). The segment escapes what does not print (JSON's escapes): a key of the request is
+    the sender's text, and a path goes into error messages and log lines whole, on one line."""
+    return key.lower(), _norm(key), key if key.isprintable() else json.dumps(key)[1:-1]
 
 
 #: A value that reads like an instance type (``p5.48xlarge``, ``ml.g5.xlarge``): what a member the
@@ -280,14 +283,14 @@ def find_types(
         for key, value in reversed(members):
             if not isinstance(key, str):
                 continue
-            low, k = _key(key)
+            low, k, seg = _key(key)
             if low in USER_DATA_KEYS:
                 continue
             container = isinstance(value, (dict, list))
             if k in names and k not in skip and (not container or _is_type_list(value)):
-                alt = f"{path}.{key}" if container else group
+                alt = f"{path}.{seg}" if container else group
                 for v, suffix in _type_values(value):
-                    found.append(_Found(v, f"{path}.{key}{suffix}", here, alt if suffix else group))
+                    found.append(_Found(v, f"{path}.{seg}{suffix}", here, alt if suffix else group))
                 continue
             if not container:
                 if (  # a member the table does not name (yet) that holds a type
@@ -296,9 +299,9 @@ def find_types(
                     and _unlisted_type_member(key)
                     and _TYPE_LIKE.fullmatch(value.lower())
                 ):
-                    found.append(_Found(value, f"{path}.{key}", here, group))
+                    found.append(_Found(value, f"{path}.{seg}", here, group))
                 continue
-            kpath = f"{path}.{key}"
+            kpath = f"{path}.{seg}"
             if (
                 low in _REQ_KEYS
                 and isinstance(value, dict)
