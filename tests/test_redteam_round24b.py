@@ -560,15 +560,13 @@ def test_nodes_added_to_a_named_type_count_the_increment() -> None:
     assert [(i.instance_type, i.count) for i in got.items] == [("p5.48xlarge", 50)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 9b: BatchAddClusterNodes (IncrementTargetCountBy) and UpdateCluster (InstanceCount, no "
-    "InstanceType: optional in the model) scale a HyperPod group by count alone and are Ignored; HyperPod nodes "
-    "run in SageMaker's account (only the managed sweep sees them later). Needs a cluster-group reference "
-    "resolved by DescribeCluster, as 7b74c21 did for Deadline/AppStream/CodeBuild",
-)
 @pytest.mark.parametrize("which", ["BatchAddClusterNodes", "UpdateCluster"])
 def test_hyperpod_groups_scaled_by_count_alone_are_decided(which: str) -> None:
+    """Finding 9b (high, fixed): ``BatchAddClusterNodes`` (``IncrementTargetCountBy``) and ``UpdateCluster``
+    (``InstanceCount``, no ``InstanceType``: optional in the model) scaled a HyperPod group by count alone
+    and were Ignored; HyperPod nodes run in SageMaker's account (no EC2 state change reaches the guard).
+    Each such group is now a ``sagemaker_cluster_group`` reference at the requested count (the increment
+    for BatchAddClusterNodes), resolved by ``DescribeCluster`` (tests/test_hyperpod_scaling.py)."""
     if which == "BatchAddClusterNodes":
         rec = _add_nodes()
     else:
@@ -581,26 +579,34 @@ def test_hyperpod_groups_scaled_by_count_alone_are_decided(which: str) -> None:
         rec = _record(
             "sagemaker.amazonaws.com", "UpdateCluster", {"ClusterName": "c", "InstanceGroups": [group]}
         )
-    assert isinstance(normalise(rec), LaunchRequest)
+    got = normalise(rec)
+    assert isinstance(got, LaunchRequest), got
+    assert [(i.ref, i.count) for i in got.items] == [
+        (
+            {"kind": "sagemaker_cluster_group", "cluster": "c", "group": "gpu"}
+            | ({"added": True} if which == "BatchAddClusterNodes" else {}),
+            50 if which == "BatchAddClusterNodes" else 500,
+        )
+    ]
 
 
-# -- finding 10 (open): a capacity reservation fleet resized by count ----------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 10: ec2 ModifyCapacityReservationFleet (TotalTargetCapacity) is 'not a launch call' while "
-    "ModifyCapacityReservation became a capacity_reservation reference in 7b74c21 and CreateCapacityReservationFleet "
-    "is decided",
-)
+# -- finding 10: a capacity reservation fleet resized by count -------------------------------------------------
 def test_a_capacity_reservation_fleet_resize_is_decided() -> None:
+    """Finding 10 (medium, fixed): ec2 ``ModifyCapacityReservationFleet`` (``TotalTargetCapacity``) was 'not
+    a launch call' while ``ModifyCapacityReservation`` was decided by reference: it is now a
+    ``capacity_reservation_fleet`` reference at the new target capacity, resolved by
+    ``DescribeCapacityReservationFleets`` (tests/test_hyperpod_scaling.py)."""
     params = {
         "ModifyCapacityReservationFleetRequest": {
             "CapacityReservationFleetId": "crf-0123",
             "TotalTargetCapacity": 500,
         }
     }
-    assert isinstance(
-        normalise(_record("ec2.amazonaws.com", "ModifyCapacityReservationFleet", params)), LaunchRequest
-    )
+    got = normalise(_record("ec2.amazonaws.com", "ModifyCapacityReservationFleet", params))
+    assert isinstance(got, LaunchRequest), got
+    assert [(i.ref, i.count) for i in got.items] == [
+        ({"kind": "capacity_reservation_fleet", "id": "crf-0123"}, 500)
+    ]
 
 
 @pytest.mark.parametrize("call", ["CreateAutoScalingGroup", "CreateFleet"])

@@ -78,6 +78,13 @@ class Reference(NamedTuple):
     reason: str
 
 
+#: HyperPod groups in SageMaker's account scaled by count alone (CreateCluster, UpdateCluster).
+_HYPERPOD_GROUP = Reference(
+    ("ClusterName", "InstanceGroups[].InstanceGroupName", "InstanceGroups[].InstanceCount"),
+    "a group scaled by count alone (InstanceCount, no InstanceType or InstanceRequirements): the group's "
+    "instance types at the new count (DescribeCluster)",
+)
+
 #: Launches (and restarts) whose request carries a reference instead of a type.
 REFERENCE_OPERATIONS: dict[tuple[str, str], Reference] = {
     ("ec2", "StartInstances"): Reference(
@@ -134,5 +141,18 @@ REFERENCE_OPERATIONS: dict[tuple[str, str], Reference] = {
     ("ec2", "ModifyCapacityReservation"): Reference(
         ("CapacityReservationId", "InstanceCount"),
         "resizes a capacity reservation: its instance type at the new count (DescribeCapacityReservations)",
+    ),
+    ("ec2", "ModifyCapacityReservationFleet"): Reference(
+        ("CapacityReservationFleetId", "TotalTargetCapacity"),
+        "resizes a capacity reservation fleet: its instance type specifications at the new target capacity "
+        "over the lightest weight (DescribeCapacityReservationFleets)",
+    ),
+    # HyperPod groups in SageMaker's account scaled by count alone: the group's types (DescribeCluster)
+    ("sagemaker", "CreateCluster"): _HYPERPOD_GROUP,
+    ("sagemaker", "UpdateCluster"): _HYPERPOD_GROUP,
+    ("sagemaker", "BatchAddClusterNodes"): Reference(
+        ("ClusterName", "NodesToAdd[].InstanceGroupName", "NodesToAdd[].IncrementTargetCountBy"),
+        "nodes added by count alone (IncrementTargetCountBy, no InstanceTypes): the group's instance types "
+        "at the increment (DescribeCluster)",
     ),
 }

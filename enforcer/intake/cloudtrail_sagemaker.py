@@ -131,9 +131,38 @@ def notebook_instance(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | N
     return out
 
 
+# HyperPod nodes run in SageMaker's account: no EC2 state change reaches the guard. A group that names
+# no type (``InstanceType`` and ``InstanceRequirements`` are optional in the model) but a count becomes
+# a ``sagemaker_cluster_group`` reference, resolved to the group's type by ``DescribeCluster``
+# (enforcer.resolve.sagemaker); a group it cannot find stays unresolved and fails closed.
+
+
+#: The service model's patterns for a HyperPod group and a cluster name or ARN: neither can hold a dot, so
+#: no reference value can pass for an instance type and hide a typed entry from the table's walk.
+_GROUP_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
+_CLUSTER = re.compile(
+    r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:cluster/[a-z0-9]{12}|[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
+)
+
+
+def _group_ref(cluster: Any, g: Mapping[str, Any], path: str, n: int, added: bool) -> LaunchItem:
+    """The reference to the HyperPod group ``g`` names, at ``n`` nodes (``added``: an increment)."""
+    group, gpath = locate(g, "instanceGroupName", path)
+    group = text(group, gpath, 63)
+    if not isinstance(cluster, str) or _CLUSTER.fullmatch(cluster) is None:
+        raise InputError(f"{path}: a node count on a cluster the request does not name")
+    if _GROUP_NAME.fullmatch(group) is None:
+        raise InputError(f"{gpath}: not an instance group name")
+    ref: dict[str, Any] = {"kind": "sagemaker_cluster_group", "cluster": cluster, "group": group}
+    if added:
+        ref["added"] = True
+    return ref_item(ref, gpath, min(n, MAX_COUNT))
+
+
 @shape(SAGEMAKER, "CreateCluster", "UpdateCluster")
 def hyperpod_cluster(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
-    """HyperPod: ``instanceGroups[]`` and ``restrictedInstanceGroups[]`` (type or requirement list)."""
+    """HyperPod: ``instanceGroups[]`` and ``restrictedInstanceGroups[]`` (type or requirement list); a
+    group naming neither, at a count above zero, is a ``sagemaker_cluster_group`` reference."""
     out = Parsed()
     _named(out, p, at, "clusterName")
     for key in ("instanceGroups", "restrictedInstanceGroups"):
@@ -149,6 +178,27 @@ def hyperpod_cluster(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | No
                 for i, alt in enumerate(as_list(alts)):
                     _add(out, alt, f"{apath}[{i}]", n)
                 alternatives(out, out.items[start:], apath)  # one group per requirement, not the cluster
+            if t is None and reqs is None and n > 0:  # scaled by count alone (UpdateCluster); a requirement
+                # naming no type is the table walk's selection
+                out.items.append(_group_ref(out.extra.get("cluster_name"), g, path, n, added=False))
+    return _finish(out)
+
+
+@shape(SAGEMAKER, "BatchAddClusterNodes")
+def hyperpod_add_nodes(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None) -> Parsed | Ignored:
+    """``NodesToAdd[]`` naming no ``InstanceTypes``: a ``sagemaker_cluster_group`` reference per group at
+    ``IncrementTargetCountBy``. The increment, not the group's new total: the call launches that many
+    nodes, the group's others were decided when they were launched (CreateCluster, UpdateCluster, earlier
+    additions), and an entry naming its types counts the same increment (the table's walk, which reads
+    those entries after this shape: ``cloudtrail_generic.complete``)."""
+    out = Parsed()
+    _named(out, p, at, "clusterName")
+    for path, add in objects(*locate(p, "nodesToAdd", at)):
+        if any(isinstance(t, str) and t for t in as_list(locate(add, "instanceTypes", path)[0])):
+            continue  # the named types: the table's walk
+        n = opt_count(add, "incrementTargetCountBy", path)
+        if n is not None and n > 0:
+            out.items.append(_group_ref(out.extra.get("cluster_name"), add, path, n, added=True))
     return _finish(out)
 
 

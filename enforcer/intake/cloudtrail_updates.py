@@ -211,3 +211,17 @@ def capacity_reservation_scale(
         return Ignored("no instance count change")
     path = locate(p, "CapacityReservationId", at)[1]
     return Parsed([ref_item({"kind": "capacity_reservation", "id": rid}, path, n)])
+
+
+@shape(EC2, "ModifyCapacityReservationFleet")
+def capacity_reservation_fleet_scale(
+    p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None
+) -> Parsed | Ignored:
+    """Capacity reservation fleet resize: ``TotalTargetCapacity`` (capacity units) of the fleet's instance
+    type specifications (resolved with their weights, as ``CreateCapacityReservationFleet`` is decided)."""
+    n = _positive(opt_count(p, "TotalTargetCapacity", at))
+    fid = opt_text(p, "CapacityReservationFleetId", at, 128)
+    if n is None or fid is None:
+        return Ignored("no target capacity change")
+    path = locate(p, "CapacityReservationFleetId", at)[1]
+    return Parsed([ref_item({"kind": "capacity_reservation_fleet", "id": fid}, path, n)])

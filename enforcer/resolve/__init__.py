@@ -2,9 +2,10 @@
 
 A launch often names no instance type: it points at a launch template (``$Latest``, ``$Default``
 or a version number), an Auto Scaling group, an EC2 Fleet, a launch configuration, an instance id
-(state-change events, resizes), a Capacity Block offering, a SageMaker resource (endpoint
-configuration, notebook, Studio default, training plan) or a Deadline, AppStream or CodeBuild fleet
-scaled by count alone (:mod:`enforcer.resolve.fleets`). :class:`AwsResolver` asks EC2, Auto Scaling,
+(state-change events, resizes), a Capacity Block offering, a capacity reservation (fleet) resized, a
+SageMaker resource (endpoint configuration, notebook, Studio default, training plan, HyperPod group
+scaled by count alone) or a Deadline, AppStream or CodeBuild fleet scaled by count alone
+(:mod:`enforcer.resolve.fleets`). :class:`AwsResolver` asks EC2, Auto Scaling,
 SageMaker and those services and replaces each such item by what it resolves to: one item per
 instance type (one per fleet/ASG override or training-plan reserved capacity, which count as
 alternatives), or the item left unresolved with a ``resolution_error`` when AWS cannot tell (a training

@@ -145,6 +145,33 @@ class Ec2Lookups(Lookups):
                 return resolved(item, str(cr["InstanceType"]), n)
         raise ResolutionError(f"capacity reservation {reservation_id!r} not found")
 
+    def _reservation_fleet(self, item: LaunchItem, fleet_id: str) -> list[LaunchItem]:
+        """A capacity reservation fleet's instance types (alternatives) at the instances its target capacity
+        may hold: ``max(TotalTargetCapacity, requested)`` units over the lightest specification weight (the
+        resize may not show yet). A fleet not returned, or one without a typed specification, raises."""
+        resp = self.ec2.describe_capacity_reservation_fleets(CapacityReservationFleetIds=[fleet_id])
+        fleet = next(
+            (
+                f
+                for f in resp.get("CapacityReservationFleets") or []
+                if f.get("CapacityReservationFleetId") == fleet_id
+            ),
+            None,
+        )
+        if fleet is None:
+            raise ResolutionError(f"capacity reservation fleet {fleet_id!r} not found")
+        specs = [s for s in fleet.get("InstanceTypeSpecifications") or [] if s and s.get("InstanceType")]
+        if not specs:
+            raise ResolutionError(f"capacity reservation fleet {fleet_id!r} names no instance type")
+        total = fleet.get("TotalTargetCapacity")
+        units = item.count
+        if isinstance(total, int) and not isinstance(total, bool):
+            units = max(units, total)
+        overrides = [{"WeightedCapacity": s["Weight"]} for s in specs if s.get("Weight") is not None]
+        n = instances_for(units, [{"Overrides": overrides}])
+        types = dict.fromkeys(str(s["InstanceType"]).lower() for s in specs)
+        return [resolved(item, t, n) for t in types]
+
 
 def instances_for(units: int, configs: Any) -> int:
     """Instances a fleet's target capacity of ``units`` may launch: a request counts capacity units, and an

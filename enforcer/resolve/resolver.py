@@ -169,6 +169,8 @@ class AwsResolver(Ec2Lookups, AutoScalingLookups, SageMakerLookups, FleetLookups
             return [self._offering(item, str(ref.get("id", "")))]
         if kind == "capacity_reservation":
             return [self._reservation(item, str(ref.get("id", "")))]
+        if kind == "capacity_reservation_fleet":
+            return self._reservation_fleet(item, str(ref.get("id", "")))
         if kind == "sagemaker_endpoint_config":
             return self._endpoint_config(item, str(ref.get("name", "")))
         if kind == "sagemaker_endpoint":
@@ -181,6 +183,8 @@ class AwsResolver(Ec2Lookups, AutoScalingLookups, SageMakerLookups, FleetLookups
             return self._training_plan(item, ref)
         if kind == "sagemaker_training_plan_extension":
             return self._training_plan_extension(item, ref)
+        if kind == "sagemaker_cluster_group":
+            return self._cluster_group(item, ref)
         if kind == "deadline_fleet":
             return self._deadline_fleet(item, ref)
         if kind == "appstream_fleet":

@@ -1,5 +1,5 @@
 """SageMaker look-ups: endpoint configurations and endpoints, notebook instances, Studio app defaults,
-training plans."""
+training plans, HyperPod cluster groups."""
 
 from __future__ import annotations
 
@@ -153,6 +153,43 @@ class SageMakerLookups(Lookups):
         raise ResolutionError(
             f"extension offering {offering!r} not in the history of the newest {MAX_PLANS_SEARCHED} plans"
         )
+
+    def _cluster_group(self, item: LaunchItem, ref: Mapping[str, Any]) -> list[LaunchItem]:
+        """A HyperPod group scaled by count alone (``UpdateCluster``, ``BatchAddClusterNodes``): its types
+        from ``DescribeCluster`` (``InstanceType``; a flexible group's current and desired types are
+        alternatives). ``UpdateCluster`` asks for the group's new size, which the answer may not show yet:
+        the larger of the two counts. ``BatchAddClusterNodes`` asks for an increment (``ref["added"]``):
+        that many nodes, whatever the group already runs. A cluster or group SageMaker does not return,
+        or a group naming no type, raises (fails closed)."""
+        if self.sagemaker is None:
+            raise ResolutionError("no SageMaker client")
+        cluster, name = str(ref.get("cluster", "")), str(ref.get("group", ""))
+        described = self.sagemaker.describe_cluster(ClusterName=cluster)
+        groups = [
+            g
+            for key in ("InstanceGroups", "RestrictedInstanceGroups")
+            for g in described.get(key) or []
+            if isinstance(g, Mapping) and g.get("InstanceGroupName") == name
+        ]
+        if not groups:
+            raise ResolutionError(f"cluster {cluster[:120]!r} has no instance group {name[:63]!r}")
+        types: list[str] = []
+        for g in groups:
+            reqs = g.get("InstanceRequirements") or {}
+            named = [g.get("InstanceType")]
+            named += list(reqs.get("CurrentInstanceTypes") or []) + list(
+                reqs.get("DesiredInstanceTypes") or []
+            )
+            named += [d.get("InstanceType") for d in g.get("InstanceTypeDetails") or [] if d]
+            for t in named:
+                if isinstance(t, str) and t and t.lower().removeprefix("ml.") not in types:
+                    types.append(t.lower().removeprefix("ml."))
+        if not types:
+            raise ResolutionError(f"cluster {cluster[:120]!r} group {name[:63]!r} names no instance type")
+        n = item.count
+        if not ref.get("added"):
+            n = max([n, *(_count(g.get(k)) or 0 for g in groups for k in ("TargetCount", "CurrentCount"))])
+        return [resolved(item, t, n) for t in types]
 
 
 def _count(value: Any) -> int | None:
