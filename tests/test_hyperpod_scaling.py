@@ -24,26 +24,11 @@ from enforcer.intake.malformed import malformed_launch
 from enforcer.model import InputError, LaunchRequest
 from enforcer.pipeline import Enforcer
 from enforcer.resolve import AwsResolver
+from tests.test_coverage_updates import CN, record
 
-CN = "123456789012"
 NOW = 1_796_083_200.0
 ROLE = f"arn:aws:iam::{CN}:role/hyperpod"
 CRF = "crf-0123456789abcdef0"
-
-
-def record(source: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "eventVersion": "1.08",
-        "userIdentity": {"type": "IAMUser", "accountId": CN, "arn": f"arn:aws:iam::{CN}:user/alice"},
-        "eventTime": "2026-12-01T00:00:00Z",
-        "eventSource": source,
-        "eventName": name,
-        "awsRegion": "us-east-1",
-        "requestParameters": params,
-        "responseElements": None,
-        "eventID": f"e-{name}",
-        "recipientAccountId": CN,
-    }
 
 
 def group(name: str, count: int, itype: str | None = None) -> dict[str, Any]:
@@ -288,3 +273,14 @@ def test_a_fleet_look_up_error_fails_closed(ec2: Any, decide: Any) -> None:
     )
     d = decide(fleet_resize(), AwsResolver(client))
     assert d.request.items[0].ref.get("resolution_error") == "UnauthorizedOperation" and _unresolved(d)
+
+
+def test_a_denied_node_addition_names_the_cluster_the_guard_remediates() -> None:
+    """BatchAddClusterNodes is a managed request like UpdateCluster: a deny scales the cluster down through
+    the ``sagemaker:cluster`` family, not only an alert (nothing else stops nodes in SageMaker's account)."""
+    from enforcer.managed.guard import is_managed
+
+    req = normalise(add_nodes({"InstanceGroupName": "gpu", "IncrementTargetCountBy": 4}))
+    assert isinstance(req, LaunchRequest)
+    assert is_managed(req)
+    assert req.extra["managed"] == {"kind": "sagemaker:cluster", "name": "train"}

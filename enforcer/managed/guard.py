@@ -37,6 +37,8 @@ CLOUDTRAIL_NAMES: Mapping[str, tuple[str, str]] = {
     "sagemaker:CreateNotebookInstance": ("sagemaker:notebook-instance", "notebook_instance_name"),
     "sagemaker:CreateCluster": ("sagemaker:cluster", "cluster_name"),
     "sagemaker:UpdateCluster": ("sagemaker:cluster", "cluster_name"),
+    # a denied addition of nodes is remediated as a denied UpdateCluster
+    "sagemaker:BatchAddClusterNodes": ("sagemaker:cluster", "cluster_name"),
     "sagemaker:StartNotebookInstance": ("sagemaker:notebook-instance", "notebook_instance_name"),
     "sagemaker:CreateEndpoint": ("sagemaker:endpoint", "endpoint_name"),
     "sagemaker:UpdateEndpoint": ("sagemaker:endpoint", "endpoint_name"),
