@@ -263,7 +263,7 @@ def _run_files(
     rate = (res.summary.events / res.cpu_s) if res.cpu_s > 0 else 0.0
     console.print(
         f"{len(files)} files ({res.reused} reused from an interrupted run), {jobs} process(es), "
-        f"{res.cpu_s:.1f} CPU s in the workers ({rate:,.0f} events per CPU second), "
+        f"{res.cpu_s:.2f} CPU s in the workers ({rate:,.0f} events per CPU second), "
         f"peak RSS {res.rss_mb:.0f} MB per process"
     )
     if res.book is None and jobs > 1:
