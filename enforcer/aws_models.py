@@ -42,6 +42,7 @@ TRIMMED: Mapping[str, tuple[str, ...]] = {
         "CreateLaunchTemplate",
         "CreateTags",
         "DescribeCapacityBlockOfferings",
+        "DescribeCapacityReservationFleets",
         "DescribeCapacityReservations",
         "DescribeFleetInstances",
         "DescribeFleets",
