@@ -52,3 +52,10 @@ def template_ref(spec: Mapping[str, Any]) -> dict[str, Any]:
     if spec.get("LaunchTemplateName"):
         ref["name"] = str(spec["LaunchTemplateName"])
     return ref
+
+
+def described_count(value: Any) -> int | None:
+    """A positive instance count from a Describe answer, else None (absent, zero, malformed, a bool)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None

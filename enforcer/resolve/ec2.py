@@ -12,7 +12,7 @@ from enforcer.intake.cloudtrail_ec2 import fleet_configs
 from enforcer.intake.fields import MAX_COUNT, requirements_ref
 from enforcer.intake.tags import find_attestation_ref
 from enforcer.model import LaunchItem, LaunchRequest
-from enforcer.resolve.common import Lookups, ResolutionError, resolved
+from enforcer.resolve.common import Lookups, ResolutionError, described_count, resolved
 
 #: Durations probed when looking a Capacity Block offering up (the API has no offering-id filter).
 CAPACITY_BLOCK_HOURS = (24, 48, 72, 96, 120, 144, 168, 336)
@@ -138,10 +138,7 @@ class Ec2Lookups(Lookups):
         resp = self.ec2.describe_capacity_reservations(CapacityReservationIds=[reservation_id])
         for cr in resp.get("CapacityReservations") or []:
             if cr.get("InstanceType"):
-                total = cr.get("TotalInstanceCount")
-                n = item.count
-                if isinstance(total, int) and not isinstance(total, bool):
-                    n = max(total, n)
+                n = max(item.count, described_count(cr.get("TotalInstanceCount")) or 0)
                 return resolved(item, str(cr["InstanceType"]), n)
         raise ResolutionError(f"capacity reservation {reservation_id!r} not found")
 
@@ -163,10 +160,7 @@ class Ec2Lookups(Lookups):
         specs = [s for s in fleet.get("InstanceTypeSpecifications") or [] if s and s.get("InstanceType")]
         if not specs:
             raise ResolutionError(f"capacity reservation fleet {fleet_id!r} names no instance type")
-        total = fleet.get("TotalTargetCapacity")
-        units = item.count
-        if isinstance(total, int) and not isinstance(total, bool):
-            units = max(units, total)
+        units = max(item.count, described_count(fleet.get("TotalTargetCapacity")) or 0)
         overrides = [{"WeightedCapacity": s["Weight"]} for s in specs if s.get("Weight") is not None]
         n = instances_for(units, [{"Overrides": overrides}])
         types = dict.fromkeys(str(s["InstanceType"]).lower() for s in specs)

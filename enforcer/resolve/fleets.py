@@ -17,15 +17,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from enforcer.model import Ignored, LaunchItem
-from enforcer.resolve.common import Lookups, ResolutionError, resolved
+from enforcer.resolve.common import Lookups, ResolutionError, described_count, resolved
 
 #: CodeBuild's environment type whose instances carry GPUs.
 CODEBUILD_GPU_ENVIRONMENTS = frozenset({"LINUX_GPU_CONTAINER"})
-
-
-def _count(value: Any) -> int:
-    """A non-negative instance count from a Describe answer (0 when absent or malformed)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 class FleetLookups(Lookups):
@@ -69,7 +64,7 @@ class FleetLookups(Lookups):
         if self.deadline is None:
             raise ResolutionError("no Deadline client")
         fleet = self.deadline.get_fleet(farmId=str(ref.get("farm_id", "")), fleetId=str(ref.get("id", "")))
-        n = max(item.count, _count(fleet.get("maxWorkerCount")))
+        n = max(item.count, described_count(fleet.get("maxWorkerCount")) or 0)
         cfg = fleet.get("configuration") or {}
         if isinstance(cfg.get("customerManaged"), Mapping):
             return self._no_accelerators(
@@ -90,7 +85,8 @@ class FleetLookups(Lookups):
         if fleet is None or not fleet.get("InstanceType"):
             raise ResolutionError(f"AppStream fleet {name!r} not found or names no instance type")
         status = fleet.get("ComputeCapacityStatus") or {}
-        n = max(item.count, _count(status.get("Desired")), _count(status.get("DesiredUserSessions")))
+        desired = (described_count(status.get(k)) or 0 for k in ("Desired", "DesiredUserSessions"))
+        n = max(item.count, *desired)
         items = self._as_created(item, "appstream.amazonaws.com", {"InstanceType": fleet["InstanceType"]}, n)
         if not items:
             raise ResolutionError(f"AppStream fleet {name!r}: instance type not read")
@@ -106,8 +102,8 @@ class FleetLookups(Lookups):
         fleet = next((f for f in fleets if f and arn in (f.get("arn"), f.get("name"))), None)
         if fleet is None:
             raise ResolutionError(f"CodeBuild fleet {arn[:160]!r} not found")
-        top = _count((fleet.get("scalingConfiguration") or {}).get("maxCapacity"))
-        n = max(item.count, _count(fleet.get("baseCapacity")), top)
+        top = described_count((fleet.get("scalingConfiguration") or {}).get("maxCapacity")) or 0
+        n = max(item.count, described_count(fleet.get("baseCapacity")) or 0, top)
         config = {
             k: fleet[k] for k in ("environmentType", "computeType", "computeConfiguration") if k in fleet
         }

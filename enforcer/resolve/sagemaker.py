@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from enforcer.model import LaunchItem
-from enforcer.resolve.common import Lookups, ResolutionError, resolved
+from enforcer.resolve.common import Lookups, ResolutionError, described_count, resolved
 
 #: Studio app type -> the settings block holding its default resource spec.
 STUDIO_SETTINGS = {
@@ -114,13 +114,13 @@ class SageMakerLookups(Lookups):
             raise ResolutionError("no SageMaker client")
         name = str(ref.get("name", ""))
         plan = self.sagemaker.describe_training_plan(TrainingPlanName=name)
-        total = _count(plan.get("TotalInstanceCount"))
+        total = described_count(plan.get("TotalInstanceCount"))
         items = []
         for summary in plan.get("ReservedCapacitySummaries") or []:
             itype = summary.get("InstanceType")
             if not isinstance(itype, str) or not itype:
                 raise ResolutionError(f"training plan {name!r}: a reserved capacity has no instance type")
-            n = _count(summary.get("TotalInstanceCount")) or total or item.count
+            n = described_count(summary.get("TotalInstanceCount")) or total or item.count
             items.append(resolved(item, itype.removeprefix("ml."), n))
         if not items:
             raise ResolutionError(f"training plan {name!r} has no reserved capacity")
@@ -188,12 +188,8 @@ class SageMakerLookups(Lookups):
             raise ResolutionError(f"cluster {cluster[:120]!r} group {name[:63]!r} names no instance type")
         n = item.count
         if not ref.get("added"):
-            n = max([n, *(_count(g.get(k)) or 0 for g in groups for k in ("TargetCount", "CurrentCount"))])
+            described = (
+                described_count(g.get(k)) or 0 for g in groups for k in ("TargetCount", "CurrentCount")
+            )
+            n = max(n, *described)
         return [resolved(item, t, n) for t in types]
-
-
-def _count(value: Any) -> int | None:
-    """A positive instance count from a Describe answer, else None."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    return None
