@@ -14,6 +14,7 @@ from enforcer.intake.cloudtrail_services import _mixed_instances
 from enforcer.intake.fields import (
     Parsed,
     alternatives,
+    largest,
     locate,
     objects,
     objp,
@@ -133,8 +134,7 @@ def endpoint_capacity(p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | N
 
 def _positive(*counts: int | None) -> int | None:
     """The largest count present when it is above zero (a scale to zero launches nothing), else None."""
-    present = [c for c in counts if c is not None]
-    return max(present) if present and max(present) > 0 else None
+    return largest(*counts, default=0) or None
 
 
 def _names_configuration(cfg: Mapping[str, Any] | None) -> bool:
@@ -200,17 +200,25 @@ def codebuild_fleet_scale(p: Mapping[str, Any], at: str, resp: Mapping[str, Any]
     return Parsed([ref_item(ref, locate(p, "arn", at)[1], n)], extra={"fleet_arn": arn})
 
 
+def _resize(
+    p: Mapping[str, Any], at: str, id_key: str, count_key: str, kind: str, unchanged: str
+) -> Parsed | Ignored:
+    """A reservation resized by count alone: one ``kind`` reference to ``id_key`` at ``count_key``."""
+    n = _positive(opt_count(p, count_key, at))
+    rid = opt_text(p, id_key, at, 128)
+    if n is None or rid is None:
+        return Ignored(unchanged)
+    return Parsed([ref_item({"kind": kind, "id": rid}, locate(p, id_key, at)[1], n)])
+
+
 @shape(EC2, "ModifyCapacityReservation")
 def capacity_reservation_scale(
     p: Mapping[str, Any], at: str, resp: Mapping[str, Any] | None
 ) -> Parsed | Ignored:
     """Capacity reservation resize: ``InstanceCount`` of the reservation's type (resolved)."""
-    n = _positive(opt_count(p, "InstanceCount", at))
-    rid = opt_text(p, "CapacityReservationId", at, 128)
-    if n is None or rid is None:
-        return Ignored("no instance count change")
-    path = locate(p, "CapacityReservationId", at)[1]
-    return Parsed([ref_item({"kind": "capacity_reservation", "id": rid}, path, n)])
+    return _resize(
+        p, at, "CapacityReservationId", "InstanceCount", "capacity_reservation", "no instance count change"
+    )
 
 
 @shape(EC2, "ModifyCapacityReservationFleet")
@@ -219,9 +227,11 @@ def capacity_reservation_fleet_scale(
 ) -> Parsed | Ignored:
     """Capacity reservation fleet resize: ``TotalTargetCapacity`` (capacity units) of the fleet's instance
     type specifications (resolved with their weights, as ``CreateCapacityReservationFleet`` is decided)."""
-    n = _positive(opt_count(p, "TotalTargetCapacity", at))
-    fid = opt_text(p, "CapacityReservationFleetId", at, 128)
-    if n is None or fid is None:
-        return Ignored("no target capacity change")
-    path = locate(p, "CapacityReservationFleetId", at)[1]
-    return Parsed([ref_item({"kind": "capacity_reservation_fleet", "id": fid}, path, n)])
+    return _resize(
+        p,
+        at,
+        "CapacityReservationFleetId",
+        "TotalTargetCapacity",
+        "capacity_reservation_fleet",
+        "no target capacity change",
+    )
