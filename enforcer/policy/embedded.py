@@ -11,7 +11,7 @@ from typing import Any
 
 from enforcer.config import ConfigError
 from enforcer.policy import DECISION_PATH, go_env
-from enforcer.policy.limits import MAX_INPUT_DEPTH, nested_deeper
+from enforcer.policy.limits import refuse_deep
 from enforcer.policy.loader import PolicyBundle
 from enforcer.ports import EngineError
 
@@ -101,7 +101,7 @@ class EmbeddedEngine:
             raise EngineError("embedded engine used after fork; create engines after forking")
         from opa_bindings.engine import OpaUndefinedError
 
-        _check_depth(input_doc)
+        refuse_deep(input_doc)
         try:
             value = self._engine.eval_document(dotted, input_doc, trace=True)
         except OpaUndefinedError:
@@ -115,14 +115,9 @@ class EmbeddedEngine:
         """Evaluate the document ``data.<dotted>`` and return its value."""
         if os.getpid() != self._pid:
             raise EngineError("embedded engine used after fork; create engines after forking")
-        _check_depth(input_doc)
+        refuse_deep(input_doc)
         try:
             result = self._engine.eval_document(dotted, input_doc)
         except Exception as exc:
             raise EngineError(f"evaluation failed: {exc}") from exc
         return result
-
-
-def _check_depth(input_doc: Any) -> None:
-    if input_doc is not None and nested_deeper(input_doc):
-        raise EngineError(f"input nested deeper than {MAX_INPUT_DEPTH} levels")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from enforcer.ports import EngineError
+
 #: objects and arrays nested deeper than this are refused (an EngineError: a fail-closed deny)
 MAX_INPUT_DEPTH = 64
 _CONTAINERS = (dict, list, tuple)
@@ -54,3 +56,15 @@ def nested_deeper(doc: Any, limit: int = MAX_INPUT_DEPTH) -> bool:
         level = below
         depth += 1
     return False
+
+
+def refuse_deep(doc: Any) -> None:
+    """Raise the one error every engine gives for an input :func:`nested_deeper` than the limit.
+
+    Raises
+    ------
+    EngineError
+        When ``doc`` nests objects or arrays more than :data:`MAX_INPUT_DEPTH` levels deep.
+    """
+    if doc is not None and nested_deeper(doc):
+        raise EngineError(f"input nested deeper than {MAX_INPUT_DEPTH} levels")

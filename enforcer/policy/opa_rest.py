@@ -19,7 +19,7 @@ from typing import Any
 from enforcer.model import InputError
 from enforcer.policy import DECISION_PATH
 from enforcer.policy.breaker import CircuitBreaker
-from enforcer.policy.limits import MAX_INPUT_DEPTH, nested_deeper
+from enforcer.policy.limits import refuse_deep
 from enforcer.policy.opa_client import (
     CLIENT_ERRORS,
     InFlight,
@@ -221,10 +221,9 @@ class OpaRestEngine:
         return self._revisions.mismatches
 
     def _query(self, segments: list[str], input_doc: dict[str, Any] | None) -> Any:
-        if input_doc is not None and nested_deeper(input_doc):  # as the in-process engines refuse it;
-            # an OPA server reads JSON nested to 10,000 levels and would decide (the input's fault: no
-            # breaker failure)
-            raise EngineError(f"input nested deeper than {MAX_INPUT_DEPTH} levels")
+        # as the in-process engines refuse it; an OPA server reads JSON nested to 10,000 levels and would
+        # decide (the input's fault: no breaker failure)
+        refuse_deep(input_doc)
         dotted = ".".join(segments)
         body = self.breaker.call(lambda: self._post(segments, input_doc))
         self._revisions.note(body.get("provenance"))
