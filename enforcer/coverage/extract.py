@@ -113,6 +113,7 @@ class _Found:
     path: str
     chain: Any  # linked (holder, (parent, ...)) pairs: see ``Chain``
     group: str | None
+    asks: bool = False  # a requirements object's accelerator member asks for them (``_selection``)
 
 
 #: Attribute-based selection objects (``instanceRequirements``, Deadline's ``instanceCapabilities``).
@@ -302,12 +303,10 @@ def find_types(
                     found.append(_Found(value, f"{path}.{seg}", here, group))
                 continue
             kpath = f"{path}.{seg}"
-            if (
-                low in _REQ_KEYS
-                and isinstance(value, dict)
-                and _selection(value, low != _REQUIREMENTS_KEY, names) is not None
-            ):
-                found.append(_Found(value, kpath, here, group))  # attribute-based selection: GPUs possible
+            if low in _REQ_KEYS and isinstance(value, dict):
+                asks = _selection(value, low != _REQUIREMENTS_KEY, names)
+                if asks is not None:  # attribute-based selection: GPUs possible
+                    found.append(_Found(value, kpath, here, group, asks))
             sub_group = group or kpath if k in _ALTERNATIVES else group
             stack.append((value, kpath, here, sub_group, depth + 1))
     return found
@@ -363,11 +362,10 @@ def extract(
             continue
         if isinstance(f.value, dict):  # accelerators chosen by attributes: may be controlled
             n = min(math.ceil(_count(f.chain)), MAX_INSTANCES)  # from its holder up, as a type's
-            asks = _selection(f.value, not f.path.lower().endswith(_REQUIREMENTS_KEY), names)
             ref: dict[str, Any] = {
                 "kind": "instance_requirements",
                 "accelerators": True,
-                "accelerators_requested": bool(asks),
+                "accelerators_requested": f.asks,
             }
             allowed = _listed(f.value, _ALLOWED, names)
             if allowed:  # patterns: expanded by the resolver, less the excluded ones
